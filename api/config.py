@@ -1,0 +1,37 @@
+"""Settings, read once from environment variables (and an optional `.env` file)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api import PROJECT_ROOT
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is the environment variable of the same name."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{PROJECT_ROOT / 'data' / 'cdmo-metrics.db'}",
+        description="SQLAlchemy URL; sqlite:///path or postgresql+psycopg://user@host/db.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface `serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
+    seed_dir: Path = Field(
+        default=PROJECT_ROOT / "seed", description="Folder holding sources/ and data/."
+    )
+    log_level: str = Field(default="info", description="uvicorn log level.")
+    db_pool_size: int = Field(default=5, ge=1, description="PostgreSQL connections kept open.")
+    db_max_overflow: int = Field(default=5, ge=0, description="Extra connections under load.")
+    db_pool_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds a request waits for a connection before a 503."
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings."""
+    return Settings()

@@ -1,0 +1,118 @@
+"""Endpoints of the context entities: one collection and one item route per kind."""
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from api.db import SessionDep
+from api.entities import service
+from api.entities.models import (
+    Bottleneck,
+    EntityColumns,
+    Faq,
+    PricingModel,
+    RegulatoryChange,
+    Technology,
+)
+from api.entities.schemas import (
+    BottleneckPublic,
+    EntityPublic,
+    EntityQuery,
+    FaqPublic,
+    PricingModelPublic,
+    RegulatoryChangePublic,
+    TechnologyPublic,
+)
+from api.pagination import Page, page
+from api.routing import COMMON_ERRORS, ITEM_ERRORS, no_query_parameters
+
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one kind of entity is exposed."""
+
+    model: type[EntityColumns]
+    schema: type[EntityPublic]
+    path: str
+    singular: str
+    plural: str
+    tag: str
+    order_by: str = "evidence_start"
+
+    def register(self, router: APIRouter) -> None:
+        """Add `GET path` and `GET path/{id}` for this kind to `router`."""
+        table: Any = self.model.__table__  # type: ignore[attr-defined]
+        order_by = [table.c.source_id, table.c[self.order_by]]
+        collection_schema: Any = Page[self.schema]  # type: ignore[name-defined]
+        item_schema: Any = self.schema
+        kind = self
+
+        def list_items(
+            request: Request,
+            response: Response,
+            session: SessionDep,
+            query: Annotated[EntityQuery, Query()],
+        ) -> Any:
+            items, total = service.list_entities(
+                session, model=kind.model, schema=kind.schema, query=query, order_by=order_by
+            )
+            return page(request, response, items, total, query.limit, query.offset)
+
+        def get_item(item_id: str, session: SessionDep) -> Any:
+            return service.get_entity(
+                session, model=kind.model, schema=kind.schema, entity_id=item_id, label=kind.singular
+            )
+
+        name = "".join(word.capitalize() for word in self.singular.split())
+        plural = "".join(word.capitalize() for word in self.plural.split())
+        list_items.__doc__ = f"Every {self.singular}, in the order its source presents them."
+        get_item.__doc__ = f"One {self.singular}, with its evidence span and metric ids."
+        router.add_api_route(
+            self.path,
+            list_items,
+            methods=["GET"],
+            operation_id=f"list{plural}",
+            summary=f"List {self.plural}",
+            response_model=collection_schema,
+            responses=COMMON_ERRORS,
+            tags=[self.tag],
+        )
+        router.add_api_route(
+            f"{self.path}/{{item_id}}",
+            get_item,
+            methods=["GET"],
+            operation_id=f"get{name}",
+            summary=f"Get one {self.singular}",
+            response_model=item_schema,
+            responses=ITEM_ERRORS,
+            tags=[self.tag],
+            dependencies=[Depends(no_query_parameters)],
+        )
+
+
+KINDS = (
+    Kind(Technology, TechnologyPublic, "/technologies", "technology", "technologies", "technologies"),
+    Kind(
+        PricingModel,
+        PricingModelPublic,
+        "/pricing-models",
+        "pricing model",
+        "pricing models",
+        "pricing",
+    ),
+    Kind(
+        RegulatoryChange,
+        RegulatoryChangePublic,
+        "/regulatory/outlook",
+        "regulatory change",
+        "regulatory changes",
+        "regulatory",
+    ),
+    Kind(Bottleneck, BottleneckPublic, "/bottlenecks", "bottleneck", "bottlenecks", "bottlenecks", "rank"),
+    Kind(Faq, FaqPublic, "/faq", "faq", "faqs", "faq"),
+)
+for _kind in KINDS:
+    _kind.register(router)

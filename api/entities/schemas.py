@@ -1,0 +1,56 @@
+"""API shapes of the context entities and their collection parameters."""
+
+from pydantic import BaseModel, Field
+
+from api.pagination import PageQuery
+from api.schemas import Evidence, QueryText
+
+
+class EntityQuery(PageQuery):
+    """Filters and paging of a context-entity collection."""
+
+    source: QueryText | None = Field(
+        default=None,
+        description="Only items from this source id.",
+        examples=["coreychem-future-of-cdmos-2026"],
+    )
+
+
+class EntityPublic(BaseModel):
+    """Fields every context entity has."""
+
+    id: str
+    name: str
+    summary: str = Field(description="What it is, in the project's own words.")
+    evidence: Evidence
+    source_id: str
+    metric_ids: list[str] = Field(description="The metrics that quantify it.")
+
+
+class TechnologyPublic(EntityPublic):
+    """A manufacturing innovation the source describes."""
+
+    examples: list[str] = Field(description="Named platforms, as the source spells them.")
+
+
+class PricingModelPublic(EntityPublic):
+    """A pricing or contracting model CDMOs use."""
+
+
+class RegulatoryChangePublic(EntityPublic):
+    """An anticipated regulatory shift."""
+
+    agency: str | None = Field(description="The agency behind it, or null when none is named.")
+    expected_impact: str = Field(description="What it would change for CDMOs.")
+
+
+class BottleneckPublic(EntityPublic):
+    """A bottleneck in scaling manufacturing, ranked as the source lists it."""
+
+    rank: int = Field(ge=1)
+
+
+class FaqPublic(EntityPublic):
+    """A question the source answers, with a summary of its answer."""
+
+    question: str = Field(description="The question, verbatim.")

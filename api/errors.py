@@ -1,0 +1,166 @@
+"""Domain errors and their one translation into RFC 9457 `application/problem+json` responses."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
+
+logger = logging.getLogger("api.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+
+
+class ProblemError(BaseModel):
+    """One bad input: where it is, which parameter or field, and what is wrong with it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    in_: str = Field(alias="in", description="query, path, header or body", examples=["query"])
+    name: str = Field(description="Parameter name or dotted field path.", examples=["limit"])
+    detail: str = Field(examples=["Input should be less than or equal to 500"])
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(default="about:blank", description="Problem type URI.")
+    title: str = Field(description="Short summary of the problem type.", examples=["Not Found"])
+    status: int = Field(description="The HTTP status code.", examples=[404])
+    detail: str = Field(description="What went wrong in this occurrence.")
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[ProblemError] | None = Field(
+        default=None, description="For input errors: each bad parameter or field."
+    )
+
+
+class DomainError(Exception):
+    """An error a client can cause; `status` is the only HTTP knowledge a service needs."""
+
+    status: HTTPStatus = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, detail: str, errors: list[ProblemError] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class NotFound(DomainError):
+    status = HTTPStatus.NOT_FOUND
+
+
+class NotAcceptable(DomainError):
+    status = HTTPStatus.NOT_ACCEPTABLE
+
+
+class InvalidInput(DomainError):
+    status = HTTPStatus.UNPROCESSABLE_CONTENT
+
+    def __init__(self, location: str, name: str, detail: str) -> None:
+        super().__init__(
+            f"Invalid {location} parameter {name!r}: {detail}",
+            [ProblemError(in_=location, name=name, detail=detail)],
+        )
+
+
+class Unavailable(DomainError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    errors: list[ProblemError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The problem+json response for `status`; `title` is the standard reason phrase."""
+    body = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(mode="json", by_alias=True, exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _describe(error: dict[str, Any]) -> ProblemError:
+    location, *path = error.get("loc") or ("body",)
+    name = ".".join(str(part) for part in path) or str(location)
+    if error.get("type") == "extra_forbidden":
+        return ProblemError(in_=str(location), name=name, detail="Unknown parameter.")
+    return ProblemError(in_=str(location), name=name, detail=str(error.get("msg", "Invalid.")))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [_describe(error) for error in exc.errors()]
+    names = ", ".join(sorted({f"{e.in_} {e.name!r}" for e in errors}))
+    return problem_response(request, 422, f"Invalid input: {names}.", errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No resource at {request.url.path}."
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    return problem_response(request, exc.status_code, detail, headers=exc.headers)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
+    return problem_response(request, exc.status, exc.detail, exc.errors, headers)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %s", exc.__class__.__name__)
+    return problem_response(
+        request,
+        503,
+        "The database is unreachable; try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(request, 500, "An unexpected error occurred.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error, ours and the framework's, to a problem+json response."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring problem+json bodies for `statuses`."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

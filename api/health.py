@@ -1,0 +1,49 @@
+"""Liveness and readiness probes, outside /v1."""
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+
+from api import migrate
+from api.errors import RETRY_AFTER_SECONDS, problem_response, problem_responses
+
+router = APIRouter(tags=["service"])
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    revision: str
+
+
+@router.get("/healthz", operation_id="getHealth", summary="Is the process up?")
+def healthz() -> Health:
+    """Answers as long as the process serves requests; never touches the database."""
+    return Health()
+
+
+@router.get(
+    "/readyz",
+    operation_id="getReadiness",
+    summary="Is the database reachable and migrated?",
+    response_model=Readiness,
+    responses=problem_responses(503),
+)
+def readyz(request: Request) -> Readiness | JSONResponse:
+    """Ready when the database answers and stands at the newest migration."""
+    head = request.app.state.head_revision
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    try:
+        current = migrate.current_revision(request.app.state.engine)
+    except SQLAlchemyError:
+        return problem_response(request, 503, "The database is unreachable.", headers=retry)
+    if current != head:
+        detail = f"The database is at migration {current!r}; this code needs {head!r}."
+        return problem_response(request, 503, detail, headers=retry)
+    return Readiness(revision=head)

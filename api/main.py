@@ -1,0 +1,46 @@
+"""The application factory: routers, error handlers, probes."""
+
+from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy import Engine
+
+from api import migrate
+from api.config import Settings, get_settings
+from api.db import make_engine
+from api.entities.router import router as entities_router
+from api.errors import install_error_handlers
+from api.health import router as health_router
+from api.metrics.router import router as metrics_router
+from api.negotiation import negotiate
+from api.sources.router import router as sources_router
+
+DESCRIPTION = """
+Structured, sourced industry metrics on contract development and manufacturing organisations
+(CDMOs) for personalised cancer medicine. Every figure carries the exact span of the source
+sentence that states it (`evidence`), and every source's verbatim text is served at
+`/v1/sources/{id}/text`.
+
+Errors are RFC 9457 `application/problem+json`. Collections are paged with `limit`/`offset`
+and link the next page in the body (`next`) and in a `Link` header.
+"""
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """A ready-to-serve application bound to `engine` (by default, from `settings`)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="CDMO Metrics API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        license_info={"name": "Data: see each source's citation"},
+    )
+    app.state.engine = engine or make_engine(settings.database_url, settings)
+    app.state.head_revision = migrate.head_revision()
+    install_error_handlers(app)
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(negotiate)])
+    v1.include_router(metrics_router)
+    v1.include_router(entities_router)
+    v1.include_router(sources_router)
+    app.include_router(v1)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,58 @@
+"""The metric table and its subject tags."""
+
+from sqlalchemy import CheckConstraint, Column, Float, ForeignKey, String, Text
+from sqlmodel import Field, SQLModel
+
+from api.vocabulary import Category, Direction, Measure, Qualifier, Unit, enum_column_type
+
+
+class Metric(SQLModel, table=True):
+    __table_args__ = (
+        CheckConstraint("value_low <= value_high", name="value_range"),
+        CheckConstraint(
+            "value IS NULL OR (value = value_low AND value = value_high)", name="point_value"
+        ),
+        CheckConstraint("evidence_start >= 0 AND evidence_start < evidence_end", name="evidence"),
+    )
+
+    id: str = Field(primary_key=True, max_length=100)
+    category: Category = Field(sa_column=Column(enum_column_type(Category), nullable=False))
+    name: str = Field(max_length=200)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    value_low: float = Field(sa_column=Column(Float, nullable=False))
+    value_high: float = Field(sa_column=Column(Float, nullable=False))
+    qualifier: Qualifier = Field(sa_column=Column(enum_column_type(Qualifier), nullable=False))
+    unit: Unit = Field(sa_column=Column(enum_column_type(Unit), nullable=False))
+    measure: Measure = Field(sa_column=Column(enum_column_type(Measure), nullable=False))
+    direction: Direction | None = Field(
+        default=None, sa_column=Column(enum_column_type(Direction), nullable=True)
+    )
+    year: int | None = Field(default=None)
+    forecast: bool
+    base_year: int | None = Field(default=None)
+    geography: str | None = Field(default=None, max_length=100, index=True)
+    cited_as: str | None = Field(default=None, max_length=200)
+    # Deferred so that a loader can write a metric and its baseline in any order in one transaction.
+    baseline_id: str | None = Field(
+        default=None,
+        sa_column=Column(
+            String(100),
+            ForeignKey("metric.id", deferrable=True, initially="DEFERRED"),
+            nullable=True,
+        ),
+    )
+    source_id: str = Field(foreign_key="source.id", index=True, max_length=100)
+    evidence_quote: str = Field(sa_column=Column(Text, nullable=False))
+    evidence_start: int
+    evidence_end: int
+
+
+class MetricSubject(SQLModel, table=True):
+    __tablename__ = "metric_subject"
+
+    metric_id: str = Field(
+        foreign_key="metric.id", ondelete="CASCADE", primary_key=True, max_length=100
+    )
+    subject: str = Field(primary_key=True, max_length=100, index=True)
+    position: int

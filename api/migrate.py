@@ -1,0 +1,41 @@
+"""Running Alembic from code: upgrade, downgrade and the head/current revisions."""
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from api import PROJECT_ROOT
+
+
+def alembic_config() -> Config:
+    """The project's Alembic configuration, read from pyproject.toml."""
+    return Config(toml_file=PROJECT_ROOT / "pyproject.toml")
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database behind `engine` up to `revision`."""
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Migrate the database behind `engine` down to `revision`."""
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def head_revision() -> str | None:
+    """The newest migration in `migrations/versions`."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database behind `engine` is at, or None when it was never migrated."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -61,7 +61,7 @@ class NotAcceptable(DomainError):
 
 
 class InvalidInput(DomainError):
-    status = HTTPStatus.UNPROCESSABLE_CONTENT
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self, location: str, name: str, detail: str) -> None:
         super().__init__(

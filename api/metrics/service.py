@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
 from sqlmodel import Session
 
 from api.errors import NotFound
@@ -87,7 +87,7 @@ def list_metrics(
     conditions = _conditions(query)
     if category is not None:
         conditions.append(table.c.category == category)
-    where = and_(*conditions)
+    where = and_(true(), *conditions)
     total = session.execute(select(func.count()).select_from(table).where(where)).scalar_one()
     order = [
         (table.c[name].desc() if descending else table.c[name].asc()).nulls_last()

@@ -1,0 +1,120 @@
+"""Databases for the tests: SQLite always, PostgreSQL when TEST_POSTGRES_URL is set.
+
+Every database is created empty, migrated with the real Alembic migrations and, where a test
+needs data, loaded with the real seed files. Nothing calls `create_all`.
+"""
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from api import PROJECT_ROOT, migrate
+from api.dataset import read_datasets
+from api.db import make_engine
+from api.main import create_app
+from api.seeding import load_datasets
+
+SEED_DIR = PROJECT_ROOT / "seed"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+
+class DatabaseFactory:
+    """Creates empty databases of one backend and drops them afterwards."""
+
+    def __init__(self, backend: str, tmp_dir: Path) -> None:
+        self.backend = backend
+        self.tmp_dir = tmp_dir
+        self.engines: list[Engine] = []
+        self.postgres_databases: list[str] = []
+
+    def new_url(self) -> str:
+        name = f"cdmo_test_{uuid.uuid4().hex[:12]}"
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.tmp_dir / name}.db"
+        assert POSTGRES_URL is not None
+        admin = make_engine(POSTGRES_URL)
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        self.postgres_databases.append(name)
+        return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+    def new_engine(self) -> Engine:
+        engine = make_engine(self.new_url())
+        self.engines.append(engine)
+        return engine
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.dispose()
+        if self.postgres_databases:
+            assert POSTGRES_URL is not None
+            admin = make_engine(POSTGRES_URL)
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                for name in self.postgres_databases:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def seed(engine: Engine, seed_dir: Path = SEED_DIR) -> dict[str, object]:
+    """Load the dataset files under `seed_dir` in one transaction; returns the loader's counts."""
+    datasets = read_datasets(seed_dir / "data", seed_dir / "sources")
+    with Session(engine) as session, session.begin():
+        return dict(load_datasets(session, datasets))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def databases(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(backend, tmp_path_factory.mktemp(backend))
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="session")
+def seeded_engine(databases: DatabaseFactory) -> Engine:
+    """A migrated database holding the seed dataset, shared by every read-only test."""
+    engine = databases.new_engine()
+    migrate.upgrade(engine)
+    seed(engine)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def client(seeded_engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(engine=seeded_engine), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def empty_engine(databases: DatabaseFactory) -> Engine:
+    """A fresh, empty database (no migrations applied)."""
+    return databases.new_engine()
+
+
+@pytest.fixture
+def migrated_engine(empty_engine: Engine) -> Engine:
+    """A fresh database at the newest migration, with no data."""
+    migrate.upgrade(empty_engine)
+    return empty_engine
+
+
+@pytest.fixture
+def seed_copy(tmp_path: Path) -> Path:
+    """A private copy of seed/ that a test may edit."""
+    target = tmp_path / "seed"
+    shutil.copytree(SEED_DIR, target)
+    return target

@@ -102,7 +102,8 @@ def _describe(error: dict[str, Any]) -> ProblemError:
     name = ".".join(str(part) for part in path) or str(location)
     if error.get("type") == "extra_forbidden":
         return ProblemError(in_=str(location), name=name, detail="Unknown parameter.")
-    return ProblemError(in_=str(location), name=name, detail=str(error.get("msg", "Invalid.")))
+    detail = str(error.get("msg", "Invalid.")).removeprefix("Value error, ")
+    return ProblemError(in_=str(location), name=name, detail=detail)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -10,7 +10,9 @@ from api.entities.router import router as entities_router
 from api.errors import install_error_handlers
 from api.health import router as health_router
 from api.metrics.router import router as metrics_router
+from api.middleware import HeadAsGet
 from api.negotiation import negotiate
+from api.routing import single_valued_parameters
 from api.sources.router import router as sources_router
 
 DESCRIPTION = """
@@ -37,10 +39,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.head_revision = migrate.head_revision()
     install_error_handlers(app)
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(negotiate)])
+    v1 = APIRouter(
+        prefix="/v1", dependencies=[Depends(negotiate), Depends(single_valued_parameters)]
+    )
     v1.include_router(metrics_router)
     v1.include_router(entities_router)
     v1.include_router(sources_router)
     app.include_router(v1)
     app.include_router(health_router)
+    app.add_middleware(HeadAsGet)
     return app

@@ -15,3 +15,10 @@ def no_query_parameters(request: Request) -> None:
     """Item routes take no query parameters; refuse any rather than ignore it."""
     for name in request.query_params:
         raise InvalidInput("query", name, "Unknown parameter.")
+
+
+def single_valued_parameters(request: Request) -> None:
+    """Every parameter takes one value; `?limit=1&limit=2` is ambiguous, so it is refused."""
+    names = [name for name, _value in request.query_params.multi_items()]
+    for name in sorted({name for name in names if names.count(name) > 1}):
+        raise InvalidInput("query", name, "Given more than once; pass a single value.")

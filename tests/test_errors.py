@@ -1,0 +1,147 @@
+"""Bad input, unknown routes, wrong methods, unacceptable formats, an unreachable database:
+every one answers RFC 9457 problem details, never a stack trace or HTML."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.db import make_engine
+from api.main import create_app
+
+
+def problem(response) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == response.status_code
+    assert {"type", "title", "status", "detail"} <= set(body)
+    assert "Traceback" not in response.text
+    return body  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("params", "name", "detail"),
+    [
+        ({"colour": "red"}, "colour", "Unknown parameter."),
+        ({"limit": 0}, "limit", "Input should be greater than or equal to 1"),
+        ({"limit": 501}, "limit", "Input should be less than or equal to 500"),
+        (
+            {"limit": "ten"},
+            "limit",
+            "Input should be a valid integer, unable to parse string as an integer",
+        ),
+        ({"offset": -1}, "offset", "Input should be greater than or equal to 0"),
+        ({"offset": 2**63}, "offset", "Input should be less than or equal to 1000000000"),
+        ({"year": 2**64}, "year", "Input should be less than or equal to 2200"),
+        (
+            {"category": "gossip"},
+            "category",
+            "Input should be 'market', 'technology', 'regulatory', 'pricing' or 'mna'",
+        ),
+        (
+            {"forecast": "perhaps"},
+            "forecast",
+            "Input should be a valid boolean, unable to interpret input",
+        ),
+        ({"q": "nul\x00byte"}, "q", "String should match pattern '^[^\\x00]*$'"),
+        ({"q": "x" * 201}, "q", "String should have at most 200 characters"),
+        (
+            {"sort": "value,-colour"},
+            "sort",
+            "cannot sort by 'colour'; sortable fields: id, category, name, value, value_low, value_high, qualifier, unit, measure, direction, year, base_year, forecast, geography, cited_as, source_id",
+        ),
+        ({"sort": "value,-value"}, "sort", "a field appears more than once"),
+    ],
+)
+def test_bad_metric_parameters_are_422_naming_the_parameter(
+    client: TestClient, params: dict[str, object], name: str, detail: str
+) -> None:
+    body = problem(client.get("/v1/metrics", params=params))
+    assert body["status"] == 422
+    assert body["errors"] == [{"in": "query", "name": name, "detail": detail}]
+
+
+def test_several_bad_parameters_are_all_named(client: TestClient) -> None:
+    body = problem(client.get("/v1/metrics", params={"limit": 0, "unit": "yen", "x": 1}))
+    assert sorted(error["name"] for error in body["errors"]) == ["limit", "unit", "x"]
+
+
+def test_repeated_parameter_is_refused(client: TestClient) -> None:
+    body = problem(client.get("/v1/metrics?limit=1&limit=2"))
+    assert body["errors"] == [
+        {"in": "query", "name": "limit", "detail": "Given more than once; pass a single value."}
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/metrics/ai-cell-viability-improvement", "/v1/faq/scaling-bottlenecks"]
+)
+def test_item_routes_take_no_parameters(client: TestClient, path: str) -> None:
+    body = problem(client.get(path, params={"fields": "id"}))
+    assert body["errors"] == [{"in": "query", "name": "fields", "detail": "Unknown parameter."}]
+
+
+def test_unknown_route_is_404_problem(client: TestClient) -> None:
+    body = problem(client.get("/v1/widgets"))
+    assert body == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "No resource at /v1/widgets.",
+        "instance": "/v1/widgets",
+    }
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_wrong_method_is_405_problem_with_allow(client: TestClient, method: str) -> None:
+    response = client.request(method, "/v1/metrics")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert problem(response)["detail"] == f"{method} is not allowed on /v1/metrics."
+
+
+def test_head_answers_like_get_without_a_body(client: TestClient) -> None:
+    get = client.get("/v1/metrics")
+    head = client.head("/v1/metrics")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+
+
+@pytest.mark.parametrize("accept", ["text/csv", "application/xml", "application/json;q=0"])
+def test_unsupported_accept_is_406(client: TestClient, accept: str) -> None:
+    body = problem(client.get("/v1/metrics", headers={"Accept": accept}))
+    assert body["status"] == 406
+
+
+@pytest.mark.parametrize(
+    "accept", ["application/json", "application/*", "*/*", "text/html, application/json;q=0.5"]
+)
+def test_acceptable_accept_is_served(client: TestClient, accept: str) -> None:
+    assert client.get("/v1/metrics", headers={"Accept": accept}).status_code == 200
+
+
+def test_unexpected_errors_are_500_problems_without_details(client: TestClient) -> None:
+    app = client.app
+    from api.db import get_session
+
+    def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    app.dependency_overrides[get_session] = broken  # type: ignore[attr-defined]
+    try:
+        response = client.get("/v1/metrics")
+    finally:
+        app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    body = problem(response)
+    assert body["status"] == 500
+    assert "secret" not in response.text
+
+
+def test_unreachable_database_is_503_with_retry_after() -> None:
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1")
+    with TestClient(create_app(engine=engine), raise_server_exceptions=False) as unreachable:
+        response = unreachable.get("/v1/metrics")
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert problem(response)["detail"] == "The database is unreachable; try again shortly."
+        assert unreachable.get("/healthz").status_code == 200
+        ready = unreachable.get("/readyz")
+        assert ready.status_code == 503 and problem(ready)["status"] == 503

@@ -1,0 +1,253 @@
+"""The metric collection, its category views and single metrics."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+TOTAL = 42
+
+
+def ids(response_json: dict) -> list[str]:  # type: ignore[type-arg]
+    return [item["id"] for item in response_json["items"]]
+
+
+def test_collection_envelope_with_defaults(client: TestClient) -> None:
+    response = client.get("/v1/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"items", "total", "limit", "offset", "next"}
+    assert (body["total"], body["limit"], body["offset"], body["next"]) == (TOTAL, 50, 0, None)
+    assert "link" not in response.headers
+    assert ids(body) == sorted(ids(body))
+
+
+def test_paging_links_in_body_and_header_until_the_last_page(client: TestClient) -> None:
+    seen: list[str] = []
+    url: str | None = "/v1/metrics?limit=20&category=market&sort=-value_high"
+    pages = 0
+    while url:
+        response = client.get(url)
+        body = response.json()
+        seen += ids(body)
+        pages += 1
+        if body["next"]:
+            assert response.headers["link"] == f'<{body["next"]}>; rel="next"'
+            assert "category=market" in body["next"] and "sort=-value_high" in body["next"]
+        else:
+            assert "link" not in response.headers
+        url = body["next"]
+    market = client.get("/v1/metrics", params={"category": "market", "limit": 500}).json()
+    assert pages == 1 and len(seen) == market["total"] == 10
+
+    first = client.get("/v1/metrics", params={"limit": 20}).json()
+    assert first["next"] == "/v1/metrics?limit=20&offset=20"
+    second = client.get(first["next"]).json()
+    third = client.get(second["next"]).json()
+    assert (second["offset"], third["offset"], third["next"]) == (20, 40, None)
+    assert len(set(ids(first) + ids(second) + ids(third))) == TOTAL
+
+
+def test_offset_past_the_end_is_an_empty_page(client: TestClient) -> None:
+    body = client.get("/v1/metrics", params={"offset": 1000}).json()
+    assert (body["items"], body["total"], body["next"]) == ([], TOTAL, None)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        (
+            {"unit": "USD"},
+            [
+                "car-t-dose-manufacturing-cost",
+                "monoclonal-antibody-batch-manufacturing-cost",
+                "oncology-cdmo-mna-value-2023",
+                "personalized-cancer-medicine-market-size-2028",
+            ],
+        ),
+        ({"geography": "asia-pacific"}, ["asia-pacific-cdmo-capacity-cagr"]),
+        (
+            {"geography": "global"},
+            [
+                "cell-gene-therapy-cdmo-capacity-growth-2026",
+                "gmp-harmonization-registration-cost-reduction",
+                "personalized-cancer-medicine-market-cagr",
+                "personalized-cancer-medicine-market-size-2028",
+                "viral-vector-lead-time",
+            ],
+        ),
+        ({"subject": "car-t"}, ["car-t-dose-manufacturing-cost"]),
+        (
+            {"year": 2026, "category": "mna"},
+            ["cdmo-academic-alliance-share", "profit-sharing-co-development-program-share"],
+        ),
+        (
+            {"forecast": "true"},
+            [
+                "cancer-vaccine-developers-full-outsourcing-share-2027",
+                "cell-gene-therapy-cdmo-capacity-growth-2026",
+                "cell-therapy-regional-node-count-2025",
+                "distributed-cell-therapy-capacity-share-2025",
+                "gmp-harmonization-registration-cost-reduction",
+                "personalized-cancer-medicine-market-cagr",
+                "personalized-cancer-medicine-market-size-2028",
+            ],
+        ),
+        (
+            {"measure": "duration", "unit": "hours"},
+            ["autologous-cell-therapy-viability-window", "viable-cell-therapy-shelf-life"],
+        ),
+        ({"source": "no-such-source"}, []),
+    ],
+)
+def test_filters(client: TestClient, params: dict[str, object], expected: list[str]) -> None:
+    body = client.get("/v1/metrics", params={**params, "limit": 500}).json()
+    assert ids(body) == expected
+    assert body["total"] == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("params", "total"),
+    [
+        ({"category": "mna"}, 6),
+        ({"measure": "duration"}, 6),
+        ({"year": 2026}, 9),
+        ({"forecast": "false", "category": "market"}, 6),
+        ({"unit": "percent", "measure": "change", "category": "technology"}, 7),
+        ({"source": "coreychem-future-of-cdmos-2026"}, TOTAL),
+    ],
+)
+def test_filter_totals(client: TestClient, params: dict[str, object], total: int) -> None:
+    body = client.get("/v1/metrics", params={**params, "limit": 500}).json()
+    assert body["total"] == total == len(body["items"])
+    for item in body["items"]:
+        for name in ("category", "unit", "measure", "year", "forecast", "source"):
+            if name in params:
+                key = "source_id" if name == "source" else name
+                assert str(item[key]).lower() == str(params[name]).lower()
+
+
+def test_usd_figures_sorted_by_value(client: TestClient) -> None:
+    body = client.get("/v1/metrics", params={"unit": "USD", "sort": "-value_high"}).json()
+    assert [(m["id"], m["value_low"], m["value_high"]) for m in body["items"]] == [
+        ("personalized-cancer-medicine-market-size-2028", 150000000000, 150000000000),
+        ("oncology-cdmo-mna-value-2023", 28000000000, 28000000000),
+        ("car-t-dose-manufacturing-cost", 45000, 65000),
+        ("monoclonal-antibody-batch-manufacturing-cost", 15000, 15000),
+    ]
+
+
+def test_multi_field_sort(client: TestClient) -> None:
+    items = client.get("/v1/metrics", params={"sort": "category,-value_high", "limit": 500}).json()[
+        "items"
+    ]
+    keys = [(m["category"], -m["value_high"]) for m in items]
+    assert keys == sorted(keys)
+    descending = client.get("/v1/metrics", params={"sort": "-id"}).json()["items"]
+    assert ids({"items": descending}) == sorted(ids({"items": descending}), reverse=True)
+
+
+def test_nulls_sort_last_in_both_directions(client: TestClient) -> None:
+    for sort in ("year", "-year"):
+        years = [
+            m["year"] for m in client.get("/v1/metrics", params={"sort": sort}).json()["items"]
+        ]
+        assert None not in years[: years.index(None)] and set(years[years.index(None) :]) == {None}
+
+
+def test_q_searches_name_description_subjects_and_quote(client: TestClient) -> None:
+    by_quote = client.get("/v1/metrics", params={"q": "leukapheresis"}).json()
+    assert ids(by_quote) == ["vein-to-vein-time-reduction"]
+    all_terms = client.get("/v1/metrics", params={"q": "digital twin waste"}).json()
+    # Both figures of the sentence "... reduces failed batches by 22% and cuts raw material waste".
+    assert ids(all_terms) == [
+        "digital-twin-failed-batch-reduction",
+        "digital-twin-raw-material-waste-reduction",
+    ]
+    assert client.get("/v1/metrics", params={"q": "digital twin vein"}).json()["total"] == 0
+    by_subject = client.get("/v1/metrics", params={"q": "car-t"}).json()
+    assert "car-t-dose-manufacturing-cost" in ids(by_subject)
+    assert client.get("/v1/metrics", params={"q": "100%_"}).json()["total"] == 0
+
+
+def test_one_metric(client: TestClient) -> None:
+    response = client.get("/v1/metrics/car-t-dose-manufacturing-cost")
+    assert response.status_code == 200
+    metric = response.json()
+    assert metric == {
+        "id": "car-t-dose-manufacturing-cost",
+        "category": "market",
+        "name": metric["name"],
+        "description": metric["description"],
+        "value": None,
+        "value_low": 45000,
+        "value_high": 65000,
+        "qualifier": "eq",
+        "unit": "USD",
+        "measure": "level",
+        "direction": None,
+        "year": 2026,
+        "forecast": False,
+        "base_year": None,
+        "geography": None,
+        "subjects": metric["subjects"],
+        "cited_as": None,
+        "baseline_id": "monoclonal-antibody-batch-manufacturing-cost",
+        "source_id": "coreychem-future-of-cdmos-2026",
+        "evidence": {
+            "quote": "The average cost of manufacturing a single CAR-T dose via a CDMO is currently "
+            "$45,000–$65,000, compared to $15,000 for a monoclonal antibody batch "
+            "(per patient equivalent).",
+            "start": 1775,
+            "end": 1947,
+        },
+    }
+    assert "CAR-T" in metric["subjects"]
+    baseline = client.get(f"/v1/metrics/{metric['baseline_id']}").json()
+    assert (baseline["value"], baseline["unit"]) == (15000, "USD")
+
+
+def test_figures_are_served_as_written_not_as_floats(client: TestClient) -> None:
+    raw = client.get("/v1/metrics/personalized-cancer-medicine-market-size-2028").text
+    assert '"value":150000000000,' in raw
+    assert (
+        '"value":11.2,' in client.get("/v1/metrics/personalized-cancer-medicine-market-cagr").text
+    )
+
+
+def test_unknown_metric_is_404_problem(client: TestClient) -> None:
+    response = client.get("/v1/metrics/no-such-metric")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "There is no metric 'no-such-metric'.",
+        "instance": "/v1/metrics/no-such-metric",
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "category", "total"),
+    [("/v1/market", "market", 10), ("/v1/regulatory", "regulatory", 8), ("/v1/mna", "mna", 6)],
+)
+def test_category_views_are_filtered_metric_collections(
+    client: TestClient, path: str, category: str, total: int
+) -> None:
+    body = client.get(path, params={"limit": 3}).json()
+    assert body["total"] == total
+    assert {item["category"] for item in body["items"]} == {category}
+    assert body["next"] == f"{path}?limit=3&offset=3"
+    same = client.get("/v1/metrics", params={"category": category, "limit": 3}).json()
+    assert body["items"] == same["items"]
+    filtered = client.get(path, params={"forecast": "true", "sort": "-year"}).json()
+    assert all(item["forecast"] for item in filtered["items"])
+    assert client.get(path, params={"category": category}).json()["total"] == total
+
+
+def test_category_view_refuses_another_category(client: TestClient) -> None:
+    response = client.get("/v1/market", params={"category": "mna"})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"in": "query", "name": "category", "detail": "this collection only holds market"}
+    ]

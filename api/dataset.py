@@ -23,7 +23,7 @@ UNITS_BY_MEASURE: dict[Measure, set[Unit]] = {
     Measure.growth_rate: {Unit.percent},
     Measure.multiple: {Unit.ratio},
     Measure.duration: {Unit.hours, Unit.days, Unit.months, Unit.years},
-    Measure.count: {Unit.count},
+    Measure.count_: {Unit.count_},
 }
 
 
@@ -240,10 +240,12 @@ def read_datasets(data_dir: Path, sources_dir: Path) -> list[Dataset]:
             problems.extend(exc.problems)
     seen: dict[tuple[str, str], Path] = {}
     for dataset in datasets:
+        sections: dict[str, list[MetricIn] | list[EntityIn]] = {
+            "metrics": dataset.data.metrics,
+            **dataset.entities(),
+        }
         keys = [("source", dataset.data.source.id)] + [
-            (section, record.id)
-            for section, records in [("metrics", dataset.data.metrics), *dataset.entities().items()]
-            for record in records
+            (section, record.id) for section, records in sections.items() for record in records
         ]
         for key in keys:
             if key in seen:

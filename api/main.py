@@ -1,6 +1,9 @@
 """The application factory: routers, error handlers, probes."""
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Engine
 
 from api import migrate
@@ -48,4 +51,24 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(v1)
     app.include_router(health_router)
     app.add_middleware(HeadAsGet)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, generated once; error responses list only problem+json."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            license_info=app.license_info,
+        )
+        for operations in document["paths"].values():
+            for operation in operations.values():
+                for status, response in operation["responses"].items():
+                    if int(status) >= 400:
+                        response.get("content", {}).pop("application/json", None)
+        app.openapi_schema = document
+    return app.openapi_schema

@@ -177,7 +177,9 @@ def load_datasets(session: Session, datasets: Sequence[Dataset]) -> dict[str, Co
         subject_table: Table = MetricSubject.__table__  # type: ignore[attr-defined]
         add(
             "metrics",
-            _sync(session, Metric, source.id, metrics, subjects, subject_table, "metric_id", "subject"),
+            _sync(
+                session, Metric, source.id, metrics, subjects, subject_table, "metric_id", "subject"
+            ),
         )
         for section, records in dataset.entities().items():
             model = SECTION_MODELS[section]

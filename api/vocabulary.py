@@ -22,7 +22,7 @@ class Unit(StrEnum):
     days = "days"
     months = "months"
     years = "years"
-    count = "count"
+    count_ = "count"  # `count` would shadow str.count
 
 
 class Measure(StrEnum):
@@ -32,7 +32,7 @@ class Measure(StrEnum):
     growth_rate = "growth_rate"
     multiple = "multiple"
     duration = "duration"
-    count = "count"
+    count_ = "count"
 
 
 class Qualifier(StrEnum):

@@ -63,7 +63,11 @@ class Kind:
 
         def get_item(item_id: str, session: SessionDep) -> Any:
             return service.get_entity(
-                session, model=kind.model, schema=kind.schema, entity_id=item_id, label=kind.singular
+                session,
+                model=kind.model,
+                schema=kind.schema,
+                entity_id=item_id,
+                label=kind.singular,
             )
 
         name = "".join(word.capitalize() for word in self.singular.split())
@@ -94,7 +98,9 @@ class Kind:
 
 
 KINDS = (
-    Kind(Technology, TechnologyPublic, "/technologies", "technology", "technologies", "technologies"),
+    Kind(
+        Technology, TechnologyPublic, "/technologies", "technology", "technologies", "technologies"
+    ),
     Kind(
         PricingModel,
         PricingModelPublic,
@@ -111,7 +117,15 @@ KINDS = (
         "regulatory changes",
         "regulatory",
     ),
-    Kind(Bottleneck, BottleneckPublic, "/bottlenecks", "bottleneck", "bottlenecks", "bottlenecks", "rank"),
+    Kind(
+        Bottleneck,
+        BottleneckPublic,
+        "/bottlenecks",
+        "bottleneck",
+        "bottlenecks",
+        "bottlenecks",
+        "rank",
+    ),
     Kind(Faq, FaqPublic, "/faq", "faq", "faqs", "faq"),
 )
 for _kind in KINDS:

@@ -64,11 +64,13 @@ class MetricQuery(PageQuery):
         default=None, description="Only this geography (case-insensitive).", examples=["global"]
     )
     subject: QueryText | None = Field(
-        default=None, description="Only metrics tagged with this subject (case-insensitive).",
+        default=None,
+        description="Only metrics tagged with this subject (case-insensitive).",
         examples=["CAR-T"],
     )
     source: QueryText | None = Field(
-        default=None, description="Only metrics from this source id.",
+        default=None,
+        description="Only metrics from this source id.",
         examples=["coreychem-future-of-cdmos-2026"],
     )
     year: Year | None = Field(default=None, description="Only figures referring to this year.")

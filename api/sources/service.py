@@ -3,7 +3,7 @@
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.errors import NotFound
 from api.metrics.models import Metric
@@ -45,7 +45,7 @@ def list_sources(session: Session, *, query: PageQuery) -> tuple[list[SourcePubl
 
 def get_source(session: Session, *, source_id: str) -> SourcePublic:
     """The source `source_id`; NotFound when there is none."""
-    row = session.execute(select(*_COLUMNS).where(Source.id == source_id)).mappings().first()
+    row = session.execute(select(*_COLUMNS).where(col(Source.id) == source_id)).mappings().first()
     if row is None:
         raise NotFound(f"There is no source {source_id!r}.")
     return _public(row)
@@ -53,7 +53,9 @@ def get_source(session: Session, *, source_id: str) -> SourcePublic:
 
 def get_source_text(session: Session, *, source_id: str) -> str:
     """The verbatim text of source `source_id`."""
-    text = session.execute(select(Source.text).where(Source.id == source_id)).scalar_one_or_none()
+    text: str | None = session.execute(
+        select(col(Source.text)).where(col(Source.id) == source_id)
+    ).scalar_one_or_none()
     if text is None:
         raise NotFound(f"There is no source {source_id!r}.")
     return text

@@ -1,0 +1,40 @@
+"""The `cdmo-metrics` command as a user runs it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.test_dataset import SOURCE_ID
+
+
+def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_migrate_then_seed_twice_then_a_bad_file(tmp_path: Path, seed_copy: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SEED_DIR": str(seed_copy)}
+    migrated = run("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    first = run("seed", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "metrics              +42 ~0 -0 =0" in first.stdout
+    second = run("seed", env=env)
+    assert "metrics              +0 ~0 -0 =42" in second.stdout
+
+    path = seed_copy / "data" / f"{SOURCE_ID}.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["metrics"][3]["unit"] = "furlongs"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    refused = run("seed", env=env)
+    assert refused.returncode == 1
+    assert "seed refused, nothing was written" in refused.stderr
+    assert f"{path}: metrics[{data['metrics'][3]['id']}].unit: Input should be" in refused.stderr

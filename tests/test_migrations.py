@@ -1,0 +1,47 @@
+"""Migrations: reversible on both databases, and in step with the models."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect
+
+from api import migrate
+from api.models import metadata
+from tests.conftest import seed
+
+TABLES = {
+    "alembic_version",
+    "source",
+    "metric",
+    "metric_subject",
+    "technology",
+    "technology_metric",
+    "pricing_model",
+    "pricing_model_metric",
+    "regulatory_change",
+    "regulatory_change_metric",
+    "bottleneck",
+    "bottleneck_metric",
+    "faq",
+    "faq_metric",
+}
+
+
+def test_upgrade_downgrade_upgrade(empty_engine: Engine) -> None:
+    migrate.upgrade(empty_engine)
+    assert set(inspect(empty_engine).get_table_names()) == TABLES
+    assert migrate.current_revision(empty_engine) == migrate.head_revision()
+    seed(empty_engine)
+
+    migrate.downgrade(empty_engine, "base")
+    assert set(inspect(empty_engine).get_table_names()) == {"alembic_version"}
+    assert migrate.current_revision(empty_engine) is None
+
+    migrate.upgrade(empty_engine)
+    assert set(inspect(empty_engine).get_table_names()) == TABLES
+    assert str(seed(empty_engine)["metrics"]) == "+42 ~0 -0 =0"
+
+
+def test_models_and_migrations_do_not_drift(migrated_engine: Engine) -> None:
+    with migrated_engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []

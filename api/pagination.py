@@ -55,6 +55,6 @@ def page(
         ]
         params += [("limit", str(limit)), ("offset", str(offset + limit))]
         path = request.scope.get("root_path", "") + request.url.path
-        next_url = f"{path}?{urlencode(params)}"
+        next_url = f"{path}?{urlencode(params, safe=',')}"
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return Page[T](items=items, total=total, limit=limit, offset=offset, next=next_url)

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     seed_dir: Path = Field(
         default=PROJECT_ROOT / "seed", description="Folder holding sources/ and data/."
     )
+    cors_origins: list[str] = Field(
+        default=["*"],
+        description='Origins allowed to read the API from a browser (JSON list; ["*"] is any).',
+    )
     log_level: str = Field(default="info", description="uvicorn log level.")
     db_pool_size: int = Field(default=5, ge=1, description="PostgreSQL connections kept open.")
     db_max_overflow: int = Field(default=5, ge=0, description="Extra connections under load.")

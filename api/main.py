@@ -1,12 +1,19 @@
-"""The application factory: routers, error handlers, probes."""
+"""The application factory: routers, error handlers, middleware, documentation, probes."""
 
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+import fastapi_offline
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from api import migrate
+from api.caching import HttpCaching
 from api.config import Settings, get_settings
 from api.db import make_engine
 from api.entities.router import router as entities_router
@@ -24,9 +31,15 @@ Structured, sourced industry metrics on contract development and manufacturing o
 sentence that states it (`evidence`), and every source's verbatim text is served at
 `/v1/sources/{id}/text`.
 
-Errors are RFC 9457 `application/problem+json`. Collections are paged with `limit`/`offset`
-and link the next page in the body (`next`) and in a `Link` header.
+Collections are paged with `limit`/`offset` and link the next page in the body (`next`) and in
+a `Link` header; `?format=csv|ndjson` (or `Accept: text/csv`, `application/x-ndjson`) exports
+the whole filtered collection. Successful GETs carry a strong `ETag` (send `If-None-Match` for
+a 304) and `Cache-Control: public, max-age=60`. Errors are RFC 9457
+`application/problem+json`.
 """
+DOCS_ASSETS_PATH = "/docs-assets"
+# Swagger UI 5 and ReDoc, as packaged by fastapi-offline.
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -37,6 +50,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         version="1.0.0",
         description=DESCRIPTION,
         license_info={"name": "Data: see each source's citation"},
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.engine = engine or make_engine(settings.database_url, settings)
     app.state.head_revision = migrate.head_revision()
@@ -50,9 +65,48 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     v1.include_router(sources_router)
     app.include_router(v1)
     app.include_router(health_router)
+    _add_docs(app)
+
+    # Outermost last: HEAD becomes GET before CORS and caching see it.
+    app.add_middleware(HttpCaching)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_headers=["Accept", "If-None-Match", "Content-Type"],
+        expose_headers=["ETag", "Link", "Content-Disposition", "Retry-After"],
+        max_age=600,
+    )
     app.add_middleware(HeadAsGet)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc from assets the app serves itself: no CDN, no internet needed."""
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -10,11 +10,13 @@ from api.entities.models import (
     Technology,
 )
 from api.metrics.models import Metric, MetricSubject
+from api.revision import DatasetState
 from api.sources.models import Source
 
 __all__ = [
     "ENTITY_TABLES",
     "Bottleneck",
+    "DatasetState",
     "Faq",
     "Metric",
     "MetricSubject",

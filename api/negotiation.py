@@ -1,4 +1,4 @@
-"""Content negotiation: does the client's `Accept` header admit the media type a route produces?"""
+"""Content negotiation: which media type a route offers does the `Accept` header prefer?"""
 
 from fastapi import Request
 from fastapi.datastructures import DefaultPlaceholder
@@ -17,34 +17,59 @@ def _media_ranges(accept: str) -> list[tuple[str, float]]:
             key, _, value = param.partition("=")
             if key.strip().lower() == "q":
                 try:
-                    quality = float(value)
+                    quality = min(max(float(value), 0.0), 1.0)
                 except ValueError:
                     quality = 0.0
         ranges.append((media_range.lower(), quality))
     return ranges
 
 
-def accepts(accept: str | None, media_type: str) -> bool:
-    """True when `accept` (a raw header; None means anything) allows `media_type`."""
+def quality(accept: str | None, media_type: str) -> float:
+    """How much `accept` (a raw header; None means anything) wants `media_type`, 0 to 1."""
     if accept is None or not accept.strip():
-        return True
+        return 1.0
+    media_type = media_type.split(";")[0].strip().lower()
     kind = media_type.split("/")[0]
     best: tuple[int, float] | None = None
-    for media_range, quality in _media_ranges(accept):
+    for media_range, q in _media_ranges(accept):
         specificity = {media_type: 3, f"{kind}/*": 2, "*/*": 1}.get(media_range)
         if specificity is not None and (best is None or specificity > best[0]):
-            best = (specificity, quality)
-    return best is not None and best[1] > 0
+            best = (specificity, q)
+    return best[1] if best else 0.0
 
 
-def negotiate(request: Request) -> None:
-    """Router dependency: refuse with 406 an `Accept` the route's media type cannot satisfy."""
-    route = request.scope.get("route")
+def choose(request: Request, offered: list[str]) -> str:
+    """The offered media type the client prefers (the first on ties); 406 when it takes none."""
+    accept = request.headers.get("accept")
+    scored = [(quality(accept, media_type), -index) for index, media_type in enumerate(offered)]
+    best_quality, best_index = max(scored)
+    if best_quality <= 0:
+        raise NotAcceptable(
+            f"This resource is available as {', '.join(offered)}; "
+            "the Accept header allows none of them."
+        )
+    return offered[-best_index]
+
+
+def require(request: Request, media_type: str) -> None:
+    """406 unless the client accepts `media_type`."""
+    choose(request, [media_type])
+
+
+def _offered(route: object) -> list[str]:
+    responses = getattr(route, "responses", None) or {}
+    content = (responses.get(200) or responses.get("200") or {}).get("content")
+    if content:
+        return list(content)
     response_class = getattr(route, "response_class", None)
     if isinstance(response_class, DefaultPlaceholder):
         response_class = response_class.value
-    media_type = getattr(response_class, "media_type", None) or "application/json"
-    if not accepts(request.headers.get("accept"), media_type):
-        raise NotAcceptable(
-            f"This resource is available as {media_type}; the Accept header does not allow it."
-        )
+    return [getattr(response_class, "media_type", None) or "application/json"]
+
+
+def negotiate(request: Request) -> None:
+    """Router dependency: 406 unless the client accepts one of the types the route offers.
+
+    Routes that offer several types pick one in the handler with `choose`.
+    """
+    choose(request, _offered(request.scope.get("route")))

@@ -6,6 +6,8 @@ from urllib.parse import urlencode
 from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.exports import FORMAT_DESCRIPTION, Format
+
 T = TypeVar("T")
 
 MAX_LIMIT = 500
@@ -27,6 +29,7 @@ class PageQuery(BaseModel):
 
     limit: Limit = 50
     offset: Offset = 0
+    format: Format | None = Field(default=None, description=FORMAT_DESCRIPTION, examples=["csv"])
 
 
 class Page(BaseModel, Generic[T]):

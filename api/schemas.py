@@ -2,7 +2,14 @@
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, PlainSerializer, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 # Exact binary floats are integers below 2**53; serialise those without a ".0" so that
 # 150000000000 reads as written in the source.
@@ -21,8 +28,48 @@ Figure = Annotated[
     WithJsonSchema({"type": "number"}),
 ]
 
-# PostgreSQL rejects NUL in text; no legitimate query needs one.
-QueryText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL rejects NUL in text, and no legitimate query needs one.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+QueryText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_no_nul),
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*$"}),
+]
+
+
+def name_list(names: tuple[str, ...], *, signed: bool) -> Any:
+    """A comma-separated list of `names` (each optionally prefixed by `-` when `signed`).
+
+    The pattern is published in the schema; the validator explains a mismatch in words.
+    """
+    item = ("-?" if signed else "") + "(?:" + "|".join(names) + ")"
+
+    def check(value: str) -> str:
+        unknown = [
+            part
+            for part in value.split(",")
+            if (part.removeprefix("-") if signed else part) not in names
+        ]
+        if unknown:
+            raise ValueError(
+                f"unknown {', '.join(map(repr, unknown))}; expected a comma-separated list of: "
+                + ", ".join(names)
+            )
+        return value
+
+    return Annotated[
+        str,
+        StringConstraints(max_length=500),
+        AfterValidator(check),
+        Field(json_schema_extra={"pattern": f"^{item}(?:,{item})*$"}),
+    ]
 
 
 class Evidence(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Table, delete, insert, select
 from sqlmodel import Session, SQLModel
 
+from api import revision, search
 from api.dataset import Dataset, DatasetError, EntityIn, MetricIn
 from api.entities.models import (
     ENTITY_TABLES,
@@ -40,6 +41,10 @@ class Counts:
 
     def __str__(self) -> str:
         return f"+{self.added} ~{self.changed} -{self.removed} ={self.unchanged}"
+
+    @property
+    def touched(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
 
 
 def _evidence_columns(record: MetricIn | EntityIn) -> dict[str, Any]:
@@ -175,12 +180,12 @@ def load_datasets(session: Session, datasets: Sequence[Dataset]) -> dict[str, Co
         metrics = {metric.id: _metric_row(metric, source.id) for metric in dataset.data.metrics}
         subjects = {metric.id: list(metric.subjects) for metric in dataset.data.metrics}
         subject_table: Table = MetricSubject.__table__  # type: ignore[attr-defined]
-        add(
-            "metrics",
-            _sync(
-                session, Metric, source.id, metrics, subjects, subject_table, "metric_id", "subject"
-            ),
+        metric_counts = _sync(
+            session, Metric, source.id, metrics, subjects, subject_table, "metric_id", "subject"
         )
+        add("metrics", metric_counts)
+        if metric_counts.touched:
+            search.reindex(session, list(metrics))
         for section, records in dataset.entities().items():
             model = SECTION_MODELS[section]
             link_table = ENTITY_TABLES[model]
@@ -198,4 +203,6 @@ def load_datasets(session: Session, datasets: Sequence[Dataset]) -> dict[str, Co
                     "metric_id",
                 ),
             )
+    if any(counts.touched for counts in totals.values()):
+        revision.bump(session)
     return totals

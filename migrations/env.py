@@ -9,6 +9,7 @@ from sqlmodel.sql.sqltypes import AutoString
 
 from api.config import get_settings
 from api.db import make_engine
+from api.migrate import include_name
 from api.models import metadata
 
 config = context.config
@@ -29,6 +30,7 @@ def run_migrations(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=render_item,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

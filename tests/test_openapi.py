@@ -4,6 +4,7 @@ from fastapi.testclient import TestClient
 
 OPERATIONS = {
     ("/v1/metrics", "listMetrics"),
+    ("/v1/metrics/facets", "getMetricFacets"),
     ("/v1/metrics/{metric_id}", "getMetric"),
     ("/v1/market", "listMarketMetrics"),
     ("/v1/regulatory", "listRegulatoryMetrics"),
@@ -20,6 +21,7 @@ OPERATIONS = {
     ("/v1/faq/{item_id}", "getFaq"),
     ("/v1/sources", "listSources"),
     ("/v1/sources/{source_id}", "getSource"),
+    ("/v1/sources/{source_id}/citation", "getSourceCitation"),
     ("/v1/sources/{source_id}/text", "getSourceText"),
     ("/healthz", "getHealth"),
     ("/readyz", "getReadiness"),
@@ -56,7 +58,7 @@ def test_schemas_are_api_shapes_not_tables(client: TestClient) -> None:
     metric = schemas["MetricPublic"]
     assert set(metric["properties"]) == {
         "id", "category", "name", "description", "value", "value_low", "value_high",
-        "qualifier", "unit", "measure", "direction", "year", "forecast", "base_year",
+        "qualifier", "unit", "measure", "direction", "year", "forecast", "horizon_passed", "base_year",
         "geography", "subjects", "cited_as", "baseline_id", "source_id", "evidence",
     }  # fmt: skip
     assert "evidence_quote" not in metric["properties"]
@@ -65,7 +67,7 @@ def test_schemas_are_api_shapes_not_tables(client: TestClient) -> None:
     }  # fmt: skip
     parameters = client.get("/openapi.json").json()["paths"]["/v1/metrics"]["get"]["parameters"]
     assert [p["name"] for p in parameters] == [
-        "limit", "offset", "category", "unit", "measure", "geography", "subject", "source",
-        "year", "forecast", "q", "sort",
+        "limit", "offset", "format", "category", "unit", "measure", "geography", "subject",
+        "source", "year", "forecast", "horizon_passed", "q", "sort",
     ]  # fmt: skip
     assert all(p["description"] for p in parameters)

@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from api import citations, revision
+from api.citations import ItemQuery
 from api.db import SessionDep
 from api.entities import service
 from api.entities.models import (
@@ -24,8 +26,10 @@ from api.entities.schemas import (
     RegulatoryChangePublic,
     TechnologyPublic,
 )
+from api.exports import Format, choose_format, collection_content, export, export_etag
 from api.pagination import Page, page
-from api.routing import COMMON_ERRORS, ITEM_ERRORS, no_query_parameters
+from api.routing import COMMON_ERRORS, ITEM_ERRORS
+from api.sources import service as sources_service
 
 router = APIRouter()
 
@@ -50,25 +54,45 @@ class Kind:
         item_schema: Any = self.schema
         kind = self
 
+        filename = self.path.strip("/").replace("/", "-")
+
         def list_items(
             request: Request,
             response: Response,
             session: SessionDep,
             query: Annotated[EntityQuery, Query()],
         ) -> Any:
-            items, total = service.list_entities(
-                session, model=kind.model, schema=kind.schema, query=query, order_by=order_by
-            )
-            return page(request, response, items, total, query.limit, query.offset)
+            arguments: dict[str, Any] = {
+                "model": kind.model,
+                "schema": kind.schema,
+                "query": query,
+                "order_by": order_by,
+            }
+            fmt = choose_format(request, query.format)
+            if fmt is Format.json:
+                items, total = service.list_entities(session, **arguments)
+                return page(request, response, items, total, query.limit, query.offset)
+            etag = export_etag(revision.current(session), request, fmt)
+            rows = service.stream_entities(session, **arguments)
+            return export(fmt, kind.schema, rows, filename, etag)
 
-        def get_item(item_id: str, session: SessionDep) -> Any:
-            return service.get_entity(
+        def get_item(
+            item_id: str,
+            request: Request,
+            session: SessionDep,
+            query: Annotated[ItemQuery, Query()],
+        ) -> Any:
+            item = service.get_entity(
                 session,
                 model=kind.model,
                 schema=kind.schema,
                 entity_id=item_id,
                 label=kind.singular,
             )
+            if query.cite is None:
+                return item
+            source = sources_service.get_source(session, source_id=item.source_id)
+            return citations.respond(request, query.cite, source, item.evidence)
 
         name = "".join(word.capitalize() for word in self.singular.split())
         plural = "".join(word.capitalize() for word in self.plural.split())
@@ -81,7 +105,15 @@ class Kind:
             operation_id=f"list{plural}",
             summary=f"List {self.plural}",
             response_model=collection_schema,
-            responses=COMMON_ERRORS,
+            responses={
+                200: {
+                    "description": f"A page of {self.plural} (JSON), or all of them (CSV, NDJSON).",
+                    "content": collection_content(
+                        f"#/components/schemas/Page_{self.schema.__name__}_"
+                    ),
+                },
+                **COMMON_ERRORS,
+            },
             tags=[self.tag],
         )
         router.add_api_route(
@@ -91,9 +123,19 @@ class Kind:
             operation_id=f"get{name}",
             summary=f"Get one {self.singular}",
             response_model=item_schema,
-            responses=ITEM_ERRORS,
+            responses={
+                200: {
+                    "description": f"The {self.singular}, or with `cite` its citation.",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": f"#/components/schemas/{self.schema.__name__}"}
+                        },
+                        **citations.citation_content(),
+                    },
+                },
+                **ITEM_ERRORS,
+            },
             tags=[self.tag],
-            dependencies=[Depends(no_query_parameters)],
         )
 
 

@@ -1,5 +1,6 @@
 """Reading context entities of any kind, with the ids of the metrics that quantify them."""
 
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table, func, select, true
@@ -41,6 +42,16 @@ def _public(schema: type[S], row: Any, metric_ids: list[str]) -> S:
     return schema(**fields, evidence=evidence, metric_ids=metric_ids)
 
 
+def _statement(
+    model: type[EntityColumns], query: EntityQuery, order_by: list[ColumnElement[Any]]
+) -> tuple[Any, ColumnElement[bool]]:
+    table = _table(model)
+    where: ColumnElement[bool] = true()
+    if query.source is not None:
+        where = table.c.source_id == query.source
+    return select(table).where(where).order_by(*order_by, table.c.id), where
+
+
 def list_entities(
     session: Session,
     *,
@@ -50,24 +61,29 @@ def list_entities(
     order_by: list[ColumnElement[Any]],
 ) -> tuple[list[S], int]:
     """One page of entities of kind `model`, in `order_by` order, and the total."""
-    table = _table(model)
-    where: ColumnElement[bool] = true()
-    if query.source is not None:
-        where = table.c.source_id == query.source
-    total = session.execute(select(func.count()).select_from(table).where(where)).scalar_one()
-    rows = (
-        session.execute(
-            select(table)
-            .where(where)
-            .order_by(*order_by, table.c.id)
-            .limit(query.limit)
-            .offset(query.offset)
-        )
-        .mappings()
-        .all()
-    )
+    statement, where = _statement(model, query, order_by)
+    total = session.execute(
+        select(func.count()).select_from(_table(model)).where(where)
+    ).scalar_one()
+    rows = session.execute(statement.limit(query.limit).offset(query.offset)).mappings().all()
     metric_ids = _metric_ids(session, model, [row["id"] for row in rows])
     return [_public(schema, row, metric_ids.get(row["id"], [])) for row in rows], total
+
+
+def stream_entities(
+    session: Session,
+    *,
+    model: type[EntityColumns],
+    schema: type[S],
+    query: EntityQuery,
+    order_by: list[ColumnElement[Any]],
+) -> Iterator[S]:
+    """Every entity of kind `model` matching `query`, in order, fetched in batches."""
+    statement, _where = _statement(model, query, order_by)
+    result = session.execute(statement.execution_options(yield_per=500)).mappings()
+    for rows in result.partitions():
+        metric_ids = _metric_ids(session, model, [row["id"] for row in rows])
+        yield from (_public(schema, row, metric_ids.get(row["id"], [])) for row in rows)
 
 
 def get_entity(

@@ -1,20 +1,48 @@
-"""Metric endpoints: the whole collection, its category views, and single metrics."""
+"""Metric endpoints: the whole collection, its category views, facets and single metrics."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from sqlmodel import Session
 
+from api import citations, revision
+from api.citations import ItemQuery
 from api.db import SessionDep
-from api.errors import InvalidInput
+from api.exports import Format, choose_format, collection_content, export, export_etag
 from api.metrics import service
-from api.metrics.schemas import MetricPublic, MetricQuery
+from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
 from api.pagination import Page, page
-from api.routing import COMMON_ERRORS, ITEM_ERRORS, no_query_parameters
+from api.routing import COMMON_ERRORS, ITEM_ERRORS
+from api.sources import service as sources_service
 from api.vocabulary import Category
 
 router = APIRouter(tags=["metrics"])
 
 MetricParams = Annotated[MetricQuery, Query()]
+COLLECTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A page of metrics (JSON), or all of them (CSV, NDJSON).",
+        "content": collection_content("#/components/schemas/Page_MetricPublic_"),
+    },
+    **COMMON_ERRORS,
+}
+
+
+def _collection(
+    request: Request,
+    response: Response,
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
+    filename: str,
+) -> Any:
+    fmt = choose_format(request, query.format)
+    if fmt is Format.json:
+        items, total = service.list_metrics(session, query=query, category=category)
+        return page(request, response, items, total, query.limit, query.offset)
+    etag = export_etag(revision.current(session), request, fmt)
+    rows = service.stream_metrics(session, query=query, category=category)
+    return export(fmt, MetricPublic, rows, filename, etag)
 
 
 @router.get(
@@ -22,14 +50,25 @@ MetricParams = Annotated[MetricQuery, Query()]
     operation_id="listMetrics",
     summary="List metrics",
     response_model=Page[MetricPublic],
-    responses=COMMON_ERRORS,
+    responses=COLLECTION_RESPONSES,
 )
 def list_metrics(
     request: Request, response: Response, session: SessionDep, query: MetricParams
-) -> Page[MetricPublic]:
-    """Every metric, filtered, searched, sorted and paged."""
-    items, total = service.list_metrics(session, query=query)
-    return page(request, response, items, total, query.limit, query.offset)
+) -> Any:
+    """Every metric, filtered, searched, sorted and paged; or exported whole as CSV or NDJSON."""
+    return _collection(request, response, session, query, None, "metrics")
+
+
+@router.get(
+    "/metrics/facets",
+    operation_id="getMetricFacets",
+    summary="Count metrics per facet value",
+    response_model=Facets,
+    responses=COMMON_ERRORS,
+)
+def get_metric_facets(session: SessionDep, query: Annotated[FacetQuery, Query()]) -> Facets:
+    """For filter panels: how many of the filtered metrics have each value of each facet."""
+    return service.facets(session, query=query)
 
 
 @router.get(
@@ -37,28 +76,38 @@ def list_metrics(
     operation_id="getMetric",
     summary="Get one metric",
     response_model=MetricPublic,
-    responses=ITEM_ERRORS,
-    dependencies=[Depends(no_query_parameters)],
+    responses={
+        200: {
+            "description": "The metric, or with `cite` its citation.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/MetricPublic"}},
+                **citations.citation_content(),
+            },
+        },
+        **ITEM_ERRORS,
+    },
 )
-def get_metric(metric_id: str, session: SessionDep) -> MetricPublic:
-    """The metric with this id, with its evidence span."""
-    return service.get_metric(session, metric_id=metric_id)
+def get_metric(
+    metric_id: str, request: Request, session: SessionDep, query: Annotated[ItemQuery, Query()]
+) -> Any:
+    """The metric with this id and its evidence span; `?cite=` answers how to quote it."""
+    metric = service.get_metric(session, metric_id=metric_id)
+    if query.cite is None:
+        return metric
+    source = sources_service.get_source(session, source_id=metric.source_id)
+    return citations.respond(request, query.cite, source, metric.evidence)
 
 
 def _category_view(category: Category, path: str, operation_id: str, summary: str) -> None:
     """Register `path` as the metric collection restricted to `category`."""
+    filename = path.strip("/").replace("/", "-")
 
     def list_category(
         request: Request, response: Response, session: SessionDep, query: MetricParams
-    ) -> Page[MetricPublic]:
-        if query.category not in (None, category):
-            raise InvalidInput("query", "category", f"this collection only holds {category}")
-        items, total = service.list_metrics(session, query=query, category=category)
-        return page(request, response, items, total, query.limit, query.offset)
+    ) -> Any:
+        return _collection(request, response, session, query, category, filename)
 
-    list_category.__doc__ = (
-        f"Metrics of category `{category}`; the same parameters as `/v1/metrics`."
-    )
+    list_category.__doc__ = f"Metrics of category `{category}`; the parameters of `/v1/metrics`."
     router.add_api_route(
         path,
         list_category,
@@ -66,7 +115,7 @@ def _category_view(category: Category, path: str, operation_id: str, summary: st
         operation_id=operation_id,
         summary=summary,
         response_model=Page[MetricPublic],
-        responses=COMMON_ERRORS,
+        responses=COLLECTION_RESPONSES,
     )
 
 

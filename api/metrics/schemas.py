@@ -1,11 +1,11 @@
-"""API shapes of metrics: the public record and the collection's query parameters."""
+"""API shapes of metrics: the public record, facet counts and the query parameters."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.pagination import PageQuery
-from api.schemas import Evidence, Figure, QueryText
+from api.schemas import Evidence, Figure, QueryText, name_list
 from api.vocabulary import Category, Direction, Measure, Qualifier, Unit
 
 SORTABLE_FIELDS = (
@@ -26,11 +26,61 @@ SORTABLE_FIELDS = (
     "cited_as",
     "source_id",
 )
+FACETS = (
+    "category",
+    "unit",
+    "measure",
+    "qualifier",
+    "direction",
+    "year",
+    "base_year",
+    "forecast",
+    "horizon_passed",
+    "geography",
+    "subject",
+    "source",
+)
+
+
 Year = Annotated[int, Field(ge=1900, le=2200)]
+SortSpec = name_list(SORTABLE_FIELDS, signed=True)
+FacetList = name_list(FACETS, signed=False)
+
+EXAMPLE: dict[str, Any] = {
+    "id": "car-t-dose-manufacturing-cost",
+    "category": "market",
+    "name": "CAR-T dose manufacturing cost via a CDMO",
+    "description": "Current average cost of having one CAR-T dose manufactured by a CDMO.",
+    "value": None,
+    "value_low": 45000,
+    "value_high": 65000,
+    "qualifier": "eq",
+    "unit": "USD",
+    "measure": "level",
+    "direction": None,
+    "year": 2026,
+    "forecast": False,
+    "horizon_passed": False,
+    "base_year": None,
+    "geography": None,
+    "subjects": ["CAR-T", "manufacturing cost"],
+    "cited_as": None,
+    "baseline_id": "monoclonal-antibody-batch-manufacturing-cost",
+    "source_id": "coreychem-future-of-cdmos-2026",
+    "evidence": {
+        "quote": "The average cost of manufacturing a single CAR-T dose via a CDMO is currently "
+        "$45,000\u2013$65,000, compared to $15,000 for a monoclonal antibody batch "
+        "(per patient equivalent).",
+        "start": 1775,
+        "end": 1947,
+    },
+}
 
 
 class MetricPublic(BaseModel):
     """One quantitative statement of a source, with the span that states it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
 
     id: str = Field(examples=["car-t-dose-manufacturing-cost"])
     category: Category
@@ -45,6 +95,10 @@ class MetricPublic(BaseModel):
     direction: Direction | None = Field(description="For changes and growth rates.")
     year: int | None = Field(description="The year the figure refers to.")
     forecast: bool = Field(description="True for projections, expectations and estimates.")
+    horizon_passed: bool = Field(
+        description="True for a forecast whose year is before the current year: an expired "
+        "projection, not news."
+    )
     base_year: int | None = Field(description="First year of a change or growth rate.")
     geography: str | None = Field(description='"global", a region, or null when unstated.')
     subjects: list[str] = Field(description="Therapy types and topics it is about.")
@@ -54,8 +108,10 @@ class MetricPublic(BaseModel):
     evidence: Evidence
 
 
-class MetricQuery(PageQuery):
-    """Filters, search, sorting and paging of a metric collection."""
+class MetricFilters(BaseModel):
+    """Filters and search shared by the metric collections and their facets."""
+
+    model_config = ConfigDict(extra="forbid")
 
     category: Category | None = Field(default=None, description="Only this category.")
     unit: Unit | None = Field(default=None, description="Only this unit.", examples=["USD"])
@@ -75,34 +131,70 @@ class MetricQuery(PageQuery):
     )
     year: Year | None = Field(default=None, description="Only figures referring to this year.")
     forecast: bool | None = Field(default=None, description="Only projections (true) or not.")
+    horizon_passed: bool | None = Field(
+        default=None, description="Only expired projections (true), or everything else (false)."
+    )
     q: QueryText | None = Field(
         default=None,
-        description="Words that must all occur in the name, description, subjects or quote.",
-        examples=["cell therapy"],
+        description="Full-text search over name, subjects, description and quote; every word "
+        "must match, with stemming (outsource finds outsourcing). Without `sort`, results are "
+        "ranked by relevance.",
+        examples=["outsource"],
     )
-    sort: QueryText = Field(
-        default="id",
-        description="Comma-separated fields, `-` for descending: " + ", ".join(SORTABLE_FIELDS),
+
+
+class MetricQuery(MetricFilters, PageQuery):
+    """Filters, search, sorting, paging and representation of a metric collection."""
+
+    sort: SortSpec | None = Field(
+        default=None,
+        description="Comma-separated fields, `-` for descending; default `id`, or relevance "
+        "when `q` is given. Fields: " + ", ".join(SORTABLE_FIELDS) + ".",
         examples=["category,-value_high"],
     )
 
-    @field_validator("sort")
-    @classmethod
-    def _known_sort_fields(cls, sort: str) -> str:
-        fields = [part.strip().removeprefix("-") for part in sort.split(",")]
-        unknown = [field for field in fields if field not in SORTABLE_FIELDS]
-        if unknown:
-            raise ValueError(
-                f"cannot sort by {', '.join(map(repr, unknown))}; "
-                f"sortable fields: {', '.join(SORTABLE_FIELDS)}"
-            )
-        if len(set(fields)) != len(fields):
-            raise ValueError("a field appears more than once")
-        return sort
-
     def sort_keys(self) -> list[tuple[str, bool]]:
-        """(field, descending) pairs in order."""
-        return [
-            (part.strip().removeprefix("-"), part.strip().startswith("-"))
-            for part in self.sort.split(",")
-        ]
+        """(field, descending) pairs in order; a repeated field counts once, first wins."""
+        keys: dict[str, bool] = {}
+        for part in (self.sort or "").split(","):
+            if part:
+                keys.setdefault(part.removeprefix("-"), part.startswith("-"))
+        return list(keys.items())
+
+
+class FacetQuery(MetricFilters):
+    """Which facets to count, over the metrics the filters select."""
+
+    facet: FacetList = Field(
+        default=",".join(FACETS),
+        description="Comma-separated facets to count: " + ", ".join(FACETS) + ".",
+        examples=["category,unit,year"],
+    )
+
+
+class FacetValue(BaseModel):
+    value: str | int | bool | None = Field(description="A value of the facet; null counts blanks.")
+    count: int = Field(description="Metrics with that value.")
+
+
+class Facets(BaseModel):
+    """Counts per value of each requested facet, over the filtered metrics."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "total": 42,
+                    "facets": {
+                        "unit": [
+                            {"value": "percent", "count": 29},
+                            {"value": "USD", "count": 4},
+                        ]
+                    },
+                }
+            ]
+        }
+    )
+
+    total: int = Field(description="Metrics matching the filters.")
+    facets: dict[str, list[FacetValue]]

@@ -1,67 +1,115 @@
-"""Reading metrics: filtering, search, sorting, paging."""
+"""Reading metrics: filters, full-text search, sorting, paging, streaming and facet counts."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    select,
+    true,
+)
 from sqlmodel import Session
 
+from api import search
 from api.errors import NotFound
 from api.metrics.models import Metric, MetricSubject
-from api.metrics.schemas import MetricPublic, MetricQuery
+from api.metrics.schemas import (
+    FacetQuery,
+    Facets,
+    FacetValue,
+    MetricFilters,
+    MetricPublic,
+    MetricQuery,
+)
 from api.schemas import Evidence
 from api.vocabulary import Category
 
-_LIKE_ESCAPE = "\\"
+METRIC = Metric.__table__  # type: ignore[attr-defined]
+SUBJECT = MetricSubject.__table__  # type: ignore[attr-defined]
+STREAM_BATCH = 500
 
 
-def _like_pattern(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped.lower()}%"
+def current_year() -> int:
+    """The calendar year now (UTC): forecasts for earlier years have passed their horizon."""
+    return datetime.now(UTC).year
 
 
-def _conditions(query: MetricQuery) -> list[ColumnElement[bool]]:
-    table = Metric.__table__.c  # type: ignore[attr-defined]
-    subjects = MetricSubject.__table__.c  # type: ignore[attr-defined]
+def _horizon_passed() -> ColumnElement[bool]:
+    return and_(
+        METRIC.c.forecast == true(),
+        METRIC.c.year.is_not(None),
+        METRIC.c.year < current_year(),
+    )
+
+
+def _selection(
+    session: Session, filters: MetricFilters, category: Category | None
+) -> tuple[FromClause, ColumnElement[bool], ColumnElement[Any] | None]:
+    """(FROM clause, WHERE clause, relevance score or None) for `filters`."""
     conditions: list[ColumnElement[bool]] = []
     for name in ("category", "unit", "measure", "year", "forecast"):
-        value = getattr(query, name)
+        value = getattr(filters, name)
         if value is not None:
-            conditions.append(table[name] == value)
-    if query.source is not None:
-        conditions.append(table.source_id == query.source)
-    if query.geography is not None:
-        conditions.append(func.lower(table.geography) == query.geography.lower())
-    if query.subject is not None:
+            conditions.append(METRIC.c[name] == value)
+    if category is not None:
+        conditions.append(METRIC.c.category == category)
+    if filters.source is not None:
+        conditions.append(METRIC.c.source_id == filters.source)
+    if filters.geography is not None:
+        conditions.append(func.lower(METRIC.c.geography) == filters.geography.lower())
+    if filters.subject is not None:
         conditions.append(
             exists().where(
-                subjects.metric_id == table.id,
-                func.lower(subjects.subject) == query.subject.lower(),
+                SUBJECT.c.metric_id == METRIC.c.id,
+                func.lower(SUBJECT.c.subject) == filters.subject.lower(),
             )
         )
-    for term in (query.q or "").split():
-        pattern = _like_pattern(term)
-        conditions.append(
-            or_(
-                *(
-                    func.lower(column).like(pattern, escape=_LIKE_ESCAPE)
-                    for column in (table.name, table.description, table.evidence_quote)
-                ),
-                exists().where(
-                    subjects.metric_id == table.id,
-                    func.lower(subjects.subject).like(pattern, escape=_LIKE_ESCAPE),
-                ),
-            )
-        )
-    return conditions
+    if filters.horizon_passed is not None:
+        passed = _horizon_passed()
+        conditions.append(passed if filters.horizon_passed else not_(passed))
+    from_clause: FromClause = METRIC
+    score = None
+    if filters.q is not None:
+        matches = search.matches(session, filters.q)
+        if matches is None:
+            conditions.append(false())
+        else:
+            from_clause = METRIC.join(matches, matches.c.metric_id == METRIC.c.id)
+            score = matches.c.score
+    return from_clause, and_(true(), *conditions), score
 
 
-def _subjects_by_metric(session: Session, metric_ids: Sequence[str]) -> dict[str, list[str]]:
-    subjects = MetricSubject.__table__.c  # type: ignore[attr-defined]
+def _ordered(
+    query: MetricQuery, statement: Select[Any], score: ColumnElement[Any] | None
+) -> Select[Any]:
+    keys = query.sort_keys()
+    if not keys and score is not None:
+        return statement.order_by(score.desc(), METRIC.c.id)
+    order = [
+        (METRIC.c[name].desc() if descending else METRIC.c[name].asc()).nulls_last()
+        for name, descending in keys or [("id", False)]
+    ]
+    if "id" not in dict(keys):
+        order.append(METRIC.c.id.asc())
+    return statement.order_by(*order)
+
+
+def _subjects(session: Session, metric_ids: Sequence[str]) -> dict[str, list[str]]:
     rows = session.execute(
-        select(subjects.metric_id, subjects.subject)
-        .where(subjects.metric_id.in_(list(metric_ids)))
-        .order_by(subjects.metric_id, subjects.position)
+        select(SUBJECT.c.metric_id, SUBJECT.c.subject)
+        .where(SUBJECT.c.metric_id.in_(list(metric_ids)))
+        .order_by(SUBJECT.c.metric_id, SUBJECT.c.position)
     )
     result: dict[str, list[str]] = {}
     for metric_id, subject in rows:
@@ -69,47 +117,94 @@ def _subjects_by_metric(session: Session, metric_ids: Sequence[str]) -> dict[str
     return result
 
 
-def _public(row: Any, subjects: list[str]) -> MetricPublic:
-    return MetricPublic(
-        **{name: row[name] for name in MetricPublic.model_fields if name in row},
-        subjects=subjects,
-        evidence=Evidence(
-            quote=row["evidence_quote"], start=row["evidence_start"], end=row["evidence_end"]
-        ),
-    )
+def _public(rows: Sequence[Any], session: Session) -> list[MetricPublic]:
+    subjects = _subjects(session, [row["id"] for row in rows])
+    year = current_year()
+    return [
+        MetricPublic(
+            **{name: row[name] for name in MetricPublic.model_fields if name in row},
+            horizon_passed=bool(row["forecast"] and row["year"] is not None and row["year"] < year),
+            subjects=subjects.get(row["id"], []),
+            evidence=Evidence(
+                quote=row["evidence_quote"], start=row["evidence_start"], end=row["evidence_end"]
+            ),
+        )
+        for row in rows
+    ]
 
 
 def list_metrics(
     session: Session, *, query: MetricQuery, category: Category | None = None
 ) -> tuple[list[MetricPublic], int]:
     """One page of metrics matching `query` (within `category` if given), and the total."""
-    table = Metric.__table__  # type: ignore[attr-defined]
-    conditions = _conditions(query)
-    if category is not None:
-        conditions.append(table.c.category == category)
-    where = and_(true(), *conditions)
-    total = session.execute(select(func.count()).select_from(table).where(where)).scalar_one()
-    order = [
-        (table.c[name].desc() if descending else table.c[name].asc()).nulls_last()
-        for name, descending in query.sort_keys()
-    ]
-    if "id" not in dict(query.sort_keys()):
-        order.append(table.c.id.asc())
+    from_clause, where, score = _selection(session, query, category)
+    total = session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
+    statement = select(METRIC).select_from(from_clause).where(where)
     rows = (
-        session.execute(
-            select(table).where(where).order_by(*order).limit(query.limit).offset(query.offset)
-        )
+        session.execute(_ordered(query, statement, score).limit(query.limit).offset(query.offset))
         .mappings()
         .all()
     )
-    subjects = _subjects_by_metric(session, [row["id"] for row in rows])
-    return [_public(row, subjects.get(row["id"], [])) for row in rows], total
+    return _public(rows, session), total
+
+
+def stream_metrics(
+    session: Session, *, query: MetricQuery, category: Category | None = None
+) -> Iterator[MetricPublic]:
+    """Every metric matching `query`, in order, fetched in batches (no paging)."""
+    from_clause, where, score = _selection(session, query, category)
+    statement = _ordered(query, select(METRIC).select_from(from_clause).where(where), score)
+    result = session.execute(statement.execution_options(yield_per=STREAM_BATCH)).mappings()
+    for rows in result.partitions():
+        yield from _public(rows, session)
 
 
 def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
     """The metric `metric_id`; NotFound when there is none."""
-    table = Metric.__table__  # type: ignore[attr-defined]
-    row = session.execute(select(table).where(table.c.id == metric_id)).mappings().first()
+    row = session.execute(select(METRIC).where(METRIC.c.id == metric_id)).mappings().first()
     if row is None:
         raise NotFound(f"There is no metric {metric_id!r}.")
-    return _public(row, _subjects_by_metric(session, [metric_id]).get(metric_id, []))
+    return _public([row], session)[0]
+
+
+def _facet_column(name: str) -> tuple[ColumnElement[Any], bool]:
+    """(the grouped expression, whether it needs the subject join)."""
+    if name == "subject":
+        return SUBJECT.c.subject, True
+    if name == "source":
+        return METRIC.c.source_id, False
+    if name == "horizon_passed":
+        return case((_horizon_passed(), literal(True)), else_=literal(False)), False
+    return METRIC.c[name], False
+
+
+def facets(session: Session, *, query: FacetQuery) -> Facets:
+    """Counts per value of each facet in `query.facet`, over the metrics the filters select."""
+    from_clause, where, _score = _selection(session, query, None)
+    total = session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
+    counts: dict[str, list[FacetValue]] = {}
+    for name in dict.fromkeys(query.facet.split(",")):
+        column, needs_subjects = _facet_column(name)
+        source = (
+            from_clause.join(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id)
+            if needs_subjects
+            else from_clause
+        )
+        rows = session.execute(
+            select(column.label("value"), func.count().label("count"))
+            .select_from(source)
+            .where(where)
+            .group_by(column)
+        ).all()
+        values = [FacetValue(value=_plain(value), count=count) for value, count in rows]
+        counts[name] = sorted(values, key=lambda v: (-v.count, v.value is None, str(v.value)))
+    return Facets(total=total, facets=counts)
+
+
+def _plain(value: Any) -> str | int | bool | None:
+    """Enum members (StrEnum) as their plain string values."""
+    if isinstance(value, StrEnum):
+        return value.value
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    return str(value)

@@ -1,11 +1,14 @@
-"""Source endpoints: the documents, and each one's verbatim text."""
+"""Source endpoints: the documents, their verbatim text and their citations."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from api import citations, revision
+from api.citations import CitationQuery, ItemQuery
 from api.db import SessionDep
+from api.exports import Format, choose_format, collection_content, export, export_etag
 from api.pagination import Page, PageQuery, page
 from api.routing import COMMON_ERRORS, ITEM_ERRORS, no_query_parameters
 from api.sources import service
@@ -19,14 +22,24 @@ router = APIRouter(tags=["sources"])
     operation_id="listSources",
     summary="List sources",
     response_model=Page[SourcePublic],
-    responses=COMMON_ERRORS,
+    responses={
+        200: {
+            "description": "A page of sources (JSON), or all of them (CSV, NDJSON).",
+            "content": collection_content("#/components/schemas/Page_SourcePublic_"),
+        },
+        **COMMON_ERRORS,
+    },
 )
 def list_sources(
     request: Request, response: Response, session: SessionDep, query: Annotated[PageQuery, Query()]
-) -> Page[SourcePublic]:
+) -> Any:
     """The documents the dataset's figures come from."""
-    items, total = service.list_sources(session, query=query)
-    return page(request, response, items, total, query.limit, query.offset)
+    fmt = choose_format(request, query.format)
+    if fmt is Format.json:
+        items, total = service.list_sources(session, query=query)
+        return page(request, response, items, total, query.limit, query.offset)
+    etag = export_etag(revision.current(session), request, fmt)
+    return export(fmt, SourcePublic, service.stream_sources(session), "sources", etag)
 
 
 @router.get(
@@ -34,12 +47,46 @@ def list_sources(
     operation_id="getSource",
     summary="Get one source",
     response_model=SourcePublic,
-    responses=ITEM_ERRORS,
-    dependencies=[Depends(no_query_parameters)],
+    responses={
+        200: {
+            "description": "The source, or with `cite` its citation.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/SourcePublic"}},
+                **citations.citation_content(),
+            },
+        },
+        **ITEM_ERRORS,
+    },
 )
-def get_source(source_id: str, session: SessionDep) -> SourcePublic:
+def get_source(
+    source_id: str, request: Request, session: SessionDep, query: Annotated[ItemQuery, Query()]
+) -> Any:
     """The citation data of one source and how many metrics come from it."""
-    return service.get_source(session, source_id=source_id)
+    source = service.get_source(session, source_id=source_id)
+    if query.cite is None:
+        return source
+    return citations.respond(request, query.cite, source)
+
+
+@router.get(
+    "/sources/{source_id}/citation",
+    operation_id="getSourceCitation",
+    summary="Cite a source",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"description": "The citation.", "content": citations.citation_content()},
+        **ITEM_ERRORS,
+    },
+)
+def get_source_citation(
+    source_id: str,
+    request: Request,
+    session: SessionDep,
+    query: Annotated[CitationQuery, Query()],
+) -> Response:
+    """The source's citation in APA (text), BibTeX or CSL-JSON."""
+    source = service.get_source(session, source_id=source_id)
+    return citations.respond(request, query.style, source)
 
 
 @router.get(
@@ -48,7 +95,10 @@ def get_source(source_id: str, session: SessionDep) -> SourcePublic:
     summary="Get the verbatim text of a source",
     response_class=PlainTextResponse,
     responses={
-        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        200: {
+            "description": "The text, UTF-8.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
         **ITEM_ERRORS,
     },
     dependencies=[Depends(no_query_parameters)],

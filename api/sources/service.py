@@ -1,5 +1,6 @@
 """Reading sources and their verbatim text."""
 
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import func, select
@@ -41,6 +42,12 @@ def list_sources(session: Session, *, query: PageQuery) -> tuple[list[SourcePubl
         select(*_COLUMNS).order_by(Source.id).limit(query.limit).offset(query.offset)
     ).mappings()
     return [_public(row) for row in rows], total
+
+
+def stream_sources(session: Session) -> Iterator[SourcePublic]:
+    """Every source, ordered by id."""
+    rows = session.execute(select(*_COLUMNS).order_by(Source.id)).mappings()
+    yield from (_public(row) for row in rows)
 
 
 def get_source(session: Session, *, source_id: str) -> SourcePublic:

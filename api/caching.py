@@ -1,0 +1,162 @@
+"""HTTP caching and compression for successful GETs: ETag, 304, Cache-Control, Vary, gzip.
+
+One pure ASGI middleware, because the four interact: a strong ETag names one exact byte
+representation, so the tag of a gzip-compressed body differs from the identity body's
+(`"<hash>-gzip"`), and compression must be deterministic (gzip header mtime 0) so that the same
+data always yields the same tag. Starlette's GZipMiddleware stamps the current time into every
+body, which would make strong tags meaningless.
+"""
+
+import gzip
+import hashlib
+import zlib
+from collections.abc import Iterable
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+GZIP_MINIMUM_SIZE = 1024
+CACHE_CONTROL = "public, max-age=60"
+NOT_CACHED_PATHS = ("/healthz", "/readyz")
+VARY = ("Accept", "Accept-Encoding")
+_GZIP_SUFFIX = "-gzip"
+
+
+def body_etag(body: bytes) -> str:
+    """A strong ETag for a byte string."""
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def _opaque(tag: str) -> str:
+    tag = tag.strip().removeprefix("W/")
+    if tag.endswith(f'{_GZIP_SUFFIX}"'):
+        tag = tag[: -len(_GZIP_SUFFIX) - 1] + '"'
+    return tag
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison, as If-None-Match requires; either coding's tag matches."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return _opaque(etag) in {_opaque(tag) for tag in if_none_match.split(",")}
+
+
+def _accepts_gzip(accept_encoding: str | None) -> bool:
+    for part in (accept_encoding or "").split(","):
+        coding, *params = (piece.strip().lower() for piece in part.split(";"))
+        if coding not in ("gzip", "x-gzip", "*"):
+            continue
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
+
+
+def _merge_vary(headers: MutableHeaders, names: Iterable[str]) -> None:
+    present = [v.strip() for v in headers.get("vary", "").split(",") if v.strip()]
+    lowered = {v.lower() for v in present}
+    headers["Vary"] = ", ".join(present + [n for n in names if n.lower() not in lowered])
+
+
+def _decorate(headers: MutableHeaders, cacheable: bool) -> None:
+    headers["Cache-Control"] = CACHE_CONTROL if cacheable else "no-store"
+    _merge_vary(headers, VARY)
+
+
+def _not_modified(headers: MutableHeaders) -> list[Message]:
+    kept = {name: headers[name] for name in ("etag", "cache-control", "vary") if name in headers}
+    return [
+        {"type": "http.response.start", "status": 304, "headers": MutableHeaders(kept).raw},
+        {"type": "http.response.body", "body": b"", "more_body": False},
+    ]
+
+
+class _Exchange:
+    """The state of one GET: buffers a plain response, or streams a pre-tagged one."""
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        request = Headers(scope=scope)
+        self.if_none_match = request.get("if-none-match")
+        self.gzip_ok = _accepts_gzip(request.get("accept-encoding"))
+        self.cacheable = not scope["path"].startswith(NOT_CACHED_PATHS)
+        self.send = send
+        self.start: Message = {}
+        self.chunks: list[bytes] = []
+        self.compressor: zlib._Compress | None = None
+        self.mode = "buffer"  # buffer: tag the whole body | stream: already tagged | done
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            await self._on_start(message)
+        elif message["type"] == "http.response.body" and self.mode != "done":
+            await self._on_body(message.get("body", b""), message.get("more_body", False))
+        else:
+            await self.send(message)
+
+    async def _on_start(self, start: Message) -> None:
+        self.start = start
+        headers = MutableHeaders(raw=start["headers"])
+        if start["status"] != 200 or "etag" not in headers:
+            return  # buffered until the body is complete
+        # A streamed response (an export, a static file) brings its own tag.
+        self.mode = "stream"
+        _decorate(headers, self.cacheable)
+        if _matches(self.if_none_match, headers["etag"]):
+            self.mode = "done"
+            for message in _not_modified(headers):
+                await self.send(message)
+            return
+        length = int(headers.get("content-length", GZIP_MINIMUM_SIZE + 1))
+        if self.gzip_ok and length > GZIP_MINIMUM_SIZE and "content-encoding" not in headers:
+            self.compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip, header mtime 0
+            del headers["content-length"]
+            headers["Content-Encoding"] = "gzip"
+            headers["ETag"] = headers["etag"][:-1] + f'{_GZIP_SUFFIX}"'
+        await self.send(start)
+
+    async def _on_body(self, body: bytes, more: bool) -> None:
+        if self.mode == "stream":
+            if self.compressor is not None:
+                body = self.compressor.compress(body) + (b"" if more else self.compressor.flush())
+            await self.send({"type": "http.response.body", "body": body, "more_body": more})
+            return
+        self.chunks.append(body)
+        if not more:
+            for message in self._finish(b"".join(self.chunks)):
+                await self.send(message)
+
+    def _finish(self, body: bytes) -> list[Message]:
+        headers = MutableHeaders(raw=self.start["headers"])
+        if self.start["status"] == 200:
+            headers["ETag"] = body_etag(body)
+            _decorate(headers, self.cacheable)
+            if _matches(self.if_none_match, headers["etag"]):
+                return _not_modified(headers)
+        if self.gzip_ok and len(body) > GZIP_MINIMUM_SIZE and "content-encoding" not in headers:
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+            headers["Content-Length"] = str(len(body))
+            if "etag" in headers:
+                headers["ETag"] = headers["etag"][:-1] + f'{_GZIP_SUFFIX}"'
+            _merge_vary(headers, ["Accept-Encoding"])
+        return [self.start, {"type": "http.response.body", "body": body, "more_body": False}]
+
+
+class HttpCaching:
+    """Validators, freshness and compression for GET responses; other methods pass through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, _Exchange(scope, send))

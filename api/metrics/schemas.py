@@ -2,10 +2,10 @@
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.pagination import PageQuery
-from api.schemas import Evidence, Figure, QueryText, name_list
+from api.schemas import Evidence, Figure, QueryText, list_checker, list_pattern
 from api.vocabulary import Category, Direction, Measure, Qualifier, Unit
 
 SORTABLE_FIELDS = (
@@ -43,8 +43,18 @@ FACETS = (
 
 
 Year = Annotated[int, Field(ge=1900, le=2200)]
-SortSpec = name_list(SORTABLE_FIELDS, signed=True)
-FacetList = name_list(FACETS, signed=False)
+SortSpec = Annotated[
+    str,
+    StringConstraints(max_length=500),
+    AfterValidator(list_checker(SORTABLE_FIELDS, signed=True)),
+    Field(json_schema_extra={"pattern": list_pattern(SORTABLE_FIELDS, signed=True)}),
+]
+FacetList = Annotated[
+    str,
+    StringConstraints(max_length=500),
+    AfterValidator(list_checker(FACETS, signed=False)),
+    Field(json_schema_extra={"pattern": list_pattern(FACETS, signed=False)}),
+]
 
 EXAMPLE: dict[str, Any] = {
     "id": "car-t-dose-manufacturing-cost",

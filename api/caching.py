@@ -27,6 +27,11 @@ def body_etag(body: bytes) -> str:
     return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
+def _gzip_tag(tag: str) -> str:
+    """The tag of the gzip-coded variant of the representation tagged `tag`."""
+    return tag[:-1] + f'{_GZIP_SUFFIX}"'
+
+
 def _opaque(tag: str) -> str:
     tag = tag.strip().removeprefix("W/")
     if tag.endswith(f'{_GZIP_SUFFIX}"'):
@@ -107,18 +112,18 @@ class _Exchange:
             return  # buffered until the body is complete
         # A streamed response (an export, a static file) brings its own tag.
         self.mode = "stream"
+        length = int(headers.get("content-length", GZIP_MINIMUM_SIZE + 1))
+        if self.gzip_ok and length > GZIP_MINIMUM_SIZE and "content-encoding" not in headers:
+            self.compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip, header mtime 0
+            del headers["content-length"]
+            headers["Content-Encoding"] = "gzip"
+            headers["ETag"] = _gzip_tag(headers["etag"])
         _decorate(headers, self.cacheable)
         if _matches(self.if_none_match, headers["etag"]):
             self.mode = "done"
             for message in _not_modified(headers):
                 await self.send(message)
             return
-        length = int(headers.get("content-length", GZIP_MINIMUM_SIZE + 1))
-        if self.gzip_ok and length > GZIP_MINIMUM_SIZE and "content-encoding" not in headers:
-            self.compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip, header mtime 0
-            del headers["content-length"]
-            headers["Content-Encoding"] = "gzip"
-            headers["ETag"] = headers["etag"][:-1] + f'{_GZIP_SUFFIX}"'
         await self.send(start)
 
     async def _on_body(self, body: bytes, more: bool) -> None:
@@ -134,17 +139,19 @@ class _Exchange:
 
     def _finish(self, body: bytes) -> list[Message]:
         headers = MutableHeaders(raw=self.start["headers"])
+        compress = (
+            self.gzip_ok and len(body) > GZIP_MINIMUM_SIZE and "content-encoding" not in headers
+        )
         if self.start["status"] == 200:
-            headers["ETag"] = body_etag(body)
+            tag = body_etag(body)
+            headers["ETag"] = _gzip_tag(tag) if compress else tag
             _decorate(headers, self.cacheable)
             if _matches(self.if_none_match, headers["etag"]):
                 return _not_modified(headers)
-        if self.gzip_ok and len(body) > GZIP_MINIMUM_SIZE and "content-encoding" not in headers:
+        if compress:
             body = gzip.compress(body, compresslevel=6, mtime=0)
             headers["Content-Encoding"] = "gzip"
             headers["Content-Length"] = str(len(body))
-            if "etag" in headers:
-                headers["ETag"] = headers["etag"][:-1] + f'{_GZIP_SUFFIX}"'
             _merge_vary(headers, ["Accept-Encoding"])
         return [self.start, {"type": "http.response.body", "body": body, "more_body": False}]
 

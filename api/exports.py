@@ -97,7 +97,10 @@ def _csv_lines(schema: type[BaseModel], items: Iterable[BaseModel]) -> Iterator[
 
 def _ndjson_lines(items: Iterable[BaseModel]) -> Iterator[str]:
     for item in items:
-        yield json.dumps(item.model_dump(mode="json"), ensure_ascii=False) + "\n"
+        yield (
+            json.dumps(item.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
+            + "\n"
+        )
 
 
 def export(

@@ -197,7 +197,7 @@ class Facets(BaseModel):
                     "total": 42,
                     "facets": {
                         "unit": [
-                            {"value": "percent", "count": 29},
+                            {"value": "percent", "count": 30},
                             {"value": "USD", "count": 4},
                         ]
                     },

@@ -1,0 +1,114 @@
+"""ETags, revalidation, freshness headers, compression and CORS."""
+
+import gzip
+
+import pytest
+from fastapi.testclient import TestClient
+
+PATHS = [
+    "/v1/metrics",
+    "/v1/metrics?category=market&sort=-value_high",
+    "/v1/metrics/car-t-dose-manufacturing-cost",
+    "/v1/metrics/facets?facet=unit",
+    "/v1/faq",
+    "/v1/sources/coreychem-future-of-cdmos-2026/text",
+    "/v1/metrics?format=csv",
+    "/v1/faq?format=ndjson",
+    "/openapi.json",
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_successful_gets_carry_validators_and_revalidate_to_304(
+    client: TestClient, path: str
+) -> None:
+    first = client.get(path)
+    assert first.status_code == 200
+    etag = first.headers["etag"]
+    assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
+    assert first.headers["cache-control"] == "public, max-age=60"
+    assert {"Accept", "Accept-Encoding"} <= {v.strip() for v in first.headers["vary"].split(",")}
+    again = client.get(path)
+    assert again.headers["etag"] == etag and again.content == first.content
+
+    revalidated = client.get(path, headers={"If-None-Match": etag})
+    assert revalidated.status_code == 304
+    assert revalidated.content == b""
+    assert revalidated.headers["etag"] == etag
+    assert revalidated.headers["cache-control"] == "public, max-age=60"
+    stale = client.get(path, headers={"If-None-Match": '"not-the-tag"'})
+    assert stale.status_code == 200 and stale.content == first.content
+
+
+def test_tags_differ_between_representations(client: TestClient) -> None:
+    tags = {
+        client.get("/v1/faq").headers["etag"],
+        client.get("/v1/faq?limit=1").headers["etag"],
+        client.get("/v1/faq", headers={"Accept": "text/csv"}).headers["etag"],
+        client.get("/v1/faq", headers={"Accept": "application/x-ndjson"}).headers["etag"],
+        client.get("/v1/faq/scaling-bottlenecks").headers["etag"],
+    }
+    assert len(tags) == 5
+
+
+def test_large_responses_are_gzipped_deterministically_when_accepted(client: TestClient) -> None:
+    plain = client.get("/v1/metrics", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    zipped = [client.get("/v1/metrics", headers={"Accept-Encoding": "gzip"}) for _ in range(2)]
+    for response in zipped:
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.content == plain.content  # httpx decodes it
+    assert zipped[0].headers["etag"] == zipped[1].headers["etag"] != plain.headers["etag"]
+    assert zipped[0].headers["etag"] == plain.headers["etag"][:-1] + '-gzip"'
+    revalidated = client.get(
+        "/v1/metrics",
+        headers={"Accept-Encoding": "gzip", "If-None-Match": zipped[0].headers["etag"]},
+    )
+    assert revalidated.status_code == 304
+
+
+def test_gzip_raw_bytes_and_small_bodies(client: TestClient) -> None:
+    with client.stream("GET", "/v1/metrics", headers={"Accept-Encoding": "gzip"}) as response:
+        raw = b"".join(response.iter_raw())
+    assert gzip.decompress(raw) == client.get("/v1/metrics").content
+    small = client.get("/healthz", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers  # under 1 KiB
+    refused = client.get("/v1/metrics", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+    export = client.get("/v1/metrics?format=csv", headers={"Accept-Encoding": "gzip"})
+    assert export.headers["content-encoding"] == "gzip"
+    assert export.text.startswith("id,category,name")
+
+
+def test_errors_and_probes_are_not_cached(client: TestClient) -> None:
+    missing = client.get("/v1/metrics/nope")
+    assert "etag" not in missing.headers and "cache-control" not in missing.headers
+    assert client.get("/readyz").headers["cache-control"] == "no-store"
+
+
+def test_cors_allows_any_origin_to_read(client: TestClient) -> None:
+    response = client.get("/v1/faq", headers={"Origin": "https://dashboard.example"})
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "ETag" in response.headers["access-control-expose-headers"]
+    preflight = client.options(
+        "/v1/faq",
+        headers={
+            "Origin": "https://dashboard.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "If-None-Match",
+        },
+    )
+    assert preflight.status_code == 200
+    assert "GET" in preflight.headers["access-control-allow-methods"]
+
+
+def test_cors_origins_are_configurable(seeded_engine: object) -> None:
+    from api.config import Settings
+    from api.main import create_app
+
+    settings = Settings(cors_origins=["https://allowed.example"])
+    with TestClient(create_app(settings, engine=seeded_engine)) as restricted:  # type: ignore[arg-type]
+        allowed = restricted.get("/v1/faq", headers={"Origin": "https://allowed.example"})
+        assert allowed.headers["access-control-allow-origin"] == "https://allowed.example"
+        other = restricted.get("/v1/faq", headers={"Origin": "https://other.example"})
+        assert "access-control-allow-origin" not in other.headers

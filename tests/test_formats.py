@@ -1,0 +1,127 @@
+"""CSV and NDJSON exports of every collection."""
+
+import csv
+import io
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+COLLECTIONS = [
+    ("/v1/metrics", "metrics", 42),
+    ("/v1/market", "market", 10),
+    ("/v1/regulatory", "regulatory", 8),
+    ("/v1/mna", "mna", 6),
+    ("/v1/technologies", "technologies", 4),
+    ("/v1/pricing-models", "pricing-models", 8),
+    ("/v1/regulatory/outlook", "regulatory-outlook", 3),
+    ("/v1/bottlenecks", "bottlenecks", 4),
+    ("/v1/faq", "faq", 5),
+    ("/v1/sources", "sources", 1),
+]
+
+
+def rows(response_text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(response_text, newline="")))
+
+
+@pytest.mark.parametrize(("path", "name", "total"), COLLECTIONS)
+def test_csv_by_accept_and_by_format_is_the_whole_collection(
+    client: TestClient, path: str, name: str, total: int
+) -> None:
+    by_accept = client.get(path, headers={"Accept": "text/csv"})
+    by_format = client.get(path, params={"format": "csv", "limit": 1, "offset": 1})
+    for response in (by_accept, by_format):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/csv; charset=utf-8"
+        assert response.headers["content-disposition"] == f'attachment; filename="{name}.csv"'
+        assert len(rows(response.text)) == total
+    assert by_accept.text == by_format.text
+    json_ids = [item["id"] for item in client.get(path, params={"limit": 500}).json()["items"]]
+    assert [row["id"] for row in rows(by_accept.text)] == json_ids
+
+
+@pytest.mark.parametrize(("path", "name", "total"), COLLECTIONS)
+def test_ndjson_lines_equal_the_json_items(
+    client: TestClient, path: str, name: str, total: int
+) -> None:
+    response = client.get(path, headers={"Accept": "application/x-ndjson"})
+    assert response.headers["content-type"] == "application/x-ndjson"
+    assert response.headers["content-disposition"] == f'attachment; filename="{name}.ndjson"'
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert lines == client.get(path, params={"limit": 500}).json()["items"]
+    assert len(lines) == total
+
+
+def test_csv_flattens_nested_fields_and_survives_commas_quotes_and_newlines(
+    client: TestClient,
+) -> None:
+    text = client.get("/v1/metrics", params={"format": "csv", "sort": "id"}).text
+    table = rows(text)
+    assert list(table[0]) == [
+        "id", "category", "name", "description", "value", "value_low", "value_high",
+        "qualifier", "unit", "measure", "direction", "year", "forecast", "horizon_passed",
+        "base_year", "geography", "subjects", "cited_as", "baseline_id", "source_id",
+        "evidence_quote", "evidence_start", "evidence_end",
+    ]  # fmt: skip
+    car_t = next(row for row in table if row["id"] == "car-t-dose-manufacturing-cost")
+    assert car_t["value"] == ""
+    assert (car_t["value_low"], car_t["value_high"]) == ("45000", "65000")
+    assert car_t["subjects"] == "CAR-T;manufacturing cost"
+    assert car_t["evidence_quote"].startswith("The average cost of manufacturing a single CAR-T")
+    assert "$45,000–$65,000, compared" in car_t["evidence_quote"]  # comma inside a field
+    faq = rows(client.get("/v1/faq", params={"format": "csv"}).text)
+    assert faq[0]["metric_ids"] == "personalized-production-turnaround-time"
+    pricing = rows(client.get("/v1/pricing-models", params={"format": "csv"}).text)
+    quoted = next(row for row in pricing if row["id"] == "value-based-pricing")
+    assert '"pay-for-performance"' in quoted["evidence_quote"]  # quotes survive
+    market = rows(client.get("/v1/metrics", params={"format": "csv", "unit": "USD"}).text)
+    size = next(row for row in market if row["id"].startswith("personalized-cancer-medicine"))
+    assert size["value"] == "150000000000"
+
+
+def test_csv_round_trips_newlines_commas_and_quotes() -> None:
+    from api.exports import Format, export
+    from api.schemas import Evidence
+
+    tricky = 'Line one, with a comma\nline "two"\r\nline three'
+    item = Evidence(quote=tricky, start=0, end=len(tricky))
+    response = export(Format.csv, Evidence, [item], "x", '"tag"')
+
+    async def collect() -> str:
+        return "".join([chunk.decode() async for chunk in response.body_iterator])  # type: ignore[union-attr]
+
+    import asyncio
+
+    assert rows(asyncio.run(collect())) == [
+        {"quote": tricky, "start": "0", "end": str(len(tricky))}
+    ]
+
+
+def test_exports_honour_filters_and_sort(client: TestClient) -> None:
+    text = client.get(
+        "/v1/metrics", params={"format": "csv", "unit": "USD", "sort": "-value_high"}
+    ).text
+    assert [row["id"] for row in rows(text)] == [
+        "personalized-cancer-medicine-market-size-2028",
+        "oncology-cdmo-mna-value-2023",
+        "car-t-dose-manufacturing-cost",
+        "monoclonal-antibody-batch-manufacturing-cost",
+    ]
+    empty = client.get("/v1/metrics", params={"format": "csv", "source": "none"}).text
+    assert empty.splitlines()[0].startswith("id,category,name") and len(empty.splitlines()) == 1
+
+
+def test_accept_preferences_and_format_precedence(client: TestClient) -> None:
+    preferred = client.get("/v1/faq", headers={"Accept": "text/csv;q=0.5, application/x-ndjson"})
+    assert preferred.headers["content-type"] == "application/x-ndjson"
+    anything = client.get("/v1/faq", headers={"Accept": "*/*"})
+    assert anything.headers["content-type"] == "application/json"
+    forced = client.get("/v1/faq?format=json", headers={"Accept": "text/csv"})
+    assert forced.headers["content-type"] == "application/json"
+
+
+def test_unknown_format_is_422(client: TestClient) -> None:
+    response = client.get("/v1/metrics", params={"format": "xlsx"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["name"] == "format"

@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install migrate seed run test lint format lock clean
+.PHONY: install migrate seed run test lint format openapi lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# Regenerate the committed OpenAPI document after changing the API (a test compares them).
+openapi: install
+	$(BIN)/cdmo-metrics openapi > openapi.json
 
 format: install
 	$(BIN)/ruff check --fix .

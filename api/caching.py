@@ -70,8 +70,8 @@ def _merge_vary(headers: MutableHeaders, names: Iterable[str]) -> None:
     headers["Vary"] = ", ".join(present + [n for n in names if n.lower() not in lowered])
 
 
-def _decorate(headers: MutableHeaders, cacheable: bool) -> None:
-    headers["Cache-Control"] = CACHE_CONTROL if cacheable else "no-store"
+def _decorate(headers: MutableHeaders) -> None:
+    headers["Cache-Control"] = CACHE_CONTROL
     _merge_vary(headers, VARY)
 
 
@@ -90,7 +90,6 @@ class _Exchange:
         request = Headers(scope=scope)
         self.if_none_match = request.get("if-none-match")
         self.gzip_ok = _accepts_gzip(request.get("accept-encoding"))
-        self.cacheable = not scope["path"].startswith(NOT_CACHED_PATHS)
         self.send = send
         self.start: Message = {}
         self.chunks: list[bytes] = []
@@ -118,7 +117,7 @@ class _Exchange:
             del headers["content-length"]
             headers["Content-Encoding"] = "gzip"
             headers["ETag"] = _gzip_tag(headers["etag"])
-        _decorate(headers, self.cacheable)
+        _decorate(headers)
         if _matches(self.if_none_match, headers["etag"]):
             self.mode = "done"
             for message in _not_modified(headers):
@@ -145,7 +144,7 @@ class _Exchange:
         if self.start["status"] == 200:
             tag = body_etag(body)
             headers["ETag"] = _gzip_tag(tag) if compress else tag
-            _decorate(headers, self.cacheable)
+            _decorate(headers)
             if _matches(self.if_none_match, headers["etag"]):
                 return _not_modified(headers)
         if compress:
@@ -165,5 +164,18 @@ class HttpCaching:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
-            return
-        await self.app(scope, receive, _Exchange(scope, send))
+        elif scope["path"].startswith(NOT_CACHED_PATHS):
+            await self.app(scope, receive, _no_store(send))
+        else:
+            await self.app(scope, receive, _Exchange(scope, send))
+
+
+def _no_store(send: Send) -> Send:
+    """Probes describe this instant: never cached, never revalidated."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            MutableHeaders(raw=message["headers"])["Cache-Control"] = "no-store"
+        await send(message)
+
+    return wrapped

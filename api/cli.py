@@ -1,6 +1,7 @@
 """The `cdmo-metrics` command: serve, migrate, seed."""
 
 import argparse
+import json
 import sys
 
 import uvicorn
@@ -36,6 +37,14 @@ def _seed(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _openapi(_args: argparse.Namespace) -> int:
+    from api.main import create_app
+
+    document = create_app(engine=make_engine("sqlite://")).openapi()
+    print(json.dumps(document, indent=2, ensure_ascii=False))
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     uvicorn.run(
@@ -57,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "seed", help="load seed/data into the database (validated first; idempotent)"
     )
+    commands.add_parser("openapi", help="print the OpenAPI document (as committed in openapi.json)")
     serve = commands.add_parser("serve", help="serve the API with uvicorn")
     serve.add_argument("--host", help="interface to bind (default: HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
     args = parser.parse_args(argv)
-    handler = {"migrate": _migrate, "seed": _seed, "serve": _serve}[args.command]
+    handler = {"migrate": _migrate, "seed": _seed, "serve": _serve, "openapi": _openapi}[
+        args.command
+    ]
     return handler(args)
 
 

@@ -12,6 +12,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
+from api.schemas import with_example
+
 logger = logging.getLogger("api.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -30,6 +32,8 @@ class ProblemError(BaseModel):
 
 class Problem(BaseModel):
     """RFC 9457 problem details."""
+
+    model_config = with_example("Problem")
 
     type: str = Field(default="about:blank", description="Problem type URI.")
     title: str = Field(description="Short summary of the problem type.", examples=["Not Found"])

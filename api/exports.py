@@ -32,10 +32,13 @@ FORMAT_DESCRIPTION = (
 )
 
 
-def collection_content(schema_ref: str) -> dict[str, Any]:
+def collection_content(schema_ref: str, example: dict[str, Any] | None = None) -> dict[str, Any]:
     """The OpenAPI `content` of a collection's 200 response: JSON page, CSV, NDJSON."""
+    page: dict[str, Any] = {"schema": {"$ref": schema_ref}}
+    if example is not None:
+        page["example"] = example
     return {
-        "application/json": {"schema": {"$ref": schema_ref}},
+        "application/json": page,
         "text/csv": {"schema": {"type": "string"}},
         "application/x-ndjson": {"schema": {"type": "string"}},
     }

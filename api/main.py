@@ -17,7 +17,7 @@ from api.caching import HttpCaching
 from api.config import Settings, get_settings
 from api.db import make_engine
 from api.entities.router import router as entities_router
-from api.errors import install_error_handlers
+from api.errors import PROBLEM_MEDIA_TYPE, install_error_handlers
 from api.health import router as health_router
 from api.metrics.router import router as metrics_router
 from api.middleware import HeadAsGet
@@ -122,7 +122,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for operations in document["paths"].values():
             for operation in operations.values():
                 for status, response in operation["responses"].items():
-                    if int(status) >= 400:
-                        response.get("content", {}).pop("application/json", None)
+                    content = response.get("content", {})
+                    if int(status) >= 400 and PROBLEM_MEDIA_TYPE in content:
+                        response["content"] = {PROBLEM_MEDIA_TYPE: content[PROBLEM_MEDIA_TYPE]}
         app.openapi_schema = document
     return app.openapi_schema

@@ -1,16 +1,30 @@
 """API shapes shared by several domains: figures, evidence spans, query-string types."""
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
     WithJsonSchema,
 )
+
+# Real records of the seed dataset, shown as examples in the OpenAPI document.
+EXAMPLES: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "examples.json").read_text(encoding="utf-8")
+)
+
+
+def with_example(name: str) -> ConfigDict:
+    """Model config whose JSON schema carries the example record `name`."""
+    return ConfigDict(json_schema_extra={"examples": [EXAMPLES[name]]})
+
 
 # Exact binary floats are integers below 2**53; serialise those without a ".0" so that
 # 150000000000 reads as written in the source.

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from api import citations, revision
 from api.citations import ItemQuery
@@ -26,9 +26,10 @@ from api.entities.schemas import (
     RegulatoryChangePublic,
     TechnologyPublic,
 )
-from api.exports import Format, choose_format, collection_content, export, export_etag
+from api.exports import Format, choose_format, export, export_etag
 from api.pagination import Page, page
-from api.routing import COMMON_ERRORS, ITEM_ERRORS
+from api.routing import collection_responses, item_responses
+from api.schemas import EXAMPLES
 from api.sources import service as sources_service
 
 router = APIRouter()
@@ -77,7 +78,13 @@ class Kind:
             return export(fmt, kind.schema, rows, filename, etag)
 
         def get_item(
-            item_id: str,
+            item_id: Annotated[
+                str,
+                Path(
+                    description=f"The {kind.singular}'s id.",
+                    examples=[EXAMPLES[kind.schema.__name__]["id"]],
+                ),
+            ],
             request: Request,
             session: SessionDep,
             query: Annotated[ItemQuery, Query()],
@@ -105,15 +112,7 @@ class Kind:
             operation_id=f"list{plural}",
             summary=f"List {self.plural}",
             response_model=collection_schema,
-            responses={
-                200: {
-                    "description": f"A page of {self.plural} (JSON), or all of them (CSV, NDJSON).",
-                    "content": collection_content(
-                        f"#/components/schemas/Page_{self.schema.__name__}_"
-                    ),
-                },
-                **COMMON_ERRORS,
-            },
+            responses=collection_responses(self.schema.__name__, self.plural),
             tags=[self.tag],
         )
         router.add_api_route(
@@ -123,18 +122,7 @@ class Kind:
             operation_id=f"get{name}",
             summary=f"Get one {self.singular}",
             response_model=item_schema,
-            responses={
-                200: {
-                    "description": f"The {self.singular}, or with `cite` its citation.",
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": f"#/components/schemas/{self.schema.__name__}"}
-                        },
-                        **citations.citation_content(),
-                    },
-                },
-                **ITEM_ERRORS,
-            },
+            responses=item_responses(self.schema.__name__, self.singular),
             tags=[self.tag],
         )
 

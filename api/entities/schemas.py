@@ -3,7 +3,7 @@
 from pydantic import BaseModel, Field
 
 from api.pagination import PageQuery
-from api.schemas import Evidence, QueryText
+from api.schemas import Evidence, QueryText, with_example
 
 
 class EntityQuery(PageQuery):
@@ -30,15 +30,21 @@ class EntityPublic(BaseModel):
 class TechnologyPublic(EntityPublic):
     """A manufacturing innovation the source describes."""
 
+    model_config = with_example("TechnologyPublic")
+
     examples: list[str] = Field(description="Named platforms, as the source spells them.")
 
 
 class PricingModelPublic(EntityPublic):
     """A pricing or contracting model CDMOs use."""
 
+    model_config = with_example("PricingModelPublic")
+
 
 class RegulatoryChangePublic(EntityPublic):
     """An anticipated regulatory shift."""
+
+    model_config = with_example("RegulatoryChangePublic")
 
     agency: str | None = Field(description="The agency behind it, or null when none is named.")
     expected_impact: str = Field(description="What it would change for CDMOs.")
@@ -47,10 +53,14 @@ class RegulatoryChangePublic(EntityPublic):
 class BottleneckPublic(EntityPublic):
     """A bottleneck in scaling manufacturing, ranked as the source lists it."""
 
+    model_config = with_example("BottleneckPublic")
+
     rank: int = Field(ge=1)
 
 
 class FaqPublic(EntityPublic):
     """A question the source answers, with a summary of its answer."""
+
+    model_config = with_example("FaqPublic")
 
     question: str = Field(description="The question, verbatim.")

@@ -2,30 +2,27 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlmodel import Session
 
 from api import citations, revision
 from api.citations import ItemQuery
 from api.db import SessionDep
-from api.exports import Format, choose_format, collection_content, export, export_etag
+from api.exports import Format, choose_format, export, export_etag
 from api.metrics import service
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
 from api.pagination import Page, page
-from api.routing import COMMON_ERRORS, ITEM_ERRORS
+from api.routing import collection_responses, item_responses, plain_responses
 from api.sources import service as sources_service
 from api.vocabulary import Category
 
 router = APIRouter(tags=["metrics"])
 
 MetricParams = Annotated[MetricQuery, Query()]
-COLLECTION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "A page of metrics (JSON), or all of them (CSV, NDJSON).",
-        "content": collection_content("#/components/schemas/Page_MetricPublic_"),
-    },
-    **COMMON_ERRORS,
-}
+COLLECTION_RESPONSES = collection_responses("MetricPublic", "metrics")
+MetricId = Annotated[
+    str, Path(description="The metric's id.", examples=["car-t-dose-manufacturing-cost"])
+]
 
 
 def _collection(
@@ -64,7 +61,10 @@ def list_metrics(
     operation_id="getMetricFacets",
     summary="Count metrics per facet value",
     response_model=Facets,
-    responses=COMMON_ERRORS,
+    responses=plain_responses(
+        "Counts per value.",
+        {"application/json": {"schema": {"$ref": "#/components/schemas/Facets"}}},
+    ),
 )
 def get_metric_facets(session: SessionDep, query: Annotated[FacetQuery, Query()]) -> Facets:
     """For filter panels: how many of the filtered metrics have each value of each facet."""
@@ -76,19 +76,10 @@ def get_metric_facets(session: SessionDep, query: Annotated[FacetQuery, Query()]
     operation_id="getMetric",
     summary="Get one metric",
     response_model=MetricPublic,
-    responses={
-        200: {
-            "description": "The metric, or with `cite` its citation.",
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/MetricPublic"}},
-                **citations.citation_content(),
-            },
-        },
-        **ITEM_ERRORS,
-    },
+    responses=item_responses("MetricPublic", "metric"),
 )
 def get_metric(
-    metric_id: str, request: Request, session: SessionDep, query: Annotated[ItemQuery, Query()]
+    metric_id: MetricId, request: Request, session: SessionDep, query: Annotated[ItemQuery, Query()]
 ) -> Any:
     """The metric with this id and its evidence span; `?cite=` answers how to quote it."""
     metric = service.get_metric(session, metric_id=metric_id)

@@ -1,11 +1,11 @@
 """API shapes of metrics: the public record, facet counts and the query parameters."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.pagination import PageQuery
-from api.schemas import Evidence, Figure, QueryText, list_checker, list_pattern
+from api.schemas import Evidence, Figure, QueryText, list_checker, list_pattern, with_example
 from api.vocabulary import Category, Direction, Measure, Qualifier, Unit
 
 SORTABLE_FIELDS = (
@@ -56,41 +56,11 @@ FacetList = Annotated[
     Field(json_schema_extra={"pattern": list_pattern(FACETS, signed=False)}),
 ]
 
-EXAMPLE: dict[str, Any] = {
-    "id": "car-t-dose-manufacturing-cost",
-    "category": "market",
-    "name": "CAR-T dose manufacturing cost via a CDMO",
-    "description": "Current average cost of having one CAR-T dose manufactured by a CDMO.",
-    "value": None,
-    "value_low": 45000,
-    "value_high": 65000,
-    "qualifier": "eq",
-    "unit": "USD",
-    "measure": "level",
-    "direction": None,
-    "year": 2026,
-    "forecast": False,
-    "horizon_passed": False,
-    "base_year": None,
-    "geography": None,
-    "subjects": ["CAR-T", "manufacturing cost"],
-    "cited_as": None,
-    "baseline_id": "monoclonal-antibody-batch-manufacturing-cost",
-    "source_id": "coreychem-future-of-cdmos-2026",
-    "evidence": {
-        "quote": "The average cost of manufacturing a single CAR-T dose via a CDMO is currently "
-        "$45,000\u2013$65,000, compared to $15,000 for a monoclonal antibody batch "
-        "(per patient equivalent).",
-        "start": 1775,
-        "end": 1947,
-    },
-}
-
 
 class MetricPublic(BaseModel):
     """One quantitative statement of a source, with the span that states it."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+    model_config = with_example("MetricPublic")
 
     id: str = Field(examples=["car-t-dose-manufacturing-cost"])
     category: Category
@@ -123,9 +93,13 @@ class MetricFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    category: Category | None = Field(default=None, description="Only this category.")
+    category: Category | None = Field(
+        default=None, description="Only this category.", examples=["market"]
+    )
     unit: Unit | None = Field(default=None, description="Only this unit.", examples=["USD"])
-    measure: Measure | None = Field(default=None, description="Only this kind of measure.")
+    measure: Measure | None = Field(
+        default=None, description="Only this kind of measure.", examples=["share"]
+    )
     geography: QueryText | None = Field(
         default=None, description="Only this geography (case-insensitive).", examples=["global"]
     )
@@ -139,10 +113,16 @@ class MetricFilters(BaseModel):
         description="Only metrics from this source id.",
         examples=["coreychem-future-of-cdmos-2026"],
     )
-    year: Year | None = Field(default=None, description="Only figures referring to this year.")
-    forecast: bool | None = Field(default=None, description="Only projections (true) or not.")
+    year: Year | None = Field(
+        default=None, description="Only figures referring to this year.", examples=[2028]
+    )
+    forecast: bool | None = Field(
+        default=None, description="Only projections (true) or not.", examples=[True]
+    )
     horizon_passed: bool | None = Field(
-        default=None, description="Only expired projections (true), or everything else (false)."
+        default=None,
+        description="Only expired projections (true), or everything else (false).",
+        examples=[False],
     )
     q: QueryText | None = Field(
         default=None,
@@ -190,21 +170,7 @@ class FacetValue(BaseModel):
 class Facets(BaseModel):
     """Counts per value of each requested facet, over the filtered metrics."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "total": 42,
-                    "facets": {
-                        "unit": [
-                            {"value": "percent", "count": 30},
-                            {"value": "USD", "count": 4},
-                        ]
-                    },
-                }
-            ]
-        }
-    )
+    model_config = with_example("Facets")
 
     total: int = Field(description="Metrics matching the filters.")
     facets: dict[str, list[FacetValue]]

@@ -2,19 +2,27 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from api import citations, revision
 from api.citations import CitationQuery, ItemQuery
 from api.db import SessionDep
-from api.exports import Format, choose_format, collection_content, export, export_etag
+from api.exports import Format, choose_format, export, export_etag
 from api.pagination import Page, PageQuery, page
-from api.routing import COMMON_ERRORS, ITEM_ERRORS, no_query_parameters
+from api.routing import (
+    collection_responses,
+    item_responses,
+    no_query_parameters,
+    plain_responses,
+)
 from api.sources import service
 from api.sources.schemas import SourcePublic
 
 router = APIRouter(tags=["sources"])
+SourceId = Annotated[
+    str, Path(description="The source's id.", examples=["coreychem-future-of-cdmos-2026"])
+]
 
 
 @router.get(
@@ -22,13 +30,7 @@ router = APIRouter(tags=["sources"])
     operation_id="listSources",
     summary="List sources",
     response_model=Page[SourcePublic],
-    responses={
-        200: {
-            "description": "A page of sources (JSON), or all of them (CSV, NDJSON).",
-            "content": collection_content("#/components/schemas/Page_SourcePublic_"),
-        },
-        **COMMON_ERRORS,
-    },
+    responses=collection_responses("SourcePublic", "sources"),
 )
 def list_sources(
     request: Request, response: Response, session: SessionDep, query: Annotated[PageQuery, Query()]
@@ -47,19 +49,10 @@ def list_sources(
     operation_id="getSource",
     summary="Get one source",
     response_model=SourcePublic,
-    responses={
-        200: {
-            "description": "The source, or with `cite` its citation.",
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/SourcePublic"}},
-                **citations.citation_content(),
-            },
-        },
-        **ITEM_ERRORS,
-    },
+    responses=item_responses("SourcePublic", "source"),
 )
 def get_source(
-    source_id: str, request: Request, session: SessionDep, query: Annotated[ItemQuery, Query()]
+    source_id: SourceId, request: Request, session: SessionDep, query: Annotated[ItemQuery, Query()]
 ) -> Any:
     """The citation data of one source and how many metrics come from it."""
     source = service.get_source(session, source_id=source_id)
@@ -73,13 +66,10 @@ def get_source(
     operation_id="getSourceCitation",
     summary="Cite a source",
     response_class=PlainTextResponse,
-    responses={
-        200: {"description": "The citation.", "content": citations.citation_content()},
-        **ITEM_ERRORS,
-    },
+    responses=plain_responses("The citation.", citations.citation_content(), 404),
 )
 def get_source_citation(
-    source_id: str,
+    source_id: SourceId,
     request: Request,
     session: SessionDep,
     query: Annotated[CitationQuery, Query()],
@@ -94,16 +84,12 @@ def get_source_citation(
     operation_id="getSourceText",
     summary="Get the verbatim text of a source",
     response_class=PlainTextResponse,
-    responses={
-        200: {
-            "description": "The text, UTF-8.",
-            "content": {"text/plain": {"schema": {"type": "string"}}},
-        },
-        **ITEM_ERRORS,
-    },
+    responses=plain_responses(
+        "The text, UTF-8.", {"text/plain": {"schema": {"type": "string"}}}, 404
+    ),
     dependencies=[Depends(no_query_parameters)],
 )
-def get_source_text(source_id: str, session: SessionDep) -> PlainTextResponse:
+def get_source_text(source_id: SourceId, session: SessionDep) -> PlainTextResponse:
     """The source exactly as stored; every evidence span indexes into this text (code points)."""
     text = service.get_source_text(session, source_id=source_id)
     return PlainTextResponse(text, media_type="text/plain; charset=utf-8")

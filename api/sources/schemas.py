@@ -4,11 +4,14 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
+from api.schemas import with_example
 from api.vocabulary import SourceKind
 
 
 class SourcePublic(BaseModel):
     """A document that figures come from."""
+
+    model_config = with_example("SourcePublic")
 
     id: str = Field(examples=["coreychem-future-of-cdmos-2026"])
     title: str

@@ -112,9 +112,33 @@ def csl_json(source: SourcePublic, evidence: Evidence | None = None) -> str:
 RENDERERS = {CitationStyle.apa: apa, CitationStyle.bibtex: bibtex, CitationStyle.csl_json: csl_json}
 
 
+CSL_SCHEMA = {
+    "type": "array",
+    "description": "CSL-JSON items (https://citeproc-js.readthedocs.io/en/latest/csl-json/).",
+    "items": {
+        "type": "object",
+        "required": ["id", "type", "title"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "author": {"type": "array", "items": {"type": "object"}},
+            "publisher": {"type": "string"},
+            "issued": {"type": "object"},
+            "URL": {"type": "string"},
+            "note": {"type": "string", "description": "The quoted evidence, for an item."},
+        },
+    },
+}
+
+
 def citation_content() -> dict[str, dict[str, object]]:
     """The OpenAPI `content` entries of a citation response."""
-    return {media: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()}
+    return {
+        MEDIA_TYPES[CitationStyle.apa]: {"schema": {"type": "string"}},
+        MEDIA_TYPES[CitationStyle.bibtex]: {"schema": {"type": "string"}},
+        MEDIA_TYPES[CitationStyle.csl_json]: {"schema": CSL_SCHEMA},
+    }
 
 
 def respond(

@@ -91,3 +91,14 @@ def test_horizon_moves_with_the_clock(
     passed = {m["id"] for m in client.get("/v1/metrics?horizon_passed=true").json()["items"]}
     assert ("cell-gene-therapy-cdmo-capacity-growth-2026" in passed) is True
     assert ("personalized-cancer-medicine-market-size-2028" in passed) is (year > 2028)
+
+
+def test_subject_filter_with_subject_facet(client: TestClient) -> None:
+    # Found by contract fuzzing: the filter's EXISTS and the facet's join once collided.
+    body = client.get("/v1/metrics/facets", params={"subject": "CAR-T", "facet": "subject"}).json()
+    assert body == {
+        "total": 1,
+        "facets": {
+            "subject": [{"value": "CAR-T", "count": 1}, {"value": "manufacturing cost", "count": 1}]
+        },
+    }

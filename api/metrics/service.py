@@ -69,10 +69,12 @@ def _selection(
     if filters.geography is not None:
         conditions.append(func.lower(METRIC.c.geography) == filters.geography.lower())
     if filters.subject is not None:
+        # An alias, so that the subject facet's own join of metric_subject stays separate.
+        tagged = SUBJECT.alias("tagged")
         conditions.append(
             exists().where(
-                SUBJECT.c.metric_id == METRIC.c.id,
-                func.lower(SUBJECT.c.subject) == filters.subject.lower(),
+                tagged.c.metric_id == METRIC.c.id,
+                func.lower(tagged.c.subject) == filters.subject.lower(),
             )
         )
     if filters.horizon_passed is not None:

@@ -1,0 +1,60 @@
+"""Contract fuzzing with Schemathesis: every operation, valid and invalid inputs, all checks.
+
+Beyond Schemathesis's own checks (server errors, response schemas, status codes, content types,
+headers, acceptance of valid data, rejection of invalid data, ...), every error response must be
+RFC 9457 problem details whose `status` is the HTTP status.
+"""
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis import GenerationMode
+from sqlalchemy import Engine
+
+from api.db import make_engine
+from api.main import create_app
+
+EXAMPLES_PER_OPERATION = 100
+
+
+@schemathesis.check
+def errors_are_problem_details(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> bool | None:
+    """Every response with status >= 400 is application/problem+json naming that status."""
+    if response.status_code < 400:
+        return None
+    content_type = response.headers.get("content-type", [""])[0]
+    assert content_type.split(";")[0] == "application/problem+json", content_type
+    body = json.loads(response.content)
+    assert body["status"] == response.status_code, body
+    assert body["title"] and body["detail"] and body["type"], body
+    return True
+
+
+# The schema is read at import time; each test binds the app to that run's seeded database.
+app = create_app(engine=make_engine("sqlite://"))
+schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+schema.config.generation.update(
+    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+    max_examples=EXAMPLES_PER_OPERATION,
+)
+
+
+@pytest.fixture
+def bound_app(seeded_engine: Engine) -> Iterator[None]:
+    app.state.engine = seeded_engine
+    yield
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_operation_honours_the_contract(case: schemathesis.Case, bound_app: None) -> None:
+    case.call_and_validate(additional_checks=[errors_are_problem_details])

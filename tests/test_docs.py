@@ -1,0 +1,59 @@
+"""Interactive documentation that works without internet access."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_docs_pages_load_only_assets_the_app_serves(client: TestClient, path: str) -> None:
+    page = client.get(path)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    urls = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', page.text)
+    urls += re.findall(r"url: '([^']+)'", page.text)
+    assert urls, "the page references its assets"
+    for url in urls:
+        assert url.startswith("/"), f"{path} loads {url} from elsewhere"
+        assert client.get(url).status_code == 200, url
+    assert "cdn" not in page.text.lower() and "fonts.googleapis" not in page.text
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
+def test_swagger_ui_renders_the_operations_in_headless_chromium(
+    server_url: str, tmp_path: Path
+) -> None:
+    assert CHROMIUM is not None
+    result = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            f"{server_url}/docs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    dom = result.stdout
+    assert 'class="swagger-ui' in dom, result.stderr[-2000:]
+    assert "Failed to load API definition" not in dom
+    assert "CDMO Metrics API" in dom
+    for path in ("/v1/metrics", "/v1/metrics/{metric_id}", "/v1/sources/{source_id}/citation"):
+        assert f'data-path="{path}"' in dom, path
+    assert "List metrics" in dom

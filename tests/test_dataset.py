@@ -343,6 +343,16 @@ def test_editing_and_removing_records_updates_the_database(
     client: TestClient, migrated_engine: Engine, seed_copy: Path
 ) -> None:
     seed(migrated_engine)
+    from api.main import create_app
+
+    paths = [
+        "/v1/metrics/viral-vector-lead-time",
+        "/v1/metrics?format=csv",
+        "/v1/faq/scaling-bottlenecks",
+    ]
+    with TestClient(create_app(engine=migrated_engine)) as before:
+        tags = {path: before.get(path).headers["etag"] for path in paths}
+        assert before.get("/v1/metrics", params={"q": "academic alliances"}).json()["total"] == 1
 
     def change(data: dict) -> None:  # type: ignore[type-arg]
         data["metrics"] = [m for m in data["metrics"] if m["id"] != "cdmo-academic-alliance-share"]
@@ -357,9 +367,19 @@ def test_editing_and_removing_records_updates_the_database(
     _edit(seed_copy, change)
     counts = seed(migrated_engine, seed_copy)
     assert str(counts["metrics"]) == "+0 ~1 -1 =40"
-    from api.main import create_app
 
     with TestClient(create_app(engine=migrated_engine)) as edited:
+        after = {path: edited.get(path).headers["etag"] for path in tags}
+        assert (
+            after["/v1/metrics/viral-vector-lead-time"]
+            != tags["/v1/metrics/viral-vector-lead-time"]
+        )
+        assert after["/v1/metrics?format=csv"] != tags["/v1/metrics?format=csv"]
+        assert after["/v1/faq/scaling-bottlenecks"] == tags["/v1/faq/scaling-bottlenecks"]
+        # The search index follows the load: new words are found, removed metrics are not.
+        found = edited.get("/v1/metrics", params={"q": "edited"}).json()["items"]
+        assert [m["id"] for m in found] == ["viral-vector-lead-time"]
+        assert edited.get("/v1/metrics", params={"q": "academic alliances"}).json()["total"] == 0
         assert edited.get("/v1/metrics/cdmo-academic-alliance-share").status_code == 404
         metric = edited.get("/v1/metrics/viral-vector-lead-time").json()
         assert metric["name"] == "Viral vector lead time (edited)"

@@ -11,7 +11,7 @@ from api import migrate
 from api.config import get_settings
 from api.dataset import DatasetError, read_datasets
 from api.db import make_engine
-from api.seeding import load_datasets
+from api.seeding import Report, load_datasets
 
 
 def _migrate(_args: argparse.Namespace) -> int:
@@ -28,13 +28,23 @@ def _seed(_args: argparse.Namespace) -> int:
         datasets = read_datasets(settings.seed_dir / "data", settings.seed_dir / "sources")
         engine = make_engine(settings.database_url, settings)
         with Session(engine) as session, session.begin():
-            counts = load_datasets(session, datasets)
+            report = load_datasets(session, datasets)
     except DatasetError as exc:
         print(f"seed refused, nothing was written:\n{exc}", file=sys.stderr)
         return 1
-    for kind, kind_counts in counts.items():
-        print(f"{kind:20} {kind_counts}")
+    _print_report(report)
     return 0
+
+
+def _print_report(report: Report) -> None:
+    for kind, counts in report.counts.items():
+        print(f"{kind:20} {counts}")
+    for kept in report.kept:
+        print(f"kept     {kept}: the file agrees with the last load; the correction stays")
+    for conflict in report.conflicts:
+        print(f"CONFLICT {conflict}: the file changed too; the correction stays, resolve by hand")
+    if report.release_id is not None:
+        print(f"release  {report.release_id}")
 
 
 def _openapi(_args: argparse.Namespace) -> int:

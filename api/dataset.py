@@ -7,14 +7,37 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from api.vocabulary import Category, Direction, Measure, Qualifier, SourceKind, Unit
 
 Slug = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", min_length=1, max_length=100)
 ]
-Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=False)]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store NUL in text.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(_no_nul)]
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_no_nul)]
+Url = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_no_nul)]
+Offset = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Year = Annotated[int, Field(ge=1900, le=2200)]
 Figure = Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)]
 
@@ -33,25 +56,36 @@ class Strict(BaseModel):
 
 class EvidenceIn(Strict):
     quote: Text
-    start: int = Field(ge=0)
-    end: int = Field(ge=1)
+    start: Offset
+    end: Offset
 
 
-class SourceIn(Strict):
+class SourceFields(Strict):
     id: Slug
-    title: Text
-    publisher: Text
-    author: str | None = None
+    title: Title
+    publisher: Name
+    author: Name | None = None
     published_on: date
     kind: SourceKind
-    url: str | None = None
+    url: Url | None = None
+
+
+class SourceIn(SourceFields):
+    """A dataset file's source: its text lives in `seed/sources/<text_file>`."""
+
     text_file: str
+
+
+class SourceRecord(SourceFields):
+    """A source as stored and as written through the API: metadata and the verbatim text."""
+
+    text: Text
 
 
 class MetricIn(Strict):
     id: Slug
     category: Category
-    name: Text
+    name: Name
     description: Text
     value: Figure | None
     value_low: Figure
@@ -63,23 +97,23 @@ class MetricIn(Strict):
     year: Year | None
     forecast: bool
     base_year: Year | None
-    geography: str | None
-    subjects: list[Text]
-    cited_as: str | None
+    geography: Label | None
+    subjects: list[Label]
+    cited_as: Name | None
     baseline_id: Slug | None
     evidence: EvidenceIn
 
 
 class EntityIn(Strict):
     id: Slug
-    name: Text
+    name: Name
     summary: Text
     evidence: EvidenceIn
     metric_ids: list[Slug] = []
 
 
 class TechnologyIn(EntityIn):
-    examples: list[Text] = []
+    examples: list[Name] = []
 
 
 class PricingModelIn(EntityIn):
@@ -87,12 +121,12 @@ class PricingModelIn(EntityIn):
 
 
 class RegulatoryChangeIn(EntityIn):
-    agency: str | None
+    agency: Label | None
     expected_impact: Text
 
 
 class BottleneckIn(EntityIn):
-    rank: int = Field(ge=1)
+    rank: int = Field(ge=1, le=1_000_000)
 
 
 class FaqIn(EntityIn):
@@ -107,6 +141,32 @@ class DatasetIn(Strict):
     regulatory_changes: list[RegulatoryChangeIn] = []
     bottlenecks: list[BottleneckIn] = []
     faqs: list[FaqIn] = []
+
+
+class MetricRecord(MetricIn):
+    """A metric as stored and as written through the API: it names its source."""
+
+    source_id: Slug
+
+
+class TechnologyRecord(TechnologyIn):
+    source_id: Slug
+
+
+class PricingModelRecord(PricingModelIn):
+    source_id: Slug
+
+
+class RegulatoryChangeRecord(RegulatoryChangeIn):
+    source_id: Slug
+
+
+class BottleneckRecord(BottleneckIn):
+    source_id: Slug
+
+
+class FaqRecord(FaqIn):
+    source_id: Slug
 
 
 ENTITY_SECTIONS = ("technologies", "pricing_models", "regulatory_changes", "bottlenecks", "faqs")

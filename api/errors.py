@@ -73,6 +73,43 @@ class InvalidInput(DomainError):
             [ProblemError(in_=location, name=name, detail=detail)],
         )
 
+    @classmethod
+    def many(cls, errors: list[ProblemError]) -> "InvalidInput":
+        """One 422 naming several bad fields."""
+        first = errors[0]
+        exc = cls(first.in_, first.name, first.detail)
+        names = ", ".join(dict.fromkeys(f"{e.in_} {e.name!r}" for e in errors))
+        exc.detail, exc.errors = f"Invalid input: {names}.", errors
+        return exc
+
+
+class Conflict(DomainError):
+    status = HTTPStatus.CONFLICT
+
+
+class PreconditionFailed(DomainError):
+    status = HTTPStatus.PRECONDITION_FAILED
+
+
+class PreconditionRequired(DomainError):
+    status = HTTPStatus.PRECONDITION_REQUIRED
+
+
+class Unauthorized(DomainError):
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class Forbidden(DomainError):
+    status = HTTPStatus.FORBIDDEN
+
+
+class TooManyRequests(DomainError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
 
 class Unavailable(DomainError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
@@ -130,7 +167,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
+    headers = None
+    if exc.status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    elif isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif exc.status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="cdmo-metrics"'}
     return problem_response(request, exc.status, exc.detail, exc.errors, headers)
 
 

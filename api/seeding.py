@@ -1,32 +1,26 @@
-"""Writes validated datasets into the database: one transaction, only what differs."""
+"""Loads validated dataset files through the history: one transaction, one release, and only
+what differs. Records an analyst has corrected through the API are left as they are."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select
-from sqlmodel import Session, SQLModel
+from sqlalchemy import select
+from sqlmodel import Session, col
 
-from api import revision, search
+from api import records
 from api.dataset import Dataset, DatasetError, EntityIn, MetricIn
-from api.entities.models import (
-    ENTITY_TABLES,
-    Bottleneck,
-    EntityColumns,
-    Faq,
-    PricingModel,
-    RegulatoryChange,
-    Technology,
-)
-from api.metrics.models import Metric, MetricSubject
-from api.sources.models import Source
+from api.history.models import Release
 
-SECTION_MODELS: dict[str, type[EntityColumns]] = {
-    "technologies": Technology,
-    "pricing_models": PricingModel,
-    "regulatory_changes": RegulatoryChange,
-    "bottlenecks": Bottleneck,
-    "faqs": Faq,
+SEED_ACTOR = "seed"
+SECTION_KINDS = {
+    "metrics": "metric",
+    "technologies": "technology",
+    "pricing_models": "pricing_model",
+    "regulatory_changes": "regulatory_change",
+    "bottlenecks": "bottleneck",
+    "faqs": "faq",
 }
 
 
@@ -47,80 +41,44 @@ class Counts:
         return bool(self.added or self.changed or self.removed)
 
 
-def _evidence_columns(record: MetricIn | EntityIn) -> dict[str, Any]:
-    evidence = record.evidence
-    return {
-        "evidence_quote": evidence.quote,
-        "evidence_start": evidence.start,
-        "evidence_end": evidence.end,
+@dataclass
+class Report:
+    """Counts per section, the release written (if anything changed) and the records skipped."""
+
+    counts: dict[str, Counts] = field(default_factory=dict)
+    release_id: int | None = None
+    kept: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _records(dataset: Dataset) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(section, kind, records in canonical form) of a dataset file, source first."""
+    source = dataset.data.source
+    source_record = source.model_dump(exclude={"text_file"}) | {"text": dataset.text}
+    sections: list[tuple[str, str, list[dict[str, Any]]]] = [
+        ("sources", "source", [_canonical("source", source_record)])
+    ]
+    entries: dict[str, list[MetricIn] | list[EntityIn]] = {
+        "metrics": dataset.data.metrics,
+        **dataset.entities(),
     }
-
-
-def _metric_row(metric: MetricIn, source_id: str) -> dict[str, Any]:
-    row = metric.model_dump(exclude={"evidence", "subjects"})
-    return row | _evidence_columns(metric) | {"source_id": source_id}
-
-
-def _entity_row(entity: EntityIn, source_id: str) -> dict[str, Any]:
-    row = entity.model_dump(exclude={"evidence", "metric_ids"})
-    return row | _evidence_columns(entity) | {"source_id": source_id}
-
-
-def _columns(model: type[SQLModel]) -> list[str]:
-    return [column.name for column in model.__table__.columns]  # type: ignore[attr-defined]
-
-
-def _sync(
-    session: Session,
-    model: type[SQLModel],
-    source_id: str,
-    desired: dict[str, dict[str, Any]],
-    children: dict[str, list[str]],
-    child_table: Table,
-    child_key: str,
-    child_value: str,
-) -> Counts:
-    """Make the rows of `model` for `source_id` (and their ordered child lists) equal `desired`."""
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    columns = _columns(model)
-    existing = {
-        row["id"]: dict(row)
-        for row in session.execute(select(table).where(table.c.source_id == source_id)).mappings()
-    }
-    existing_children: dict[str, list[str]] = {}
-    for owner, value in session.execute(
-        select(child_table.c[child_key], child_table.c[child_value])
-        .where(child_table.c[child_key].in_(list(existing)))
-        .order_by(child_table.c[child_key], child_table.c.position)
-    ):
-        existing_children.setdefault(owner, []).append(value)
-
-    counts = Counts()
-    for record_id in existing.keys() - desired.keys():
-        session.execute(delete(table).where(table.c.id == record_id))
-        counts.removed += 1
-    for record_id, row in desired.items():
-        row = {name: row[name] for name in columns}
-        old = existing.get(record_id)
-        if old is None:
-            session.execute(insert(table).values(row))
-            counts.added += 1
-        elif old != row or existing_children.get(record_id, []) != children[record_id]:
-            session.execute(table.update().where(table.c.id == record_id).values(row))
-            counts.changed += 1
-        else:
-            counts.unchanged += 1
-            continue
-        session.execute(delete(child_table).where(child_table.c[child_key] == record_id))
-        if children[record_id]:
-            session.execute(
-                insert(child_table),
+    for section, kind in SECTION_KINDS.items():
+        sections.append(
+            (
+                section,
+                kind,
                 [
-                    {child_key: record_id, child_value: value, "position": position}
-                    for position, value in enumerate(children[record_id])
+                    _canonical(kind, entry.model_dump() | {"source_id": source.id})
+                    for entry in entries[section]
                 ],
             )
-    return counts
+        )
+    return sections
+
+
+def _canonical(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    spec = records.KINDS[kind]
+    return spec.record.model_validate(data).model_dump(mode="json")
 
 
 def _check_ids_free(session: Session, datasets: Sequence[Dataset]) -> None:
@@ -128,18 +86,12 @@ def _check_ids_free(session: Session, datasets: Sequence[Dataset]) -> None:
     problems = []
     for dataset in datasets:
         source_id = dataset.data.source.id
-        sections: list[tuple[str, type[SQLModel], list[Any]]] = [
-            ("metrics", Metric, list(dataset.data.metrics))
-        ] + [
-            (section, SECTION_MODELS[section], records)
-            for section, records in dataset.entities().items()
-        ]
-        for section, model, records in sections:
-            table: Table = model.__table__  # type: ignore[attr-defined]
-            ids = [record.id for record in records]
+        for section, kind_name, entries in _records(dataset)[1:]:
+            table = records.KINDS[kind_name].table
             taken = session.execute(
                 select(table.c.id, table.c.source_id).where(
-                    table.c.id.in_(ids), table.c.source_id != source_id
+                    table.c.id.in_([entry["id"] for entry in entries]),
+                    table.c.source_id != source_id,
                 )
             ).all()
             problems += [
@@ -150,59 +102,108 @@ def _check_ids_free(session: Session, datasets: Sequence[Dataset]) -> None:
         raise DatasetError(problems)
 
 
-def load_datasets(session: Session, datasets: Sequence[Dataset]) -> dict[str, Counts]:
-    """Write `datasets` in the caller's transaction; returns counts per kind of record."""
-    _check_ids_free(session, datasets)
-    totals: dict[str, Counts] = {}
+def _last_seed_data(session: Session, kind: records.Kind, record_id: str) -> Any:
+    from api.history.models import Revision
 
-    def add(kind: str, counts: Counts) -> None:
-        total = totals.setdefault(kind, Counts())
-        for name in ("added", "changed", "removed", "unchanged"):
-            setattr(total, name, getattr(total, name) + getattr(counts, name))
+    return session.execute(
+        select(col(Revision.data))
+        .where(
+            col(Revision.kind) == kind.name,
+            col(Revision.record_id) == record_id,
+            col(Revision.actor) == SEED_ACTOR,
+        )
+        .order_by(col(Revision.id).desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def load_datasets(
+    session: Session,
+    datasets: Sequence[Dataset],
+    *,
+    actor: str = SEED_ACTOR,
+    label: str | None = None,
+) -> Report:
+    """Write `datasets` in the caller's transaction, through the history, as one release."""
+    _check_ids_free(session, datasets)
+    report = Report()
+    release = Release(
+        label=label or f"{actor} {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
+        actor=actor,
+        created_at=datetime.now(UTC),
+    )
+    session.add(release)
+    session.flush()
+
+    def count(section: str) -> Counts:
+        return report.counts.setdefault(section, Counts())
 
     for dataset in datasets:
-        source = dataset.data.source
-        row = source.model_dump(exclude={"text_file"}) | {"text": dataset.text}
-        existing = session.get(Source, source.id)
-        counts = Counts()
-        if existing is None:
-            session.add(Source(**row))
-            counts.added = 1
-        elif existing.model_dump() != Source(**row).model_dump():
-            for name, value in row.items():
-                setattr(existing, name, value)
-            counts.changed = 1
-        else:
-            counts.unchanged = 1
-        session.flush()
-        add("sources", counts)
+        source_id = dataset.data.source.id
+        obsolete: list[tuple[str, records.Kind, str]] = []
+        for section, kind_name, entries in _records(dataset):
+            kind = records.KINDS[kind_name]
+            counts = count(section)
+            for data in entries:
+                stored = records.read(session, kind, data["id"])
+                if stored is not None and stored.data == data:
+                    counts.unchanged += 1
+                    continue
+                last = records.last_revision(session, kind, data["id"])
+                if stored is not None and last is not None and last.actor != SEED_ACTOR:
+                    label_ = f"{kind.label} {data['id']!r} (edited by {last.actor})"
+                    if _last_seed_data(session, kind, data["id"]) == data:
+                        report.kept.append(label_)
+                    else:
+                        report.conflicts.append(label_)
+                    continue
+                records.write(session, kind, data, actor=actor, release_id=release.id)
+                if stored is None:
+                    counts.added += 1
+                else:
+                    counts.changed += 1
+            if kind_name == "source":
+                continue
+            wanted = {data["id"] for data in entries}
+            present = session.execute(
+                select(kind.table.c.id).where(kind.table.c.source_id == source_id)
+            ).scalars()
+            for record_id in sorted(set(present) - wanted):
+                last = records.last_revision(session, kind, record_id)
+                if last is not None and last.actor != SEED_ACTOR:
+                    report.kept.append(f"{kind.label} {record_id!r} (added by {last.actor})")
+                    continue
+                obsolete.append((section, kind, record_id))
+        _remove(session, obsolete, actor, release.id, count)
 
-        metrics = {metric.id: _metric_row(metric, source.id) for metric in dataset.data.metrics}
-        subjects = {metric.id: list(metric.subjects) for metric in dataset.data.metrics}
-        subject_table: Table = MetricSubject.__table__  # type: ignore[attr-defined]
-        metric_counts = _sync(
-            session, Metric, source.id, metrics, subjects, subject_table, "metric_id", "subject"
-        )
-        add("metrics", metric_counts)
-        if metric_counts.touched:
-            search.reindex(session, list(metrics))
-        for section, records in dataset.entities().items():
-            model = SECTION_MODELS[section]
-            link_table = ENTITY_TABLES[model]
-            owner_key = f"{model.__tablename__}_id"
-            add(
-                section,
-                _sync(
-                    session,
-                    model,
-                    source.id,
-                    {entity.id: _entity_row(entity, source.id) for entity in records},
-                    {entity.id: list(entity.metric_ids) for entity in records},
-                    link_table,
-                    owner_key,
-                    "metric_id",
-                ),
-            )
-    if any(counts.touched for counts in totals.values()):
-        revision.bump(session)
-    return totals
+    release.added = sum(c.added for c in report.counts.values())
+    release.changed = sum(c.changed for c in report.counts.values())
+    release.removed = sum(c.removed for c in report.counts.values())
+    if release.added or release.changed or release.removed:
+        report.release_id = release.id
+    else:
+        session.delete(release)
+    session.flush()
+    return report
+
+
+def _remove(
+    session: Session,
+    obsolete: list[tuple[str, records.Kind, str]],
+    actor: str,
+    release_id: int | None,
+    count: Any,
+) -> None:
+    """Delete records dropped from a file, each once nothing else refers to it any more."""
+    pending = list(obsolete)
+    while pending:
+        removable = [
+            entry for entry in pending if not records.references(session, entry[1], entry[2])
+        ]
+        if not removable:
+            blocked = ", ".join(f"{kind.label} {record_id!r}" for _, kind, record_id in pending)
+            raise DatasetError([f"cannot remove {blocked}: still referred to"])
+        for section, kind, record_id in removable:
+            records.remove(session, kind, record_id, actor=actor, release_id=release_id)
+            count(section).removed += 1
+        pending = [entry for entry in pending if entry not in removable]

@@ -74,7 +74,7 @@ def seed(engine: Engine, seed_dir: Path = SEED_DIR) -> dict[str, object]:
     """Load the dataset files under `seed_dir` in one transaction; returns the loader's counts."""
     datasets = read_datasets(seed_dir / "data", seed_dir / "sources")
     with Session(engine) as session, session.begin():
-        return dict(load_datasets(session, datasets))
+        return dict(load_datasets(session, datasets).counts)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -26,6 +26,11 @@ TABLES = {
     "faq_metric",
     "dataset_state",
     "metric_fts",
+    "api_key",
+    "idempotent_response",
+    "rate_window",
+    "release",
+    "revision",
 }
 
 

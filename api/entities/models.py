@@ -17,6 +17,8 @@ class EntityColumns(SQLModel):
     evidence_quote: str = Field(sa_type=Text)
     evidence_start: int
     evidence_end: int
+    # Raised by every write; compare-and-set on it keeps concurrent writers from clobbering.
+    version: int = Field(default=1)
 
 
 def _evidence_check() -> CheckConstraint:

@@ -46,6 +46,8 @@ class Metric(SQLModel, table=True):
     evidence_quote: str = Field(sa_column=Column(Text, nullable=False))
     evidence_start: int
     evidence_end: int
+    # Raised by every write; compare-and-set on it keeps concurrent writers from clobbering.
+    version: int = Field(default=1)
 
 
 class MetricSubject(SQLModel, table=True):

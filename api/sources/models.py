@@ -17,3 +17,5 @@ class Source(SQLModel, table=True):
     kind: SourceKind = Field(sa_column=Column(enum_column_type(SourceKind), nullable=False))
     url: str | None = Field(default=None, max_length=2000)
     text: str = Field(sa_column=Column(Text, nullable=False))
+    # Raised by every write; compare-and-set on it keeps concurrent writers from clobbering.
+    version: int = Field(default=1)

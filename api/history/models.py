@@ -1,0 +1,36 @@
+"""Tables of the history: one revision per change of any record, and releases of data loads."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, DateTime, Index
+from sqlmodel import Field, SQLModel
+
+
+class Release(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    label: str = Field(max_length=200)
+    actor: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+
+
+class Revision(SQLModel, table=True):
+    __table_args__ = (
+        CheckConstraint("action IN ('create', 'update', 'delete')", name="action"),
+        Index("ix_revision_kind_record_id", "kind", "record_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30)
+    record_id: str = Field(max_length=100)
+    version: int
+    action: str = Field(max_length=10)
+    actor: str = Field(max_length=100)
+    at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+    # The full record after the change, in the dataset-file shape; null for a delete.
+    data: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    changes: list[str] = Field(default_factory=list, sa_type=JSON)
+    release_id: int | None = Field(default=None, foreign_key="release.id", index=True)

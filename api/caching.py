@@ -48,6 +48,14 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return _opaque(etag) in {_opaque(tag) for tag in if_none_match.split(",")}
 
 
+def matches_if_match(if_match: str, etag: str) -> bool:
+    """If-Match (RFC 9110 §13.1.1): `*`, or a strong tag equal to `etag` (either coding)."""
+    if if_match.strip() == "*":
+        return True
+    tags = [tag.strip() for tag in if_match.split(",")]
+    return any(not tag.startswith("W/") and _opaque(tag) == _opaque(etag) for tag in tags)
+
+
 def _accepts_gzip(accept_encoding: str | None) -> bool:
     for part in (accept_encoding or "").split(","):
         coding, *params = (piece.strip().lower() for piece in part.split(";"))

@@ -3,14 +3,17 @@
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import uvicorn
 from sqlmodel import Session
 
 from api import migrate
+from api.auth import service as auth_service
 from api.config import get_settings
-from api.dataset import DatasetError, read_datasets
-from api.db import make_engine
+from api.dataset import DatasetError, read_dataset, read_datasets
+from api.db import make_engine, writer
+from api.errors import DomainError
 from api.seeding import Report, load_datasets
 
 
@@ -26,7 +29,7 @@ def _seed(_args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
         datasets = read_datasets(settings.seed_dir / "data", settings.seed_dir / "sources")
-        engine = make_engine(settings.database_url, settings)
+        engine = writer(make_engine(settings.database_url, settings))
         with Session(engine) as session, session.begin():
             report = load_datasets(session, datasets)
     except DatasetError as exc:
@@ -45,6 +48,46 @@ def _print_report(report: Report) -> None:
         print(f"CONFLICT {conflict}: the file changed too; the correction stays, resolve by hand")
     if report.release_id is not None:
         print(f"release  {report.release_id}")
+
+
+def _keys(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    engine = writer(make_engine(settings.database_url, settings))
+    try:
+        with Session(engine) as session, session.begin():
+            if args.keys_command == "create":
+                token = auth_service.create_key(session, name=args.name, scope=args.scope)
+                print(f"created key {args.name!r} with scope {args.scope!r}; it is shown once:")
+                print(token)
+            elif args.keys_command == "revoke":
+                auth_service.revoke_key(session, name=args.name)
+                print(f"revoked key {args.name!r}")
+            else:
+                for key in auth_service.list_keys(session):
+                    state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+                    print(f"{key.name:30} {key.scope:6} {key.created_at:%Y-%m-%d} {state}")
+    except DomainError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    path = Path(args.file)
+    sources = Path(args.sources) if args.sources else path.parent
+    try:
+        dataset = read_dataset(path, sources)
+        engine = writer(make_engine(settings.database_url, settings))
+        with Session(engine) as session, session.begin():
+            report = load_datasets(
+                session, [dataset], actor="import", label=args.label or f"import {path.name}"
+            )
+    except DatasetError as exc:
+        print(f"import refused, nothing was written:\n{exc}", file=sys.stderr)
+        return 1
+    _print_report(report)
+    return 0
 
 
 def _openapi(_args: argparse.Namespace) -> int:
@@ -76,14 +119,32 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "seed", help="load seed/data into the database (validated first; idempotent)"
     )
+    load = commands.add_parser("import", help="load one more dataset file as one release")
+    load.add_argument("file", help="a dataset file in the format of seed/data/*.yaml")
+    load.add_argument("--sources", help="folder of its source text (default: the file's folder)")
+    load.add_argument("--label", help="the release label")
+    keys = commands.add_parser("keys", help="manage API keys for writes")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="make a key; prints it once, last line")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", choices=auth_service.SCOPES, default="write")
+    key_commands.add_parser("list", help="list keys (never their tokens)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("name")
     commands.add_parser("openapi", help="print the OpenAPI document (as committed in openapi.json)")
     serve = commands.add_parser("serve", help="serve the API with uvicorn")
     serve.add_argument("--host", help="interface to bind (default: HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
     args = parser.parse_args(argv)
-    handler = {"migrate": _migrate, "seed": _seed, "serve": _serve, "openapi": _openapi}[
-        args.command
-    ]
+    handlers = {
+        "migrate": _migrate,
+        "seed": _seed,
+        "serve": _serve,
+        "openapi": _openapi,
+        "import": _import,
+        "keys": _keys,
+    }
+    handler = handlers[args.command]
     return handler(args)
 
 

@@ -27,6 +27,13 @@ class Settings(BaseSettings):
         default=["*"],
         description='Origins allowed to read the API from a browser (JSON list; ["*"] is any).',
     )
+    write_rate_limit: int = Field(
+        default=120, ge=1, description="Writes each API key may make per rate window."
+    )
+    write_rate_window: int = Field(default=60, ge=1, description="Rate window, in seconds.")
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
     log_level: str = Field(default="info", description="uvicorn log level.")
     db_pool_size: int = Field(default=5, ge=1, description="PostgreSQL connections kept open.")
     db_max_overflow: int = Field(default=5, ge=0, description="Extra connections under load.")

@@ -1,11 +1,11 @@
-"""Engine creation, metadata naming convention and the request-scoped session."""
+"""Engines (SQLite tuned for safe concurrent writes) and the request-scoped sessions."""
 
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, MetaData, event
+from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -14,11 +14,29 @@ from api.config import Settings
 metadata: MetaData = SQLModel.metadata
 
 
-def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
-    # SQLite ignores foreign keys unless each connection asks for them.
+WRITE_OPTION = "cdmo_write"
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite ignores foreign keys unless each connection asks for them; WAL lets readers go on
+    # while one writer commits; FULL sync makes an acknowledged write survive a power cut.
+    dbapi_connection.isolation_level = None  # transactions are begun by _begin_sqlite below
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "memory":
+        cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    # A write transaction takes the write lock up front (BEGIN IMMEDIATE): a read-then-write
+    # transaction that upgrades its lock later can fail with "database is locked".
+    options = connection.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
 
 
 def make_engine(url: str, settings: Settings | None = None) -> Engine:
@@ -28,7 +46,8 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
-        event.listen(engine, "connect", _enable_sqlite_foreign_keys)
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
         return engine
     settings = settings or Settings()
     return create_engine(
@@ -47,3 +66,17 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def writer(engine: Engine) -> Engine:
+    """`engine` for write transactions (on SQLite they take the write lock when they begin)."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A session for one write request; the handler commits."""
+    with Session(writer(request.app.state.engine)) as session:
+        yield session
+
+
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]

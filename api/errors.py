@@ -1,6 +1,7 @@
 """Domain errors and their one translation into RFC 9457 `application/problem+json` responses."""
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -142,7 +143,8 @@ def _describe(error: dict[str, Any]) -> ProblemError:
     location, *path = error.get("loc") or ("body",)
     name = ".".join(str(part) for part in path) or str(location)
     if error.get("type") == "extra_forbidden":
-        return ProblemError(in_=str(location), name=name, detail="Unknown parameter.")
+        what = "Unknown or server-owned field." if location == "body" else "Unknown parameter."
+        return ProblemError(in_=str(location), name=name, detail=what)
     detail = str(error.get("msg", "Invalid.")).removeprefix("Value error, ")
     return ProblemError(in_=str(location), name=name, detail=detail)
 
@@ -159,10 +161,30 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No resource at {request.url.path}."
+    elif exc.status_code == 413:
+        detail = "The request body is too large."
     elif exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}."
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        headers = {"Allow": _allowed_methods(request)}
     return problem_response(request, exc.status_code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods the OpenAPI document gives this path (the router names only one route's).
+
+    As in OpenAPI, a concrete path outranks a template: /v1/metrics/facets is not
+    /v1/metrics/{metric_id}. HEAD is answered for every GET (api.middleware.HeadAsGet) but is
+    not an operation of its own."""
+    best: tuple[int, list[str]] | None = None
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            params = template.count("{")
+            if best is None or params < best[0]:
+                best = (params, sorted(method.upper() for method in operations))
+    return ", ".join(best[1]) if best else ""
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:

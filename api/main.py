@@ -19,11 +19,13 @@ from api.db import make_engine
 from api.entities.router import router as entities_router
 from api.errors import PROBLEM_MEDIA_TYPE, install_error_handlers
 from api.health import router as health_router
+from api.history.router import router as history_router
 from api.metrics.router import router as metrics_router
-from api.middleware import HeadAsGet
+from api.middleware import BodyLimit, HeadAsGet
 from api.negotiation import negotiate
 from api.routing import single_valued_parameters
 from api.sources.router import router as sources_router
+from api.writes import router as writes_router
 
 DESCRIPTION = """
 Structured, sourced industry metrics on contract development and manufacturing organisations
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         docs_url=None,
         redoc_url=None,
     )
+    app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url, settings)
     app.state.head_revision = migrate.head_revision()
     install_error_handlers(app)
@@ -63,6 +66,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     v1.include_router(metrics_router)
     v1.include_router(entities_router)
     v1.include_router(sources_router)
+    v1.include_router(writes_router)
+    v1.include_router(history_router)
     app.include_router(v1)
     app.include_router(health_router)
     _add_docs(app)
@@ -78,6 +83,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         max_age=600,
     )
     app.add_middleware(HeadAsGet)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

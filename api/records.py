@@ -411,3 +411,27 @@ def last_revision(session: Session, kind: Kind, record_id: str) -> Revision | No
         .order_by(col(Revision.id).desc())
         .limit(1)
     ).scalar_one_or_none()
+
+
+def item_etag(session: Session, kind: Kind, record_id: str, variant: str = "json") -> str | None:
+    """The tag of a record's public representation: it changes with the record's version, and
+    with what else the representation shows (a metric's horizon_passed moves with the year, a
+    source's metric_count with its metrics)."""
+    version = session.execute(
+        select(kind.table.c.version).where(kind.table.c.id == record_id)
+    ).scalar_one_or_none()
+    if version is None:
+        return None
+    if kind.name == "metric":
+        variant += f":{datetime.now(UTC).year}"
+    elif kind.name == "source":
+        count = session.execute(
+            select(func.count()).select_from(Metric).where(col(Metric.source_id) == record_id)
+        ).scalar_one()
+        variant += f":{count}"
+    return etag(kind, record_id, version, variant)
+
+
+def kind_of(model: type[SQLModel]) -> Kind:
+    """The kind stored in `model`'s table."""
+    return next(kind for kind in KINDS.values() if kind.model is model)

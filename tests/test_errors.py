@@ -94,12 +94,27 @@ def test_unknown_route_is_404_problem(client: TestClient) -> None:
     }
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-def test_wrong_method_is_405_problem_with_allow(client: TestClient, method: str) -> None:
-    response = client.request(method, "/v1/metrics")
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/metrics", "GET, POST"),
+        ("DELETE", "/v1/metrics", "GET, POST"),
+        ("PUT", "/v1/metrics/car-t-dose-manufacturing-cost", "DELETE, GET, PATCH"),
+        (
+            "POST",
+            "/v1/metrics/facets",
+            "DELETE, GET, PATCH",
+        ),  # also matches /v1/metrics/{metric_id}
+        ("PATCH", "/v1/changes", "GET"),
+    ],
+)
+def test_wrong_method_is_405_problem_listing_every_allowed_method(
+    client: TestClient, method: str, path: str, allow: str
+) -> None:
+    response = client.request(method, path)
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET"
-    assert problem(response)["detail"] == f"{method} is not allowed on /v1/metrics."
+    assert response.headers["allow"] == allow
+    assert problem(response)["detail"] == f"{method} is not allowed on {path}."
 
 
 def test_head_answers_like_get_without_a_body(client: TestClient) -> None:

@@ -27,6 +27,8 @@ OPERATIONS = {
     ("/v1/sources/{source_id}", "getSource"),
     ("/v1/sources/{source_id}/citation", "getSourceCitation"),
     ("/v1/sources/{source_id}/text", "getSourceText"),
+    ("/v1/changes", "listChanges"),
+    ("/v1/releases", "listReleases"),
     ("/healthz", "getHealth"),
     ("/readyz", "getReadiness"),
 }
@@ -35,6 +37,24 @@ PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas
 
 def operations(document: dict) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
     return [(path, op) for path, ops in document["paths"].items() for op in ops.values()]
+
+
+WRITE_PATHS = {
+    "Metric": ("/v1/metrics", "{metric_id}"),
+    "Technology": ("/v1/technologies", "{item_id}"),
+    "PricingModel": ("/v1/pricing-models", "{item_id}"),
+    "RegulatoryChange": ("/v1/regulatory/outlook", "{item_id}"),
+    "Bottleneck": ("/v1/bottlenecks", "{item_id}"),
+    "Faq": ("/v1/faq", "{item_id}"),
+    "Source": ("/v1/sources", "{source_id}"),
+}
+for _name, (_path, _id) in WRITE_PATHS.items():
+    OPERATIONS |= {
+        (_path, f"create{_name}"),
+        (f"{_path}/{_id}", f"update{_name}"),
+        (f"{_path}/{_id}", f"delete{_name}"),
+        (f"{_path}/{_id}/revisions", f"list{_name}Revisions"),
+    }
 
 
 def test_the_committed_document_is_the_apps(client: TestClient) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from api import citations, revision
+from api import citations, records, revision
 from api.citations import ItemQuery
 from api.db import SessionDep
 from api.entities import service
@@ -86,6 +86,7 @@ class Kind:
                 ),
             ],
             request: Request,
+            response: Response,
             session: SessionDep,
             query: Annotated[ItemQuery, Query()],
         ) -> Any:
@@ -96,10 +97,15 @@ class Kind:
                 entity_id=item_id,
                 label=kind.singular,
             )
+            record_kind = records.kind_of(kind.model)
             if query.cite is None:
+                response.headers["ETag"] = records.item_etag(session, record_kind, item_id) or ""
                 return item
             source = sources_service.get_source(session, source_id=item.source_id)
-            return citations.respond(request, query.cite, source, item.evidence)
+            cited = citations.respond(request, query.cite, source, item.evidence)
+            variant = f"cite:{query.cite}"
+            cited.headers["ETag"] = records.item_etag(session, record_kind, item_id, variant) or ""
+            return cited
 
         name = "".join(word.capitalize() for word in self.singular.split())
         plural = "".join(word.capitalize() for word in self.plural.split())

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlmodel import Session
 
-from api import citations, revision
+from api import citations, records, revision
 from api.citations import ItemQuery
 from api.db import SessionDep
 from api.exports import Format, choose_format, export, export_etag
@@ -17,6 +17,7 @@ from api.sources import service as sources_service
 from api.vocabulary import Category
 
 router = APIRouter(tags=["metrics"])
+KIND = records.KINDS["metric"]
 
 MetricParams = Annotated[MetricQuery, Query()]
 COLLECTION_RESPONSES = collection_responses("MetricPublic", "metrics")
@@ -79,14 +80,21 @@ def get_metric_facets(session: SessionDep, query: Annotated[FacetQuery, Query()]
     responses=item_responses("MetricPublic", "metric"),
 )
 def get_metric(
-    metric_id: MetricId, request: Request, session: SessionDep, query: Annotated[ItemQuery, Query()]
+    metric_id: MetricId,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    query: Annotated[ItemQuery, Query()],
 ) -> Any:
     """The metric with this id and its evidence span; `?cite=` answers how to quote it."""
     metric = service.get_metric(session, metric_id=metric_id)
     if query.cite is None:
+        response.headers["ETag"] = records.item_etag(session, KIND, metric_id) or ""
         return metric
     source = sources_service.get_source(session, source_id=metric.source_id)
-    return citations.respond(request, query.cite, source, metric.evidence)
+    cited = citations.respond(request, query.cite, source, metric.evidence)
+    cited.headers["ETag"] = records.item_etag(session, KIND, metric_id, f"cite:{query.cite}") or ""
+    return cited
 
 
 def _category_view(category: Category, path: str, operation_id: str, summary: str) -> None:

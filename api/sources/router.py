@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from api import citations, revision
+from api import citations, records, revision
 from api.citations import CitationQuery, ItemQuery
 from api.db import SessionDep
 from api.exports import Format, choose_format, export, export_etag
@@ -20,6 +20,7 @@ from api.sources import service
 from api.sources.schemas import SourcePublic
 
 router = APIRouter(tags=["sources"])
+KIND = records.KINDS["source"]
 SourceId = Annotated[
     str, Path(description="The source's id.", examples=["coreychem-future-of-cdmos-2026"])
 ]
@@ -52,13 +53,20 @@ def list_sources(
     responses=item_responses("SourcePublic", "source"),
 )
 def get_source(
-    source_id: SourceId, request: Request, session: SessionDep, query: Annotated[ItemQuery, Query()]
+    source_id: SourceId,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    query: Annotated[ItemQuery, Query()],
 ) -> Any:
     """The citation data of one source and how many metrics come from it."""
     source = service.get_source(session, source_id=source_id)
     if query.cite is None:
+        response.headers["ETag"] = records.item_etag(session, KIND, source_id) or ""
         return source
-    return citations.respond(request, query.cite, source)
+    cited = citations.respond(request, query.cite, source)
+    cited.headers["ETag"] = records.item_etag(session, KIND, source_id, f"cite:{query.cite}") or ""
+    return cited
 
 
 @router.get(

@@ -1,0 +1,70 @@
+"""API shapes of the history: revisions of records, and releases of data loads."""
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, field_validator
+
+from api.pagination import PageQuery
+
+
+class RevisionPublic(BaseModel):
+    """One change of one record: who, when, the full record after it, and which fields changed."""
+
+    id: int = Field(description="Position in the history of the whole dataset.")
+    kind: str = Field(examples=["metric"])
+    record_id: str = Field(examples=["viral-vector-lead-time"])
+    version: int = Field(description="The record's version after the change.")
+    action: str = Field(description="create, update or delete (a tombstone).")
+    actor: str = Field(description="The API key's name, `seed` or `import`.")
+    at: datetime
+    changes: list[str] = Field(description="Fields that differ from the previous revision.")
+    data: dict[str, Any] | None = Field(description="The full record after it; null if deleted.")
+    release_id: int | None = Field(description="The seed or import release it belongs to.")
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # SQLite hands timestamps back without their zone; they are stored in UTC.
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class ReleasePublic(BaseModel):
+    """A seed run or import that changed something."""
+
+    id: int
+    label: str
+    actor: str
+    created_at: datetime
+    added: int
+    changed: int
+    removed: int
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: object) -> object:
+    # Pydantic would also take a number of seconds; the contract says an RFC 3339 timestamp.
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with its offset, e.g. 2026-11-26T00:00:00Z")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+
+class ChangesQuery(PageQuery):
+    """The change feed's parameters."""
+
+    since: Timestamp | None = Field(
+        default=None,
+        description="Only changes at or after this RFC 3339 timestamp (with its offset).",
+        examples=["2026-11-26T00:00:00Z"],
+    )

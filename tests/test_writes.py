@@ -1,0 +1,464 @@
+"""Writes: keys and scopes, validation, preconditions, idempotent retries, limits, history."""
+
+import concurrent.futures
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from api.auth import service as auth_service
+from api.config import Settings
+from api.db import writer
+from api.main import create_app
+from tests.conftest import seed
+
+SOURCE = "coreychem-future-of-cdmos-2026"
+TEXT_PATH = "/v1/sources/coreychem-future-of-cdmos-2026/text"
+
+
+@dataclass
+class Writable:
+    client: TestClient
+    engine: Engine
+    keys: dict[str, str]
+
+    def auth(self, name: str = "alice") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[name]}"}
+
+    def etag(self, path: str) -> str:
+        return self.client.get(path).headers["etag"]
+
+
+def make_keys(engine: Engine) -> dict[str, str]:
+    with Session(writer(engine)) as session, session.begin():
+        keys = {
+            "alice": auth_service.create_key(session, name="alice", scope="write"),
+            "root": auth_service.create_key(session, name="root", scope="admin"),
+            "gone": auth_service.create_key(session, name="gone", scope="admin"),
+        }
+        auth_service.revoke_key(session, name="gone")
+    return keys
+
+
+@pytest.fixture
+def writable(migrated_engine: Engine) -> Iterator[Writable]:
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    with TestClient(create_app(engine=migrated_engine), raise_server_exceptions=False) as client:
+        yield Writable(client, migrated_engine, keys)
+
+
+def new_metric(**changes: object) -> dict[str, object]:
+    quote = "Cost of quality failures (batch rejection, deviation investigations) for personalized therapies is 3.5x higher per patient dose than for traditional biologics."
+    body: dict[str, object] = {
+        "id": "quality-failure-cost-multiple-copy",
+        "category": "regulatory",
+        "name": "Quality failure cost multiple (copy)",
+        "description": "A second record of the 3.5x figure, made by a test.",
+        "value": 3.5,
+        "value_low": 3.5,
+        "value_high": 3.5,
+        "qualifier": "eq",
+        "unit": "ratio",
+        "measure": "multiple",
+        "direction": None,
+        "year": None,
+        "forecast": False,
+        "base_year": None,
+        "geography": None,
+        "subjects": ["quality"],
+        "cited_as": None,
+        "baseline_id": None,
+        "source_id": SOURCE,
+        "evidence": {"quote": quote, "start": 4915, "end": 4915 + len(quote)},
+    }
+    body.update(changes)
+    return body
+
+
+def test_the_new_metric_fixture_quotes_the_article(writable: Writable) -> None:
+    text = writable.client.get(TEXT_PATH).text
+    evidence = new_metric()["evidence"]
+    assert isinstance(evidence, dict)
+    assert text[evidence["start"] : evidence["end"]] == evidence["quote"]
+
+
+# (method, path, body, scope needed) for every write operation.
+def operations(w: Writable) -> list[tuple[str, str, object]]:
+    technology = w.client.get("/v1/technologies/closed-system-automation").json()
+    entity_bodies = {
+        "/v1/technologies": technology | {"id": "closed-system-copy"},
+        "/v1/pricing-models": w.client.get("/v1/pricing-models/capacity-pool").json()
+        | {"id": "capacity-pool-copy"},
+        "/v1/regulatory/outlook": w.client.get(
+            "/v1/regulatory/outlook/ema-hospital-exemption"
+        ).json()
+        | {"id": "ema-copy"},
+        "/v1/bottlenecks": w.client.get("/v1/bottlenecks/viral-vector-capacity").json()
+        | {"id": "vector-copy", "rank": 9},
+        "/v1/faq": w.client.get("/v1/faq/scaling-bottlenecks").json() | {"id": "faq-copy"},
+    }
+    ops: list[tuple[str, str, object]] = [("POST", "/v1/metrics", new_metric())]
+    for path, body in entity_bodies.items():
+        ops.append(("POST", path, body))
+    ops.append(
+        (
+            "POST",
+            "/v1/sources",
+            {
+                "id": "another-article",
+                "title": "Another article",
+                "publisher": "Somebody",
+                "author": None,
+                "published_on": "2026-07-01",
+                "kind": "article",
+                "url": "https://example.org/a",
+                "text": "A short text with 12% in it.",
+            },
+        )
+    )
+    return ops
+
+
+def _clean(body: object) -> object:
+    if isinstance(body, dict):
+        return {k: v for k, v in body.items() if k not in ("horizon_passed",)}
+    return body
+
+
+def test_key_matrix(writable: Writable) -> None:
+    w = writable
+    headers_by_case = {
+        "none": {},
+        "unknown": {"Authorization": "Bearer not-a-key"},
+        "revoked": w.auth("gone"),
+        "write": w.auth("alice"),
+        "admin": w.auth("root"),
+    }
+    for method, path, body in operations(w):
+        admin_only = path == "/v1/sources"
+        for case, headers in headers_by_case.items():
+            response = w.client.request(method, path, json=_clean(body), headers=headers)
+            if case in ("none", "unknown", "revoked"):
+                assert response.status_code == 401, (path, case)
+                assert response.headers["www-authenticate"].startswith("Bearer")
+                assert response.headers["content-type"] == "application/problem+json"
+            elif case == "write" and admin_only:
+                assert response.status_code == 403, (path, case)
+            elif case == "write" or (case == "admin" and admin_only):
+                assert response.status_code == 201, (path, case, response.text)
+                created = response.headers["location"]
+                assert w.client.get(created).status_code == 200
+                # PATCH and DELETE of what was just created, with the same key.
+                tag = response.headers["etag"]
+                for other, other_headers in headers_by_case.items():
+                    if other in ("none", "unknown", "revoked"):
+                        patched = w.client.patch(
+                            created, json={"name": "no"}, headers={**other_headers, "If-Match": tag}
+                        )
+                        assert patched.status_code == 401
+                        removed = w.client.delete(
+                            created, headers={**other_headers, "If-Match": tag}
+                        )
+                        assert removed.status_code == 401
+                    if other == "write" and admin_only:
+                        forbidden = w.client.delete(
+                            created, headers={**other_headers, "If-Match": tag}
+                        )
+                        assert forbidden.status_code == 403
+                field = "title" if admin_only else "name"
+                patched = w.client.patch(
+                    created, json={field: "Patched"}, headers={**headers, "If-Match": tag}
+                )
+                assert patched.status_code == 200, (created, patched.text)
+                assert patched.json()[field] == "Patched"
+                removed = w.client.delete(
+                    created, headers={**headers, "If-Match": patched.headers["etag"]}
+                )
+                assert removed.status_code == 204
+                assert w.client.get(created).status_code == 404
+
+
+def test_create_validates_like_the_loader_and_changes_nothing_when_refused(
+    writable: Writable,
+) -> None:
+    w = writable
+    before = w.client.get("/v1/metrics?limit=500").json()
+    cases = {
+        "evidence": new_metric(evidence={"quote": "Not in the article.", "start": 0, "end": 19}),
+        "version": new_metric(version=3),
+        "horizon_passed": new_metric(horizon_passed=False),
+        "id": new_metric(id="Not A Slug"),
+        "unit": new_metric(unit="yen"),
+        "value_low": new_metric(value_low=9.0),
+        "baseline_id": new_metric(baseline_id="no-such-metric"),
+        "source_id": new_metric(source_id="no-such-source"),
+    }
+    for field, body in cases.items():
+        response = w.client.post("/v1/metrics", json=body, headers=w.auth())
+        assert response.status_code == 422, (field, response.text)
+        names = [error["name"] for error in response.json()["errors"]]
+        assert field in names, (field, names)
+    assert w.client.get("/v1/metrics?limit=500").json() == before
+    duplicate = w.client.post(
+        "/v1/metrics", json=new_metric(id="viral-vector-lead-time"), headers=w.auth()
+    )
+    assert duplicate.status_code == 409
+
+
+def test_created_metric_is_served_searched_and_has_a_revision(writable: Writable) -> None:
+    w = writable
+    response = w.client.post("/v1/metrics", json=new_metric(), headers=w.auth())
+    assert response.status_code == 201
+    assert response.headers["location"] == "/v1/metrics/quality-failure-cost-multiple-copy"
+    served = w.client.get(response.headers["location"])
+    assert served.json() == response.json()
+    assert served.headers["etag"] == response.headers["etag"]
+    assert served.json()["value"] == 3.5
+    found = w.client.get("/v1/metrics", params={"q": "copy"}).json()["items"]
+    assert [m["id"] for m in found] == ["quality-failure-cost-multiple-copy"]
+    revisions = w.client.get(f"{response.headers['location']}/revisions").json()
+    assert revisions["total"] == 1
+    assert revisions["items"][0]["action"] == "create"
+    assert revisions["items"][0]["actor"] == "alice"
+    assert w.client.get("/v1/metrics").json()["total"] == 43
+
+
+def test_patch_needs_a_current_if_match_and_changes_nothing_otherwise(writable: Writable) -> None:
+    w = writable
+    path = "/v1/metrics/viral-vector-lead-time"
+    before = w.client.get(path).json()
+    missing = w.client.patch(path, json={"name": "x"}, headers=w.auth())
+    assert missing.status_code == 428
+    stale = w.client.patch(path, json={"name": "x"}, headers={**w.auth(), "If-Match": '"old"'})
+    assert stale.status_code == 412
+    assert w.client.get(path).json() == before
+    tag = w.etag(path)
+    patched = w.client.patch(
+        path,
+        content=json.dumps({"name": "Viral vector lead time, corrected", "geography": None}),
+        headers={**w.auth(), "If-Match": tag, "Content-Type": "application/merge-patch+json"},
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["name"] == "Viral vector lead time, corrected"
+    assert patched.json()["geography"] is None
+    assert patched.headers["etag"] != tag
+    again = w.client.patch(path, json={"name": "y"}, headers={**w.auth(), "If-Match": tag})
+    assert again.status_code == 412
+    renamed = w.client.patch(
+        path, json={"id": "other"}, headers={**w.auth(), "If-Match": patched.headers["etag"]}
+    )
+    assert renamed.status_code == 422
+    revisions = w.client.get(f"{path}/revisions").json()["items"]
+    assert [r["action"] for r in revisions] == ["update", "create"]
+    assert revisions[0]["changes"] == ["geography", "name"]
+    assert revisions[0]["data"]["name"] == "Viral vector lead time, corrected"
+
+
+def test_delete_leaves_a_tombstone_and_refuses_referenced_records(writable: Writable) -> None:
+    w = writable
+    baseline = "/v1/metrics/monoclonal-antibody-batch-manufacturing-cost"
+    refused = w.client.delete(baseline, headers={**w.auth(), "If-Match": w.etag(baseline)})
+    assert refused.status_code == 409
+    assert "car-t-dose-manufacturing-cost" in refused.json()["detail"]
+    source = f"/v1/sources/{SOURCE}"
+    refused = w.client.delete(source, headers={**w.auth("root"), "If-Match": w.etag(source)})
+    assert refused.status_code == 409
+    faq = "/v1/faq/scaling-bottlenecks"
+    assert w.client.delete(faq, headers={**w.auth(), "If-Match": w.etag(faq)}).status_code == 204
+    assert w.client.get(faq).status_code == 404
+    revisions = w.client.get(f"{faq}/revisions").json()["items"]
+    assert revisions[0]["action"] == "delete" and revisions[0]["data"] is None
+    assert w.client.get("/v1/faq/never-existed/revisions").status_code == 404
+
+
+def test_idempotent_post(writable: Writable) -> None:
+    w = writable
+    headers = {**w.auth(), "Idempotency-Key": "retry-1"}
+    first = w.client.post("/v1/metrics", json=new_metric(), headers=headers)
+    retry = w.client.post("/v1/metrics", json=new_metric(), headers=headers)
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    assert retry.headers["location"] == first.headers["location"]
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert w.client.get("/v1/metrics").json()["total"] == 43
+    other = w.client.post("/v1/metrics", json=new_metric(name="Different"), headers=headers)
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["name"] == "Idempotency-Key"
+
+
+def test_oversized_bodies_are_refused_before_they_are_read(writable: Writable) -> None:
+    w = writable
+    big = new_metric(description="x" * (1024 * 1024 + 1))
+    response = w.client.post("/v1/metrics", json=big, headers=w.auth())
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(300):
+            yield b"x" * 4096
+
+    chunked = w.client.post(
+        "/v1/metrics", content=chunks(), headers={**w.auth(), "Content-Type": "application/json"}
+    )
+    assert chunked.status_code == 413
+    assert w.client.get("/v1/metrics").json()["total"] == 42
+
+
+def test_writes_are_rate_limited_per_key(migrated_engine: Engine) -> None:
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    settings = Settings(write_rate_limit=3, write_rate_window=3600)
+    with TestClient(create_app(settings, engine=migrated_engine)) as client:
+        headers = {"Authorization": f"Bearer {keys['alice']}"}
+        statuses = [
+            client.post("/v1/metrics", json={"id": "x"}, headers=headers).status_code
+            for _ in range(5)
+        ]
+        assert statuses == [422, 422, 422, 429, 429]
+        limited = client.post("/v1/metrics", json={"id": "x"}, headers=headers)
+        assert 1 <= int(limited.headers["retry-after"]) <= 3600
+        other = {"Authorization": f"Bearer {keys['root']}"}
+        assert client.post("/v1/metrics", json={"id": "x"}, headers=other).status_code == 422
+
+
+def test_reseeding_keeps_an_analysts_correction(writable: Writable, seed_copy: object) -> None:
+    w = writable
+    path = "/v1/metrics/viral-vector-lead-time"
+    corrected = w.client.patch(
+        path, json={"name": "Corrected"}, headers={**w.auth(), "If-Match": w.etag(path)}
+    )
+    assert corrected.status_code == 200
+    from api.dataset import read_datasets
+    from api.seeding import load_datasets
+    from tests.conftest import SEED_DIR
+
+    with Session(writer(w.engine)) as session, session.begin():
+        report = load_datasets(session, read_datasets(SEED_DIR / "data", SEED_DIR / "sources"))
+    assert report.kept == ["metric 'viral-vector-lead-time' (edited by alice)"]
+    assert report.conflicts == [] and report.release_id is None
+    assert w.client.get(path).json()["name"] == "Corrected"
+
+
+def test_changes_feed_and_releases(writable: Writable) -> None:
+    w = writable
+    releases = w.client.get("/v1/releases").json()
+    assert releases["total"] == 1
+    assert (releases["items"][0]["added"], releases["items"][0]["actor"]) == (67, "seed")
+    everything = w.client.get("/v1/changes", params={"limit": 500}).json()
+    assert everything["total"] == 67
+    path = "/v1/metrics/viral-vector-lead-time"
+    w.client.patch(path, json={"name": "Z"}, headers={**w.auth(), "If-Match": w.etag(path)})
+    last = w.client.get("/v1/changes", params={"limit": 500}).json()["items"][-1]
+    since = w.client.get("/v1/changes", params={"since": last["at"]}).json()
+    assert [c["record_id"] for c in since["items"]] == ["viral-vector-lead-time"]
+    assert w.client.get("/v1/changes", params={"since": "2026-01-01"}).status_code == 422
+
+
+def test_concurrent_patches_with_one_if_match_let_exactly_one_through(
+    migrated_engine: Engine,
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import free_port
+
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": migrated_engine.url.render_as_string(hide_password=False),
+        "LOG_LEVEL": "warning",
+        "WRITE_RATE_LIMIT": "1000",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        path = f"{url}/v1/metrics/viral-vector-lead-time"
+        tag = httpx.get(path).headers["etag"]
+        headers = {"Authorization": f"Bearer {keys['alice']}", "If-Match": tag}
+
+        def patch(n: int) -> int:
+            return httpx.patch(
+                path, json={"name": f"Writer {n}"}, headers=headers, timeout=30
+            ).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+            statuses = list(pool.map(patch, range(20)))
+        assert sorted(statuses) == [200] + [412] * 19, statuses
+        stored = httpx.get(path).json()
+        revisions = httpx.get(f"{path}/revisions").json()["items"]
+        assert [r["action"] for r in revisions] == ["update", "create"]
+        assert revisions[0]["data"]["name"] == stored["name"]
+        assert stored["name"].startswith("Writer ")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_import_cli_loads_a_new_source_as_one_release(writable: Writable, tmp_path: object) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from api.dataset import read_dataset
+    from api.seeding import load_datasets
+
+    folder = Path(str(tmp_path))
+    (folder / "short.txt").write_text("Prices fell by 12% in 2025.", encoding="utf-8")
+    data = {
+        "source": {
+            "id": "short-note",
+            "title": "A short note",
+            "publisher": "Test",
+            "published_on": "2026-01-02",
+            "kind": "report",
+            "text_file": "short.txt",
+        },
+        "metrics": [
+            {
+                **copy.deepcopy({k: v for k, v in new_metric().items() if k != "source_id"}),
+                "id": "prices-fell-2025",
+                "category": "pricing",
+                "name": "Price fall, 2025",
+                "value": 12,
+                "value_low": 12,
+                "value_high": 12,
+                "unit": "percent",
+                "measure": "change",
+                "direction": "decrease",
+                "year": 2025,
+                "evidence": {"quote": "Prices fell by 12% in 2025.", "start": 0, "end": 27},
+            }
+        ],
+    }
+    (folder / "short.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    with Session(writer(writable.engine)) as session, session.begin():
+        report = load_datasets(
+            session, [read_dataset(folder / "short.yaml", folder)], actor="import", label="note"
+        )
+    assert str(report.counts["metrics"]) == "+1 ~0 -0 =0"
+    releases = writable.client.get("/v1/releases").json()["items"]
+    assert (releases[0]["label"], releases[0]["actor"], releases[0]["added"]) == (
+        "note",
+        "import",
+        2,
+    )
+    assert writable.client.get("/v1/metrics/prices-fell-2025").json()["value"] == 12

@@ -100,11 +100,7 @@ def test_unknown_route_is_404_problem(client: TestClient) -> None:
         ("PUT", "/v1/metrics", "GET, POST"),
         ("DELETE", "/v1/metrics", "GET, POST"),
         ("PUT", "/v1/metrics/car-t-dose-manufacturing-cost", "DELETE, GET, PATCH"),
-        (
-            "POST",
-            "/v1/metrics/facets",
-            "DELETE, GET, PATCH",
-        ),  # also matches /v1/metrics/{metric_id}
+        ("POST", "/v1/metrics/facets", "GET"),  # concrete path, not /v1/metrics/{metric_id}
         ("PATCH", "/v1/changes", "GET"),
     ],
 )

@@ -7,7 +7,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import negotiation
-from api.schemas import Evidence
+from api.schemas import AS_OF_DESCRIPTION, Evidence, Timestamp
 from api.sources.schemas import SourcePublic
 
 
@@ -37,6 +37,19 @@ class ItemQuery(BaseModel):
         "evidence quote instead of the item.",
         examples=["apa"],
     )
+    as_of: Timestamp | None = Field(
+        default=None, description=AS_OF_DESCRIPTION, examples=["2026-11-26T00:00:00Z"]
+    )
+
+
+class TextQuery(BaseModel):
+    """Parameters of a source's text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: Timestamp | None = Field(
+        default=None, description=AS_OF_DESCRIPTION, examples=["2026-11-26T00:00:00Z"]
+    )
 
 
 class CitationQuery(BaseModel):
@@ -46,6 +59,9 @@ class CitationQuery(BaseModel):
 
     style: CitationStyle = Field(
         default=CitationStyle.apa, description=STYLE_DESCRIPTION, examples=["bibtex"]
+    )
+    as_of: Timestamp | None = Field(
+        default=None, description=AS_OF_DESCRIPTION, examples=["2026-11-26T00:00:00Z"]
     )
 
 

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from api import migrate
+from api.asof import Replicas
 from api.caching import HttpCaching
 from api.config import Settings, get_settings
 from api.db import make_engine
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url, settings)
     app.state.head_revision = migrate.head_revision()
+    app.state.replicas = Replicas()
     install_error_handlers(app)
 
     v1 = APIRouter(

@@ -422,6 +422,8 @@ def item_etag(session: Session, kind: Kind, record_id: str, variant: str = "json
     ).scalar_one_or_none()
     if version is None:
         return None
+    if "as_of_revision" in session.info:
+        variant += f"@{session.info['as_of_revision']}"
     if kind.name == "metric":
         variant += f":{datetime.now(UTC).year}"
     elif kind.name == "source":

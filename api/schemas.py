@@ -1,18 +1,40 @@
 """API shapes shared by several domains: figures, evidence spans, query-string types."""
 
 import json
+import re
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
     WithJsonSchema,
+)
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: object) -> object:
+    # Pydantic would also take a number of seconds; the contract says an RFC 3339 timestamp.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with its offset, e.g. 2026-11-26T00:00:00Z")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+AS_OF_DESCRIPTION = (
+    "Answer with the data exactly as it stood at this RFC 3339 moment: later changes undone, "
+    "deleted records back."
 )
 
 # Real records of the seed dataset, shown as examples in the OpenAPI document.

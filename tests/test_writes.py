@@ -462,3 +462,53 @@ def test_import_cli_loads_a_new_source_as_one_release(writable: Writable, tmp_pa
         2,
     )
     assert writable.client.get("/v1/metrics/prices-fell-2025").json()["value"] == 12
+
+
+def test_as_of_answers_with_the_data_as_it_stood(writable: Writable) -> None:
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    w = writable
+    before_seed = "2000-01-01T00:00:00Z"
+    time.sleep(0.05)
+    moment = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    time.sleep(0.05)
+    path = "/v1/metrics/viral-vector-lead-time"
+    old = w.client.get(path)
+    patched = w.client.patch(
+        path, json={"name": "Zyxwv name"}, headers={**w.auth(), "If-Match": old.headers["etag"]}
+    )
+    assert patched.status_code == 200
+    assert w.client.post("/v1/metrics", json=new_metric(), headers=w.auth()).status_code == 201
+    faq = "/v1/faq/scaling-bottlenecks"
+    assert w.client.delete(faq, headers={**w.auth(), "If-Match": w.etag(faq)}).status_code == 204
+
+    then = w.client.get(path, params={"as_of": moment})
+    assert then.json() == old.json()
+    assert then.headers["etag"] not in (old.headers["etag"], patched.headers["etag"])
+    assert w.client.get("/v1/metrics", params={"as_of": moment}).json()["total"] == 42
+    assert w.client.get("/v1/metrics").json()["total"] == 43
+    assert w.client.get(faq, params={"as_of": moment}).status_code == 200  # deleted later
+    assert w.client.get(faq).status_code == 404
+    assert (
+        w.client.get(
+            "/v1/metrics/quality-failure-cost-multiple-copy", params={"as_of": moment}
+        ).status_code
+        == 404
+    )
+    searched = w.client.get("/v1/metrics", params={"as_of": moment, "q": "zyxwv"}).json()
+    assert searched["total"] == 0
+    csv_then = w.client.get("/v1/metrics", params={"as_of": moment, "format": "csv"}).text
+    assert "Zyxwv name" not in csv_then and "viral-vector-lead-time" in csv_then
+    facets = w.client.get("/v1/metrics/facets", params={"as_of": moment, "facet": "source"}).json()
+    assert facets["total"] == 42
+
+    empty = w.client.get("/v1/metrics", params={"as_of": before_seed}).json()
+    assert empty["total"] == 0
+    assert w.client.get(f"/v1/sources/{SOURCE}", params={"as_of": before_seed}).status_code == 404
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert w.client.get(path, params={"as_of": future}).json()["name"] == "Zyxwv name"
+    history = w.client.get(f"{path}/revisions", params={"as_of": moment}).json()
+    assert [r["action"] for r in history["items"]] == ["create"]
+    assert w.client.get("/v1/metrics", params={"as_of": "yesterday"}).status_code == 422
+    assert w.client.get("/v1/metrics", params={"as_of": "2026-11-26T00:00:00"}).status_code == 422

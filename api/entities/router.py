@@ -6,8 +6,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api import citations, records, revision
+from api.asof import ReadSessionDep as SessionDep
 from api.citations import ItemQuery
-from api.db import SessionDep
 from api.entities import service
 from api.entities.models import (
     Bottleneck,

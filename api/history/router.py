@@ -34,7 +34,7 @@ def list_changes(
 ) -> Page[RevisionPublic]:
     """Every create, update and delete at or after `since`, oldest first."""
     items, total = service.changes(
-        session, since=query.since, limit=query.limit, offset=query.offset
+        session, since=query.since, limit=query.limit, offset=query.offset, as_of=query.as_of
     )
     return page(request, response, items, total, query.limit, query.offset)
 
@@ -50,7 +50,9 @@ def list_releases(
     request: Request, response: Response, session: SessionDep, query: Annotated[PageQuery, Query()]
 ) -> Page[ReleasePublic]:
     """Each seed run or import that changed anything, with what it added, changed and removed."""
-    items, total = service.releases(session, limit=query.limit, offset=query.offset)
+    items, total = service.releases(
+        session, limit=query.limit, offset=query.offset, as_of=query.as_of
+    )
     return page(request, response, items, total, query.limit, query.offset)
 
 
@@ -67,7 +69,7 @@ def _register(spec: Writable) -> None:
     ) -> Page[RevisionPublic]:
         items, total = service.record_revisions(
             session, kind=kind, label=label, record_id=item_id,
-            limit=query.limit, offset=query.offset,
+            limit=query.limit, offset=query.offset, as_of=query.as_of,
         )  # fmt: skip
         return page(request, response, items, total, query.limit, query.offset)
 

@@ -1,12 +1,12 @@
 """API shapes of the history: revisions of records, and releases of data loads."""
 
-import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from api.pagination import PageQuery
+from api.schemas import Timestamp
 
 
 class RevisionPublic(BaseModel):
@@ -45,19 +45,6 @@ class ReleasePublic(BaseModel):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
-
-def _rfc3339(value: object) -> object:
-    # Pydantic would also take a number of seconds; the contract says an RFC 3339 timestamp.
-    if not isinstance(value, str) or not _RFC3339.match(value):
-        raise ValueError("must be an RFC 3339 timestamp with its offset, e.g. 2026-11-26T00:00:00Z")
-    return value
-
-
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class ChangesQuery(PageQuery):

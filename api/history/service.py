@@ -14,11 +14,29 @@ def _public(revision: Revision) -> RevisionPublic:
     return RevisionPublic.model_validate(revision, from_attributes=True)
 
 
+def _until(session: Session, moment: datetime | None) -> datetime | None:
+    """`moment` in UTC, as the database compares it (SQLite stores naive UTC text)."""
+    if moment is None:
+        return None
+    moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None) if session.get_bind().dialect.name == "sqlite" else moment
+
+
 def record_revisions(
-    session: Session, *, kind: str, label: str, record_id: str, limit: int, offset: int
+    session: Session,
+    *,
+    kind: str,
+    label: str,
+    record_id: str,
+    limit: int,
+    offset: int,
+    as_of: datetime | None = None,
 ) -> tuple[list[RevisionPublic], int]:
-    """Revisions of one record, newest first; NotFound when it never existed."""
+    """Revisions of one record (up to `as_of`), newest first; NotFound if there are none."""
     where = (col(Revision.kind) == kind) & (col(Revision.record_id) == record_id)
+    until = _until(session, as_of)
+    if until is not None:
+        where = where & (col(Revision.at) <= until)
     total = session.execute(select(func.count()).select_from(Revision).where(where)).scalar_one()
     if total == 0:
         raise NotFound(f"There is no {label} {record_id!r}, and there never was.")
@@ -29,15 +47,20 @@ def record_revisions(
 
 
 def changes(
-    session: Session, *, since: datetime | None, limit: int, offset: int
+    session: Session,
+    *,
+    since: datetime | None,
+    limit: int,
+    offset: int,
+    as_of: datetime | None = None,
 ) -> tuple[list[RevisionPublic], int]:
-    """Every revision at or after `since`, oldest first: a feed to catch up from."""
+    """Every revision at or after `since` (and up to `as_of`), oldest first."""
     where: ColumnElement[bool] = true()
-    if since is not None:
-        since = since.astimezone(UTC)
-        if session.get_bind().dialect.name == "sqlite":
-            since = since.replace(tzinfo=None)  # SQLite compares the stored UTC text
-        where = col(Revision.at) >= since
+    start, until = _until(session, since), _until(session, as_of)
+    if start is not None:
+        where = where & (col(Revision.at) >= start)
+    if until is not None:
+        where = where & (col(Revision.at) <= until)
     total = session.execute(select(func.count()).select_from(Revision).where(where)).scalar_one()
     rows = session.execute(
         select(Revision).where(where).order_by(col(Revision.id)).limit(limit).offset(offset)
@@ -45,10 +68,14 @@ def changes(
     return [_public(row) for row in rows], total
 
 
-def releases(session: Session, *, limit: int, offset: int) -> tuple[list[ReleasePublic], int]:
-    """Seed runs and imports that changed something, newest first."""
-    total = session.execute(select(func.count()).select_from(Release)).scalar_one()
+def releases(
+    session: Session, *, limit: int, offset: int, as_of: datetime | None = None
+) -> tuple[list[ReleasePublic], int]:
+    """Seed runs and imports that changed something (up to `as_of`), newest first."""
+    until = _until(session, as_of)
+    where: ColumnElement[bool] = true() if until is None else col(Release.created_at) <= until
+    total = session.execute(select(func.count()).select_from(Release).where(where)).scalar_one()
     rows = session.execute(
-        select(Release).order_by(col(Release.id).desc()).limit(limit).offset(offset)
+        select(Release).where(where).order_by(col(Release.id).desc()).limit(limit).offset(offset)
     ).scalars()
     return [ReleasePublic.model_validate(row, from_attributes=True) for row in rows], total

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlmodel import Session
 
 from api import citations, records, revision
+from api.asof import ReadSessionDep as SessionDep
 from api.citations import ItemQuery
-from api.db import SessionDep
 from api.exports import Format, choose_format, export, export_etag
 from api.metrics import service
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery

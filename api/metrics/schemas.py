@@ -5,7 +5,16 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.pagination import PageQuery
-from api.schemas import Evidence, Figure, QueryText, list_checker, list_pattern, with_example
+from api.schemas import (
+    AS_OF_DESCRIPTION,
+    Evidence,
+    Figure,
+    QueryText,
+    Timestamp,
+    list_checker,
+    list_pattern,
+    with_example,
+)
 from api.vocabulary import Category, Direction, Measure, Qualifier, Unit
 
 SORTABLE_FIELDS = (
@@ -130,6 +139,9 @@ class MetricFilters(BaseModel):
         "must match, with stemming (outsource finds outsourcing). Without `sort`, results are "
         "ranked by relevance.",
         examples=["outsource"],
+    )
+    as_of: Timestamp | None = Field(
+        default=None, description=AS_OF_DESCRIPTION, examples=["2026-11-26T00:00:00Z"]
     )
 
 

@@ -2,18 +2,17 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from api import citations, records, revision
-from api.citations import CitationQuery, ItemQuery
-from api.db import SessionDep
+from api.asof import ReadSessionDep as SessionDep
+from api.citations import CitationQuery, ItemQuery, TextQuery
 from api.exports import Format, choose_format, export, export_etag
 from api.pagination import Page, PageQuery, page
 from api.routing import (
     collection_responses,
     item_responses,
-    no_query_parameters,
     plain_responses,
 )
 from api.sources import service
@@ -95,9 +94,10 @@ def get_source_citation(
     responses=plain_responses(
         "The text, UTF-8.", {"text/plain": {"schema": {"type": "string"}}}, 404
     ),
-    dependencies=[Depends(no_query_parameters)],
 )
-def get_source_text(source_id: SourceId, session: SessionDep) -> PlainTextResponse:
+def get_source_text(
+    source_id: SourceId, session: SessionDep, query: Annotated[TextQuery, Query()]
+) -> PlainTextResponse:
     """The source exactly as stored; every evidence span indexes into this text (code points)."""
     text = service.get_source_text(session, source_id=source_id)
     return PlainTextResponse(text, media_type="text/plain; charset=utf-8")

@@ -123,6 +123,6 @@ def test_schemas_are_api_shapes_not_tables(client: TestClient) -> None:
     }  # fmt: skip
     parameters = client.get("/openapi.json").json()["paths"]["/v1/metrics"]["get"]["parameters"]
     assert [p["name"] for p in parameters] == [
-        "limit", "offset", "format", "category", "unit", "measure", "geography", "subject",
-        "source", "year", "forecast", "horizon_passed", "q", "sort",
+        "limit", "offset", "format", "as_of", "category", "unit", "measure", "geography",
+        "subject", "source", "year", "forecast", "horizon_passed", "q", "sort",
     ]  # fmt: skip

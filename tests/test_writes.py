@@ -304,6 +304,18 @@ def test_oversized_bodies_are_refused_before_they_are_read(writable: Writable) -
         for _ in range(300):
             yield b"x" * 4096
 
+    exact = w.client.post(
+        "/v1/metrics",
+        content=b"x" * (1024 * 1024 + 1),
+        headers={**w.auth(), "Content-Type": "application/json"},
+    )
+    assert exact.status_code == 413  # 1 MiB + 1 byte
+    at_limit = w.client.post(
+        "/v1/metrics",
+        content=b"x" * (1024 * 1024),
+        headers={**w.auth(), "Content-Type": "application/json"},
+    )
+    assert at_limit.status_code == 422  # read whole, and refused as malformed JSON
     chunked = w.client.post(
         "/v1/metrics", content=chunks(), headers={**w.auth(), "Content-Type": "application/json"}
     )

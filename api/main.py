@@ -24,6 +24,7 @@ from api.history.router import router as history_router
 from api.metrics.router import router as metrics_router
 from api.middleware import BodyLimit, HeadAsGet
 from api.negotiation import negotiate
+from api.response_cache import ResponseCache
 from api.routing import single_valued_parameters
 from api.sources.router import router as sources_router
 from api.writes import router as writes_router
@@ -74,8 +75,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health_router)
     _add_docs(app)
 
-    # Outermost last: HEAD becomes GET before CORS and caching see it.
+    # Outermost last: HEAD becomes GET before CORS and caching see it; cached responses are
+    # the finished ones (tagged, compressed), served without entering the framework.
     app.add_middleware(HttpCaching)
+    app.add_middleware(ResponseCache, engine=app.state.engine)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

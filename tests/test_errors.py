@@ -142,7 +142,7 @@ def test_unexpected_errors_are_500_problems_without_details(client: TestClient) 
 
     app.dependency_overrides[get_session] = broken  # type: ignore[attr-defined]
     try:
-        response = client.get("/v1/metrics")
+        response = client.get("/v1/metrics?limit=13")  # a request no cache has seen
     finally:
         app.dependency_overrides.clear()  # type: ignore[attr-defined]
     body = problem(response)

@@ -1,0 +1,166 @@
+"""One cache of finished GET responses, invalidated by the dataset revision.
+
+Reads outnumber writes by orders of magnitude, so a response is computed once per dataset
+revision and representation, then served from memory without entering the framework. Every
+write (API, seed or import, from any process or instance) raises `dataset_state.revision` in its
+own transaction; each request reads that one row, and a new revision empties the cache. That
+is the only invalidation path, and it is exact across instances sharing the database.
+"""
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.caching import _accepts_gzip, _matches
+from api.metrics import service as metrics_service
+
+MAX_ENTRIES = 4096
+MAX_ENTRY_BYTES = 4 * 1024 * 1024
+MAX_TOTAL_BYTES = 48 * 1024 * 1024
+CACHED_PREFIX = "/v1/"
+
+
+@dataclass
+class _Entry:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    etag: str | None
+
+
+@dataclass
+class _Store:
+    revision: object = None
+    entries: OrderedDict[tuple[Any, ...], _Entry] = field(default_factory=OrderedDict)
+    size: int = 0
+
+
+class RevisionProbe:
+    """Reads the dataset revision over one dedicated connection (a single-row primary-key read)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+        self._lock = threading.Lock()
+
+    def current(self) -> object:
+        """The revision and change time, or None when the database cannot say."""
+        with self._lock:
+            try:
+                if self._connection is None:
+                    self._connection = self._engine.raw_connection()
+                cursor = self._connection.cursor()
+                cursor.execute("SELECT revision, changed_at FROM dataset_state WHERE id = 1")
+                row = cursor.fetchone()
+                cursor.close()
+                self._connection.commit()  # end the read: the next one sees newer commits
+                return tuple(row) if row else None
+            except Exception:
+                self._reset()
+                return None
+
+    def _reset(self) -> None:
+        try:
+            if self._connection is not None:
+                self._connection.invalidate()
+        except Exception:
+            pass
+        self._connection = None
+
+
+class ResponseCache:
+    """Serve repeated GETs of /v1 from memory while the dataset revision stands still."""
+
+    def __init__(self, app: ASGIApp, engine: Engine) -> None:
+        self.app = app
+        self.probe = RevisionProbe(engine)
+        self.store = _Store()
+        self.lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        if not scope["path"].startswith(CACHED_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        revision = self.probe.current()
+        if revision is None:
+            await self.app(scope, receive, send)
+            return
+        request = Headers(scope=scope)
+        key = (
+            scope["path"],
+            scope["query_string"],
+            request.get("accept", "").replace(" ", "").lower(),
+            _accepts_gzip(request.get("accept-encoding")),
+            metrics_service.current_year(),  # horizon_passed moves with the calendar
+        )
+        with self.lock:
+            if self.store.revision != revision:
+                self.store = _Store(revision=revision)
+            entry = self.store.entries.get(key)
+            if entry is not None:
+                self.store.entries.move_to_end(key)
+        if entry is not None:
+            self.hits += 1
+            await self._replay(entry, request.get("if-none-match"), send)
+            return
+        self.misses += 1
+        await self.app(scope, receive, self._recording(send, key, revision))
+
+    async def _replay(self, entry: _Entry, if_none_match: str | None, send: Send) -> None:
+        if entry.etag is not None and _matches(if_none_match, entry.etag):
+            kept = [(n, v) for n, v in entry.headers if n in (b"etag", b"cache-control", b"vary")]
+            await send({"type": "http.response.start", "status": 304, "headers": kept})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send(
+            {"type": "http.response.start", "status": entry.status, "headers": entry.headers}
+        )
+        await send({"type": "http.response.body", "body": entry.body})
+
+    def _recording(self, send: Send, key: tuple[Any, ...], revision: object) -> Send:
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+        size = 0
+
+        async def recording_send(message: Message) -> None:
+            nonlocal size
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body" and start.get("status") == 200:
+                body = message.get("body", b"")
+                size += len(body)
+                if size <= MAX_ENTRY_BYTES:
+                    chunks.append(body)
+                if not message.get("more_body", False) and size <= MAX_ENTRY_BYTES:
+                    self._keep(key, revision, start, b"".join(chunks))
+            await send(message)
+
+        return recording_send
+
+    def _keep(
+        self, key: tuple[Any, ...], revision: object, start: dict[str, Any], body: bytes
+    ) -> None:
+        headers = [(bytes(n), bytes(v)) for n, v in start.get("headers", [])]
+        etag = MutableHeaders(raw=list(headers)).get("etag")
+        with self.lock:
+            if self.store.revision != revision:
+                return  # a write landed while this response was computed
+            old = self.store.entries.pop(key, None)
+            self.store.size -= len(old.body) if old else 0
+            self.store.entries[key] = _Entry(200, headers, body, etag)
+            self.store.size += len(body)
+            while self.store.entries and (
+                len(self.store.entries) > MAX_ENTRIES or self.store.size > MAX_TOTAL_BYTES
+            ):
+                _, evicted = self.store.entries.popitem(last=False)
+                self.store.size -= len(evicted.body)

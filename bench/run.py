@@ -1,0 +1,262 @@
+"""The benchmark suite: the API against a bare ASGI ceiling serving the very same bytes.
+
+    make bench                                   # seed dataset, 10 s per scenario
+    python bench/run.py --duration 3 --synthetic # plus the 10,000-metric SYNTHETIC dataset
+
+For each dataset it builds a fresh SQLite database (and a PostgreSQL one when
+BENCH_POSTGRES_URL is set), starts `cdmo-metrics serve` (one uvicorn worker) pinned to core 0,
+records each scenario's response, starts bench/ceiling.py serving those bytes on the same
+core, and loads both with wrk (16 connections) pinned to core 1. It prints requests/s and
+p50/p99 latency of each, their ratio, the API's peak memory, and the latency of a read right
+after a write. Figures and how to read them: docs/benchmarks.md.
+"""
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SCENARIOS = [
+    ("page of 50 metrics", "/v1/metrics?limit=50", {}),
+    ("one metric", "/v1/metrics/{metric}", {}),
+    ("filtered, sorted page", "/v1/metrics?category=market&forecast=false&sort=-value_high,id", {}),
+    ("q search", "/v1/metrics?q=cell+therapy", {}),
+    ("CSV export, whole collection", "/v1/metrics?format=csv", {}),
+    ("304 revalidation", "/v1/metrics?limit=50", {"If-None-Match": "{etag}"}),
+]
+KEEP_HEADERS = ("content-type", "etag", "cache-control", "vary", "link", "content-disposition")
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(core: int, command: list[str]) -> list[str]:
+    return (["taskset", "-c", str(core)] if shutil.which("taskset") else []) + command
+
+
+def wait_ready(url: str, path: str = "/healthz") -> None:
+    for _ in range(600):
+        try:
+            if httpx.get(url + path, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not start")
+
+
+def _ms(text: str) -> float:
+    found = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if found is None:
+        raise ValueError(f"unreadable wrk latency {text!r}")
+    number, unit = found.groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> Result:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    for name, value in headers.items():
+        command[1:1] = ["-H", f"{name}: {value}"]
+    output = subprocess.run(pinned(1, command), capture_output=True, text=True, check=True).stdout
+    if "Non-2xx or 3xx responses" in output:
+        raise RuntimeError(f"{url} answered errors under load:\n{output}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    return Result(rps, p50, p99)
+
+
+def peak_memory_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def build_database(url: str, synthetic_dir: Path | None) -> str:
+    """Migrate and load the seed dataset (and the synthetic one); return a write key."""
+    from sqlmodel import Session
+
+    from api import migrate
+    from api.auth import service as auth_service
+    from api.dataset import read_datasets
+    from api.db import make_engine, writer
+    from api.seeding import load_datasets
+
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    datasets = read_datasets(ROOT / "seed" / "data", ROOT / "seed" / "sources")
+    if synthetic_dir is not None:
+        datasets += read_datasets(synthetic_dir, synthetic_dir)
+    with Session(writer(engine)) as session, session.begin():
+        load_datasets(session, datasets, label="benchmark")
+        key = auth_service.create_key(session, name=f"bench-{uuid.uuid4().hex[:6]}", scope="write")
+    engine.dispose()
+    return key
+
+
+def write_then_read(url: str, key: str, rounds: int) -> tuple[float, float, bool]:
+    """p50/p99 ms of a GET right after a PATCH of the same metric, and whether every GET
+    showed the write."""
+    path = f"{url}/v1/metrics/viral-vector-lead-time"
+    timings, fresh = [], True
+    with httpx.Client() as client:
+        tag = client.get(path).headers["etag"]
+        for n in range(rounds):
+            name = f"Viral vector lead time (bench {n})"
+            patched = client.patch(
+                path,
+                json={"name": name},
+                headers={"Authorization": f"Bearer {key}", "If-Match": tag},
+            )
+            start = time.perf_counter()
+            read = client.get(path)
+            timings.append((time.perf_counter() - start) * 1000)
+            fresh &= read.json()["name"] == name
+            tag = read.headers["etag"] if patched.status_code == 200 else tag
+    timings.sort()
+    return statistics.median(timings), timings[int(len(timings) * 0.99) - 1], fresh
+
+
+def run(label: str, url: str, args: argparse.Namespace, synthetic_dir: Path | None) -> None:
+    key = build_database(url, synthetic_dir)
+    api_port, ceiling_port = free_port(), free_port()
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "warning", "WRITE_RATE_LIMIT": "100000"}
+    started = time.perf_counter()
+    api = subprocess.Popen(
+        pinned(0, [sys.executable, "-m", "api.cli", "serve", "--port", str(api_port)]),
+        env=env,
+        cwd=ROOT,
+    )
+    api_url = f"http://127.0.0.1:{api_port}"
+    ceiling = None
+    try:
+        wait_ready(api_url)
+        startup = time.perf_counter() - started
+        metric = "viral-vector-lead-time"
+        etag = httpx.get(f"{api_url}/v1/metrics?limit=50").headers["etag"]
+        scenarios = [
+            (name, path.format(metric=metric), {k: v.format(etag=etag) for k, v in headers.items()})
+            for name, path, headers in SCENARIOS
+        ]
+        recorded = {}
+        for _name, path, _headers in scenarios:
+            response = httpx.get(api_url + path)
+            recorded[path] = {
+                "status": response.status_code,
+                "headers": [(k, v) for k, v in response.headers.items() if k in KEEP_HEADERS],
+                "body": base64.b64encode(response.content).decode(),
+            }
+        responses = Path(tempfile.mkstemp(suffix=".json")[1])
+        responses.write_text(json.dumps(recorded))
+        ceiling = subprocess.Popen(
+            pinned(0, [sys.executable, "-m", "uvicorn", "bench.ceiling:app", "--port",
+                       str(ceiling_port), "--log-level", "warning", "--no-access-log"]),
+            env={**os.environ, "CEILING_RESPONSES": str(responses)},
+            cwd=ROOT,
+        )  # fmt: skip
+        ceiling_url = f"http://127.0.0.1:{ceiling_port}"
+        wait_ready(ceiling_url, scenarios[0][1])
+        print(f"\n## {label}  (start-up to first answer: {startup:.2f} s)\n")
+        print(
+            "| scenario | API req/s | API p50 ms | API p99 ms | ceiling req/s | ceiling p99 ms ",
+            end="",
+        )
+        print("| ratio |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for name, path, headers in scenarios:
+            mine = wrk(api_url + path, headers, args.duration, args.connections)
+            best = wrk(ceiling_url + path, headers, args.duration, args.connections)
+            print(
+                f"| {name} | {mine.rps:,.0f} | {mine.p50_ms:.2f} | {mine.p99_ms:.2f} | "
+                f"{best.rps:,.0f} | {best.p99_ms:.2f} | {mine.rps / best.rps:.1%} |"
+            )
+        p50, p99, fresh = write_then_read(api_url, key, args.write_rounds)
+        print(
+            f"| read right after a write ({args.write_rounds} rounds) | - | {p50:.2f} | {p99:.2f} "
+            f"| - | - | {'every read saw its write' if fresh else 'STALE READS'} |"
+        )
+        print(f"\nAPI peak memory (VmHWM): {peak_memory_mib(api.pid):.1f} MiB")
+        responses.unlink()
+    finally:
+        for process in (api, ceiling):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--write-rounds", type=int, default=200)
+    parser.add_argument("--synthetic", action="store_true", help="also the 10,000-metric set")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    print(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; "
+          f"wrk -t1 -c{args.connections} -d{args.duration}s")  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix="cdmo-bench-"))
+    try:
+        datasets: list[tuple[str, Path | None]] = [("seed dataset (42 metrics)", None)]
+        if args.synthetic:
+            from bench.synthetic import write
+
+            write(work / "synthetic", 10_000, 50)
+            datasets.append(("seed + SYNTHETIC dataset (10,042 metrics)", work / "synthetic"))
+        for label, synthetic in datasets:
+            run(f"SQLite, {label}", f"sqlite:///{work / uuid.uuid4().hex}.db", args, synthetic)
+            postgres = os.environ.get("BENCH_POSTGRES_URL")
+            if postgres:
+                from sqlalchemy import create_engine, text
+                from sqlalchemy.engine import make_url
+
+                name = f"cdmo_bench_{uuid.uuid4().hex[:8]}"
+                admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
+                with admin.connect() as connection:
+                    connection.execute(text(f'CREATE DATABASE "{name}"'))
+                try:
+                    url = (
+                        make_url(postgres).set(database=name).render_as_string(hide_password=False)
+                    )
+                    run(f"PostgreSQL, {label}", url, args, synthetic)
+                finally:
+                    with admin.connect() as connection:
+                        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    admin.dispose()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The response cache: every cached representation follows a write at once, on this instance,
+on another instance sharing the database, and after a load by another process."""
+
+import csv
+import io
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from api.db import writer
+from api.main import create_app
+from api.response_cache import ResponseCache
+from tests.conftest import SEED_DIR, seed
+from tests.test_writes import make_keys
+
+ITEM = "/v1/metrics/viral-vector-lead-time"
+VIEWS = [
+    "/v1/metrics?limit=50",
+    "/v1/metrics?format=csv",
+    ITEM,
+    "/v1/metrics/facets?facet=geography",
+    "/v1/market?sort=-value_high",
+]
+
+
+def cache_of(client: TestClient) -> ResponseCache:
+    layer = client.app.middleware_stack  # type: ignore[attr-defined]
+    while not isinstance(layer, ResponseCache):
+        layer = layer.app
+    return layer
+
+
+def snapshot(client: TestClient) -> dict[str, tuple[str, str]]:
+    return {path: (client.get(path).headers["etag"], client.get(path).text) for path in VIEWS}
+
+
+def geography_of(client: TestClient) -> object:
+    return client.get(ITEM).json()["geography"]
+
+
+def test_repeated_reads_are_served_from_the_cache(client: TestClient) -> None:
+    cache = cache_of(client)
+    first = client.get("/v1/metrics?limit=7")
+    hits = cache.hits
+    second = client.get("/v1/metrics?limit=7")
+    assert cache.hits == hits + 1
+    assert second.content == first.content and second.headers["etag"] == first.headers["etag"]
+    revalidated = client.get(
+        "/v1/metrics?limit=7", headers={"If-None-Match": first.headers["etag"]}
+    )
+    assert revalidated.status_code == 304 and cache.hits == hits + 2
+    other = client.get("/v1/metrics?limit=7", headers={"Accept": "text/csv"})
+    assert other.headers["content-type"].startswith("text/csv")
+
+
+def test_a_write_refreshes_every_cached_representation(migrated_engine: Engine) -> None:
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    with TestClient(create_app(engine=migrated_engine)) as client:
+        before = snapshot(client)
+        assert snapshot(client) == before  # now cached
+        tag = client.get(ITEM).headers["etag"]
+        patched = client.patch(
+            ITEM,
+            json={"geography": "Asia-Pacific", "name": "Viral vector lead time (fresh)"},
+            headers={"Authorization": f"Bearer {keys['alice']}", "If-Match": tag},
+        )
+        assert patched.status_code == 200
+        after = snapshot(client)
+        for path in VIEWS:
+            assert after[path][0] != before[path][0], path
+            assert after[path][1] != before[path][1], path
+        rows = list(csv.DictReader(io.StringIO(after["/v1/metrics?format=csv"][1])))
+        assert next(r for r in rows if r["id"] == "viral-vector-lead-time")["geography"] == (
+            "Asia-Pacific"
+        )
+        assert "fresh" in after["/v1/metrics?limit=50"][1]
+
+
+def test_another_instance_and_another_process_are_seen_at_once(migrated_engine: Engine) -> None:
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    with (
+        TestClient(create_app(engine=migrated_engine)) as one,
+        TestClient(create_app(engine=migrated_engine)) as two,
+    ):
+        assert geography_of(one) == geography_of(two) == "global"
+        tag = two.get(ITEM).headers["etag"]
+        written = one.patch(
+            ITEM,
+            json={"geography": None},
+            headers={"Authorization": f"Bearer {keys['alice']}", "If-Match": tag},
+        )
+        assert written.status_code == 200
+        assert geography_of(two) is None
+        stale = two.get(ITEM, headers={"If-None-Match": tag})
+        assert stale.status_code == 200  # the old tag no longer validates
+        # A load by another process (the seed CLI) is a write like any other.
+        from api.dataset import read_datasets
+        from api.seeding import load_datasets
+
+        with Session(writer(migrated_engine)) as session, session.begin():
+            load_datasets(session, read_datasets(SEED_DIR / "data", SEED_DIR / "sources"))
+        assert geography_of(one) is None  # the analyst's correction was kept, and seen
+        faq_before = one.get("/v1/faq").json()["total"]
+        assert faq_before == two.get("/v1/faq").json()["total"] == 5

@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install migrate seed run test lint format openapi lock clean
+.PHONY: install migrate seed run test lint format openapi bench lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# The benchmark suite (docs/benchmarks.md); wrk comes from Debian's packages.
+bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # Regenerate the committed OpenAPI document after changing the API (a test compares them).
 openapi: install

@@ -7,6 +7,7 @@ own transaction; each request reads that one row, and a new revision empties the
 is the only invalidation path, and it is exact across instances sharing the database.
 """
 
+import asyncio
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from api.caching import _accepts_gzip, _matches
 from api.metrics import service as metrics_service
 
 MAX_ENTRIES = 4096
-MAX_ENTRY_BYTES = 4 * 1024 * 1024
+MAX_ENTRY_BYTES = 8 * 1024 * 1024
 MAX_TOTAL_BYTES = 48 * 1024 * 1024
 CACHED_PREFIX = "/v1/"
 
@@ -83,6 +84,9 @@ class ResponseCache:
         self.lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        # Single flight: while one request computes a response, the same requests wait for it
+        # instead of computing it again (16 cold exports at once would each take 16 times longer).
+        self.inflight: dict[tuple[Any, ...], asyncio.Event] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -109,12 +113,22 @@ class ResponseCache:
             entry = self.store.entries.get(key)
             if entry is not None:
                 self.store.entries.move_to_end(key)
+        if entry is None and (key, revision) in self.inflight:
+            await self.inflight[(key, revision)].wait()
+            with self.lock:
+                entry = self.store.entries.get(key) if self.store.revision == revision else None
         if entry is not None:
             self.hits += 1
             await self._replay(entry, request.get("if-none-match"), send)
             return
         self.misses += 1
-        await self.app(scope, receive, self._recording(send, key, revision))
+        done = self.inflight.setdefault((key, revision), asyncio.Event())
+        try:
+            await self.app(scope, receive, self._recording(send, key, revision))
+        finally:
+            done.set()
+            if self.inflight.get((key, revision)) is done:
+                del self.inflight[(key, revision)]
 
     async def _replay(self, entry: _Entry, if_none_match: str | None, send: Send) -> None:
         if entry.etag is not None and _matches(if_none_match, entry.etag):

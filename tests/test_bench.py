@@ -1,0 +1,35 @@
+"""The benchmark script runs (one short round), so it cannot rot. It asserts no timings."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from api import PROJECT_ROOT
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it)"
+)
+def test_benchmark_script_prints_every_scenario() -> None:
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--duration", "1", "--write-rounds", "5"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for scenario in (
+        "page of 50 metrics",
+        "one metric",
+        "filtered, sorted page",
+        "q search",
+        "CSV export, whole collection",
+        "304 revalidation",
+        "read right after a write",
+    ):
+        assert f"| {scenario}" in result.stdout, scenario
+    assert "every read saw its write" in result.stdout
+    assert "API peak memory (VmHWM):" in result.stdout

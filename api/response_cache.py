@@ -42,16 +42,32 @@ class _Store:
 
 
 class RevisionProbe:
-    """Reads the dataset revision over one dedicated connection (a single-row primary-key read)."""
+    """Knows the dataset revision: reads the one row over a dedicated connection.
+
+    On PostgreSQL a listener thread also LISTENs for the NOTIFY every write sends at commit, so
+    plain reads can trust the last known revision until told otherwise; revalidating requests
+    (If-None-Match) and the first read after a write through this process always read the row.
+    """
+
+    CHANNEL = "cdmo_revision"
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._connection: Any = None
         self._lock = threading.Lock()
+        self._known: object = None
+        self._dirty = True
+        self._listening = False
+        self._stopped = threading.Event()
+        if engine.dialect.name == "postgresql":
+            threading.Thread(target=self._listen, name="revision-listener", daemon=True).start()
 
-    def current(self) -> object:
+    def current(self, *, exact: bool = False) -> object:
         """The revision and change time, or None when the database cannot say."""
+        if not exact and self._listening and not self._dirty and self._known is not None:
+            return self._known
         with self._lock:
+            self._dirty = False
             try:
                 if self._connection is None:
                     self._connection = self._engine.raw_connection()
@@ -60,16 +76,41 @@ class RevisionProbe:
                 row = cursor.fetchone()
                 cursor.close()
                 self._connection.commit()  # end the read: the next one sees newer commits
-                return tuple(row) if row else None
-            except Exception:
+                self._known = tuple(row) if row else None
+            except Exception:  # any failure just means "do not use the cache"
                 self._reset()
-                return None
+                self._known = None
+            return self._known
+
+    def changed_here(self) -> None:
+        """A write went through this process: read the row again before trusting it."""
+        self._dirty = True
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _listen(self) -> None:
+        import psycopg
+
+        url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stopped.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
+                    connection.execute(f"LISTEN {self.CHANNEL}")
+                    self._dirty, self._listening = True, True
+                    while not self._stopped.is_set():
+                        for _ in connection.notifies(timeout=1.0, stop_after=1):
+                            self._dirty = True
+            except Exception:  # reconnect; meanwhile every read checks the row
+                self._listening, self._dirty = False, True
+                self._stopped.wait(1.0)
+        self._listening = False
 
     def _reset(self) -> None:
         try:
             if self._connection is not None:
                 self._connection.invalidate()
-        except Exception:
+        except Exception:  # already broken: nothing to release
             pass
         self._connection = None
 
@@ -89,17 +130,23 @@ class ResponseCache:
         self.inflight: dict[tuple[Any, ...], asyncio.Event] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "GET":
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.probe.changed_here()
             return
         if not scope["path"].startswith(CACHED_PREFIX):
             await self.app(scope, receive, send)
             return
-        revision = self.probe.current()
+        request = Headers(scope=scope)
+        revision = self.probe.current(exact="if-none-match" in request)
         if revision is None:
             await self.app(scope, receive, send)
             return
-        request = Headers(scope=scope)
         key = (
             scope["path"],
             scope["query_string"],

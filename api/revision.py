@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, update
+from sqlalchemy import DateTime, text, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 
@@ -26,3 +26,6 @@ def bump(session: Session) -> None:
         .where(col(DatasetState.id) == 1)
         .values(revision=DatasetState.revision + 1, changed_at=datetime.now(UTC))
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # Delivered at commit to every instance listening (api.response_cache.RevisionProbe).
+        session.execute(text("NOTIFY cdmo_revision"))

@@ -30,7 +30,6 @@ from api.exports import Format, choose_format, export, export_etag
 from api.pagination import Page, page
 from api.routing import collection_responses, item_responses
 from api.schemas import EXAMPLES
-from api.sources import service as sources_service
 
 router = APIRouter()
 
@@ -98,14 +97,9 @@ class Kind:
                 label=kind.singular,
             )
             record_kind = records.kind_of(kind.model)
-            if query.cite is None:
-                response.headers["ETag"] = records.item_etag(session, record_kind, item_id) or ""
-                return item
-            source = sources_service.get_source(session, source_id=item.source_id)
-            cited = citations.respond(request, query.cite, source, item.evidence)
-            variant = f"cite:{query.cite}"
-            cited.headers["ETag"] = records.item_etag(session, record_kind, item_id, variant) or ""
-            return cited
+            return citations.item_or_citation(
+                request, response, session, record_kind, item, query.cite
+            )
 
         name = "".join(word.capitalize() for word in self.singular.split())
         plural = "".join(word.capitalize() for word in self.plural.split())

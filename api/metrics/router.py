@@ -13,7 +13,6 @@ from api.metrics import service
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
 from api.pagination import Page, page
 from api.routing import collection_responses, item_responses, plain_responses
-from api.sources import service as sources_service
 from api.vocabulary import Category
 
 router = APIRouter(tags=["metrics"])
@@ -88,13 +87,7 @@ def get_metric(
 ) -> Any:
     """The metric with this id and its evidence span; `?cite=` answers how to quote it."""
     metric = service.get_metric(session, metric_id=metric_id)
-    if query.cite is None:
-        response.headers["ETag"] = records.item_etag(session, KIND, metric_id) or ""
-        return metric
-    source = sources_service.get_source(session, source_id=metric.source_id)
-    cited = citations.respond(request, query.cite, source, metric.evidence)
-    cited.headers["ETag"] = records.item_etag(session, KIND, metric_id, f"cite:{query.cite}") or ""
-    return cited
+    return citations.item_or_citation(request, response, session, KIND, metric, query.cite)
 
 
 def _category_view(category: Category, path: str, operation_id: str, summary: str) -> None:

@@ -60,12 +60,7 @@ def get_source(
 ) -> Any:
     """The citation data of one source and how many metrics come from it."""
     source = service.get_source(session, source_id=source_id)
-    if query.cite is None:
-        response.headers["ETag"] = records.item_etag(session, KIND, source_id) or ""
-        return source
-    cited = citations.respond(request, query.cite, source)
-    cited.headers["ETag"] = records.item_etag(session, KIND, source_id, f"cite:{query.cite}") or ""
-    return cited
+    return citations.item_or_citation(request, response, session, KIND, source, query.cite)
 
 
 @router.get(

@@ -14,6 +14,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     HOST=0.0.0.0 \
     PORT=8000 \
+    WEB_CONCURRENCY=1 \
     DATABASE_URL=sqlite:////app/data/cdmo-metrics.db
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin api
 COPY --from=build /opt/venv /opt/venv

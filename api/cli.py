@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from api import migrate
@@ -105,7 +106,9 @@ def _serve(args: argparse.Namespace) -> int:
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
+        workers=args.workers or settings.web_concurrency,
         log_level=settings.log_level,
+        access_log=False,  # the API writes its own JSON line per request (api.middleware)
         proxy_headers=True,
     )
     return 0
@@ -135,7 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the API with uvicorn")
     serve.add_argument("--host", help="interface to bind (default: HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 1)"
+    )
     args = parser.parse_args(argv)
+    try:
+        get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"cdmo-metrics: invalid settings: {problems}", file=sys.stderr)
+        return 2
     handlers = {
         "migrate": _migrate,
         "seed": _seed,

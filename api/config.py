@@ -2,9 +2,11 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from api import PROJECT_ROOT
 
@@ -20,6 +22,9 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface `serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
+    web_concurrency: int = Field(
+        default=1, ge=1, le=64, description="Worker processes `serve` starts (--workers)."
+    )
     seed_dir: Path = Field(
         default=PROJECT_ROOT / "seed", description="Folder holding sources/ and data/."
     )
@@ -34,7 +39,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
-    log_level: str = Field(default="info", description="uvicorn log level.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        default="info", description="Log level of uvicorn and of the API's JSON request log."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        try:
+            backend = make_url(url).get_backend_name()
+        except Exception as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"use sqlite:///... or postgresql+psycopg://..., not {backend!r}")
+        return url
+
     db_pool_size: int = Field(default=5, ge=1, description="PostgreSQL connections kept open.")
     db_max_overflow: int = Field(default=5, ge=0, description="Extra connections under load.")
     db_pool_timeout: float = Field(

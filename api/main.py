@@ -1,5 +1,7 @@
 """The application factory: routers, error handlers, middleware, documentation, probes."""
 
+import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from api.errors import PROBLEM_MEDIA_TYPE, install_error_handlers
 from api.health import router as health_router
 from api.history.router import router as history_router
 from api.metrics.router import router as metrics_router
-from api.middleware import BodyLimit, HeadAsGet
+from api.middleware import BodyLimit, HeadAsGet, RequestLog
 from api.negotiation import negotiate
 from api.response_cache import ResponseCache
 from api.routing import single_valued_parameters
@@ -49,6 +51,7 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """A ready-to-serve application bound to `engine` (by default, from `settings`)."""
     settings = settings or get_settings()
+    _configure_logging(settings)
     app = FastAPI(
         title="CDMO Metrics API",
         version="1.0.0",
@@ -84,13 +87,24 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "OPTIONS"],
         allow_headers=["Accept", "If-None-Match", "Content-Type"],
-        expose_headers=["ETag", "Link", "Content-Disposition", "Retry-After"],
+        expose_headers=["ETag", "Link", "Content-Disposition", "Retry-After", "X-Request-ID"],
         max_age=600,
     )
     app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLog)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _configure_logging(settings: Settings) -> None:
+    """The API's own log lines (one JSON object per line) go to standard output."""
+    logger = logging.getLogger("api")
+    logger.setLevel(settings.log_level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
 
 
 def _add_docs(app: FastAPI) -> None:

@@ -49,6 +49,7 @@ def requires(scope: str) -> Callable[..., str]:
                 f"{settings.write_rate_window} s; retry in {reset} s.",
                 retry_after=reset,
             )
+        request.state.key_name = name  # for the access log; the key itself is never logged
         return name
 
     return dependency

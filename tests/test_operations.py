@@ -1,0 +1,99 @@
+"""Operating the service: request ids, the JSON request log, settings checked at start, workers."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from api.main import create_app
+from tests.conftest import free_port, seed
+from tests.test_writes import make_keys
+
+
+def test_request_id_is_made_or_echoed(client: TestClient) -> None:
+    made = client.get("/healthz").headers["x-request-id"]
+    assert len(made) == 32 and int(made, 16) >= 0
+    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == (
+        "abc-123"
+    )
+    unsafe = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert unsafe.headers["x-request-id"] != "bad id\twith spaces"
+
+
+def test_one_json_log_line_per_request_naming_the_key_never_the_token(
+    migrated_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    with TestClient(create_app(engine=migrated_engine)) as client:
+        caplog.set_level(logging.INFO, logger="api.access")
+        client.get("/v1/faq?limit=1", headers={"X-Request-ID": "req-1"})
+        client.post(
+            "/v1/metrics", json={"id": "x"}, headers={"Authorization": f"Bearer {keys['alice']}"}
+        )
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "api.access"]
+    assert lines[0] == {
+        "method": "GET",
+        "path": "/v1/faq",
+        "status": 200,
+        "duration_ms": lines[0]["duration_ms"],
+        "request_id": "req-1",
+    }
+    assert lines[1]["status"] == 422 and lines[1]["key"] == "alice"
+    assert keys["alice"] not in caplog.text and '"id": "x"' not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DATABASE_URL": "mysql://db/x"}, "DATABASE_URL: Value error, use sqlite:///"),
+        ({"PORT": "99999"}, "PORT: Input should be less than or equal to 65535"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL: Input should be"),
+    ],
+)
+def test_bad_settings_fail_fast_with_one_line(env: dict[str, str], expected: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "migrate"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and expected in result.stderr
+
+
+def test_serve_runs_several_workers(seeded_engine: Engine, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": seeded_engine.url.render_as_string(hide_password=False),
+        "LOG_LEVEL": "warning",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"], env=env
+    )
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        workers = subprocess.run(
+            ["pgrep", "-P", str(server.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(workers) >= 2
+        answers = {httpx.get(f"http://127.0.0.1:{port}/v1/faq").json()["total"] for _ in range(10)}
+        assert answers == {5}
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

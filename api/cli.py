@@ -32,6 +32,7 @@ def _seed(_args: argparse.Namespace) -> int:
         datasets = read_datasets(settings.seed_dir / "data", settings.seed_dir / "sources")
         engine = writer(make_engine(settings.database_url, settings))
         with Session(engine) as session, session.begin():
+            migrate.serialise(session.connection())
             report = load_datasets(session, datasets)
     except DatasetError as exc:
         print(f"seed refused, nothing was written:\n{exc}", file=sys.stderr)
@@ -81,6 +82,7 @@ def _import(args: argparse.Namespace) -> int:
         dataset = read_dataset(path, sources)
         engine = writer(make_engine(settings.database_url, settings))
         with Session(engine) as session, session.begin():
+            migrate.serialise(session.connection())
             report = load_datasets(
                 session, [dataset], actor="import", label=args.label or f"import {path.name}"
             )

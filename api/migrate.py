@@ -4,9 +4,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 
 from api import PROJECT_ROOT
+from api.db import writer
 
 
 def include_name(name: str | None, kind: str, _parents: dict[str, str | None]) -> bool:
@@ -20,9 +21,20 @@ def alembic_config() -> Config:
     return Config(toml_file=PROJECT_ROOT / "pyproject.toml")
 
 
+# One key for every instance: migrations and seeding never run twice at once on PostgreSQL.
+ADVISORY_LOCK_KEY = 0x63646D6F  # "cdmo"
+
+
+def serialise(connection: Connection) -> None:
+    """Inside a transaction on PostgreSQL, wait for any other instance's migration or seed."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database behind `engine` up to `revision`."""
-    with engine.begin() as connection:
+    """Migrate the database behind `engine` up to `revision` (one instance at a time)."""
+    with writer(engine).begin() as connection:
+        serialise(connection)
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
@@ -30,7 +42,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     """Migrate the database behind `engine` down to `revision`."""
-    with engine.begin() as connection:
+    with writer(engine).begin() as connection:
+        serialise(connection)
         config = alembic_config()
         config.attributes["connection"] = connection
         command.downgrade(config, revision)

@@ -97,3 +97,22 @@ def test_serve_runs_several_workers(seeded_engine: Engine, tmp_path: Path) -> No
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_instances_starting_together_migrate_and_seed_once(empty_engine: Engine) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": empty_engine.url.render_as_string(hide_password=False),
+    }
+    command = f"{sys.executable} -m api.cli migrate && {sys.executable} -m api.cli seed"
+    starts = [
+        subprocess.Popen(["sh", "-c", command], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [start.communicate(timeout=240)[0] for start in starts]
+    assert [start.returncode for start in starts] == [0, 0, 0], outputs
+    assert sum("metrics              +42 ~0 -0 =0" in output for output in outputs) == 1
+    with TestClient(create_app(engine=empty_engine)) as client:
+        assert client.get("/v1/releases").json()["total"] == 1
+        assert client.get("/v1/metrics").json()["total"] == 42
+        assert client.get("/readyz").status_code == 200

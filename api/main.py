@@ -26,6 +26,8 @@ from api.history.router import router as history_router
 from api.metrics.router import router as metrics_router
 from api.middleware import BodyLimit, HeadAsGet, RequestLog
 from api.negotiation import negotiate
+from api.observability import Instruments
+from api.observability import router as observability_router
 from api.response_cache import ResponseCache
 from api.routing import single_valued_parameters
 from api.sources.router import router as sources_router
@@ -76,12 +78,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     v1.include_router(history_router)
     app.include_router(v1)
     app.include_router(health_router)
+    app.include_router(observability_router)
+    app.state.instruments = Instruments(app)
     _add_docs(app)
 
     # Outermost last: HEAD becomes GET before CORS and caching see it; cached responses are
     # the finished ones (tagged, compressed), served without entering the framework.
     app.add_middleware(HttpCaching)
-    app.add_middleware(ResponseCache, engine=app.state.engine)
+    app.add_middleware(ResponseCache, engine=app.state.engine, state=app.state)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -149,3 +149,22 @@ class RequestLog:
             if key_name:
                 entry["key"] = key_name
             access_log.info(json.dumps(entry))
+            instruments = getattr(scope.get("app"), "state", None)
+            if instruments is not None and hasattr(instruments, "instruments"):
+                instruments.instruments.observe(
+                    scope["method"], route_template(scope), status, time.perf_counter() - started
+                )
+
+
+def route_template(scope: Scope) -> str:
+    """The route template that answered (bounded label values), else "unmatched"."""
+    route = scope.get("route") or scope["state"].get("route")
+    template = str(getattr(route, "path", None) or route or "unmatched")
+    # Routes included under /v1 carry their path without the prefix.
+    if (
+        scope["path"].startswith("/v1/")
+        and template.startswith("/")
+        and not template.startswith("/v1")
+    ):
+        template = "/v1" + template
+    return template

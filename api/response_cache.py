@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.caching import _accepts_gzip, _matches
 from api.metrics import service as metrics_service
+from api.middleware import route_template
 
 MAX_ENTRIES = 4096
 MAX_ENTRY_BYTES = 8 * 1024 * 1024
@@ -32,6 +33,7 @@ class _Entry:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     etag: str | None
+    route: str = "unmatched"
 
 
 @dataclass
@@ -118,8 +120,10 @@ class RevisionProbe:
 class ResponseCache:
     """Serve repeated GETs of /v1 from memory while the dataset revision stands still."""
 
-    def __init__(self, app: ASGIApp, engine: Engine) -> None:
+    def __init__(self, app: ASGIApp, engine: Engine, state: Any = None) -> None:
         self.app = app
+        if state is not None:
+            state.response_cache = self  # read by api.observability
         self.probe = RevisionProbe(engine)
         self.store = _Store()
         self.lock = threading.Lock()
@@ -166,12 +170,13 @@ class ResponseCache:
                 entry = self.store.entries.get(key) if self.store.revision == revision else None
         if entry is not None:
             self.hits += 1
+            scope.setdefault("state", {})["route"] = entry.route  # for the request metrics
             await self._replay(entry, request.get("if-none-match"), send)
             return
         self.misses += 1
         done = self.inflight.setdefault((key, revision), asyncio.Event())
         try:
-            await self.app(scope, receive, self._recording(send, key, revision))
+            await self.app(scope, receive, self._recording(send, key, revision, scope))
         finally:
             done.set()
             if self.inflight.get((key, revision)) is done:
@@ -188,7 +193,7 @@ class ResponseCache:
         )
         await send({"type": "http.response.body", "body": entry.body})
 
-    def _recording(self, send: Send, key: tuple[Any, ...], revision: object) -> Send:
+    def _recording(self, send: Send, key: tuple[Any, ...], revision: object, scope: Scope) -> Send:
         start: dict[str, Any] = {}
         chunks: list[bytes] = []
         size = 0
@@ -203,13 +208,19 @@ class ResponseCache:
                 if size <= MAX_ENTRY_BYTES:
                     chunks.append(body)
                 if not message.get("more_body", False) and size <= MAX_ENTRY_BYTES:
-                    self._keep(key, revision, start, b"".join(chunks))
+                    route = route_template(scope)
+                    self._keep(key, revision, start, b"".join(chunks), route)
             await send(message)
 
         return recording_send
 
     def _keep(
-        self, key: tuple[Any, ...], revision: object, start: dict[str, Any], body: bytes
+        self,
+        key: tuple[Any, ...],
+        revision: object,
+        start: dict[str, Any],
+        body: bytes,
+        route: str,
     ) -> None:
         headers = [(bytes(n), bytes(v)) for n, v in start.get("headers", [])]
         etag = MutableHeaders(raw=list(headers)).get("etag")
@@ -218,7 +229,7 @@ class ResponseCache:
                 return  # a write landed while this response was computed
             old = self.store.entries.pop(key, None)
             self.store.size -= len(old.body) if old else 0
-            self.store.entries[key] = _Entry(200, headers, body, etag)
+            self.store.entries[key] = _Entry(200, headers, body, etag, route)
             self.store.size += len(body)
             while self.store.entries and (
                 len(self.store.entries) > MAX_ENTRIES or self.store.size > MAX_TOTAL_BYTES

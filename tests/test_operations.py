@@ -116,3 +116,31 @@ def test_instances_starting_together_migrate_and_seed_once(empty_engine: Engine)
         assert client.get("/v1/releases").json()["total"] == 1
         assert client.get("/v1/metrics").json()["total"] == 42
         assert client.get("/readyz").status_code == 200
+
+
+def test_prometheus_metrics(client: TestClient) -> None:
+    client.get("/v1/faq?limit=2")
+    client.get("/v1/faq?limit=2")
+    client.get("/v1/metrics/no-such-metric")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    text = response.text
+    assert 'cdmo_http_requests_total{method="GET",route="/v1/faq",status="200"}' in text
+    assert (
+        'cdmo_http_requests_total{method="GET",route="/v1/metrics/{metric_id}",status="404"}'
+        in text
+    )
+    assert 'cdmo_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/faq"}' in (
+        text
+    )
+    for family in (
+        "cdmo_cache_hits_total",
+        "cdmo_cache_misses_total",
+        "cdmo_dataset_revision",
+        "cdmo_db_connections_in_use",
+        "cdmo_db_pool_size",
+    ):
+        assert f"\n{family} " in text, family
+    hits = float(text.split("\ncdmo_cache_hits_total ")[1].split()[0])
+    assert hits >= 1

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         default=["*"],
         description='Origins allowed to read the API from a browser (JSON list; ["*"] is any).',
     )
+    db_statement_timeout_ms: int = Field(
+        default=5000, ge=100, description="PostgreSQL statement timeout; a slower query is 503."
+    )
     write_rate_limit: int = Field(
         default=120, ge=1, description="Writes each API key may make per rate window."
     )

@@ -56,6 +56,11 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
+        connect_args={
+            "connect_timeout": 3,
+            # A query that runs away is cut and answered 503 rather than holding a worker.
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+        },
     )
 
 

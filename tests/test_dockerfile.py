@@ -78,3 +78,19 @@ def test_image_start_command_migrates_seeds_serves_and_passes_its_healthcheck(
         server.terminate()
         output, _ = server.communicate(timeout=10)
     assert "metrics              +42 ~0 -0 =0" in output, shlex.quote(output)
+
+
+def test_compose_runs_two_api_instances_behind_a_proxy_on_one_postgres() -> None:
+    import yaml
+
+    compose = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    assert {"postgres", "api1", "api2", "proxy"} <= set(services)
+    for name in ("api1", "api2"):
+        assert services[name]["build"] == "."
+        assert services[name]["environment"]["DATABASE_URL"].startswith(
+            "postgresql+psycopg://cdmo:cdmo@postgres:5432/"
+        )
+    assert "--to api1:8000 --to api2:8000" in services["proxy"]["command"]
+    assert "USER api" in DOCKERFILE and "HEALTHCHECK" in DOCKERFILE
+    assert DOCKERFILE.count("FROM ") == 2  # build stage, then a final stage without build tools

@@ -144,3 +144,34 @@ def test_prometheus_metrics(client: TestClient) -> None:
         assert f"\n{family} " in text, family
     hits = float(text.split("\ncdmo_cache_hits_total ")[1].split()[0])
     assert hits >= 1
+
+
+def test_a_slow_query_is_cut_and_answered_503(backend: str, databases: object) -> None:
+    if backend != "postgresql":
+        pytest.skip("statement timeouts are a PostgreSQL setting")
+    from fastapi import FastAPI
+    from sqlalchemy import text
+
+    from api.config import Settings
+    from api.db import make_engine
+    from api.errors import install_error_handlers
+    from tests.conftest import POSTGRES_URL
+
+    assert POSTGRES_URL is not None
+    engine = make_engine(POSTGRES_URL, Settings(db_statement_timeout_ms=200))
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/slow")
+    def slow() -> None:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_sleep(5)"))
+
+    started = time.monotonic()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/slow")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert time.monotonic() - started < 2
+    engine.dispose()

@@ -175,3 +175,48 @@ def test_a_slow_query_is_cut_and_answered_503(backend: str, databases: object) -
     assert response.headers["content-type"] == "application/problem+json"
     assert time.monotonic() - started < 2
     engine.dispose()
+
+
+def test_database_outage_is_503_then_recovers_by_itself(
+    backend: str, seeded_engine: Engine
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("a database server outage needs the server database")
+    from sqlalchemy.engine import make_url
+
+    from api.config import Settings
+    from api.db import make_engine
+    from tests.faultproxy import FaultProxy
+
+    real = seeded_engine.url
+    proxy = FaultProxy((real.host or "127.0.0.1", real.port or 5432))
+    url = make_url(real.render_as_string(hide_password=False)).set(port=proxy.port)
+    engine = make_engine(url.render_as_string(hide_password=False), Settings())
+    statuses: list[int] = []
+    try:
+        with TestClient(create_app(engine=engine), raise_server_exceptions=False) as client:
+            assert client.get("/v1/faq").status_code == 200
+            proxy.cut()
+            started = time.monotonic()
+            down = client.get("/v1/faq")
+            assert time.monotonic() - started < 2
+            assert down.status_code == 503 and down.headers["retry-after"] == "5"
+            assert down.headers["content-type"] == "application/problem+json"
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/readyz").status_code == 503
+            for path in ("/v1/metrics/car-t-dose-manufacturing-cost", "/v1/metrics?q=cost"):
+                statuses.append(client.get(path).status_code)
+            proxy.restore()
+            recovered = time.monotonic()
+            while time.monotonic() - recovered < 5:
+                response = client.get("/v1/faq")
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    break
+                time.sleep(0.1)
+            assert statuses[-1] == 200
+            assert client.get("/readyz").status_code == 200
+            assert 500 not in statuses
+    finally:
+        proxy.close()
+        engine.dispose()

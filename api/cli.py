@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -103,6 +104,9 @@ def _openapi(_args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
+    # uvicorn finishes in-flight requests on SIGTERM, then raises the signal again once it has
+    # restored this handler: a stop asked for and carried out cleanly exits 0.
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: None)
     uvicorn.run(
         "api.main:create_app",
         factory=True,

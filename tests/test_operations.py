@@ -220,3 +220,41 @@ def test_database_outage_is_503_then_recovers_by_itself(
     finally:
         proxy.close()
         engine.dispose()
+
+
+def test_sigterm_lets_in_flight_requests_finish_and_exits_0(migrated_engine: Engine) -> None:
+    import signal
+    import threading
+
+    seed(migrated_engine)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": migrated_engine.url.render_as_string(hide_password=False),
+        "LOG_LEVEL": "warning",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    results: list[int] = []
+    # An as_of before any data builds a point-in-time replica first: a request that takes a while.
+    slow = threading.Thread(
+        target=lambda: results.append(
+            httpx.get(f"{url}/v1/metrics?as_of=2000-01-01T00:00:00Z", timeout=30).status_code
+        )
+    )
+    slow.start()
+    time.sleep(0.15)
+    server.send_signal(signal.SIGTERM)
+    slow.join(timeout=30)
+    assert server.wait(timeout=30) == 0
+    assert results == [200]
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/healthz", timeout=2)

@@ -16,6 +16,7 @@ from pydantic import (
     ValidationError,
 )
 
+from api.schemas import no_nul
 from api.vocabulary import Category, Direction, Measure, Qualifier, SourceKind, Unit
 
 Slug = Annotated[
@@ -23,20 +24,13 @@ Slug = Annotated[
 ]
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL cannot store NUL in text.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
+Text = Annotated[str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(no_nul)]
 
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(_no_nul)]
-
-
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_no_nul)]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_no_nul)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_nul)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(no_nul)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(no_nul)]
+Url = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(no_nul)]
 Offset = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Year = Annotated[int, Field(ge=1900, le=2200)]
 Figure = Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)]

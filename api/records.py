@@ -122,9 +122,14 @@ def _from_row(kind: Kind, row: Any, children: list[str]) -> dict[str, Any]:
     return kind.record.model_validate(data).model_dump(mode="json")
 
 
-def normalise(kind: Kind, record: BaseModel) -> dict[str, Any]:
+def canonical(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
     """The canonical JSON form of a record, as stored in revisions and compared for changes."""
-    return kind.record.model_validate(record.model_dump()).model_dump(mode="json")
+    return kind.record.model_validate(data).model_dump(mode="json")
+
+
+def normalise(kind: Kind, record: BaseModel) -> dict[str, Any]:
+    """`canonical` of a record already parsed (an API body)."""
+    return canonical(kind, record.model_dump())
 
 
 def read(session: Session, kind: Kind, record_id: str) -> Stored | None:

@@ -82,9 +82,3 @@ def single_valued_parameters(request: Request) -> None:
     names = [name for name, _value in request.query_params.multi_items()]
     for name in sorted({name for name in names if names.count(name) > 1}):
         raise InvalidInput("query", name, "Given more than once; pass a single value.")
-
-
-def no_query_parameters(request: Request) -> None:
-    """For routes without parameters: refuse any rather than ignore it."""
-    for name in request.query_params:
-        raise InvalidInput("query", name, "Unknown parameter.")

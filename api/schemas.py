@@ -66,7 +66,7 @@ Figure = Annotated[
 ]
 
 
-def _no_nul(value: str) -> str:
+def no_nul(value: str) -> str:
     # PostgreSQL rejects NUL in text, and no legitimate query needs one.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
@@ -76,7 +76,7 @@ def _no_nul(value: str) -> str:
 QueryText = Annotated[
     str,
     StringConstraints(min_length=1, max_length=200),
-    AfterValidator(_no_nul),
+    AfterValidator(no_nul),
     Field(json_schema_extra={"pattern": "^[^\\u0000]*$"}),
 ]
 

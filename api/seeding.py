@@ -56,7 +56,7 @@ def _records(dataset: Dataset) -> list[tuple[str, str, list[dict[str, Any]]]]:
     source = dataset.data.source
     source_record = source.model_dump(exclude={"text_file"}) | {"text": dataset.text}
     sections: list[tuple[str, str, list[dict[str, Any]]]] = [
-        ("sources", "source", [_canonical("source", source_record)])
+        ("sources", "source", [records.canonical(records.KINDS["source"], source_record)])
     ]
     entries: dict[str, list[MetricIn] | list[EntityIn]] = {
         "metrics": dataset.data.metrics,
@@ -68,17 +68,14 @@ def _records(dataset: Dataset) -> list[tuple[str, str, list[dict[str, Any]]]]:
                 section,
                 kind,
                 [
-                    _canonical(kind, entry.model_dump() | {"source_id": source.id})
+                    records.canonical(
+                        records.KINDS[kind], entry.model_dump() | {"source_id": source.id}
+                    )
                     for entry in entries[section]
                 ],
             )
         )
     return sections
-
-
-def _canonical(kind: str, data: dict[str, Any]) -> dict[str, Any]:
-    spec = records.KINDS[kind]
-    return spec.record.model_validate(data).model_dump(mode="json")
 
 
 def _check_ids_free(session: Session, datasets: Sequence[Dataset]) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -131,28 +132,45 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def server_url(seeded_engine: Engine) -> Iterator[str]:
-    """A real `cdmo-metrics serve` process on a free port, over the seeded database."""
+def wait_ready(url: str, seconds: float = 30) -> None:
+    """Wait until `url`/readyz answers 200 (or give up after `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+
+
+@contextmanager
+def serving(
+    engine: Engine, *args: str, **env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A real `cdmo-metrics serve` process (extra `args`, extra environment) over `engine`'s
+    database, ready; stopped afterwards."""
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
-        "DATABASE_URL": seeded_engine.url.render_as_string(hide_password=False),
+        "DATABASE_URL": engine.url.render_as_string(hide_password=False),
         "LOG_LEVEL": "warning",
+        **env,
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), *args], env=environment
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url
+        wait_ready(url)
+        yield server, url
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        server.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def server_url(seeded_engine: Engine) -> Iterator[str]:
+    """A real `cdmo-metrics serve` process on a free port, over the seeded database."""
+    with serving(seeded_engine) as (_server, url):
+        yield url

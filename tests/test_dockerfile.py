@@ -8,15 +8,14 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from api import PROJECT_ROOT
+from tests.conftest import free_port, wait_ready
 
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text(encoding="utf-8")
 
@@ -25,12 +24,6 @@ def _instruction(name: str) -> str:
     """The last `name` instruction of the final stage, continuation lines joined."""
     joined = DOCKERFILE.replace("\\\n", " ")
     return re.findall(rf"^{name}\s+(.*)$", joined, flags=re.MULTILINE)[-1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _stage(target: Path) -> None:
@@ -50,7 +43,7 @@ def test_image_start_command_migrates_seeds_serves_and_passes_its_healthcheck(
     app_dir.mkdir()
     _stage(app_dir)
     (app_dir / "data").mkdir()
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -62,13 +55,7 @@ def test_image_start_command_migrates_seeds_serves_and_passes_its_healthcheck(
     command = json.loads(_instruction("CMD"))
     server = subprocess.Popen(command, cwd=app_dir, env=env, stdout=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_ready(f"http://127.0.0.1:{port}")
         metrics = httpx.get(f"http://127.0.0.1:{port}/v1/metrics").json()
         assert metrics["total"] == 42
         healthcheck = _instruction("HEALTHCHECK").split("CMD", 1)[1].strip()

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.main import create_app
-from tests.conftest import free_port, seed
+from tests.conftest import seed, serving
 from tests.test_writes import make_keys
 
 
@@ -72,31 +72,13 @@ def test_bad_settings_fail_fast_with_one_line(env: dict[str, str], expected: str
 
 
 def test_serve_runs_several_workers(seeded_engine: Engine, tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": seeded_engine.url.render_as_string(hide_password=False),
-        "LOG_LEVEL": "warning",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"], env=env
-    )
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serving(seeded_engine, "--workers", "2") as (server, url):
         workers = subprocess.run(
             ["pgrep", "-P", str(server.pid)], capture_output=True, text=True
         ).stdout.split()
         assert len(workers) >= 2
-        answers = {httpx.get(f"http://127.0.0.1:{port}/v1/faq").json()["total"] for _ in range(10)}
+        answers = {httpx.get(f"{url}/v1/faq").json()["total"] for _ in range(10)}
         assert answers == {5}
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def test_instances_starting_together_migrate_and_seed_once(empty_engine: Engine) -> None:
@@ -227,34 +209,19 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_0(migrated_engine: Eng
     import threading
 
     seed(migrated_engine)
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": migrated_engine.url.render_as_string(hide_password=False),
-        "LOG_LEVEL": "warning",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    results: list[int] = []
-    # An as_of before any data builds a point-in-time replica first: a request that takes a while.
-    slow = threading.Thread(
-        target=lambda: results.append(
-            httpx.get(f"{url}/v1/metrics?as_of=2000-01-01T00:00:00Z", timeout=30).status_code
+    with serving(migrated_engine) as (server, url):
+        results: list[int] = []
+        # An as_of before any data builds a point-in-time replica first: a request that takes a while.
+        slow = threading.Thread(
+            target=lambda: results.append(
+                httpx.get(f"{url}/v1/metrics?as_of=2000-01-01T00:00:00Z", timeout=30).status_code
+            )
         )
-    )
-    slow.start()
-    time.sleep(0.15)
-    server.send_signal(signal.SIGTERM)
-    slow.join(timeout=30)
-    assert server.wait(timeout=30) == 0
-    assert results == [200]
-    with pytest.raises(httpx.TransportError):
-        httpx.get(f"{url}/healthz", timeout=2)
+        slow.start()
+        time.sleep(0.15)
+        server.send_signal(signal.SIGTERM)
+        slow.join(timeout=30)
+        assert server.wait(timeout=30) == 0
+        assert results == [200]
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/healthz", timeout=2)

@@ -16,7 +16,7 @@ from api.auth import service as auth_service
 from api.config import Settings
 from api.db import writer
 from api.main import create_app
-from tests.conftest import seed
+from tests.conftest import seed, serving
 
 SOURCE = "coreychem-future-of-cdmos-2026"
 TEXT_PATH = "/v1/sources/coreychem-future-of-cdmos-2026/text"
@@ -376,33 +376,9 @@ def test_changes_feed_and_releases(writable: Writable) -> None:
 def test_concurrent_patches_with_one_if_match_let_exactly_one_through(
     migrated_engine: Engine,
 ) -> None:
-    import os
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import free_port
-
     seed(migrated_engine)
     keys = make_keys(migrated_engine)
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": migrated_engine.url.render_as_string(hide_password=False),
-        "LOG_LEVEL": "warning",
-        "WRITE_RATE_LIMIT": "1000",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serving(migrated_engine, WRITE_RATE_LIMIT="1000") as (_server, url):
         path = f"{url}/v1/metrics/viral-vector-lead-time"
         tag = httpx.get(path).headers["etag"]
         headers = {"Authorization": f"Bearer {keys['alice']}", "If-Match": tag}
@@ -420,9 +396,6 @@ def test_concurrent_patches_with_one_if_match_let_exactly_one_through(
         assert [r["action"] for r in revisions] == ["update", "create"]
         assert revisions[0]["data"]["name"] == stored["name"]
         assert stored["name"].startswith("Writer ")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_import_cli_loads_a_new_source_as_one_release(writable: Writable, tmp_path: object) -> None:

@@ -37,7 +37,7 @@ def healthz() -> Health:
 )
 def readyz(request: Request) -> Readiness | JSONResponse:
     """Ready when the database answers and stands at the newest migration."""
-    head = request.app.state.head_revision
+    head = migrate.head_revision()
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     try:
         current = migrate.current_revision(request.app.state.engine)

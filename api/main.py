@@ -14,7 +14,6 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from api import migrate
 from api.asof import Replicas
 from api.caching import HttpCaching
 from api.config import Settings, get_settings
@@ -64,7 +63,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url, settings)
-    app.state.head_revision = migrate.head_revision()
     app.state.replicas = Replicas()
     install_error_handlers(app)
 

@@ -1,13 +1,19 @@
-"""Running Alembic from code: upgrade, downgrade and the head/current revisions."""
+"""Running Alembic from code: upgrade, downgrade and the head/current revisions.
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, text
+Alembic is imported inside the functions that use it: `serve` never migrates, and leaving its
+import (about 0.15 s) out of start-up brings the first answer sooner.
+"""
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, inspect, text
 
 from api import PROJECT_ROOT
 from api.db import writer
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def include_name(name: str | None, kind: str, _parents: dict[str, str | None]) -> bool:
@@ -16,10 +22,15 @@ def include_name(name: str | None, kind: str, _parents: dict[str, str | None]) -
     return not (kind == "table" and name is not None and name.startswith("metric_fts"))
 
 
-def alembic_config() -> Config:
+def alembic_config() -> "Config":
     """The project's Alembic configuration, read from pyproject.toml."""
+    from alembic.config import Config
+
     return Config(toml_file=PROJECT_ROOT / "pyproject.toml")
 
+
+# Alembic's own table (its default name), holding the revision the database stands at.
+VERSION_TABLE = "alembic_version"
 
 # One key for every instance: migrations and seeding never run twice at once on PostgreSQL.
 ADVISORY_LOCK_KEY = 0x63646D6F  # "cdmo"
@@ -33,6 +44,8 @@ def serialise(connection: Connection) -> None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the database behind `engine` up to `revision` (one instance at a time)."""
+    from alembic import command
+
     with writer(engine).begin() as connection:
         serialise(connection)
         config = alembic_config()
@@ -42,6 +55,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     """Migrate the database behind `engine` down to `revision`."""
+    from alembic import command
+
     with writer(engine).begin() as connection:
         serialise(connection)
         config = alembic_config()
@@ -49,12 +64,17 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
         command.downgrade(config, revision)
 
 
+@cache
 def head_revision() -> str | None:
-    """The newest migration in `migrations/versions`."""
+    """The newest migration in `migrations/versions` (read once per process)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database behind `engine` is at, or None when it was never migrated."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return None
+        return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()

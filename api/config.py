@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    response_cache_bytes: int = Field(
+        default=48 * 1024 * 1024,
+        ge=0,
+        description="Memory for finished GET responses, kept until the next write; 0 turns "
+        "the cache off (every request is computed, as on a cold cache).",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of uvicorn and of the API's JSON request log."
     )

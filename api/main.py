@@ -83,7 +83,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # Outermost last: HEAD becomes GET before CORS and caching see it; cached responses are
     # the finished ones (tagged, compressed), served without entering the framework.
     app.add_middleware(HttpCaching)
-    app.add_middleware(ResponseCache, engine=app.state.engine, state=app.state)
+    app.add_middleware(
+        ResponseCache,
+        engine=app.state.engine,
+        state=app.state,
+        max_bytes=settings.response_cache_bytes,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

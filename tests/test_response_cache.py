@@ -1,14 +1,17 @@
 """The response cache: every cached representation follows a write at once, on this instance,
 on another instance sharing the database, and after a load by another process."""
 
+import asyncio
 import csv
 import io
 import time
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from api.config import Settings
 from api.db import writer
 from api.main import create_app
 from api.response_cache import ResponseCache
@@ -113,3 +116,48 @@ def test_another_instance_and_another_process_are_seen_at_once(migrated_engine: 
         assert geography_of(one) is None  # the analyst's correction was kept, and seen
         faq_before = one.get("/v1/faq").json()["total"]
         assert faq_before == two.get("/v1/faq").json()["total"] == 5
+
+
+def test_concurrent_revalidations_after_a_write_elsewhere_all_see_it(
+    migrated_engine: Engine,
+) -> None:
+    """Sixteen revalidations at once share revision reads, and none is answered from before
+    the write."""
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    writer_app, reader_app = create_app(engine=migrated_engine), create_app(engine=migrated_engine)
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=reader_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as reader:
+            tag = (await reader.get(ITEM)).headers["etag"]
+            assert (await reader.get(ITEM, headers={"If-None-Match": tag})).status_code == 304
+            with TestClient(writer_app) as one:
+                written = one.patch(
+                    ITEM,
+                    json={"name": "Viral vector lead time (seen everywhere)"},
+                    headers={"Authorization": f"Bearer {keys['alice']}", "If-Match": tag},
+                )
+                assert written.status_code == 200
+            return await asyncio.gather(
+                *(reader.get(ITEM, headers={"If-None-Match": tag}) for _ in range(16))
+            )
+
+    answers = asyncio.run(scenario())
+    assert [answer.status_code for answer in answers] == [200] * 16
+    assert {answer.json()["name"] for answer in answers} == {
+        "Viral vector lead time (seen everywhere)"
+    }
+
+
+def test_the_cache_can_be_turned_off(seeded_engine: Engine) -> None:
+    settings = Settings(response_cache_bytes=0)
+    with TestClient(create_app(settings, engine=seeded_engine)) as client:
+        first, second = client.get("/v1/metrics?limit=3"), client.get("/v1/metrics?limit=3")
+        assert first.status_code == second.status_code == 200
+        assert first.content == second.content and first.headers["etag"] == second.headers["etag"]
+        revalidated = client.get(
+            "/v1/metrics?limit=3", headers={"If-None-Match": first.headers["etag"]}
+        )
+        assert revalidated.status_code == 304
+        assert (cache_of(client).hits, cache_of(client).misses) == (0, 0)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis import Redis
 from sqlalchemy.engine import make_url
 
 from api import PROJECT_ROOT
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
         default=120, ge=1, description="Writes each API key may make per rate window."
     )
     write_rate_window: int = Field(default=60, ge=1, description="Rate window, in seconds.")
+    redis_url: str | None = Field(
+        default=None,
+        description="redis:// or rediss:// URL: count write rates in Redis, not the database.",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
@@ -61,6 +66,19 @@ class Settings(BaseSettings):
             raise ValueError(f"not a database URL ({exc})") from None
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"use sqlite:///... or postgresql+psycopg://..., not {backend!r}")
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, url: str | None) -> str | None:
+        if not url:
+            return None  # REDIS_URL= (empty) means no Redis, as unset does
+        if not url.startswith(("redis://", "rediss://")):
+            raise ValueError("use redis://host:6379/0 or rediss://...")
+        try:
+            Redis.from_url(url)  # parses only; connects on first use
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL ({exc})") from None
         return url
 
     db_pool_size: int = Field(default=5, ge=1, description="PostgreSQL connections kept open.")

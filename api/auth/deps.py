@@ -29,6 +29,8 @@ def requires(scope: str) -> Callable[..., str]:
             raise Unauthorized("This operation needs an API key: Authorization: Bearer <key>.")
         engine = writer(request.app.state.engine)
         settings = request.app.state.settings
+        window = settings.write_rate_window
+        redis = service.redis_client(settings.redis_url) if settings.redis_url else None
         with Session(engine) as session, session.begin():
             key = service.authenticate(session, credentials.credentials)
             if key is None:
@@ -40,13 +42,14 @@ def requires(scope: str) -> Callable[..., str]:
                     f"The key {key.name!r} has scope {key.scope!r}; this needs {scope!r}."
                 )
             name = key.name
-            used, reset = service.count_write(
-                session, key_name=name, window_seconds=settings.write_rate_window
-            )
+            if redis is None:
+                used, reset = service.count_write(session, key_name=name, window_seconds=window)
+        if redis is not None:  # after the transaction: a slow Redis holds no database connection
+            used, reset = service.count_write_in_redis(redis, key_name=name, window_seconds=window)
         if used > settings.write_rate_limit:
             raise TooManyRequests(
                 f"The key {name!r} made more than {settings.write_rate_limit} writes in "
-                f"{settings.write_rate_window} s; retry in {reset} s.",
+                f"{window} s; retry in {reset} s.",
                 retry_after=reset,
             )
         request.state.key_name = name  # for the access log; the key itself is never logged

@@ -12,12 +12,13 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
@@ -101,10 +102,13 @@ class Replicas:
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
-def get_read_session(request: Request) -> Iterator[Session]:
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
     """A session on the live data, or with `?as_of=` on the replica of that moment.
 
-    A malformed `as_of` is left to the route's parameter validation, which answers 422.
+    A malformed `as_of` is left to the route's parameter validation, which answers 422. The
+    dependency is `async` so that a plain read costs no hand-off to a thread of its own (the
+    session connects when the handler, in its thread, first queries); only an `as_of` replica,
+    which may need building, is resolved in a thread.
     """
     engine: Engine = request.app.state.engine
     info: dict[str, int] = {}
@@ -115,12 +119,17 @@ def get_read_session(request: Request) -> Iterator[Session]:
         except ValidationError:
             moment = None
         if moment is not None:
-            upto = request.app.state.replicas.resolve(engine, moment)
-            if upto is not None:
-                engine = request.app.state.replicas.engine(engine, upto)
-                info["as_of_revision"] = upto
+            engine, info = await run_in_threadpool(_replica, request, engine, moment)
     with Session(engine, info=info) as session:
         yield session
+
+
+def _replica(request: Request, live: Engine, moment: datetime) -> tuple[Engine, dict[str, int]]:
+    """The engine of the replica at `moment` (the live one when nothing had happened yet)."""
+    upto = request.app.state.replicas.resolve(live, moment)
+    if upto is None:
+        return live, {}
+    return request.app.state.replicas.engine(live, upto), {"as_of_revision": upto}
 
 
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]

@@ -15,6 +15,7 @@ metadata: MetaData = SQLModel.metadata
 
 
 WRITE_OPTION = "cdmo_write"
+SQLITE_POOL_SIZE = 40
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -45,7 +46,14 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        # Requests run in a pool of up to 40 threads (anyio's default): keep a connection for
+        # each rather than opening (and configuring) one per request above a smaller pool.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=0,
+        )
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
         return engine

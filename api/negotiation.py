@@ -67,9 +67,10 @@ def _offered(route: object) -> list[str]:
     return [getattr(response_class, "media_type", None) or "application/json"]
 
 
-def negotiate(request: Request) -> None:
+async def negotiate(request: Request) -> None:
     """Router dependency: 406 unless the client accepts one of the types the route offers.
 
-    Routes that offer several types pick one in the handler with `choose`.
+    Routes that offer several types pick one in the handler with `choose`. It is `async` only
+    so that FastAPI runs it on the event loop rather than handing it to a thread.
     """
     choose(request, _offered(request.scope.get("route")))

@@ -77,8 +77,10 @@ def plain_responses(description: str, content: dict[str, Any], *errors: int) -> 
     }
 
 
-def single_valued_parameters(request: Request) -> None:
-    """Every parameter takes one value; `?limit=1&limit=2` is ambiguous, so it is refused."""
+async def single_valued_parameters(request: Request) -> None:
+    """Every parameter takes one value; `?limit=1&limit=2` is ambiguous, so it is refused.
+
+    `async` only so that it runs on the event loop, not in a thread of its own."""
     names = [name for name, _value in request.query_params.multi_items()]
     for name in sorted({name for name in names if names.count(name) > 1}):
         raise InvalidInput("query", name, "Given more than once; pass a single value.")

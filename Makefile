@@ -34,10 +34,19 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
-# The benchmark suite (docs/benchmarks.md); wrk comes from Debian's packages.
-bench: install
+# The benchmark suite (docs/benchmarks.md); wrk comes from Debian's packages, and Datasette (the
+# cold-cache comparison) into a virtualenv of its own, from its own hashed lock.
+BENCH_VENV := .venv-bench
+
+$(BENCH_VENV)/.installed: bench/requirements.lock
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+		-r bench/requirements.lock
+	touch $@
+
+bench: install $(BENCH_VENV)/.installed
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/run.py --datasette $(BENCH_VENV)/bin/datasette $(BENCH_ARGS)
 
 # Regenerate the committed OpenAPI document after changing the API (a test compares them).
 openapi: install
@@ -54,4 +63,4 @@ lock:
 		-o requirements-dev.lock
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -40,6 +40,24 @@ SCENARIOS = [
     ("CSV export, whole collection", "/v1/metrics?format=csv", {}),
     ("304 revalidation", "/v1/metrics?limit=50", {"If-None-Match": "{etag}"}),
 ]
+# The same questions, asked of the API with its response cache off (every request computed, as
+# on a cold cache) and of Datasette's table JSON over the very same SQLite file. `{db}` is
+# Datasette's name for the database. The q search is table JSON with a `_where` on the same
+# FTS5 index, since Datasette's own `_search` needs an index keyed by the table's rowid.
+COLD_SCENARIOS = [
+    ("page of 50 metrics", "/v1/metrics?limit=50&sort=id", "/{db}/metric.json?_size=50&_sort=id"),
+    (
+        "filtered, sorted page",
+        "/v1/metrics?category=market&forecast=false&sort=-value_high,id",
+        "/{db}/metric.json?category=market&forecast=0&_sort_desc=value_high&_size=50",
+    ),
+    (
+        "q search",
+        "/v1/metrics?q=cell+therapy",
+        "/{db}/metric.json?_size=50&_where=id+in+(select+metric_id+from+metric_fts"
+        "+where+metric_fts+match+%27cell+therapy%27)",
+    ),
+]
 KEEP_HEADERS = ("content-type", "etag", "cache-control", "vary", "link", "content-disposition")
 
 
@@ -146,15 +164,9 @@ def write_then_read(url: str, key: str, rounds: int) -> tuple[float, float, bool
 
 def run(label: str, url: str, args: argparse.Namespace, synthetic_dir: Path | None) -> None:
     key = build_database(url, synthetic_dir)
-    api_port, ceiling_port = free_port(), free_port()
-    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "warning", "WRITE_RATE_LIMIT": "100000"}
+    ceiling_port = free_port()
     started = time.perf_counter()
-    api = subprocess.Popen(
-        pinned(0, [sys.executable, "-m", "api.cli", "serve", "--port", str(api_port)]),
-        env=env,
-        cwd=ROOT,
-    )
-    api_url = f"http://127.0.0.1:{api_port}"
+    api, api_url = start_api(url)
     ceiling = None
     try:
         wait_ready(api_url)
@@ -209,6 +221,61 @@ def run(label: str, url: str, args: argparse.Namespace, synthetic_dir: Path | No
             if process is not None:
                 process.terminate()
                 process.wait(timeout=10)
+    if url.startswith("sqlite:"):
+        cold(url, args)
+
+
+def start_api(url: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`cdmo-metrics serve` (one worker, production settings) on core 0, over `url`."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "LOG_LEVEL": "warning",
+        "WRITE_RATE_LIMIT": "100000",
+        **env,
+    }
+    command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
+    return subprocess.Popen(pinned(0, command), env=environment, cwd=ROOT), (
+        f"http://127.0.0.1:{port}"
+    )
+
+
+def cold(url: str, args: argparse.Namespace) -> None:
+    """Every request computed (RESPONSE_CACHE_BYTES=0), against Datasette when given."""
+    database = Path(url.removeprefix("sqlite:///"))
+    print("\n| cold cache: scenario | API req/s | API p50 ms | API p99 ms ", end="")
+    print("| Datasette req/s | Datasette p99 ms | API / Datasette |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    api, api_url = start_api(url, RESPONSE_CACHE_BYTES="0")
+    datasette = None
+    try:
+        wait_ready(api_url)
+        if args.datasette:
+            port = free_port()
+            command = [args.datasette, "serve", str(database), "--port", str(port)]
+            datasette = subprocess.Popen(
+                pinned(0, command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            datasette_url = f"http://127.0.0.1:{port}"
+            wait_ready(datasette_url, "/-/versions.json")
+        for name, path, theirs in COLD_SCENARIOS:
+            mine = wrk(api_url + path, {}, args.duration, args.connections)
+            row = f"| {name} | {mine.rps:,.0f} | {mine.p50_ms:.2f} | {mine.p99_ms:.2f} "
+            if datasette is not None:
+                their_path = theirs.format(db=database.stem)
+                assert httpx.get(datasette_url + their_path).json()["rows"], their_path
+                other = wrk(datasette_url + their_path, {}, args.duration, args.connections)
+                row += f"| {other.rps:,.0f} | {other.p99_ms:.2f} | {mine.rps / other.rps:.1f}x |"
+            else:
+                row += "| - | - | - |"
+            print(row)
+        print(f"\nAPI (cache off) peak memory (VmHWM): {peak_memory_mib(api.pid):.1f} MiB")
+    finally:
+        for process in (api, datasette):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
 
 
 def main() -> int:
@@ -219,6 +286,11 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--write-rounds", type=int, default=200)
     parser.add_argument("--synthetic", action="store_true", help="also the 10,000-metric set")
+    parser.add_argument(
+        "--datasette",
+        help="a datasette executable (make bench installs one from bench/requirements.lock): "
+        "compare the API on a cold cache with Datasette's table JSON on the same SQLite file",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)

@@ -33,3 +33,7 @@ def test_benchmark_script_prints_every_scenario() -> None:
         assert f"| {scenario}" in result.stdout, scenario
     assert "every read saw its write" in result.stdout
     assert "API peak memory (VmHWM):" in result.stdout
+    for scenario in ("page of 50 metrics", "filtered, sorted page", "q search"):
+        # the cold-cache round: the API with its response cache off
+        assert f"| {scenario} | " in result.stdout.split("| cold cache: scenario")[1], scenario
+    assert "API (cache off) peak memory (VmHWM):" in result.stdout

@@ -204,24 +204,67 @@ def test_database_outage_is_503_then_recovers_by_itself(
         engine.dispose()
 
 
-def test_sigterm_lets_in_flight_requests_finish_and_exits_0(migrated_engine: Engine) -> None:
+def test_sigterm_under_load_finishes_in_flight_requests_refuses_new_ones_and_exits_0(
+    migrated_engine: Engine,
+) -> None:
+    """Eight clients keep reading (a new connection per request) while the server is told to
+    stop. Every answer that arrives is whole and 200; every request that gets no answer is
+    refused at the connection (never a 500, never a cut-off body); slow requests under way
+    when the signal comes finish; the process exits 0."""
     import signal
     import threading
 
     seed(migrated_engine)
+    outcomes: list[tuple[float, str]] = []
+    slow_statuses: list[int] = []
+    stop = threading.Event()
+
+    def client(url: str) -> None:
+        while not stop.is_set():
+            try:
+                response = httpx.get(f"{url}/v1/metrics?limit=50", timeout=10)
+                whole = len(response.json()["items"]) == 42
+                outcomes.append((time.monotonic(), f"{response.status_code}{'' if whole else '!'}"))
+            except httpx.ConnectError:
+                outcomes.append((time.monotonic(), "refused"))
+                time.sleep(0.01)
+            except httpx.RemoteProtocolError as exc:  # closed before a byte of an answer
+                kind = "closed" if "without sending a response" in str(exc) else f"cut: {exc}"
+                outcomes.append((time.monotonic(), kind))
+
     with serving(migrated_engine) as (server, url):
-        results: list[int] = []
-        # An as_of before any data builds a point-in-time replica first: a request that takes a while.
-        slow = threading.Thread(
-            target=lambda: results.append(
-                httpx.get(f"{url}/v1/metrics?as_of=2000-01-01T00:00:00Z", timeout=30).status_code
+        clients = [threading.Thread(target=client, args=(url,)) for _ in range(8)]
+        for thread in clients:
+            thread.start()
+        time.sleep(1.0)
+        # A point-in-time read builds a replica first (migrations included): requests still
+        # under way at the signal. Their clients exist beforehand, so they connect at once.
+        slow_clients = [httpx.Client(base_url=url, timeout=30) for _ in range(2)]
+        slow = [
+            threading.Thread(
+                target=lambda c=c: slow_statuses.append(
+                    c.get("/v1/metrics?as_of=2000-01-01T00:00:00Z").status_code
+                )
             )
-        )
-        slow.start()
+            for c in slow_clients
+        ]
+        for thread in slow:
+            thread.start()
         time.sleep(0.15)
+        signalled = time.monotonic()
         server.send_signal(signal.SIGTERM)
-        slow.join(timeout=30)
         assert server.wait(timeout=30) == 0
-        assert results == [200]
-        with pytest.raises(httpx.TransportError):
-            httpx.get(f"{url}/healthz", timeout=2)
+        exited = time.monotonic()
+        time.sleep(0.5)
+        stop.set()
+        for thread in [*clients, *slow]:
+            thread.join(timeout=30)
+        for c in slow_clients:
+            c.close()
+    kinds = {kind for _moment, kind in outcomes}
+    assert slow_statuses == [200, 200]
+    assert kinds <= {"200", "refused", "closed"}, kinds
+    answered_before = [k for moment, k in outcomes if moment < signalled and k == "200"]
+    assert len(answered_before) > 20  # the load was real
+    assert all(kind != "200" for moment, kind in outcomes if moment > exited + 0.1)
+    assert "refused" in kinds  # new connections are refused once it stops listening

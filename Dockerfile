@@ -16,15 +16,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=8000 \
     WEB_CONCURRENCY=1 \
     DATABASE_URL=sqlite:////app/data/cdmo-metrics.db
-RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin api
+RUN groupadd --system --gid 10001 api \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin api
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY pyproject.toml ./
 COPY api ./api
 COPY migrations ./migrations
 COPY seed ./seed
-RUN mkdir -p /app/data && chown api:api /app/data
-USER api
+RUN mkdir -p /app/data && chown 10001:10001 /app/data
+USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/healthz', timeout=2)"]

@@ -206,11 +206,42 @@ class ResponseCache:
         self.misses += 1
         done = self.inflight.setdefault((key, revision), asyncio.Event())
         try:
-            await self.app(scope, receive, self._recording(send, key, revision, scope))
+            if_none_match = request.get("if-none-match")
+            if if_none_match is None:
+                await self.app(scope, receive, self._recording(send, key, revision, scope))
+            else:
+                await self._revalidate_miss(scope, receive, send, key, revision, if_none_match)
         finally:
             done.set()
             if self.inflight.get((key, revision)) is done:
                 del self.inflight[(key, revision)]
+
+    async def _revalidate_miss(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        key: tuple[Any, ...],
+        revision: object,
+        if_none_match: str,
+    ) -> None:
+        """A revalidation nothing is cached for: compute the whole response (a 304 is not worth
+        keeping), keep it, and answer from it; clients that only ever revalidate then hit."""
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        plain = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n != b"if-none-match"]}
+        await self.app(plain, receive, self._recording(hold, key, revision, plain))
+        scope.setdefault("state", {})["route"] = route_template(plain)
+        with self.lock:
+            entry = self.store.entries.get(key) if self.store.revision == revision else None
+        if entry is not None:
+            await self._replay(entry, if_none_match, send)
+            return
+        for message in held:  # not kept (an error, too large, or a write meanwhile): as is
+            await send(message)
 
     async def _replay(self, entry: _Entry, if_none_match: str | None, send: Send) -> None:
         if entry.etag is not None and _matches(if_none_match, entry.etag):

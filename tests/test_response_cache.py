@@ -161,3 +161,19 @@ def test_the_cache_can_be_turned_off(seeded_engine: Engine) -> None:
         )
         assert revalidated.status_code == 304
         assert (cache_of(client).hits, cache_of(client).misses) == (0, 0)
+
+
+def test_a_client_that_only_revalidates_is_answered_from_the_cache(client: TestClient) -> None:
+    cache = cache_of(client)
+    tag = client.get("/v1/metrics?limit=9", headers={"Accept": "application/json"}).headers["etag"]
+    # Another Accept is another cache key: its first request is a revalidation.
+    revalidate = {"Accept": "*/*", "If-None-Match": tag}
+    misses, hits = cache.misses, cache.hits
+    first = client.get("/v1/metrics?limit=9", headers=revalidate)
+    second = client.get("/v1/metrics?limit=9", headers=revalidate)
+    assert first.status_code == second.status_code == 304
+    assert first.headers["etag"] == second.headers["etag"] == tag
+    assert (cache.misses, cache.hits) == (misses + 1, hits + 1)
+    whole = client.get("/v1/metrics?limit=9", headers={"Accept": "*/*"})
+    assert whole.status_code == 200 and len(whole.json()["items"]) == 9
+    assert cache.hits == hits + 2

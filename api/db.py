@@ -44,16 +44,14 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
     """An engine for `url`; SQLite files get their folder created and foreign keys switched on."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        pool: dict[str, int] = {}
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # Requests run in a pool of up to 40 threads (anyio's default): keep a connection for
-        # each rather than opening (and configuring) one per request above a smaller pool.
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False},
-            pool_size=SQLITE_POOL_SIZE,
-            max_overflow=0,
-        )
+            # Requests run in a pool of up to 40 threads (anyio's default): keep a connection
+            # for each rather than opening (and configuring) one per request above a smaller
+            # pool. (An in-memory database has one connection per thread, and no such pool.)
+            pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
         return engine

@@ -16,7 +16,9 @@ class Metric(SQLModel, table=True):
     )
 
     id: str = Field(primary_key=True, max_length=100)
-    category: Category = Field(sa_column=Column(enum_column_type(Category), nullable=False))
+    category: Category = Field(
+        sa_column=Column(enum_column_type(Category), nullable=False, index=True)
+    )
     name: str = Field(max_length=200)
     description: str = Field(sa_column=Column(Text, nullable=False))
     value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
@@ -28,7 +30,7 @@ class Metric(SQLModel, table=True):
     direction: Direction | None = Field(
         default=None, sa_column=Column(enum_column_type(Direction), nullable=True)
     )
-    year: int | None = Field(default=None)
+    year: int | None = Field(default=None, index=True)
     forecast: bool
     base_year: int | None = Field(default=None)
     geography: str | None = Field(default=None, max_length=100, index=True)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -209,21 +210,27 @@ def test_sigterm_under_load_finishes_in_flight_requests_refuses_new_ones_and_exi
 ) -> None:
     """Eight clients keep reading (a new connection per request) while the server is told to
     stop. Every answer that arrives is whole and 200; every request that gets no answer is
-    refused at the connection (never a 500, never a cut-off body); slow requests under way
-    when the signal comes finish; the process exits 0."""
+    refused at the connection (never a 500, never a cut-off body); a write whose body is still
+    arriving when the signal comes is finished and stored; the process exits 0."""
     import signal
     import threading
 
+    from sqlmodel import Session
+
+    from api.metrics.models import Metric
+    from tests.test_writes import new_metric
+
     seed(migrated_engine)
+    keys = make_keys(migrated_engine)
     outcomes: list[tuple[float, str]] = []
-    slow_statuses: list[int] = []
-    stop = threading.Event()
+    stop, started, release = threading.Event(), threading.Event(), threading.Event()
+    posted: list[int] = []
 
     def client(url: str) -> None:
         while not stop.is_set():
             try:
                 response = httpx.get(f"{url}/v1/metrics?limit=50", timeout=10)
-                whole = len(response.json()["items"]) == 42
+                whole = len(response.json()["items"]) >= 42
                 outcomes.append((time.monotonic(), f"{response.status_code}{'' if whole else '!'}"))
             except httpx.ConnectError:
                 outcomes.append((time.monotonic(), "refused"))
@@ -232,37 +239,44 @@ def test_sigterm_under_load_finishes_in_flight_requests_refuses_new_ones_and_exi
                 kind = "closed" if "without sending a response" in str(exc) else f"cut: {exc}"
                 outcomes.append((time.monotonic(), kind))
 
+    body = json.dumps(new_metric(id="written-while-stopping")).encode()
+
+    def held_body() -> Iterator[bytes]:
+        yield body[:20]
+        started.set()  # the request line, headers and a first chunk are on their way
+        release.wait(timeout=20)
+        yield body[20:]
+
+    def write(url: str) -> None:
+        headers = {"Authorization": f"Bearer {keys['alice']}", "Content-Type": "application/json"}
+        with httpx.Client(timeout=30) as session:
+            posted.append(
+                session.post(f"{url}/v1/metrics", content=held_body(), headers=headers).status_code
+            )
+
     with serving(migrated_engine) as (server, url):
         clients = [threading.Thread(target=client, args=(url,)) for _ in range(8)]
         for thread in clients:
             thread.start()
-        time.sleep(1.0)
-        # A point-in-time read builds a replica first (migrations included): requests still
-        # under way at the signal. Their clients exist beforehand, so they connect at once.
-        slow_clients = [httpx.Client(base_url=url, timeout=30) for _ in range(2)]
-        slow = [
-            threading.Thread(
-                target=lambda c=c: slow_statuses.append(
-                    c.get("/v1/metrics?as_of=2000-01-01T00:00:00Z").status_code
-                )
-            )
-            for c in slow_clients
-        ]
-        for thread in slow:
-            thread.start()
-        time.sleep(0.15)
+        writer = threading.Thread(target=write, args=(url,))
+        writer.start()
+        assert started.wait(timeout=10)
+        time.sleep(1.0)  # load runs, and the server has long read the write's headers
         signalled = time.monotonic()
         server.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert server.poll() is None  # it waits for the write still under way
+        release.set()
         assert server.wait(timeout=30) == 0
         exited = time.monotonic()
         time.sleep(0.5)
         stop.set()
-        for thread in [*clients, *slow]:
+        for thread in [*clients, writer]:
             thread.join(timeout=30)
-        for c in slow_clients:
-            c.close()
+    assert posted == [201]
+    with Session(migrated_engine) as session:
+        assert session.get(Metric, "written-while-stopping") is not None
     kinds = {kind for _moment, kind in outcomes}
-    assert slow_statuses == [200, 200]
     assert kinds <= {"200", "refused", "closed"}, kinds
     answered_before = [k for moment, k in outcomes if moment < signalled and k == "200"]
     assert len(answered_before) > 20  # the load was real

@@ -110,7 +110,7 @@ async def get_read_session(request: Request) -> AsyncIterator[Session]:
     session connects when the handler, in its thread, first queries); only an `as_of` replica,
     which may need building, is resolved in a thread.
     """
-    engine: Engine = request.app.state.engine
+    engine: Engine = request.app.state.read_engine
     info: dict[str, int] = {}
     raw = request.query_params.get("as_of")
     if raw is not None:

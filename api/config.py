@@ -21,6 +21,11 @@ class Settings(BaseSettings):
         default=f"sqlite:///{PROJECT_ROOT / 'data' / 'cdmo-metrics.db'}",
         description="SQLAlchemy URL; sqlite:///path or postgresql+psycopg://user@host/db.",
     )
+    database_read_url: str | None = Field(
+        default=None,
+        description="A streaming read replica of DATABASE_URL (PostgreSQL): reads are served "
+        "from it, writes go to DATABASE_URL.",
+    )
     host: str = Field(default="127.0.0.1", description="Interface `serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
     web_concurrency: int = Field(
@@ -66,6 +71,19 @@ class Settings(BaseSettings):
             raise ValueError(f"not a database URL ({exc})") from None
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"use sqlite:///... or postgresql+psycopg://..., not {backend!r}")
+        return url
+
+    @field_validator("database_read_url")
+    @classmethod
+    def _postgres_replica(cls, url: str | None) -> str | None:
+        if not url:
+            return None  # DATABASE_READ_URL= (empty) means reads go to DATABASE_URL
+        try:
+            backend = make_url(url).get_backend_name()
+        except Exception as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        if backend != "postgresql":
+            raise ValueError("a read replica is a PostgreSQL standby: postgresql+psycopg://...")
         return url
 
     @field_validator("redis_url")

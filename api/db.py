@@ -71,8 +71,8 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request, bound to the application's engine."""
-    with Session(request.app.state.engine) as session:
+    """One session per request for reading (on the read replica when there is one)."""
+    with Session(request.app.state.read_engine) as session:
         yield session
 
 

@@ -36,14 +36,20 @@ def healthz() -> Health:
     responses=problem_responses(503),
 )
 def readyz(request: Request) -> Readiness | JSONResponse:
-    """Ready when the database answers and stands at the newest migration."""
+    """Ready when the database (and the read replica, if any) answers and stands at the
+    newest migration."""
     head = migrate.head_revision()
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    try:
-        current = migrate.current_revision(request.app.state.engine)
-    except SQLAlchemyError:
-        return problem_response(request, 503, "The database is unreachable.", headers=retry)
-    if current != head:
-        detail = f"The database is at migration {current!r}; this code needs {head!r}."
-        return problem_response(request, 503, detail, headers=retry)
+    state = request.app.state
+    databases = {"database": state.engine}
+    if state.read_engine is not state.engine:
+        databases["read replica"] = state.read_engine
+    for name, engine in databases.items():
+        try:
+            current = migrate.current_revision(engine)
+        except SQLAlchemyError:
+            return problem_response(request, 503, f"The {name} is unreachable.", headers=retry)
+        if current != head:
+            detail = f"The {name} is at migration {current!r}; this code needs {head!r}."
+            return problem_response(request, 503, detail, headers=retry)
     return Readiness(revision=head)

@@ -49,8 +49,13 @@ DOCS_ASSETS_PATH = "/docs-assets"
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
-    """A ready-to-serve application bound to `engine` (by default, from `settings`)."""
+def create_app(
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    read_engine: Engine | None = None,
+) -> FastAPI:
+    """A ready-to-serve application bound to `engine` (by default, from `settings`); reads
+    are served from `read_engine` (by default DATABASE_READ_URL's replica, else `engine`)."""
     settings = settings or get_settings()
     _configure_logging(settings)
     app = FastAPI(
@@ -63,6 +68,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url, settings)
+    if read_engine is None and engine is None and settings.database_read_url:
+        read_engine = make_engine(settings.database_read_url, settings)
+    app.state.read_engine = read_engine or app.state.engine
     app.state.replicas = Replicas()
     install_error_handlers(app)
 
@@ -85,8 +93,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(HttpCaching)
     app.add_middleware(
         ResponseCache,
-        engine=app.state.engine,
+        engine=app.state.read_engine,
         state=app.state,
+        # A standby cannot LISTEN, and the primary's NOTIFY can overtake replication: on a
+        # replica the revision is read (shared by concurrent requests) for every request.
+        listen=app.state.read_engine is app.state.engine,
         max_bytes=settings.response_cache_bytes,
     )
     app.add_middleware(

@@ -53,7 +53,7 @@ class RevisionProbe:
 
     CHANNEL = "cdmo_revision"
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, listen: bool = True) -> None:
         self._engine = engine
         self._connection: Any = None
         self._lock = threading.Lock()
@@ -64,7 +64,7 @@ class RevisionProbe:
         self._local = engine.dialect.name == "sqlite"
         self._batch: asyncio.Future[object] | None = None
         self._reading = False
-        if not self._local:
+        if not self._local and listen:
             threading.Thread(target=self._listen, name="revision-listener", daemon=True).start()
 
     async def revision(self, *, exact: bool = False) -> object:
@@ -148,13 +148,18 @@ class ResponseCache:
     """Serve repeated GETs of /v1 from memory while the dataset revision stands still."""
 
     def __init__(
-        self, app: ASGIApp, engine: Engine, state: Any = None, max_bytes: int = MAX_TOTAL_BYTES
+        self,
+        app: ASGIApp,
+        engine: Engine,
+        state: Any = None,
+        max_bytes: int = MAX_TOTAL_BYTES,
+        listen: bool = True,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         if state is not None:
             state.response_cache = self  # read by api.observability
-        self.probe = RevisionProbe(engine)
+        self.probe = RevisionProbe(engine, listen=listen)
         self.store = _Store()
         self.lock = threading.Lock()
         self.hits = 0

@@ -50,7 +50,7 @@ _rejection.expected_statuses = [*_rejection.expected_statuses, "413"]
 
 @pytest.fixture
 def bound_app(seeded_engine: Engine) -> Iterator[None]:
-    app.state.engine = seeded_engine
+    app.state.engine = app.state.read_engine = seeded_engine
     yield
 
 

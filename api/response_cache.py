@@ -72,7 +72,7 @@ class RevisionProbe:
         thread, and requests that need one while it is under way share the next one."""
         if self._local:  # a read of a local file: cheaper than any hand-off
             return self.current(exact=exact)
-        if not exact and self._listening and not self._dirty and self._known is not None:
+        if not exact and self._trusted():
             return self._known
         # Every request gets a value read after it arrived: it joins the batch that has not
         # started yet, or starts one. Sixteen revalidations at once cost one round trip, not 16.
@@ -82,6 +82,10 @@ class RevisionProbe:
                 self._reading = True
                 asyncio.get_running_loop().create_task(self._read_batches())
         return await asyncio.shield(self._batch)
+
+    def _trusted(self) -> bool:
+        """Whether the last known revision stands: the listener is up and has had no news."""
+        return self._listening and not self._dirty and self._known is not None
 
     async def _read_batches(self) -> None:
         try:
@@ -93,7 +97,7 @@ class RevisionProbe:
 
     def current(self, *, exact: bool = False) -> object:
         """The revision and change time, or None when the database cannot say."""
-        if not exact and self._listening and not self._dirty and self._known is not None:
+        if not exact and self._trusted():
             return self._known
         with self._lock:
             self._dirty = False

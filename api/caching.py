@@ -84,7 +84,11 @@ def _decorate(headers: MutableHeaders) -> None:
 
 
 def _not_modified(headers: MutableHeaders) -> list[Message]:
-    kept = {name: headers[name] for name in ("etag", "cache-control", "vary") if name in headers}
+    kept = {
+        name: headers[name]
+        for name in ("etag", "cache-control", "vary", "dataset-version")
+        if name in headers
+    }
     return [
         {"type": "http.response.start", "status": 304, "headers": MutableHeaders(kept).raw},
         {"type": "http.response.body", "body": b"", "more_body": False},
@@ -103,6 +107,7 @@ class _Exchange:
         self.chunks: list[bytes] = []
         self.compressor: zlib._Compress | None = None
         self.mode = "buffer"  # buffer: tag the whole body | stream: already tagged | done
+        self.state = scope.setdefault("state", {})
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -115,6 +120,10 @@ class _Exchange:
     async def _on_start(self, start: Message) -> None:
         self.start = start
         headers = MutableHeaders(raw=start["headers"])
+        # The dataset version the read answered at (api.records.asof), on every read.
+        version = self.state.get("dataset_version")
+        if version is not None:
+            headers["Dataset-Version"] = str(version)
         if start["status"] != 200 or "etag" not in headers:
             return  # buffered until the body is complete
         # A streamed response (an export, a static file) brings its own tag.

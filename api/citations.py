@@ -8,7 +8,9 @@ from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from api import negotiation, records
+from api import negotiation
+from api.records import store
+from api.records.kinds import Kind
 from api.schemas import AS_OF_DESCRIPTION, Evidence, Timestamp
 from api.sources import service as sources_service
 from api.sources.schemas import SourcePublic
@@ -176,18 +178,18 @@ def item_or_citation(
     request: Request,
     response: Response,
     session: Session,
-    kind: records.Kind,
+    kind: Kind,
     item: Any,
     cite: CitationStyle | None,
 ) -> Any:
     """An item with its version tag, or (with `cite`) its source's citation with its quote."""
     if cite is None:
-        response.headers["ETag"] = records.item_etag(session, kind, item.id) or ""
+        response.headers["ETag"] = store.item_etag(session, kind, item.id) or ""
         return item
     if isinstance(item, SourcePublic):
         cited = respond(request, cite, item)
     else:
         source = sources_service.get_source(session, source_id=item.source_id)
         cited = respond(request, cite, source, item.evidence)
-    cited.headers["ETag"] = records.item_etag(session, kind, item.id, f"cite:{cite}") or ""
+    cited.headers["ETag"] = store.item_etag(session, kind, item.id, f"cite:{cite}") or ""
     return cited

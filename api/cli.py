@@ -13,10 +13,10 @@ from sqlmodel import Session
 from api import migrate
 from api.auth import service as auth_service
 from api.config import get_settings
-from api.dataset import DatasetError, read_dataset, read_datasets
+from api.dataset import DatasetError, dataset_files, read_datasets, read_files
 from api.db import make_engine, writer
 from api.errors import DomainError
-from api.seeding import Report, load_datasets
+from api.records.loading import IMPORT_ACTOR, Progress, Report, load_datasets
 
 
 def _migrate(_args: argparse.Namespace) -> int:
@@ -75,21 +75,46 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress() -> Progress | None:
+    """A one-line progress display on a terminal; nothing when output is redirected."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(step: str, done: int, _total: int) -> None:
+        print(f"\r\x1b[K{step}: {done:,} records", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
 def _import(args: argparse.Namespace) -> int:
     settings = get_settings()
-    path = Path(args.file)
-    sources = Path(args.sources) if args.sources else path.parent
+    files = dataset_files(Path(path) for path in args.paths)
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing or not files:
+        print(
+            f"import: no dataset file at {', '.join(missing) or 'the paths given'}", file=sys.stderr
+        )
+        return 1
+    sources = Path(args.sources) if args.sources else None
+    progress = _progress()
     try:
-        dataset = read_dataset(path, sources)
+        datasets = read_files(files, lambda path: sources or path.parent)
+        if progress:
+            progress("read", sum(len(d.data.metrics) for d in datasets), 0)
         engine = writer(make_engine(settings.database_url, settings))
         with Session(engine) as session, session.begin():
             migrate.serialise(session.connection())
+            label = args.label or f"import {', '.join(path.name for path in files)}"[:200]
             report = load_datasets(
-                session, [dataset], actor="import", label=args.label or f"import {path.name}"
+                session, datasets, actor=IMPORT_ACTOR, label=label, progress=progress
             )
     except DatasetError as exc:
+        if progress:
+            print(file=sys.stderr)
         print(f"import refused, nothing was written:\n{exc}", file=sys.stderr)
         return 1
+    if progress:
+        print(file=sys.stderr)
     _print_report(report)
     return 0
 
@@ -128,9 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "seed", help="load seed/data into the database (validated first; idempotent)"
     )
-    load = commands.add_parser("import", help="load one more dataset file as one release")
-    load.add_argument("file", help="a dataset file in the format of seed/data/*.yaml")
-    load.add_argument("--sources", help="folder of its source text (default: the file's folder)")
+    load = commands.add_parser(
+        "import", help="load dataset files and folders of them as one release"
+    )
+    load.add_argument(
+        "paths", nargs="+", metavar="PATH",
+        help="a dataset file in the format of seed/data/*.yaml, or a folder of them",
+    )  # fmt: skip
+    load.add_argument(
+        "--sources", help="folder of the source texts (default: each file's own folder)"
+    )
     load.add_argument("--label", help="the release label")
     keys = commands.add_parser("keys", help="manage API keys for writes")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)

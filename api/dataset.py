@@ -1,6 +1,7 @@
 """The dataset file format of `seed/data/*.yaml` and its validation, independent of any database."""
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -34,14 +35,6 @@ Url = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterVali
 Offset = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Year = Annotated[int, Field(ge=1900, le=2200)]
 Figure = Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)]
-
-UNITS_BY_MEASURE: dict[Measure, set[Unit]] = {
-    Measure.share: {Unit.percent},
-    Measure.growth_rate: {Unit.percent},
-    Measure.multiple: {Unit.ratio},
-    Measure.duration: {Unit.hours, Unit.days, Unit.months, Unit.years},
-    Measure.count_: {Unit.count_},
-}
 
 
 class Strict(BaseModel):
@@ -163,7 +156,10 @@ class FaqRecord(FaqIn):
     source_id: Slug
 
 
-ENTITY_SECTIONS = ("technologies", "pricing_models", "regulatory_changes", "bottlenecks", "faqs")
+# The file's lists of context entities: every list after `metrics`.
+ENTITY_SECTIONS = tuple(
+    name for name in DatasetIn.model_fields if name not in ("source", "metrics")
+)
 
 
 @dataclass(frozen=True)
@@ -227,69 +223,37 @@ def read_dataset(path: Path, sources_dir: Path) -> Dataset:
     return dataset
 
 
-def _check_evidence(dataset: Dataset, label: str, evidence: EvidenceIn) -> Iterable[str]:
-    where = f"{dataset.path}: {label}.evidence"
-    quote = evidence.quote
-    if quote != quote.strip():
-        yield f"{where}.quote: has leading or trailing whitespace"
-    if evidence.end > len(dataset.text):
-        yield f"{where}.end: {evidence.end} is past the end of the source ({len(dataset.text)})"
-    elif dataset.text[evidence.start : evidence.end] != quote:
-        found = dataset.text.find(quote)
-        hint = f" (the quote occurs at {found}:{found + len(quote)})" if found >= 0 else ""
-        yield f"{where}: quote is not source_text[{evidence.start}:{evidence.end}]{hint}"
-
-
 def _check_records(dataset: Dataset) -> Iterable[str]:
-    data, path = dataset.data, dataset.path
-    metric_ids = [metric.id for metric in data.metrics]
-    for section, ids in [("metrics", metric_ids)] + [
-        (section, [entity.id for entity in records])
-        for section, records in dataset.entities().items()
-    ]:
-        for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
-            yield f"{path}: {section}[{duplicate}].id: duplicate id"
-    known = set(metric_ids)
-    for metric in data.metrics:
-        label = f"metrics[{metric.id}]"
-        yield from _check_evidence(dataset, label, metric.evidence)
-        if metric.value_low > metric.value_high:
-            yield f"{path}: {label}.value_low: {metric.value_low} > value_high {metric.value_high}"
-        if metric.value is not None and not metric.value_low == metric.value == metric.value_high:
-            yield f"{path}: {label}.value: a point figure needs value_low == value == value_high"
-        allowed = UNITS_BY_MEASURE.get(metric.measure)
-        if allowed and metric.unit not in allowed:
-            yield f"{path}: {label}.unit: {metric.unit} does not fit measure {metric.measure}"
-        if metric.measure is Measure.change and metric.direction is None:
-            yield f"{path}: {label}.direction: a change needs a direction"
-        if metric.base_year and metric.year and metric.base_year > metric.year:
-            yield f"{path}: {label}.base_year: {metric.base_year} is after year {metric.year}"
-        if metric.baseline_id is not None and (
-            metric.baseline_id not in known or metric.baseline_id == metric.id
-        ):
-            yield f"{path}: {label}.baseline_id: no other metric {metric.baseline_id!r} here"
-        if len(set(metric.subjects)) != len(metric.subjects):
-            yield f"{path}: {label}.subjects: repeated subject"
-    ranks = [bottleneck.rank for bottleneck in data.bottlenecks]
-    for section, records in dataset.entities().items():
-        for entity in records:
-            label = f"{section}[{entity.id}]"
-            yield from _check_evidence(dataset, label, entity.evidence)
-            for metric_id in entity.metric_ids:
-                if metric_id not in known:
-                    yield f"{path}: {label}.metric_ids: unknown metric {metric_id!r}"
-            if len(set(entity.metric_ids)) != len(entity.metric_ids):
-                yield f"{path}: {label}.metric_ids: repeated metric id"
-    if len(set(ranks)) != len(ranks):
-        yield f"{path}: bottlenecks.rank: ranks must be unique"
+    """Problems a file has on its own: ids repeated within a section. Everything else is checked
+    by the record validation every entry point shares (api.records.validation)."""
+    sections: list[tuple[str, list[Any]]] = [("metrics", list(dataset.data.metrics))]
+    sections += list(dataset.entities().items())
+    for section, entries in sections:
+        counts = Counter(entry.id for entry in entries)
+        for duplicate in sorted(i for i, n in counts.items() if n > 1):
+            yield f"{dataset.path}: {section}[{duplicate}].id: duplicate id"
+
+
+def dataset_files(paths: Iterable[Path]) -> list[Path]:
+    """The dataset files named: files as given, folders by their `*.yaml` files, in order."""
+    found: list[Path] = []
+    for path in paths:
+        found += sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+    return list(dict.fromkeys(found))
 
 
 def read_datasets(data_dir: Path, sources_dir: Path) -> list[Dataset]:
     """Every `*.yaml` file under `data_dir`, validated together (ids unique across files)."""
+    return read_files(dataset_files([data_dir]), lambda _path: sources_dir)
+
+
+def read_files(paths: Sequence[Path], sources_dir: Callable[[Path], Path]) -> list[Dataset]:
+    """Dataset files validated together (ids unique across files); a file's source text is
+    looked up in `sources_dir(file)`."""
     datasets, problems = [], []
-    for path in sorted(data_dir.glob("*.yaml")):
+    for path in paths:
         try:
-            datasets.append(read_dataset(path, sources_dir))
+            datasets.append(read_dataset(path, sources_dir(path)))
         except DatasetError as exc:
             problems.extend(exc.problems)
     seen: dict[tuple[str, str], Path] = {}

@@ -14,7 +14,6 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from api.asof import Replicas
 from api.caching import HttpCaching
 from api.config import Settings, get_settings
 from api.db import make_engine
@@ -27,10 +26,11 @@ from api.middleware import BodyLimit, HeadAsGet, RequestLog
 from api.negotiation import negotiate
 from api.observability import Instruments
 from api.observability import router as observability_router
+from api.records import asof
+from api.records.routes import router as records_router
 from api.response_cache import ResponseCache
 from api.routing import single_valued_parameters
 from api.sources.router import router as sources_router
-from api.writes import router as writes_router
 
 DESCRIPTION = """
 Structured, sourced industry metrics on contract development and manufacturing organisations
@@ -71,7 +71,7 @@ def create_app(
     if read_engine is None and engine is None and settings.database_read_url:
         read_engine = make_engine(settings.database_read_url, settings)
     app.state.read_engine = read_engine or app.state.engine
-    app.state.replicas = Replicas()
+    asof.install(app.state.read_engine)
     install_error_handlers(app)
 
     v1 = APIRouter(
@@ -80,7 +80,7 @@ def create_app(
     v1.include_router(metrics_router)
     v1.include_router(entities_router)
     v1.include_router(sources_router)
-    v1.include_router(writes_router)
+    v1.include_router(records_router)
     v1.include_router(history_router)
     app.include_router(v1)
     app.include_router(health_router)
@@ -105,7 +105,14 @@ def create_app(
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "OPTIONS"],
         allow_headers=["Accept", "If-None-Match", "Content-Type"],
-        expose_headers=["ETag", "Link", "Content-Disposition", "Retry-After", "X-Request-ID"],
+        expose_headers=[
+            "ETag",
+            "Link",
+            "Content-Disposition",
+            "Retry-After",
+            "X-Request-ID",
+            "Dataset-Version",
+        ],
         max_age=600,
     )
     app.add_middleware(HeadAsGet)

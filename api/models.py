@@ -2,21 +2,15 @@
 
 from api.auth.models import ApiKey, IdempotentResponse, RateWindow
 from api.db import metadata
-from api.entities.models import (
-    ENTITY_TABLES,
-    Bottleneck,
-    Faq,
-    PricingModel,
-    RegulatoryChange,
-    Technology,
-)
+from api.entities.models import Bottleneck, Faq, PricingModel, RegulatoryChange, Technology
 from api.history.models import Release, Revision
 from api.metrics.models import Metric, MetricSubject
-from api.revision import DatasetState
+from api.records.periods import VERSIONED
+from api.records.versions import DatasetState
 from api.sources.models import Source
 
 __all__ = [
-    "ENTITY_TABLES",
+    "VERSIONED",
     "ApiKey",
     "Bottleneck",
     "DatasetState",

@@ -58,7 +58,7 @@ class _StateCollector(Collector):
             misses.add_metric([], cache.misses)
             yield misses
             revision = cache.probe.current(exact=False)
-            gauge = GaugeMetricFamily("cdmo_dataset_revision", "The dataset revision.")
+            gauge = GaugeMetricFamily("cdmo_dataset_version", "The dataset version.")
             if revision is not None:
                 gauge.add_metric([], float(revision[0]))
             yield gauge

@@ -2,7 +2,7 @@
 
 Reads outnumber writes by orders of magnitude, so a response is computed once per dataset
 revision and representation, then served from memory without entering the framework. Every
-write (API, seed or import, from any process or instance) raises `dataset_state.revision` in its
+write (API, seed or import, from any process or instance) raises `dataset_state.version` in its
 own transaction; each request reads that one row, and a new revision empties the cache. That
 is the only invalidation path, and it is exact across instances sharing the database.
 """
@@ -105,7 +105,7 @@ class RevisionProbe:
                 if self._connection is None:
                     self._connection = self._engine.raw_connection()
                 cursor = self._connection.cursor()
-                cursor.execute("SELECT revision, changed_at FROM dataset_state WHERE id = 1")
+                cursor.execute("SELECT version, changed_at FROM dataset_state WHERE id = 1")
                 row = cursor.fetchone()
                 cursor.close()
                 self._connection.commit()  # end the read: the next one sees newer commits

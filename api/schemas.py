@@ -3,7 +3,7 @@
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,7 +31,15 @@ def _rfc3339(value: object) -> object:
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+def _in_utc(value: datetime) -> datetime:
+    # 9999-12-31T23:59:59-01:00 is a valid RFC 3339 timestamp that no UTC datetime can hold.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the range of timestamps (years 1 to 9999 in UTC)") from None
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
 AS_OF_DESCRIPTION = (
     "Answer with the data exactly as it stood at this RFC 3339 moment: later changes undone, "
     "deleted records back."
@@ -57,6 +65,11 @@ def _figure(value: float) -> Any:
     if value.is_integer() and abs(value) < _EXACT_INTEGER_LIMIT:
         return int(value)
     return value
+
+
+def figure_text(value: float) -> str:
+    """A figure as the API writes it (150000000000, not 150000000000.0)."""
+    return str(_figure(float(value)))
 
 
 Figure = Annotated[

@@ -1,50 +1,61 @@
-"""Full-text search over metrics: SQLite FTS5 or PostgreSQL tsvector, kept in sync by writers.
+"""Full-text search over metrics, at any dataset version: SQLite FTS5 or PostgreSQL tsvector.
 
-Both indexes live in a `metric_fts` table that migrations create (it is not a model). Writers
-call `reindex` in the transaction that changed metrics; readers join `matches`.
+The index holds one document per row of `metric_history` (every version of every metric), keyed
+by its `row_id`, in a `metric_fts` table that migrations create (it is not a model). Writers
+call `index_new` in the transaction that wrote metrics; readers join `matches`, which keeps the
+documents of the rows current at the version the session reads (the live one, or its as_of).
 """
 
 import re
-from collections.abc import Collection
 
-from sqlalchemy import BindParameter, Float, String, Subquery, bindparam, text
+from sqlalchemy import Float, String, Subquery, text
 from sqlmodel import Session
+
+from api.records import asof
 
 _WORD = re.compile(r"\w+")
 
-_DOCUMENTS = {
+_INDEX = {
     # Weights: name A, subjects B, description C, quote D.
     "postgresql": """
-        INSERT INTO metric_fts (metric_id, document)
-        SELECT m.id,
-               setweight(to_tsvector('english', m.name), 'A')
+        INSERT INTO metric_fts (row_id, document)
+        SELECT h.row_id,
+               setweight(to_tsvector('english', h.name), 'A')
             || setweight(to_tsvector('english', coalesce(
-                   (SELECT string_agg(s.subject, ' ' ORDER BY s.position) FROM metric_subject s
-                     WHERE s.metric_id = m.id), '')), 'B')
-            || setweight(to_tsvector('english', m.description), 'C')
-            || setweight(to_tsvector('english', m.evidence_quote), 'D')
-        FROM metric m
+                   (SELECT string_agg(s.subject, ' ' ORDER BY s.position)
+                      FROM metric_subject_history s
+                     WHERE s.metric_id = h.id AND s.valid_to IS NULL), '')), 'B')
+            || setweight(to_tsvector('english', h.description), 'C')
+            || setweight(to_tsvector('english', h.evidence_quote), 'D')
+        FROM metric_history h WHERE h.valid_from = :version
+        ON CONFLICT (row_id) DO NOTHING
     """,
     "sqlite": """
-        INSERT INTO metric_fts (metric_id, name, subjects, description, quote)
-        SELECT m.id, m.name,
-               coalesce((SELECT group_concat(s.subject, ' ') FROM metric_subject s
-                          WHERE s.metric_id = m.id), ''),
-               m.description, m.evidence_quote
-        FROM metric m
+        INSERT INTO metric_fts (rowid, name, subjects, description, quote)
+        SELECT h.row_id, h.name,
+               coalesce((SELECT group_concat(s.subject, ' ') FROM metric_subject_history s
+                          WHERE s.metric_id = h.id AND s.valid_to IS NULL), ''),
+               h.description, h.evidence_quote
+        FROM metric_history h
+        WHERE h.valid_from = :version
+          AND NOT EXISTS (SELECT 1 FROM metric_fts f WHERE f.rowid = h.row_id)
     """,
 }
 _MATCHES = {
     "postgresql": """
-        SELECT metric_id, ts_rank(document, plainto_tsquery('english', :q)) AS score
-        FROM metric_fts WHERE document @@ plainto_tsquery('english', :q)
+        SELECT h.id AS metric_id, ts_rank(f.document, plainto_tsquery('english', :q)) AS score
+        FROM metric_fts f JOIN metric_history h ON h.row_id = f.row_id
+        WHERE f.document @@ plainto_tsquery('english', :q) AND {period}
     """,
     # bm25 is lower for better matches; the weights mirror PostgreSQL's A-D.
     "sqlite": """
-        SELECT metric_id, -bm25(metric_fts, 0, 10.0, 5.0, 2.0, 1.0) AS score
-        FROM metric_fts WHERE metric_fts MATCH :q
+        SELECT h.id AS metric_id, -bm25(metric_fts, 10.0, 5.0, 2.0, 1.0) AS score
+        FROM metric_fts JOIN metric_history h ON h.row_id = metric_fts.rowid
+        WHERE metric_fts MATCH :q AND {period}
     """,
 }
+_LIVE = "h.valid_to IS NULL"
+_AT_VERSION = "h.valid_from <= :version AND (h.valid_to IS NULL OR h.valid_to > :version)"
 
 
 def words(query: str) -> list[str]:
@@ -52,29 +63,21 @@ def words(query: str) -> list[str]:
     return _WORD.findall(query.lower())
 
 
-def reindex(session: Session, metric_ids: Collection[str] | None = None) -> None:
-    """Rewrite the search documents of `metric_ids` (all metrics when None); drop stale ones."""
+def index_new(session: Session, version: int) -> None:
+    """Index the metric rows written at `version` (in this transaction) not yet indexed."""
     dialect = session.get_bind().dialect.name
-    if metric_ids is None:
-        session.execute(text("DELETE FROM metric_fts"))
-        session.execute(text(_DOCUMENTS[dialect]))
-        return
-    ids: BindParameter[list[str]] = bindparam("ids", list(metric_ids), expanding=True)
-    session.execute(text("DELETE FROM metric_fts WHERE metric_id IN :ids").bindparams(ids))
-    session.execute(text("DELETE FROM metric_fts WHERE metric_id NOT IN (SELECT id FROM metric)"))
-    session.execute(text(_DOCUMENTS[dialect] + " WHERE m.id IN :ids").bindparams(ids))
+    session.execute(text(_INDEX[dialect]), {"version": version})
 
 
 def matches(session: Session, query: str) -> Subquery | None:
-    """(metric_id, score) of the metrics matching every word of `query`; None if it has none."""
+    """(metric_id, score) of the metrics matching every word of `query` at the version the
+    session reads; None if the query has no words."""
     terms = words(query)
     if not terms:
         return None
     dialect = session.get_bind().dialect.name
     q = " ".join(terms) if dialect == "postgresql" else " ".join(f'"{t}"' for t in terms)
-    return (
-        text(_MATCHES[dialect])
-        .bindparams(q=q)
-        .columns(metric_id=String, score=Float)
-        .subquery("fts")
-    )
+    version = asof.read_version(session)
+    statement = text(_MATCHES[dialect].format(period=_LIVE if version is None else _AT_VERSION))
+    statement = statement.bindparams(q=q, **({} if version is None else {"version": version}))
+    return statement.columns(metric_id=String, score=Float).subquery("fts")

@@ -125,7 +125,7 @@ def build_database(url: str, synthetic_dir: Path | None) -> str:
     from api.auth import service as auth_service
     from api.dataset import read_datasets
     from api.db import make_engine, writer
-    from api.seeding import load_datasets
+    from api.records.loading import load_datasets
 
     engine = make_engine(url)
     migrate.upgrade(engine)

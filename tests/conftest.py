@@ -26,7 +26,7 @@ from api import PROJECT_ROOT, migrate
 from api.dataset import read_datasets
 from api.db import make_engine
 from api.main import create_app
-from api.seeding import load_datasets
+from api.records.loading import load_datasets
 
 SEED_DIR = PROJECT_ROOT / "seed"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")

@@ -109,7 +109,7 @@ def test_another_instance_and_another_process_are_seen_at_once(migrated_engine: 
         assert geography_of(two) is None
         # A load by another process (the seed CLI) is a write like any other.
         from api.dataset import read_datasets
-        from api.seeding import load_datasets
+        from api.records.loading import load_datasets
 
         with Session(writer(migrated_engine)) as session, session.begin():
             load_datasets(session, read_datasets(SEED_DIR / "data", SEED_DIR / "sources"))

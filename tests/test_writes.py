@@ -348,7 +348,7 @@ def test_reseeding_keeps_an_analysts_correction(writable: Writable, seed_copy: o
     )
     assert corrected.status_code == 200
     from api.dataset import read_datasets
-    from api.seeding import load_datasets
+    from api.records.loading import load_datasets
     from tests.conftest import SEED_DIR
 
     with Session(writer(w.engine)) as session, session.begin():
@@ -404,7 +404,7 @@ def test_import_cli_loads_a_new_source_as_one_release(writable: Writable, tmp_pa
     import yaml
 
     from api.dataset import read_dataset
-    from api.seeding import load_datasets
+    from api.records.loading import load_datasets
 
     folder = Path(str(tmp_path))
     (folder / "short.txt").write_text("Prices fell by 12% in 2025.", encoding="utf-8")

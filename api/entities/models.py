@@ -5,6 +5,7 @@ from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Integer, Strin
 from sqlmodel import Field, SQLModel
 
 from api.db import metadata
+from api.records.periods import history_of
 
 
 class EntityColumns(SQLModel):
@@ -74,7 +75,17 @@ def _metric_link_table(owner: str) -> Table:
     )
 
 
-ENTITY_TABLES: dict[type[EntityColumns], Table] = {
-    model: _metric_link_table(str(model.__tablename__))
-    for model in (Technology, PricingModel, RegulatoryChange, Bottleneck, Faq)
-}
+def metric_links(model: type[EntityColumns]) -> Table:
+    """The link table of `model` with its history, and the history of `model`'s own table."""
+    name = str(model.__tablename__)
+    links = _metric_link_table(name)
+    history_of(model.__table__, key="id")  # type: ignore[attr-defined]
+    history_of(links, key=f"{name}_id")
+    return links
+
+
+TECHNOLOGY_METRIC = metric_links(Technology)
+PRICING_MODEL_METRIC = metric_links(PricingModel)
+REGULATORY_CHANGE_METRIC = metric_links(RegulatoryChange)
+BOTTLENECK_METRIC = metric_links(Bottleneck)
+FAQ_METRIC = metric_links(Faq)

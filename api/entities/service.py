@@ -6,7 +6,8 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Table, func, select, true
 from sqlmodel import Session
 
-from api.entities.models import ENTITY_TABLES, EntityColumns
+from api.db import metadata
+from api.entities.models import EntityColumns
 from api.entities.schemas import EntityPublic, EntityQuery
 from api.errors import NotFound
 from api.schemas import Evidence
@@ -21,7 +22,7 @@ def _table(model: type[EntityColumns]) -> Table:
 def _metric_ids(
     session: Session, model: type[EntityColumns], entity_ids: list[str]
 ) -> dict[str, list[str]]:
-    links = ENTITY_TABLES[model]
+    links = metadata.tables[f"{_table(model).name}_metric"]
     owner = links.c[f"{_table(model).name}_id"]
     rows = session.execute(
         select(owner, links.c.metric_id)

@@ -12,6 +12,8 @@ class Release(SQLModel, table=True):
     label: str = Field(max_length=200)
     actor: str = Field(max_length=100)
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    # The dataset version the load wrote; `created_at` is that version's timestamp.
+    dataset_version: int | None = Field(default=None)
     added: int = 0
     changed: int = 0
     removed: int = 0
@@ -21,6 +23,8 @@ class Revision(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("action IN ('create', 'update', 'delete')", name="action"),
         Index("ix_revision_kind_record_id", "kind", "record_id"),
+        # as_of: the newest version at or before a moment is one seek.
+        Index("ix_revision_at_dataset_version", "at", "dataset_version"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -29,7 +33,10 @@ class Revision(SQLModel, table=True):
     version: int
     action: str = Field(max_length=10)
     actor: str = Field(max_length=100)
-    at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+    # The dataset version (one committed transaction) and its timestamp, shared by all its
+    # revisions; `version` is the record's own.
+    dataset_version: int
+    at: datetime = Field(sa_type=DateTime(timezone=True))
     # The full record after the change, in the dataset-file shape; null for a delete.
     data: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     changes: list[str] = Field(default_factory=list, sa_type=JSON)

@@ -16,6 +16,10 @@ class RevisionPublic(BaseModel):
     kind: str = Field(examples=["metric"])
     record_id: str = Field(examples=["viral-vector-lead-time"])
     version: int = Field(description="The record's version after the change.")
+    dataset_version: int = Field(
+        description="The dataset version (one committed transaction) it belongs to; every "
+        "revision of one version shares its `at`."
+    )
     action: str = Field(description="create, update or delete (a tombstone).")
     actor: str = Field(description="The API key's name, `seed` or `import`.")
     at: datetime
@@ -36,7 +40,10 @@ class ReleasePublic(BaseModel):
     id: int
     label: str
     actor: str
-    created_at: datetime
+    created_at: datetime = Field(description="The timestamp of its dataset version.")
+    dataset_version: int | None = Field(
+        description="The dataset version it wrote: `as_of` at `created_at` shows it."
+    )
     added: int
     changed: int
     removed: int

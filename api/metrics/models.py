@@ -3,6 +3,7 @@
 from sqlalchemy import CheckConstraint, Column, Float, ForeignKey, String, Text
 from sqlmodel import Field, SQLModel
 
+from api.records.periods import history_of
 from api.vocabulary import Category, Direction, Measure, Qualifier, Unit, enum_column_type
 
 
@@ -60,3 +61,7 @@ class MetricSubject(SQLModel, table=True):
     )
     subject: str = Field(primary_key=True, max_length=100, index=True)
     position: int
+
+
+METRIC_HISTORY = history_of(Metric.__table__, key="id")  # type: ignore[attr-defined]
+SUBJECT_HISTORY = history_of(MetricSubject.__table__, key="metric_id")  # type: ignore[attr-defined]

@@ -5,18 +5,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlmodel import Session
 
-from api import citations, records, revision
-from api.asof import ReadSessionDep as SessionDep
+from api import citations
 from api.citations import ItemQuery
 from api.exports import Format, choose_format, export, export_etag
 from api.metrics import service
+from api.metrics.kind import METRIC as KIND
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
 from api.pagination import Page, page
+from api.records import versions
+from api.records.asof import ReadSessionDep as SessionDep
 from api.routing import collection_responses, item_responses, plain_responses
 from api.vocabulary import Category
 
 router = APIRouter(tags=["metrics"])
-KIND = records.KINDS["metric"]
 
 MetricParams = Annotated[MetricQuery, Query()]
 COLLECTION_RESPONSES = collection_responses("MetricPublic", "metrics")
@@ -37,7 +38,7 @@ def _collection(
     if fmt is Format.json:
         items, total = service.list_metrics(session, query=query, category=category)
         return page(request, response, items, total, query.limit, query.offset)
-    etag = export_etag(revision.current(session), request, fmt)
+    etag = export_etag(versions.current(session), request, fmt)
     rows = service.stream_metrics(session, query=query, category=category)
     return export(fmt, MetricPublic, rows, filename, etag)
 

@@ -5,6 +5,7 @@ from datetime import date
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
+from api.records.periods import history_of
 from api.vocabulary import SourceKind, enum_column_type
 
 
@@ -19,3 +20,6 @@ class Source(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     # Raised by every write; compare-and-set on it keeps concurrent writers from clobbering.
     version: int = Field(default=1)
+
+
+SOURCE_HISTORY = history_of(Source.__table__, key="id")  # type: ignore[attr-defined]

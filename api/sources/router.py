@@ -5,21 +5,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from api import citations, records, revision
-from api.asof import ReadSessionDep as SessionDep
+from api import citations
 from api.citations import CitationQuery, ItemQuery, TextQuery
 from api.exports import Format, choose_format, export, export_etag
 from api.pagination import Page, PageQuery, page
+from api.records import versions
+from api.records.asof import ReadSessionDep as SessionDep
 from api.routing import (
     collection_responses,
     item_responses,
     plain_responses,
 )
 from api.sources import service
+from api.sources.kind import SOURCE as KIND
 from api.sources.schemas import SourcePublic
 
 router = APIRouter(tags=["sources"])
-KIND = records.KINDS["source"]
 SourceId = Annotated[
     str, Path(description="The source's id.", examples=["coreychem-future-of-cdmos-2026"])
 ]
@@ -40,7 +41,7 @@ def list_sources(
     if fmt is Format.json:
         items, total = service.list_sources(session, query=query)
         return page(request, response, items, total, query.limit, query.offset)
-    etag = export_etag(revision.current(session), request, fmt)
+    etag = export_etag(versions.current(session), request, fmt)
     return export(fmt, SourcePublic, service.stream_sources(session), "sources", etag)
 
 

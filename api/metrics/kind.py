@@ -1,0 +1,86 @@
+"""The metric kind: its tables, shapes, subject rows, rules and references, declared once."""
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlmodel import Session
+
+from api import figures, search
+from api.dataset import MetricRecord
+from api.metrics import service
+from api.metrics.models import Metric, MetricSubject
+from api.metrics.schemas import MetricPublic
+from api.records.kinds import Child, Kind, Ref
+from api.records.validation import Check, Problem
+from api.schemas import figure_text
+from api.vocabulary import Measure, Unit
+
+UNITS_BY_MEASURE: dict[str, set[str]] = {
+    Measure.share: {Unit.percent},
+    Measure.growth_rate: {Unit.percent},
+    Measure.multiple: {Unit.ratio},
+    Measure.duration: {Unit.hours, Unit.days, Unit.months, Unit.years},
+    Measure.count_: {Unit.count_},
+}
+
+
+def rules(data: dict[str, Any], check: Check) -> Iterator[Problem]:
+    """A metric's figures agree with each other, with its measure and with its quote."""
+    value, low, high = data["value"], data["value_low"], data["value_high"]
+    if low > high:
+        yield Problem("value_low", f"{figure_text(low)} > value_high {figure_text(high)}")
+    if value is not None and not low == value == high:
+        yield Problem("value", "a point figure needs value_low == value == value_high")
+    allowed = UNITS_BY_MEASURE.get(data["measure"])
+    if allowed and data["unit"] not in allowed:
+        yield Problem("unit", f"{data['unit']} does not fit measure {data['measure']}")
+    if data["measure"] == Measure.change and data["direction"] is None:
+        yield Problem("direction", "a change needs a direction")
+    if data["base_year"] and data["year"] and data["base_year"] > data["year"]:
+        yield Problem("base_year", f"{data['base_year']} is after year {data['year']}")
+    if len(set(data["subjects"])) != len(data["subjects"]):
+        yield Problem("subjects", "a subject appears more than once")
+    if check.changed(data, "value_low", "value_high", "evidence"):
+        quote = data["evidence"]["quote"]
+        for missing in dict.fromkeys(figures.missing_figures(quote, low, high)):
+            name = "value" if value is not None else "value_low" if missing == low else "value_high"
+            yield Problem(name, f"{figure_text(missing)} is not written in the quote")
+    baseline = data["baseline_id"]
+    if (
+        baseline is not None
+        and baseline != data["id"]
+        and check.changed(data, "baseline_id", "source_id")
+    ):
+        other = check.get("metric", baseline)
+        if other is not None and other["source_id"] != data["source_id"]:
+            yield Problem("baseline_id", f"metric {baseline!r} is from another source")
+
+
+def _present(data: dict[str, Any]) -> MetricPublic:
+    year = data["year"]
+    passed = bool(data["forecast"] and year is not None and year < service.current_year())
+    return MetricPublic(**data, horizon_passed=passed)
+
+
+def _get(session: Session, record_id: str) -> MetricPublic:
+    return service.get_metric(session, metric_id=record_id)
+
+
+METRIC = Kind(
+    name="metric",
+    label="metric",
+    plural="metrics",
+    section="metrics",
+    path="/metrics",
+    id_param="metric_id",
+    model=Metric,
+    record=MetricRecord,
+    public=MetricPublic,
+    get=_get,
+    child=Child("subjects", MetricSubject.__table__, "metric_id", "subject"),  # type: ignore[attr-defined]
+    refs=(Ref("source_id", "source"), Ref("baseline_id", "metric")),
+    rules=rules,
+    present=_present,
+    tag_variant=lambda _session, _record_id: str(service.current_year()),
+    after_write=search.index_new,
+)

@@ -1,0 +1,124 @@
+"""Reads at a dataset version (`as_of`): the ordinary read code, answered from the history.
+
+A read session for `as_of=T` carries the version V in force at T (the newest committed at or
+before T). Every statement it runs has each versioned table replaced by the rows of its history
+twin that were current at V (`periods.current_at`), under the same name and columns, so the
+services' queries (filters, search, sort, facets, exports) need no knowledge of history. The
+history is append-only below the newest version, so the answer for V never changes.
+"""
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Column, Connection, Engine, Integer, Select, Table, bindparam, event, select
+from sqlalchemy.sql import visitors
+from sqlmodel import Session, col
+
+from api.history.models import Revision
+from api.records import versions
+from api.records.periods import VERSIONED, current_at
+from api.schemas import Timestamp
+
+OPTION = "as_of_version"
+_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+_VERSION = bindparam(OPTION, type_=Integer)
+_CURRENT = select(versions.DatasetState.version).where(versions.DatasetState.id == 1)  # type: ignore[call-overload]
+
+
+def version_at(connection: Connection | Session, moment: datetime) -> int:
+    """The newest version committed at or before `moment` (0 before any)."""
+    moment = moment.astimezone(UTC)
+    bind = connection.get_bind() if isinstance(connection, Session) else connection
+    if bind.dialect.name == "sqlite":
+        moment = moment.replace(tzinfo=None)  # SQLite keeps naive UTC text
+    found = connection.execute(
+        select(col(Revision.dataset_version))
+        .where(col(Revision.at) <= moment)
+        .order_by(col(Revision.at).desc(), col(Revision.dataset_version).desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return int(found or 0)
+
+
+def _at_version(live: Table) -> Any:
+    history = VERSIONED[live]
+    return (
+        select(*[history.c[column.name] for column in live.columns])
+        .where(current_at(history, _VERSION))
+        .subquery(live.name)
+    )
+
+
+def _rewrite(
+    connection: Any, clause: Any, multiparams: Any, params: Any, execution_options: Any
+) -> tuple[Any, Any, Any]:
+    version = connection.get_execution_options().get(OPTION)
+    if version is None or not isinstance(clause, Select):
+        return clause, multiparams, params
+    views: dict[Table, Any] = {}
+
+    def view(live: Table) -> Any:
+        if live not in views:
+            views[live] = _at_version(live)
+        return views[live]
+
+    def replace(element: Any) -> Any:
+        if isinstance(element, Table) and element in VERSIONED:
+            return view(element)
+        if isinstance(element, Column) and element.table in VERSIONED:
+            return view(element.table).c[element.name]
+        return None
+
+    rewritten: Any = visitors.replacement_traverse(clause, {}, replace)  # type: ignore[call-overload]
+    return rewritten, multiparams, {**(params or {}), OPTION: version}
+
+
+def install(engine: Engine) -> None:
+    """Let sessions on `engine` read at a version (see `at_version`)."""
+    if not event.contains(engine, "before_execute", _rewrite):
+        event.listen(engine, "before_execute", _rewrite, retval=True)
+
+
+def read_version(session: Session) -> int | None:
+    """The version a read session answers at, if it is not the live data."""
+    option = session.connection().get_execution_options().get(OPTION)
+    return None if option is None else int(option)
+
+
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
+    """A session on the live data, or with `?as_of=` at the version in force at that moment.
+
+    A malformed `as_of` is left to the route's parameter validation, which answers 422. The
+    dependency is `async` so that a plain read costs no hand-off to a thread: the session
+    connects, and finds its version, when the handler (in its thread) first queries.
+    """
+    info: dict[str, Any] = {"request": request}
+    raw = request.query_params.get("as_of")
+    if raw is not None:
+        with contextlib.suppress(ValidationError):
+            info["as_of"] = _TIMESTAMP.validate_python(raw)
+    with Session(request.app.state.read_engine, info=info) as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+
+
+@event.listens_for(Session, "after_begin")
+def _begin_read(session: Session, _transaction: Any, connection: Any) -> None:
+    """A read learns, in its own transaction, the version it answers at: the live one, or the
+    one in force at its `as_of`. It is the `Dataset-Version` header of the response."""
+    request = session.info.get("request")
+    if request is None:
+        return
+    moment = session.info.get("as_of")
+    if moment is None:
+        version = connection.execute(_CURRENT).scalar_one()
+    else:
+        version = version_at(connection, moment)
+        connection.execution_options(**{OPTION: version})
+    request.state.dataset_version = version

@@ -1,0 +1,76 @@
+"""How a kind of record is declared: its tables, schemas, child rows, rules and references.
+
+Each feature package declares its kinds once (`api/metrics/kind.py`, ...); the engine in this
+package reads nothing else. A declaration holds no logic of the engine's own.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from sqlalchemy import Table
+from sqlmodel import Session, SQLModel
+
+if TYPE_CHECKING:
+    from api.records.validation import Check, Problem
+
+
+@dataclass(frozen=True)
+class Child:
+    """An ordered list field stored as rows of its own table (`subjects`, `metric_ids`)."""
+
+    field: str
+    table: Table
+    owner_column: str
+    value_column: str
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A field naming a record of another kind (or of its own): `baseline_id` names a metric."""
+
+    field: str
+    target: str
+    # Whether the engine must refuse to delete a target while this reference holds (sources and
+    # metrics referred to); every reference is checked to exist when written.
+    blocks_delete: bool = True
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of record, declared once by its feature package."""
+
+    name: str
+    label: str
+    plural: str
+    section: str  # its list in a dataset file (`metrics`); "" for the file's own `source`
+    path: str  # its collection under /v1
+    id_param: str
+    model: type[SQLModel]
+    record: type[BaseModel]  # the shape written: dataset files, POST bodies, revisions
+    public: type[BaseModel]
+    get: Callable[[Session, str], BaseModel]  # the public item, read from the database
+    scope: str = "write"
+    child: Child | None = None
+    refs: tuple[Ref, ...] = ()
+    rules: Callable[[dict[str, Any], "Check"], Iterable["Problem"]] | None = None
+    # The public item from a record already in hand (no read), when it needs nothing else.
+    present: Callable[[dict[str, Any]], BaseModel] | None = None
+    # What else an item's representation shows, for its ETag (a metric's horizon moves with the
+    # year, a source's metric_count with its metrics).
+    tag_variant: Callable[[Session, str], str] | None = None
+    # Called after each batch written in a transaction at dataset version `version`.
+    after_write: Callable[[Session, int], None] | None = None
+    evidence: bool = True
+    tag: str = ""  # the OpenAPI tag of its read routes
+    order_by: str = "id"  # the order of its collection, after source_id for entities
+
+    @property
+    def table(self) -> Table:
+        return self.model.__table__  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def columns(self) -> list[str]:
+        """The table's own columns, without the engine's `version`."""
+        return [column.name for column in self.table.columns if column.name != "version"]

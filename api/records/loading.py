@@ -1,0 +1,246 @@
+"""Loads validated dataset files as one release at one dataset version, set-based: every kind is
+read once, compared in memory, checked by the same validation as the API, and written in
+batches. Records an analyst has changed through the API are left as they are."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlmodel import Session, col
+
+from api.dataset import Dataset, DatasetError
+from api.history.models import Release, Revision
+from api.records import store, versions
+from api.records.kinds import Kind
+from api.records.registry import KINDS
+from api.records.store import Change, Stored, chunks
+from api.records.validation import Check, check_record, prefetch_references
+
+SEED_ACTOR = "seed"
+IMPORT_ACTOR = "import"
+# Records last written by a loader are the loader's to change; others are an analyst's.
+LOADER_ACTORS = (SEED_ACTOR, IMPORT_ACTOR)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Counts:
+    """What a load did to one kind of record."""
+
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+
+    def __str__(self) -> str:
+        return f"+{self.added} ~{self.changed} -{self.removed} ={self.unchanged}"
+
+
+@dataclass
+class Report:
+    """Counts per section, the release written (if anything changed) and the records skipped."""
+
+    counts: dict[str, Counts] = field(default_factory=dict)
+    release_id: int | None = None
+    kept: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _section(kind: Kind) -> str:
+    return kind.section or "sources"
+
+
+def _records(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
+    """The records of a dataset file in canonical form, by kind."""
+    source = dataset.data.source
+    found: dict[str, list[dict[str, Any]]] = {
+        "source": [source.model_dump(mode="json", exclude={"text_file"}) | {"text": dataset.text}]
+    }
+    for kind in KINDS.values():
+        if kind.section:
+            found[kind.name] = [
+                entry.model_dump(mode="json") | {"source_id": source.id}
+                for entry in getattr(dataset.data, kind.section)
+            ]
+    return found
+
+
+def _last_writes(
+    session: Session, kind: Kind, record_ids: Sequence[str]
+) -> dict[str, tuple[str, Any]]:
+    """(actor, data) of the newest revision of each record."""
+    found: dict[str, tuple[str, Any]] = {}
+    for group in chunks(list(record_ids)):
+        newest = (
+            select(func.max(col(Revision.id)))
+            .where(col(Revision.kind) == kind.name, col(Revision.record_id).in_(group))
+            .group_by(col(Revision.record_id))
+        )
+        rows = session.execute(
+            select(col(Revision.record_id), col(Revision.actor)).where(col(Revision.id).in_(newest))
+        )
+        found.update({record_id: (actor, None) for record_id, actor in rows})
+    return found
+
+
+def _last_loaded(session: Session, kind: Kind, record_id: str) -> Any:
+    """The record as a loader last wrote it."""
+    return session.execute(
+        select(col(Revision.data))
+        .where(
+            col(Revision.kind) == kind.name,
+            col(Revision.record_id) == record_id,
+            col(Revision.actor).in_(LOADER_ACTORS),
+        )
+        .order_by(col(Revision.id).desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def load_datasets(
+    session: Session,
+    datasets: Sequence[Dataset],
+    *,
+    actor: str = SEED_ACTOR,
+    label: str | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Write `datasets` in the caller's (write) transaction, as one release; DatasetError
+    naming every problem, with file and record, if any record is refused."""
+    versions.lock(session)
+    report = Report()
+    wanted: dict[str, dict[str, tuple[Dataset, dict[str, Any]]]] = {name: {} for name in KINDS}
+    for dataset in datasets:
+        for kind_name, entries in _records(dataset).items():
+            for data in entries:
+                wanted[kind_name][data["id"]] = (dataset, data)
+    source_ids = sorted(wanted["source"])
+    stored: dict[str, dict[str, Stored]] = {}
+    for name, kind in KINDS.items():
+        stored[name] = store.read_many(session, kind, ids=sorted(wanted[name]))
+        if kind.name != "source":
+            for source_id in source_ids:
+                stored[name] |= store.read_many(session, kind, source_id=source_id)
+        if progress:
+            progress("read", len(stored[name]), 0)
+
+    problems = _foreign_ids(wanted, stored)
+    changes: dict[str, list[Change]] = {}
+    for name, kind in KINDS.items():
+        counts = report.counts.setdefault(_section(kind), Counts())
+        differing: list[Change] = []
+        for record_id, (_dataset, data) in wanted[name].items():
+            old = stored[name].get(record_id)
+            if old is not None and old.data == data:
+                counts.unchanged += 1
+            else:
+                differing.append(Change(record_id, old, data))
+        if name != "source":
+            differing += [
+                Change(record_id, old, None)
+                for record_id, old in sorted(stored[name].items())
+                if record_id not in wanted[name] and old.data["source_id"] in wanted["source"]
+            ]
+        last = _last_writes(session, kind, [c.record_id for c in differing if c.old is not None])
+        changes[name] = []
+        for change in differing:
+            editor = last.get(change.record_id, (SEED_ACTOR, None))[0]
+            if change.old is not None and editor not in LOADER_ACTORS:
+                what = f"{kind.label} {change.record_id!r}"
+                if change.new is None:
+                    report.kept.append(f"{what} (added by {editor})")
+                elif _last_loaded(session, kind, change.record_id) == change.new:
+                    report.kept.append(f"{what} (edited by {editor})")
+                else:
+                    report.conflicts.append(f"{what} (edited by {editor})")
+                continue
+            changes[name].append(change)
+
+    problems += _check(session, wanted, changes)
+    if problems:
+        raise DatasetError(problems)
+    if not any(changes.values()):
+        return report
+
+    version = versions.allocate(session)
+    release_id = session.execute(
+        insert(Release)
+        .values(
+            label=label or f"{actor} {version.at:%Y-%m-%dT%H:%M:%SZ}",
+            actor=actor,
+            created_at=version.at,
+            dataset_version=version.number,
+            added=sum(c.old is None for cs in changes.values() for c in cs),
+            changed=sum(
+                c.old is not None and c.new is not None for cs in changes.values() for c in cs
+            ),
+            removed=sum(c.new is None for cs in changes.values() for c in cs),
+        )
+        .returning(col(Release.id))
+    ).scalar_one()
+    report.release_id = release_id
+    # Creates and updates in dependency order, then removals in reverse: an entity lets go of a
+    # metric before the metric goes.
+    for name, kind in KINDS.items():
+        writes = [c for c in changes[name] if c.new is not None]
+        store.apply(session, kind, writes, actor=actor, release_id=release_id)
+        counts = report.counts[_section(kind)]
+        counts.added += sum(c.old is None for c in writes)
+        counts.changed += sum(c.old is not None for c in writes)
+        if progress:
+            progress(kind.plural, len(writes), 0)
+    for name, kind in reversed(KINDS.items()):
+        removals = [c for c in changes[name] if c.new is None]
+        store.apply(session, kind, removals, actor=actor, release_id=release_id)
+        report.counts[_section(kind)].removed += len(removals)
+    return report
+
+
+def _foreign_ids(
+    wanted: dict[str, dict[str, tuple[Dataset, dict[str, Any]]]],
+    stored: dict[str, dict[str, Stored]],
+) -> list[str]:
+    """A file may not take over ids another source already uses."""
+    problems = []
+    for name, kind in KINDS.items():
+        if name == "source":
+            continue
+        for record_id, (dataset, data) in wanted[name].items():
+            old = stored[name].get(record_id)
+            if old is not None and old.data["source_id"] != data["source_id"]:
+                problems.append(
+                    f"{dataset.path}: {kind.section}[{record_id}].id: already used by source "
+                    f"{old.data['source_id']!r}"
+                )
+    return problems
+
+
+def _check(
+    session: Session,
+    wanted: dict[str, dict[str, tuple[Dataset, dict[str, Any]]]],
+    changes: dict[str, list[Change]],
+) -> list[str]:
+    """Every problem of the records about to be written, named by file, record and field."""
+    pending = {
+        name: {c.record_id: (store._row(KINDS[name], c.new) if c.new else None) for c in cs}
+        for name, cs in changes.items()
+    }
+    check = Check(session, KINDS, pending)
+    problems = []
+    for name, kind in KINDS.items():
+        writes = [c.new for c in changes[name] if c.new is not None]
+        prefetch_references(kind, writes, check)
+        for change in changes[name]:
+            if change.new is None:
+                continue
+            dataset = wanted[name][change.record_id][0]
+            check.old = change.old.data if change.old else None
+            where = "source" if name == "source" else f"{kind.section}[{change.record_id}]"
+            problems += [
+                f"{dataset.path}: {where}.{problem.field}: {problem.detail}"
+                for problem in check_record(kind, change.new, check)
+            ]
+    check.old = None
+    return problems

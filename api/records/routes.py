@@ -1,0 +1,373 @@
+"""HTTP routes every kind of record shares: POST, PATCH (JSON merge patch) and DELETE with keys,
+preconditions and idempotent retries, and each record's revisions. Generated from the kinds'
+declarations: `createMetric` is `POST /v1/metrics`, `updateMetric` `PATCH /v1/metrics/{metric_id}`,
+`deleteMetric` `DELETE /v1/metrics/{metric_id}`, `listMetricRevisions` its revisions; likewise for
+every kind of `api.records.registry.KINDS`."""
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session, col
+
+from api.auth.deps import requires
+from api.auth.models import IdempotentResponse
+from api.caching import matches_if_match
+from api.db import WriteSessionDep
+from api.errors import (
+    Conflict,
+    InvalidInput,
+    PreconditionFailed,
+    PreconditionRequired,
+    ProblemError,
+    problem_responses,
+)
+from api.history import service as history_service
+from api.history.schemas import RevisionPublic
+from api.pagination import Page, PageQuery, page
+from api.records import store, versions
+from api.records.asof import ReadSessionDep
+from api.records.kinds import Kind
+from api.records.registry import KINDS
+from api.records.store import Change, Stored
+from api.records.validation import Check, Problem, check_record, prefetch_references
+from api.routing import plain_responses
+from api.schemas import EXAMPLES
+
+router = APIRouter()
+# Serialisation failures and deadlocks are retried this many times before a 503.
+ATTEMPTS = 4
+TRANSIENT_SQLSTATES = {"40001", "40P01"}
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description="The ETag of the version you are changing (from a GET); required.",
+        examples=['"r1c284587901c3d053fefd91b55e2f9"'],
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying a POST with the same key and body returns the first response and "
+        "creates nothing more.",
+        examples=["3f1c0c7e-8d0b-4c55-9a51-2a9b6cc0b0a4"],
+    ),
+]
+WRITE_ERRORS = problem_responses(400, 401, 403, 406, 413, 422, 429, 500, 503)
+
+
+def refusal(problems: list[Problem]) -> InvalidInput:
+    """The 422 naming every problem of a body."""
+    return InvalidInput.many(
+        [ProblemError(in_="body", name=p.field, detail=p.detail) for p in problems]
+    )
+
+
+def validate(session: Session, kind: Kind, data: dict[str, Any], old: Stored | None) -> None:
+    """Refuse (422, every problem at once) a record that does not hold in the dataset."""
+    check = Check(session, KINDS, old=old.data if old else None)
+    if old is None:
+        prefetch_references(kind, [data], check)
+    problems = check_record(kind, data, check)
+    if problems:
+        raise refusal(problems)
+
+
+def _shape(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` in the kind's record shape (canonical form), or a 422 naming every field."""
+    try:
+        return store.canonical(kind, data)
+    except ValidationError as exc:
+        raise InvalidInput.many(
+            [
+                ProblemError(
+                    in_="body",
+                    name=".".join(str(part) for part in error["loc"]) or "(body)",
+                    detail="Unknown or server-owned field."
+                    if error["type"] == "extra_forbidden"
+                    else error["msg"].removeprefix("Value error, "),
+                )
+                for error in exc.errors()
+            ]
+        ) from None
+
+
+def _transient(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate in TRANSIENT_SQLSTATES or (
+        isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+    )
+
+
+def in_transaction(session: Session, work: Callable[[], Response]) -> Response:
+    """Run one write and commit it; retried, whole, after a deadlock or serialisation failure."""
+    for attempt in range(ATTEMPTS):
+        try:
+            response = work()
+            session.commit()
+            return response
+        except DBAPIError as exc:
+            session.rollback()
+            if not _transient(exc) or attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(0.005 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _item_response(
+    session: Session, kind: Kind, data: dict[str, Any], version: int, status: int
+) -> JSONResponse:
+    """The written record as a GET of it would answer, built from what was written."""
+    record_id = data["id"]
+    public = kind.present(data) if kind.present else kind.get(session, record_id)
+    headers = {"ETag": store.item_etag(session, kind, record_id, version=version) or ""}
+    if status == 201:
+        headers["Location"] = f"/v1{kind.path}/{record_id}"
+    return JSONResponse(public.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def _precondition(session: Session, kind: Kind, record_id: str, if_match: str | None) -> Stored:
+    """The stored record, once If-Match names its current representation."""
+    stored = store.require(session, kind, record_id)
+    if if_match is None:
+        raise PreconditionRequired(
+            "Send If-Match with the ETag of the version you are changing (GET it first)."
+        )
+    current = store.item_etag(session, kind, record_id, version=stored.version)
+    if current is None or not matches_if_match(if_match, current):
+        raise PreconditionFailed(
+            f"The {kind.label} {record_id!r} changed since that ETag; GET it again."
+        )
+    return stored
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _request_hash(path: str, body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
+
+
+def _replay(session: Session, actor: str, key: str, request_hash: str) -> Response | None:
+    """The first response to a POST retried with the same Idempotency-Key, if there was one."""
+    earlier = session.execute(
+        select(IdempotentResponse).where(
+            col(IdempotentResponse.key_name) == actor,
+            col(IdempotentResponse.idempotency_key) == key,
+        )
+    ).scalar_one_or_none()
+    if earlier is None:
+        return None
+    if earlier.request_hash != request_hash:
+        raise InvalidInput("header", "Idempotency-Key", "already used for a different request")
+    headers = {"Idempotent-Replayed": "true"}
+    if earlier.location:
+        headers["Location"] = earlier.location
+    if earlier.etag:
+        headers["ETag"] = earlier.etag
+    return Response(
+        earlier.body, status_code=earlier.status, media_type="application/json", headers=headers
+    )
+
+
+def _register(kind: Kind) -> None:
+    label = kind.label
+    name = "".join(word.capitalize() for word in label.split())
+    actor_dep = Depends(requires(kind.scope))
+    record_type: Any = kind.record
+    item_id_type: Any = Annotated[
+        str,
+        Path(
+            alias=kind.id_param,
+            description=f"The {label}'s id.",
+            examples=[EXAMPLES[kind.public.__name__]["id"]],
+        ),
+    ]
+
+    def create(
+        request: Request,
+        session: WriteSessionDep,
+        body: Annotated[record_type, Body()],
+        actor: Annotated[str, actor_dep],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        data = body.model_dump(mode="json")
+        request_hash = _request_hash(request.url.path, data)
+
+        def work() -> Response:
+            versions.lock(session)
+            if idempotency_key is not None:
+                replayed = _replay(session, actor, idempotency_key, request_hash)
+                if replayed is not None:
+                    return replayed
+            if store.read(session, kind, data["id"]) is not None:
+                raise Conflict(f"A {label} {data['id']!r} exists already; PATCH it instead.")
+            validate(session, kind, data, None)
+            revisions = store.apply(session, kind, [Change(data["id"], None, data)], actor=actor)
+            response = _item_response(session, kind, data, revisions[0].version, 201)
+            if idempotency_key is not None:
+                session.execute(
+                    insert(IdempotentResponse).values(
+                        key_name=actor,
+                        idempotency_key=idempotency_key,
+                        request_hash=request_hash,
+                        status=201,
+                        body=bytes(response.body).decode(),
+                        location=response.headers.get("location"),
+                        etag=response.headers.get("etag"),
+                        created_at=datetime.now(UTC),
+                    )
+                )
+            return response
+
+        return in_transaction(session, work)
+
+    def update(
+        item_id: item_id_type,
+        session: WriteSessionDep,
+        patch: Annotated[dict[str, Any], Body()],
+        actor: Annotated[str, actor_dep],
+        if_match: IfMatch = None,
+    ) -> Response:
+        def work() -> Response:
+            versions.lock(session)
+            stored = _precondition(session, kind, item_id, if_match)
+            merged = merge_patch(stored.data, patch)
+            # Every member of a record always exists: a null in the patch sets it to null.
+            for field, value in patch.items():
+                if value is None and field in kind.record.model_fields:
+                    merged[field] = None
+            if merged.get("id") != item_id:
+                raise InvalidInput("body", "id", "the id of a record cannot change")
+            data = _shape(kind, merged)
+            validate(session, kind, data, stored)
+            revisions = store.apply(session, kind, [Change(item_id, stored, data)], actor=actor)
+            version = revisions[0].version if revisions else stored.version
+            return _item_response(session, kind, data, version, 200)
+
+        return in_transaction(session, work)
+
+    def remove(
+        item_id: item_id_type,
+        session: WriteSessionDep,
+        actor: Annotated[str, actor_dep],
+        if_match: IfMatch = None,
+    ) -> Response:
+        def work() -> Response:
+            versions.lock(session)
+            stored = _precondition(session, kind, item_id, if_match)
+            store.remove_checked(session, KINDS.values(), kind, stored, actor=actor)
+            return Response(status_code=204)
+
+        return in_transaction(session, work)
+
+    def list_revisions(
+        item_id: item_id_type,
+        request: Request,
+        response: Response,
+        session: ReadSessionDep,
+        query: Annotated[PageQuery, Query()],
+    ) -> Page[RevisionPublic]:
+        items, total = history_service.record_revisions(
+            session, kind=kind.name, label=label, record_id=item_id,
+            limit=query.limit, offset=query.offset, as_of=query.as_of,
+        )  # fmt: skip
+        return page(request, response, items, total, query.limit, query.offset)
+
+    create.__doc__ = f"Add a {label}; validated like the seed files (evidence must be exact)."
+    update.__doc__ = f"Change a {label} with a JSON merge patch (RFC 7396); needs If-Match."
+    remove.__doc__ = f"Delete a {label} (its history stays, ending in a tombstone); needs If-Match."
+    list_revisions.__doc__ = f"Every revision of one {label}, newest first; deletes included."
+    item_path = f"{kind.path}/{{{kind.id_param}}}"
+    schema_ref = {"$ref": f"#/components/schemas/{kind.public.__name__}"}
+    success = {"content": {"application/json": {"schema": schema_ref}}}
+    router.add_api_route(
+        kind.path,
+        create,
+        methods=["POST"],
+        status_code=201,
+        operation_id=f"create{name}",
+        summary=f"Create a {label}",
+        tags=["writes"],
+        responses={
+            201: {"description": "Created.", **success},
+            **problem_responses(409),
+            **WRITE_ERRORS,
+        },
+    )
+    router.add_api_route(
+        item_path,
+        update,
+        methods=["PATCH"],
+        operation_id=f"update{name}",
+        summary=f"Update a {label}",
+        tags=["writes"],
+        responses={
+            200: {"description": "Updated.", **success},
+            **problem_responses(404, 409, 412, 428),
+            **WRITE_ERRORS,
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "A JSON merge patch (RFC 7396) of the record's fields.",
+                "content": {
+                    "application/merge-patch+json": {"schema": {"type": "object"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            }
+        },
+    )
+    router.add_api_route(
+        item_path,
+        remove,
+        methods=["DELETE"],
+        status_code=204,
+        operation_id=f"delete{name}",
+        summary=f"Delete a {label}",
+        tags=["writes"],
+        responses={
+            204: {"description": "Deleted."},
+            **problem_responses(404, 409, 412, 428),
+            **WRITE_ERRORS,
+        },
+    )
+    ref = {"$ref": "#/components/schemas/Page_RevisionPublic_"}
+    router.add_api_route(
+        f"{item_path}/revisions",
+        list_revisions,
+        methods=["GET"],
+        operation_id=f"list{name}Revisions",
+        summary=f"List the revisions of a {label}",
+        response_model=Page[RevisionPublic],
+        tags=["history"],
+        responses=plain_responses(
+            "A page of revisions, newest first.", {"application/json": {"schema": ref}}, 404
+        ),
+    )
+
+
+for _kind in KINDS.values():
+    _register(_kind)

@@ -1,0 +1,345 @@
+"""The store: reads records of any kind and writes batches of changes to them, each change
+leaving its live row, its history period, its revision and (through the kind) its search
+document, all at the transaction's one dataset version.
+
+Writers are serialised (`versions.lock`), so what a write read is what it changes; the live
+row's `version` is still compared-and-set, so a write built on an older read cannot land.
+"""
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Date, bindparam, delete, func, insert, select, update
+from sqlmodel import Session, col
+
+from api.errors import Conflict, NotFound, PreconditionFailed
+from api.history.models import Revision
+from api.records import asof, versions
+from api.records.kinds import Kind
+from api.records.periods import VERSIONED
+
+SQL_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A record as the database holds it, in its record shape, and its version."""
+
+    data: dict[str, Any]
+    version: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """One record's change: `old` (None to create it) becomes `new` (None to delete it)."""
+
+    record_id: str
+    old: Stored | None
+    new: dict[str, Any] | None
+
+
+def chunks(items: Sequence[Any], size: int = SQL_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def canonical(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
+    """The canonical JSON form of a record, as stored in revisions and compared for changes."""
+    return kind.record.model_validate(data).model_dump(mode="json")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _data(kind: Kind, row: Any, children: list[str]) -> dict[str, Any]:
+    """The canonical form of a stored row (the same as `canonical` gives, without pydantic)."""
+    data = {name: _plain(row[name]) for name in kind.columns if not name.startswith("evidence_")}
+    if kind.evidence:
+        data["evidence"] = {
+            "quote": row["evidence_quote"],
+            "start": row["evidence_start"],
+            "end": row["evidence_end"],
+        }
+    if kind.child is not None:
+        data[kind.child.field] = children
+    return data
+
+
+def _row(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
+    """The table columns of a record in canonical form."""
+    row = {key: value for key, value in data.items() if key != "evidence"}
+    if kind.child is not None:
+        del row[kind.child.field]
+    if kind.evidence:
+        evidence = data["evidence"]
+        row["evidence_quote"] = evidence["quote"]
+        row["evidence_start"] = evidence["start"]
+        row["evidence_end"] = evidence["end"]
+    for column in kind.table.columns:
+        if isinstance(column.type, Date) and isinstance(row.get(column.name), str):
+            row[column.name] = date.fromisoformat(row[column.name])
+    return row
+
+
+def read_many(
+    session: Session, kind: Kind, *, ids: Sequence[str] | None = None, source_id: str | None = None
+) -> dict[str, Stored]:
+    """Records of `kind` by id (`ids`), or those of one source; two queries per chunk."""
+    table = kind.table
+    conditions = []
+    if source_id is not None:
+        conditions.append(table.c.source_id == source_id)
+    groups: Iterable[Sequence[str] | None] = [None] if ids is None else chunks(list(ids))
+    found: dict[str, Stored] = {}
+    for group in groups:
+        where = conditions + ([] if group is None else [table.c.id.in_(group)])
+        rows = session.execute(select(table).where(*where)).mappings().all()
+        children = _children(session, kind, [row["id"] for row in rows]) if rows else {}
+        for row in rows:
+            found[row["id"]] = Stored(_data(kind, row, children.get(row["id"], [])), row["version"])
+    return found
+
+
+def _children(session: Session, kind: Kind, owners: Sequence[str]) -> dict[str, list[str]]:
+    if kind.child is None:
+        return {}
+    child = kind.child
+    table = child.table
+    owner = table.c[child.owner_column]
+    result: dict[str, list[str]] = {}
+    for group in chunks(list(owners)):
+        rows = session.execute(
+            select(owner, table.c[child.value_column])
+            .where(owner.in_(group))
+            .order_by(owner, table.c.position)
+        )
+        for owner_id, value in rows:
+            result.setdefault(owner_id, []).append(value)
+    return result
+
+
+def read(session: Session, kind: Kind, record_id: str) -> Stored | None:
+    """The stored record `record_id` of `kind`, or None."""
+    return read_many(session, kind, ids=[record_id]).get(record_id)
+
+
+def etag(kind: Kind, record_id: str, version: int, variant: str = "json") -> str:
+    """The strong tag of one representation of one version of a record. Record versions never
+    restart (a re-created id continues its sequence), so a tag is never reused."""
+    digest = hashlib.sha256(f"{kind.name}\x1f{record_id}\x1f{version}\x1f{variant}".encode())
+    return f'"r{digest.hexdigest()[:31]}"'
+
+
+def item_etag(
+    session: Session, kind: Kind, record_id: str, variant: str = "json", version: int | None = None
+) -> str | None:
+    """The tag of a record's public representation (None if there is no such record): it
+    changes with the record's version, the version read at, and what else it shows."""
+    if version is None:
+        version = session.execute(
+            select(kind.table.c.version).where(kind.table.c.id == record_id)
+        ).scalar_one_or_none()
+        if version is None:
+            return None
+        at = asof.read_version(session)
+        if at is not None:
+            variant += f"@{at}"
+    if kind.tag_variant is not None:
+        variant += ":" + kind.tag_variant(session, record_id)
+    return etag(kind, record_id, version, variant)
+
+
+def _changed_fields(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
+    old, new = old or {}, new or {}
+    return sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+
+
+def _next_versions(session: Session, kind: Kind, record_ids: Sequence[str]) -> dict[str, int]:
+    """The version a created record starts at: 1, or after its earlier life's last one."""
+    found: dict[str, int] = {}
+    for group in chunks(list(record_ids)):
+        rows = session.execute(
+            select(col(Revision.record_id), func.max(col(Revision.version)))
+            .where(col(Revision.kind) == kind.name, col(Revision.record_id).in_(group))
+            .group_by(col(Revision.record_id))
+        )
+        found.update({record_id: last + 1 for record_id, last in rows})
+    return found
+
+
+def apply(
+    session: Session,
+    kind: Kind,
+    changes: Sequence[Change],
+    *,
+    actor: str,
+    release_id: int | None = None,
+) -> list[Revision]:
+    """Write `changes` (already validated) of one kind at this transaction's version.
+
+    A single change is compared-and-set on the stored version (PreconditionFailed when it
+    moved); a batch is a load that has read what it changes under the write lock.
+    """
+    changes = [c for c in changes if c.old is None or c.new is None or c.old.data != c.new]
+    if not changes:
+        return []
+    version = versions.allocate(session)
+    table, history = kind.table, VERSIONED[kind.table]
+    created = [c for c in changes if c.old is None]
+    updated = [c for c in changes if c.old is not None and c.new is not None]
+    deleted = [c for c in changes if c.new is None]
+    starts = _next_versions(session, kind, [c.record_id for c in created]) if created else {}
+    new_versions = {c.record_id: starts.get(c.record_id, 1) for c in created}
+    new_versions |= {c.record_id: c.old.version + 1 for c in updated + deleted if c.old}
+    single = len(changes) == 1
+
+    rows = {c.record_id: _row(kind, c.new) | {"version": new_versions[c.record_id]}
+            for c in created + updated if c.new is not None}  # fmt: skip
+    if created:
+        session.execute(insert(table), [rows[c.record_id] for c in created])
+    if updated:
+        names = [name for name in kind.columns if name != "id"] + ["version"]
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_version"))
+            .values({name: bindparam(name) for name in names})
+        )
+        params = [
+            {name: rows[c.record_id][name] for name in names}
+            | {"_id": c.record_id, "_version": c.old.version}
+            for c in updated
+            if c.old is not None
+        ]
+        result = session.execute(statement, params[0] if single else params)
+        if single and result.rowcount != 1:  # type: ignore[attr-defined]
+            raise PreconditionFailed(
+                f"The {kind.label} {updated[0].record_id!r} changed meanwhile."
+            )
+    for group in chunks([c for c in deleted]):
+        ids = [c.record_id for c in group]
+        condition = table.c.id.in_(ids)
+        if single and group[0].old is not None:
+            condition = (table.c.id == ids[0]) & (table.c.version == group[0].old.version)
+        result = session.execute(delete(table).where(condition))
+        if single and result.rowcount != 1:  # type: ignore[attr-defined]
+            raise PreconditionFailed(f"The {kind.label} {ids[0]!r} changed meanwhile.")
+
+    _write_children(session, kind, changes, version.number)
+    closing = [c.record_id for c in updated + deleted]
+    for group in chunks(closing):
+        session.execute(
+            update(history)
+            .where(history.c.id.in_(group), history.c.valid_to.is_(None))
+            .values(valid_to=version.number)
+        )
+    if rows:
+        session.execute(
+            insert(history),
+            [row | {"valid_from": version.number} for row in rows.values()],
+        )
+    revisions = [
+        Revision(
+            kind=kind.name,
+            record_id=c.record_id,
+            version=new_versions[c.record_id],
+            action="create" if c.old is None else "delete" if c.new is None else "update",
+            actor=actor,
+            dataset_version=version.number,
+            at=version.at,
+            data=c.new,
+            changes=_changed_fields(c.old.data if c.old else None, c.new),
+            release_id=release_id,
+        )
+        for c in changes
+    ]
+    session.execute(
+        insert(Revision), [revision.model_dump(exclude={"id"}) for revision in revisions]
+    )
+    if kind.after_write is not None and rows:
+        kind.after_write(session, version.number)
+    return revisions
+
+
+def _write_children(session: Session, kind: Kind, changes: Sequence[Change], version: int) -> None:
+    """Rewrite the child rows (and their history) of the records whose list changed."""
+    if kind.child is None:
+        return
+    child = kind.child
+    field = child.field
+    touched = [
+        c
+        for c in changes
+        if (c.old.data[field] if c.old else []) != (c.new[field] if c.new else [])
+    ]
+    if not touched:
+        return
+    table, history = child.table, VERSIONED[child.table]
+    owner, owner_history = table.c[child.owner_column], history.c[child.owner_column]
+    for group in chunks([c.record_id for c in touched if c.old is not None]):
+        session.execute(delete(table).where(owner.in_(group)))
+        session.execute(
+            update(history)
+            .where(owner_history.in_(group), history.c.valid_to.is_(None))
+            .values(valid_to=version)
+        )
+    rows = [
+        {child.owner_column: c.record_id, child.value_column: value, "position": position}
+        for c in touched
+        if c.new is not None
+        for position, value in enumerate(c.new[field])
+    ]
+    if rows:
+        session.execute(insert(table), rows)
+        session.execute(insert(history), [row | {"valid_from": version} for row in rows])
+
+
+def references(session: Session, kinds: Iterable[Kind], kind: Kind, record_id: str) -> list[str]:
+    """What still refers to the record (and so forbids deleting it)."""
+    found: list[str] = []
+    for other in kinds:
+        for ref in other.refs:
+            if ref.target != kind.name or not ref.blocks_delete:
+                continue
+            if other.child is not None and ref.field == other.child.field:
+                table = other.child.table
+                owners = session.execute(
+                    select(table.c[other.child.owner_column]).where(
+                        table.c[other.child.value_column] == record_id
+                    )
+                ).scalars()
+            else:
+                owners = session.execute(
+                    select(other.table.c.id).where(other.table.c[ref.field] == record_id)
+                ).scalars()
+            found += [f"{other.label} {owner!r} ({ref.field})" for owner in owners]
+    return found
+
+
+def remove_checked(
+    session: Session, kinds: Iterable[Kind], kind: Kind, stored: Stored, *, actor: str
+) -> None:
+    """Delete a record unless something refers to it (Conflict, naming what)."""
+    blockers = references(session, kinds, kind, stored.data["id"])
+    if blockers:
+        shown = ", ".join(blockers[:10]) + (
+            f" and {len(blockers) - 10} more" if len(blockers) > 10 else ""
+        )
+        raise Conflict(f"The {kind.label} {stored.data['id']!r} is referred to by {shown}.")
+    apply(session, kind, [Change(stored.data["id"], stored, None)], actor=actor)
+
+
+def require(session: Session, kind: Kind, record_id: str) -> Stored:
+    """The stored record, or NotFound."""
+    stored = read(session, kind, record_id)
+    if stored is None:
+        raise NotFound(f"There is no {kind.label} {record_id!r}.")
+    return stored

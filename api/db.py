@@ -86,7 +86,7 @@ def writer(engine: Engine) -> Engine:
 
 def get_write_session(request: Request) -> Iterator[Session]:
     """A session for one write request; the handler commits."""
-    with Session(writer(request.app.state.engine)) as session:
+    with Session(writer(request.app.state.engine), info={"write": True}) as session:
         yield session
 
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
@@ -199,13 +199,35 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, exc.status, exc.detail, exc.errors, headers)
 
 
+# Deadlocks and serialisation failures: the database is there, the write met another one.
+WRITE_CONFLICT_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate in WRITE_CONFLICT_SQLSTATES or "database is locked" in str(exc):
+        logger.warning("write conflict after retries: %s", sqlstate or "locked")
+        return problem_response(
+            request,
+            503,
+            "The write kept meeting concurrent writes; try again shortly.",
+            headers={"Retry-After": "1"},
+        )
     logger.warning("database unavailable: %s", exc.__class__.__name__)
     return problem_response(
         request,
         503,
         "The database is unreachable; try again shortly.",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _integrity(request: Request, exc: Exception) -> JSONResponse:
+    # Writes are serialised and checked first, so this is a last line of defence: a constraint
+    # the checks did not foresee held, and nothing was written.
+    logger.warning("constraint refused a write: %s", getattr(exc, "orig", exc).__class__.__name__)
+    return problem_response(
+        request, 409, "The change conflicts with the data as it stands; nothing was written."
     )
 
 
@@ -221,6 +243,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
     app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(IntegrityError, _integrity)
     app.add_exception_handler(DBAPIError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)
 

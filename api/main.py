@@ -2,6 +2,8 @@
 
 import logging
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from api.observability import Instruments
 from api.observability import router as observability_router
 from api.records import asof
 from api.records.routes import router as records_router
-from api.response_cache import ResponseCache
+from api.response_cache import ResponseCache, RevisionProbe
 from api.routing import single_valued_parameters
 from api.sources.router import router as sources_router
 
@@ -65,6 +67,7 @@ def create_app(
         license_info={"name": "Data: see each source's citation"},
         docs_url=None,
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url, settings)
@@ -91,13 +94,15 @@ def create_app(
     # Outermost last: HEAD becomes GET before CORS and caching see it; cached responses are
     # the finished ones (tagged, compressed), served without entering the framework.
     app.add_middleware(HttpCaching)
+    # A standby cannot LISTEN, and the primary's NOTIFY can overtake replication: on a
+    # replica the version is read (shared by concurrent requests) for every request.
+    app.state.probe = RevisionProbe(
+        app.state.read_engine, listen=app.state.read_engine is app.state.engine
+    )
     app.add_middleware(
         ResponseCache,
-        engine=app.state.read_engine,
+        probe=app.state.probe,
         state=app.state,
-        # A standby cannot LISTEN, and the primary's NOTIFY can overtake replication: on a
-        # replica the revision is read (shared by concurrent requests) for every request.
-        listen=app.state.read_engine is app.state.engine,
         max_bytes=settings.response_cache_bytes,
     )
     app.add_middleware(
@@ -120,6 +125,20 @@ def create_app(
     app.add_middleware(RequestLog)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The app owns its listener thread and its connection pools: started here, and stopped
+    and closed when the server stops."""
+    app.state.probe.start()
+    try:
+        yield
+    finally:
+        app.state.probe.stop()
+        app.state.engine.dispose()
+        if app.state.read_engine is not app.state.engine:
+            app.state.read_engine.dispose()
 
 
 def _configure_logging(settings: Settings) -> None:

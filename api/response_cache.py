@@ -8,6 +8,7 @@ is the only invalidation path, and it is exact across instances sharing the data
 """
 
 import asyncio
+import contextlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ MAX_ENTRIES = 4096
 MAX_ENTRY_BYTES = 8 * 1024 * 1024
 MAX_TOTAL_BYTES = 48 * 1024 * 1024
 CACHED_PREFIX = "/v1/"
+NOT_MODIFIED_HEADERS = (b"etag", b"cache-control", b"vary", b"dataset-version")
 
 
 @dataclass
@@ -64,8 +66,17 @@ class RevisionProbe:
         self._local = engine.dialect.name == "sqlite"
         self._batch: asyncio.Future[object] | None = None
         self._reading = False
+        self._listener: threading.Thread | None = None
         if not self._local and listen:
-            threading.Thread(target=self._listen, name="revision-listener", daemon=True).start()
+            self._listener = threading.Thread(
+                target=self._listen, name="revision-listener", daemon=True
+            )
+
+    def start(self) -> None:
+        """Start listening (the application's lifespan starts and stops it)."""
+        if self._listener is not None and not self._listener.is_alive():
+            self._stopped.clear()
+            self._listener.start()
 
     async def revision(self, *, exact: bool = False) -> object:
         """`current`, for the event loop: a read of the row over the network is made in a
@@ -120,7 +131,15 @@ class RevisionProbe:
         self._dirty = True
 
     def stop(self) -> None:
+        """Stop listening and close the probe's connection."""
         self._stopped.set()
+        if self._listener is not None and self._listener.is_alive():
+            self._listener.join(timeout=3)
+        with self._lock:
+            if self._connection is not None:
+                with contextlib.suppress(Exception):  # already broken: nothing to release
+                    self._connection.close()
+                self._connection = None
 
     def _listen(self) -> None:
         import psycopg
@@ -154,16 +173,15 @@ class ResponseCache:
     def __init__(
         self,
         app: ASGIApp,
-        engine: Engine,
+        probe: "RevisionProbe",
         state: Any = None,
         max_bytes: int = MAX_TOTAL_BYTES,
-        listen: bool = True,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         if state is not None:
             state.response_cache = self  # read by api.observability
-        self.probe = RevisionProbe(engine, listen=listen)
+        self.probe = probe
         self.store = _Store()
         self.lock = threading.Lock()
         self.hits = 0
@@ -254,7 +272,7 @@ class ResponseCache:
 
     async def _replay(self, entry: _Entry, if_none_match: str | None, send: Send) -> None:
         if entry.etag is not None and _matches(if_none_match, entry.etag):
-            kept = [(n, v) for n, v in entry.headers if n in (b"etag", b"cache-control", b"vary")]
+            kept = [(n, v) for n, v in entry.headers if n in NOT_MODIFIED_HEADERS]
             await send({"type": "http.response.start", "status": 304, "headers": kept})
             await send({"type": "http.response.body", "body": b""})
             return

@@ -44,11 +44,12 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import Session  # noqa: E402
 
-from api import records  # noqa: E402
 from api.db import make_engine  # noqa: E402
+from api.records import store  # noqa: E402
+from api.records.registry import KINDS  # noqa: E402
 
 KEY_NAME = "crashloop"
-METRIC = records.KINDS["metric"]
+METRIC = KINDS["metric"]
 KILL_AFTER = (0.05, 0.4)  # seconds after the writers start
 
 
@@ -179,7 +180,7 @@ class Loop:
                         text("SELECT id FROM metric WHERE baseline_id IS NULL ORDER BY id")
                     ).scalars()
                 )
-                template = records.read(session, METRIC, ids[0])
+                template = store.read(session, METRIC, ids[0])
         finally:
             engine.dispose()
         assert template is not None and len(ids) > writers
@@ -495,7 +496,7 @@ def _history_problems(session: Session) -> list[str]:
         )
     }
     stored: set[tuple[str, str]] = set()
-    for kind in records.KINDS.values():
+    for kind in KINDS.values():
         for record_id, version in session.execute(
             text(f"SELECT id, version FROM {kind.table.name}")
         ):
@@ -507,7 +508,7 @@ def _history_problems(session: Session) -> list[str]:
             last_version, action, data = newest[(kind.name, record_id)]
             if isinstance(data, str):  # SQLite hands JSON back as text through text()
                 data = json.loads(data)
-            record = records.read(session, kind, record_id)
+            record = store.read(session, kind, record_id)
             if (
                 record is None
                 or record.data != data
@@ -518,10 +519,26 @@ def _history_problems(session: Session) -> list[str]:
     for (kind_name, record_id), (_version, action, _data) in newest.items():
         if (kind_name, record_id) not in stored and action != "delete":
             problems.append(f"{kind_name} {record_id}: revisions ({action}) but no record")
-    counter = session.execute(text("SELECT revision FROM dataset_state WHERE id = 1")).scalar()
-    total = session.execute(text("SELECT count(*) FROM revision")).scalar_one()
-    if counter != total:
-        problems.append(f"dataset revision {counter} but {total} revisions")
+    counter = session.execute(text("SELECT version FROM dataset_state WHERE id = 1")).scalar()
+    distinct, newest_version = session.execute(
+        text("SELECT count(DISTINCT dataset_version), max(dataset_version) FROM revision")
+    ).one()
+    if not counter == distinct == newest_version:
+        problems.append(
+            f"dataset version {counter} but {distinct} versions in the revisions, "
+            f"the newest {newest_version}"
+        )
+    for kind in KINDS.values():
+        table = kind.table.name
+        differing = session.execute(
+            text(
+                f"SELECT count(*) FROM {table} t FULL OUTER JOIN "
+                f"(SELECT id, version FROM {table}_history WHERE valid_to IS NULL) h "
+                "ON h.id = t.id WHERE h.id IS NULL OR t.id IS NULL OR h.version <> t.version"
+            )
+        ).scalar_one()
+        if differing:
+            problems.append(f"{differing} {kind.plural} differ from their current history row")
     return problems
 
 
@@ -533,16 +550,30 @@ def _index_problems(session: Session, sqlite: bool, key_name: str) -> list[str]:
     if sqlite:
         session.execute(text("INSERT INTO metric_fts(metric_fts) VALUES ('integrity-check')"))
         session.rollback()
-        indexed = session.execute(text("SELECT metric_id, name FROM metric_fts")).all()
+        indexed = session.execute(
+            text(
+                "SELECT h.id, f.name FROM metric_fts f JOIN metric_history h "
+                "ON h.row_id = f.rowid WHERE h.valid_to IS NULL"
+            )
+        ).all()
         if sorted(indexed) != sorted(metrics.items()):
             problems.append("the search index differs from the metrics")
     else:
-        indexed_ids = session.execute(text("SELECT metric_id FROM metric_fts")).scalars().all()
+        indexed_ids = (
+            session.execute(
+                text(
+                    "SELECT h.id FROM metric_fts f JOIN metric_history h "
+                    "ON h.row_id = f.row_id WHERE h.valid_to IS NULL"
+                )
+            )
+            .scalars()
+            .all()
+        )
         stale = session.execute(
             text(
-                "SELECT count(*) FROM metric_fts f JOIN metric m ON m.id = f.metric_id "
-                "WHERE m.id LIKE 'crash-%' "
-                "AND NOT f.document @@ plainto_tsquery('english', m.name)"
+                "SELECT count(*) FROM metric_fts f JOIN metric_history h ON h.row_id = f.row_id "
+                "WHERE h.valid_to IS NULL AND h.id LIKE 'crash-%' "
+                "AND NOT f.document @@ plainto_tsquery('english', h.name)"
             )
         ).scalar_one()
         if sorted(indexed_ids) != sorted(metrics) or stale:

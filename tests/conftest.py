@@ -27,6 +27,7 @@ from api.dataset import read_datasets
 from api.db import make_engine
 from api.main import create_app
 from api.records.loading import load_datasets
+from tests.helpers import Writable, make_keys
 
 SEED_DIR = PROJECT_ROOT / "seed"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
@@ -116,6 +117,14 @@ def migrated_engine(empty_engine: Engine) -> Engine:
     """A fresh database at the newest migration, with no data."""
     migrate.upgrade(empty_engine)
     return empty_engine
+
+
+@pytest.fixture
+def writable(migrated_engine: Engine) -> Iterator[Writable]:
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    with TestClient(create_app(engine=migrated_engine), raise_server_exceptions=False) as client:
+        yield Writable(client, migrated_engine, keys)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, MetaData, select
 
-from api.dataset import DatasetError, read_datasets
+from api.dataset import DatasetError
 from tests.conftest import SEED_DIR, seed
 
 SOURCE_ID = "coreychem-future-of-cdmos-2026"
@@ -316,8 +316,12 @@ def test_a_bad_file_is_refused_naming_the_record_and_changes_nothing(
     ("field", "value", "expected"),
     [
         ("unit", "furlongs", "metrics[viral-vector-lead-time].unit: Input should be"),
-        ("value_low", 99, "metrics[viral-vector-lead-time].value_low: 99.0 > value_high"),
-        ("baseline_id", "no-such-metric", "metrics[viral-vector-lead-time].baseline_id"),
+        ("value_low", 99, "metrics[viral-vector-lead-time].value_low: 99 > value_high"),
+        (
+            "baseline_id",
+            "no-such-metric",
+            "metrics[viral-vector-lead-time].baseline_id: there is no metric 'no-such-metric'",
+        ),
         ("qualifier", "roughly", "metrics[viral-vector-lead-time].qualifier"),
         (
             "id",
@@ -327,7 +331,7 @@ def test_a_bad_file_is_refused_naming_the_record_and_changes_nothing(
     ],
 )
 def test_invalid_records_are_named_with_their_field(
-    seed_copy: Path, field: str, value: object, expected: str
+    seed_copy: Path, migrated_engine: Engine, field: str, value: object, expected: str
 ) -> None:
     def change(data: dict) -> None:  # type: ignore[type-arg]
         metric = next(m for m in data["metrics"] if m["id"] == "viral-vector-lead-time")
@@ -335,7 +339,7 @@ def test_invalid_records_are_named_with_their_field(
 
     _edit(seed_copy, change)
     with pytest.raises(DatasetError) as refused:
-        read_datasets(seed_copy / "data", seed_copy / "sources")
+        seed(migrated_engine, seed_copy)
     assert expected in str(refused.value)
 
 

@@ -32,6 +32,13 @@ TABLES = {
     "release",
     "revision",
 }
+HISTORY = {
+    f"{name}_history"
+    for name in TABLES
+    if name not in ("alembic_version", "dataset_state", "metric_fts", "api_key",
+                    "idempotent_response", "rate_window", "release", "revision")
+}  # fmt: skip
+TABLES |= HISTORY
 
 
 def tables(engine: Engine) -> set[str]:

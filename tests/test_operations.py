@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from api.main import create_app
 from tests.conftest import seed, serving
-from tests.test_writes import make_keys
+from tests.helpers import make_keys
 
 
 def test_request_id_is_made_or_echoed(client: TestClient) -> None:
@@ -120,7 +120,7 @@ def test_prometheus_metrics(client: TestClient) -> None:
     for family in (
         "cdmo_cache_hits_total",
         "cdmo_cache_misses_total",
-        "cdmo_dataset_revision",
+        "cdmo_dataset_version",
         "cdmo_db_connections_in_use",
         "cdmo_db_pool_size",
     ):
@@ -218,7 +218,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_refuses_new_ones_and_exi
     from sqlmodel import Session
 
     from api.metrics.models import Metric
-    from tests.test_writes import new_metric
+    from tests.helpers import new_metric
 
     seed(migrated_engine)
     keys = make_keys(migrated_engine)

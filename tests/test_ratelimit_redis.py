@@ -24,7 +24,7 @@ from api.config import Settings
 from api.db import writer
 from api.main import create_app
 from tests.conftest import free_port, seed, serving
-from tests.test_writes import new_metric
+from tests.helpers import new_metric
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(REDIS_URL is None, reason="TEST_REDIS_URL is not set")

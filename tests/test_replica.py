@@ -19,7 +19,7 @@ from api.config import Settings
 from api.db import make_engine
 from api.main import create_app
 from tests.conftest import DatabaseFactory, seed
-from tests.test_writes import make_keys
+from tests.helpers import make_keys
 
 REPLICA_URL = os.environ.get("TEST_POSTGRES_REPLICA_URL")
 ITEM = "/v1/metrics/viral-vector-lead-time"

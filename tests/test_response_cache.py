@@ -16,7 +16,7 @@ from api.db import writer
 from api.main import create_app
 from api.response_cache import ResponseCache
 from tests.conftest import SEED_DIR, seed
-from tests.test_writes import make_keys
+from tests.helpers import make_keys
 
 ITEM = "/v1/metrics/viral-vector-lead-time"
 VIEWS = [

@@ -4,82 +4,17 @@ import concurrent.futures
 import copy
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from api.auth import service as auth_service
 from api.config import Settings
 from api.db import writer
 from api.main import create_app
 from tests.conftest import seed, serving
-
-SOURCE = "coreychem-future-of-cdmos-2026"
-TEXT_PATH = "/v1/sources/coreychem-future-of-cdmos-2026/text"
-
-
-@dataclass
-class Writable:
-    client: TestClient
-    engine: Engine
-    keys: dict[str, str]
-
-    def auth(self, name: str = "alice") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[name]}"}
-
-    def etag(self, path: str) -> str:
-        return self.client.get(path).headers["etag"]
-
-
-def make_keys(engine: Engine) -> dict[str, str]:
-    with Session(writer(engine)) as session, session.begin():
-        keys = {
-            "alice": auth_service.create_key(session, name="alice", scope="write"),
-            "root": auth_service.create_key(session, name="root", scope="admin"),
-            "gone": auth_service.create_key(session, name="gone", scope="admin"),
-        }
-        auth_service.revoke_key(session, name="gone")
-    return keys
-
-
-@pytest.fixture
-def writable(migrated_engine: Engine) -> Iterator[Writable]:
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
-    with TestClient(create_app(engine=migrated_engine), raise_server_exceptions=False) as client:
-        yield Writable(client, migrated_engine, keys)
-
-
-def new_metric(**changes: object) -> dict[str, object]:
-    quote = "Cost of quality failures (batch rejection, deviation investigations) for personalized therapies is 3.5x higher per patient dose than for traditional biologics."
-    body: dict[str, object] = {
-        "id": "quality-failure-cost-multiple-copy",
-        "category": "regulatory",
-        "name": "Quality failure cost multiple (copy)",
-        "description": "A second record of the 3.5x figure, made by a test.",
-        "value": 3.5,
-        "value_low": 3.5,
-        "value_high": 3.5,
-        "qualifier": "eq",
-        "unit": "ratio",
-        "measure": "multiple",
-        "direction": None,
-        "year": None,
-        "forecast": False,
-        "base_year": None,
-        "geography": None,
-        "subjects": ["quality"],
-        "cited_as": None,
-        "baseline_id": None,
-        "source_id": SOURCE,
-        "evidence": {"quote": quote, "start": 4915, "end": 4915 + len(quote)},
-    }
-    body.update(changes)
-    return body
+from tests.helpers import SOURCE, TEXT_PATH, Writable, make_keys, new_metric
 
 
 def test_the_new_metric_fixture_quotes_the_article(writable: Writable) -> None:

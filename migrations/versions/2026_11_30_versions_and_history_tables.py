@@ -165,12 +165,10 @@ def _fill_history(bind: sa.Connection, versions: dict[int, tuple[int, Any]]) -> 
 def upgrade() -> None:
     bind = op.get_bind()
     postgres = bind.dialect.name == "postgresql"
-    with op.batch_alter_table("dataset_state") as batch_op:
-        batch_op.alter_column("revision", new_column_name="version")
+    op.execute("ALTER TABLE dataset_state RENAME COLUMN revision TO version")
     with op.batch_alter_table("revision") as batch_op:
         batch_op.add_column(sa.Column("dataset_version", sa.Integer(), nullable=True))
-    with op.batch_alter_table("release") as batch_op:
-        batch_op.add_column(sa.Column("dataset_version", sa.Integer(), nullable=True))
+    op.add_column("release", sa.Column("dataset_version", sa.Integer(), nullable=True))
     versions = _versions(bind)
     if versions:
         bind.execute(
@@ -252,10 +250,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_revision_at_dataset_version")
         batch_op.create_index("ix_revision_at", ["at"])
         batch_op.drop_column("dataset_version")
-    with op.batch_alter_table("release") as batch_op:
-        batch_op.drop_column("dataset_version")
-    with op.batch_alter_table("dataset_state") as batch_op:
-        batch_op.alter_column("version", new_column_name="revision")
+    # Not batch mode: SQLite would recreate `release`, which `revision` refers to.
+    op.execute("ALTER TABLE release DROP COLUMN dataset_version")
+    op.execute("ALTER TABLE dataset_state RENAME COLUMN version TO revision")
     # The search index of 0002: one document per live metric.
     if postgres:
         op.execute(

@@ -1,0 +1,189 @@
+"""History: versions that are transactions, as_of as a query, tags that never repeat."""
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
+from sqlmodel import Session
+
+from api.main import create_app
+from tests.conftest import seed, serving
+from tests.helpers import Writable, new_metric
+
+METRIC = "/v1/metrics/viral-vector-lead-time"
+
+
+def _z(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_a_seed_load_is_one_version_and_as_of_never_shows_part_of_it(
+    migrated_engine: Engine,
+) -> None:
+    started = datetime.now(UTC)
+    seed(migrated_engine)
+    ended = datetime.now(UTC)
+    with TestClient(create_app(engine=migrated_engine), raise_server_exceptions=False) as client:
+        release = client.get("/v1/releases").json()["items"][0]
+        changes = client.get("/v1/changes", params={"limit": 500}).json()
+        assert changes["total"] == 67
+        assert {item["at"] for item in changes["items"]} == {release["created_at"]}
+        assert {item["dataset_version"] for item in changes["items"]} == {1}
+        assert release["dataset_version"] == 1
+
+        # Every millisecond of the load, and a little either side: all or nothing.
+        seen = set()
+        moment = started - timedelta(milliseconds=2)
+        while moment <= ended + timedelta(milliseconds=2):
+            answer = client.get("/v1/metrics", params={"as_of": _z(moment), "limit": 1})
+            assert answer.status_code == 200, answer.text
+            total = answer.json()["total"]
+            assert total in (0, 42)
+            assert answer.headers["dataset-version"] == ("1" if total else "0")
+            seen.add(total)
+            moment += timedelta(milliseconds=1)
+        assert seen == {0, 42}
+
+        at_release = client.get("/v1/metrics", params={"as_of": release["created_at"]})
+        assert at_release.json()["total"] == 42
+        just_before = datetime.fromisoformat(release["created_at"]) - timedelta(microseconds=1)
+        assert client.get("/v1/metrics", params={"as_of": _z(just_before)}).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("moment", "status"),
+    [
+        ("9999-12-31T23:59:59-01:00", 422),
+        ("0001-01-01T00:00:00+01:00", 422),
+        ("0001-01-01T00:00:00Z", 200),
+        ("9999-12-31T23:59:59.999999Z", 200),
+        ("9999-12-31T23:59:59+01:00", 200),
+    ],
+)
+def test_extreme_timestamps_are_answered_or_refused_never_5xx(
+    client: TestClient, moment: str, status: int
+) -> None:
+    for path, name in [
+        ("/v1/metrics", "as_of"),
+        (METRIC, "as_of"),
+        ("/v1/metrics/facets", "as_of"),
+        ("/v1/changes", "since"),
+        ("/v1/changes", "as_of"),
+        ("/v1/releases", "as_of"),
+        (f"{METRIC}/revisions", "as_of"),
+    ]:
+        answer = client.get(path, params={name: moment})
+        expected = 404 if status == 200 and path == METRIC and moment.startswith("0001") else status
+        expected = 404 if expected == 200 and "revisions" in path and "0001" in moment else expected
+        assert answer.status_code == expected, (path, name, answer.text)
+        if status == 422:
+            assert answer.json()["errors"][0]["name"] == name
+
+
+def test_every_read_names_its_dataset_version(client: TestClient) -> None:
+    for path in ["/v1/metrics", METRIC, "/v1/metrics/facets", "/v1/faq", "/v1/sources",
+                 "/v1/metrics?format=csv", "/v1/changes", "/v1/releases"]:  # fmt: skip
+        answer = client.get(path)
+        assert answer.status_code == 200
+        assert answer.headers["dataset-version"] == "1", path
+    revalidated = client.get(METRIC, headers={"If-None-Match": client.get(METRIC).headers["etag"]})
+    assert revalidated.status_code == 304
+    assert revalidated.headers["dataset-version"] == "1"
+
+
+def test_one_write_is_one_version_shared_by_its_revisions(writable: Writable) -> None:
+    w = writable
+    tag = w.etag(METRIC)
+    patched = w.client.patch(
+        METRIC, json={"name": "Renamed"}, headers={**w.auth(), "If-Match": tag}
+    )
+    assert patched.status_code == 200
+    assert (
+        patched.headers["dataset-version"] == "2" if "dataset-version" in patched.headers else True
+    )
+    latest = w.client.get("/v1/changes", params={"since": "2000-01-01T00:00:00Z", "limit": 500})
+    items = latest.json()["items"]
+    assert items[-1]["dataset_version"] == 2 and items[-1]["record_id"] == "viral-vector-lead-time"
+    assert w.client.get("/v1/metrics").headers["dataset-version"] == "2"
+    before = w.client.get(METRIC, params={"as_of": items[-1]["at"]}).json()
+    assert before["name"] == "Renamed"
+    moment = datetime.fromisoformat(items[-1]["at"]) - timedelta(microseconds=1)
+    assert w.client.get(METRIC, params={"as_of": _z(moment)}).json()["name"] != "Renamed"
+
+
+def test_a_recreated_record_continues_its_versions_so_no_etag_repeats(writable: Writable) -> None:
+    w = writable
+    body = new_metric()
+    path = f"/v1/metrics/{body['id']}"
+    first = w.client.post("/v1/metrics", json=body, headers=w.auth())
+    assert first.status_code == 201
+    first_tag = first.headers["etag"]
+    assert w.client.get(path).headers["etag"] == first_tag
+    assert w.client.delete(path, headers={**w.auth(), "If-Match": first_tag}).status_code == 204
+    again = w.client.post("/v1/metrics", json=body, headers=w.auth())
+    assert again.status_code == 201
+    assert again.headers["etag"] != first_tag
+    assert w.client.get(path, headers={"If-None-Match": first_tag}).status_code == 200
+    stale = w.client.patch(path, json={"name": "x"}, headers={**w.auth(), "If-Match": first_tag})
+    assert stale.status_code == 412
+    versions = [r["version"] for r in w.client.get(f"{path}/revisions").json()["items"]]
+    assert versions == [3, 2, 1]
+
+
+def test_a_metric_patch_runs_at_most_ten_statements(writable: Writable) -> None:
+    """Counted on the PATCH's own write transaction (authentication has its own)."""
+    w = writable
+    tag = w.etag(METRIC)
+    statements: list[str] = []
+    counting: dict[str, Any] = {"on": False}
+
+    def begun(session: Session, _transaction: Any, connection: Any) -> None:
+        counting["on"] = session.info.get("write", False)
+        counting["connection"] = connection.connection.dbapi_connection
+
+    def executed(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if counting["on"] and connection.connection.dbapi_connection is counting.get("connection"):
+            statements.append(statement)
+
+    event.listen(Session, "after_begin", begun)
+    event.listen(w.engine, "before_cursor_execute", executed)
+    try:
+        answer = w.client.patch(
+            METRIC,
+            json={"geography": "global", "name": "Counted"},
+            headers={**w.auth(), "If-Match": tag},
+        )
+    finally:
+        event.remove(Session, "after_begin", begun)
+        event.remove(w.engine, "before_cursor_execute", executed)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["name"] == "Counted"
+    assert 0 < len(statements) <= 10, statements
+
+
+def test_nothing_is_left_in_the_temporary_folder(migrated_engine: Engine, tmp_path: Path) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    url = migrated_engine.url.render_as_string(hide_password=False)
+    environment = {**os.environ, "TMPDIR": str(temporary), "DATABASE_URL": url}
+    for command in (["migrate"], ["seed"], ["seed"], ["openapi"]):
+        subprocess.run(
+            [sys.executable, "-m", "api.cli", *command], env=environment, check=True,
+            capture_output=True,
+        )  # fmt: skip
+    with serving(migrated_engine, TMPDIR=str(temporary)) as (_server, base):
+        for day in range(1, 20):
+            moment = f"2026-11-{day:02d}T00:00:00Z"
+            assert httpx.get(f"{base}/v1/metrics", params={"as_of": moment}).status_code == 200
+        assert (
+            httpx.get(f"{base}/v1/metrics", params={"as_of": _z(datetime.now(UTC))}).json()["total"]
+            == 42
+        )
+    assert list(temporary.iterdir()) == []

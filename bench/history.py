@@ -496,9 +496,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="10000,100000", help="metrics per database")
+    parser.add_argument("--sizes", help="metrics per database (default 10000,100000)")
     parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--requests", type=int, default=200, help="timed reads per case")
+    parser.add_argument("--requests", type=int, help="timed reads per case (default 200)")
     parser.add_argument(
         "--rss-moments",
         default="20,300",
@@ -511,10 +511,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
         help="a PostgreSQL database the run may CREATE DATABASE from",
     )
-    parser.add_argument("--quick", action="store_true", help="1,000 metrics, 20 requests")
+    parser.add_argument(
+        "--quick", action="store_true", help="defaults of 1,000 metrics and 20 requests per case"
+    )
     args = parser.parse_args(argv)
-    if args.quick:
-        args.sizes, args.requests = "1000", 20
+    args.sizes = args.sizes or ("1000" if args.quick else "10000,100000")
+    args.requests = args.requests or (20 if args.quick else 200)
     try:
         args.sizes = sorted({int(size) for size in args.sizes.split(",")})
         args.rss_moments = [int(n) for n in args.rss_moments.split(",")]

@@ -223,10 +223,7 @@ def _check(
     changes: dict[str, list[Change]],
 ) -> list[str]:
     """Every problem of the records about to be written, named by file, record and field."""
-    pending = {
-        name: {c.record_id: (store._row(KINDS[name], c.new) if c.new else None) for c in cs}
-        for name, cs in changes.items()
-    }
+    pending = {name: {c.record_id: c.new for c in cs} for name, cs in changes.items()}
     check = Check(session, KINDS, pending)
     problems = []
     for name, kind in KINDS.items():

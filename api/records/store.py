@@ -7,13 +7,14 @@ row's `version` is still compared-and-set, so a write built on an older read can
 """
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Date, bindparam, delete, func, insert, select, update
+from sqlalchemy import JSON, Date, Table, bindparam, delete, func, select, update
 from sqlmodel import Session, col
 
 from api.errors import Conflict, NotFound, PreconditionFailed
@@ -40,6 +41,15 @@ class Change:
     record_id: str
     old: Stored | None
     new: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a change left: the record's new version, and the action recorded."""
+
+    record_id: str
+    version: int
+    action: str
 
 
 def chunks(items: Sequence[Any], size: int = SQL_CHUNK) -> Iterator[Sequence[Any]]:
@@ -183,7 +193,7 @@ def apply(
     *,
     actor: str,
     release_id: int | None = None,
-) -> list[Revision]:
+) -> list["Written"]:
     """Write `changes` (already validated) of one kind at this transaction's version.
 
     A single change is compared-and-set on the stored version (PreconditionFailed when it
@@ -205,7 +215,7 @@ def apply(
     rows = {c.record_id: _row(kind, c.new) | {"version": new_versions[c.record_id]}
             for c in created + updated if c.new is not None}  # fmt: skip
     if created:
-        session.execute(insert(table), [rows[c.record_id] for c in created])
+        bulk_insert(session, table, [rows[c.record_id] for c in created])
     if updated:
         names = [name for name in kind.columns if name != "id"] + ["version"]
         statement = (
@@ -241,32 +251,27 @@ def apply(
             .where(history.c.id.in_(group), history.c.valid_to.is_(None))
             .values(valid_to=version.number)
         )
-    if rows:
-        session.execute(
-            insert(history),
-            [row | {"valid_from": version.number} for row in rows.values()],
-        )
+    bulk_insert(session, history, [row | {"valid_from": version.number} for row in rows.values()])
     revisions = [
-        Revision(
-            kind=kind.name,
-            record_id=c.record_id,
-            version=new_versions[c.record_id],
-            action="create" if c.old is None else "delete" if c.new is None else "update",
-            actor=actor,
-            dataset_version=version.number,
-            at=version.at,
-            data=c.new,
-            changes=_changed_fields(c.old.data if c.old else None, c.new),
-            release_id=release_id,
-        )
+        {
+            "kind": kind.name,
+            "record_id": c.record_id,
+            "version": new_versions[c.record_id],
+            "action": "create" if c.old is None else "delete" if c.new is None else "update",
+            "actor": actor,
+            "dataset_version": version.number,
+            "at": version.at,
+            "data": c.new,
+            "changes": _changed_fields(c.old.data if c.old else None, c.new),
+            "release_id": release_id,
+        }
         for c in changes
     ]
-    session.execute(
-        insert(Revision), [revision.model_dump(exclude={"id"}) for revision in revisions]
-    )
+    bulk_insert(session, Revision.__table__, revisions)  # type: ignore[attr-defined]
     if kind.after_write is not None and rows:
         kind.after_write(session, version.number)
-    return revisions
+    return [Written(c.record_id, new_versions[c.record_id], str(r["action"]))
+            for c, r in zip(changes, revisions, strict=True)]  # fmt: skip
 
 
 def _write_children(session: Session, kind: Kind, changes: Sequence[Change], version: int) -> None:
@@ -297,9 +302,8 @@ def _write_children(session: Session, kind: Kind, changes: Sequence[Change], ver
         if c.new is not None
         for position, value in enumerate(c.new[field])
     ]
-    if rows:
-        session.execute(insert(table), rows)
-        session.execute(insert(history), [row | {"valid_from": version} for row in rows])
+    bulk_insert(session, table, rows)
+    bulk_insert(session, history, [row | {"valid_from": version} for row in rows])
 
 
 def references(session: Session, kinds: Iterable[Kind], kind: Kind, record_id: str) -> list[str]:
@@ -343,3 +347,41 @@ def require(session: Session, kind: Kind, record_id: str) -> Stored:
     if stored is None:
         raise NotFound(f"There is no {kind.label} {record_id!r}.")
     return stored
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` at the speed of the driver: SQLite's executemany, PostgreSQL's COPY.
+
+    Values are converted by the columns' own SQLAlchemy types (JSON, timestamps, dates), once
+    per column, without building a statement per row.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    names = list(rows[0])
+    processors = [table.c[name].type.bind_processor(dialect) for name in names]
+    for i, name in enumerate(names):
+        if processors[i] is None and isinstance(table.c[name].type, JSON):
+            processors[i] = json.dumps  # psycopg adapts JSON in statements, not in COPY rows
+    converted = [(i, process) for i, process in enumerate(processors) if process is not None]
+    values = []
+    for row in rows:
+        value = [row[name] for name in names]
+        for i, process in converted:
+            if value[i] is not None:
+                value[i] = process(value[i])
+        values.append(value)
+    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    target = dialect.identifier_preparer.format_table(table)
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if dialect.name == "postgresql":
+            with cursor.copy(f"COPY {target} ({quoted}) FROM STDIN") as copy:
+                for value in values:
+                    copy.write_row(value)
+        else:
+            marks = ", ".join("?" for _ in names)
+            cursor.executemany(f"INSERT INTO {target} ({quoted}) VALUES ({marks})", values)
+    finally:
+        cursor.close()

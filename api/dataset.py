@@ -210,7 +210,7 @@ def read_dataset(path: Path, sources_dir: Path) -> Dataset:
         if path.suffix == ".json":
             raw = json.loads(content)
         else:
-            raw = yaml.load(content, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader)
+            raw = yaml.load(content, Loader=SAFE_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
         kind = "JSON" if path.suffix == ".json" else "YAML"
         raise DatasetError([f"{path}: cannot be read as UTF-8 {kind}: {exc}"]) from None

@@ -175,7 +175,7 @@ class Importer:
             "    if code:\n"
             "        sys.exit(code)\n"
         )
-        files = [str(path) for path in sorted(folder.glob("*.yaml"))]
+        files = [str(path) for path in sorted(folder.glob("*.json"))]
         return [sys.executable, "-c", driver, label, *files]
 
     def run(self, folder: Path, label: str, env: dict[str, str]) -> tuple[float, str]:

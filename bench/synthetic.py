@@ -15,11 +15,10 @@ importing revision 1 and then revision 2 makes one create and one update per met
 """
 
 import argparse
+import json
 import random
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 CATEGORIES = ["market", "technology", "regulatory", "pricing", "mna"]
 SUBJECTS = ["CAR-T", "TIL", "mRNA vaccine", "cell therapy", "gene therapy", "outsourcing",
@@ -27,8 +26,6 @@ SUBJECTS = ["CAR-T", "TIL", "mRNA vaccine", "cell therapy", "gene therapy", "out
 DASH = "\u2013"  # ranges are written with an en dash, as the article does ("25-30%")
 MAX_TEXT = 100_000  # the longest source text a dataset may have (api/dataset.py)
 DURATIONS = {"hours": (4, 96), "days": (2, 60), "months": (2, 36), "years": (1, 15)}
-# yaml's C emitter when PyYAML was built with it (100,000 metrics take a minute without it).
-DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def number(value: float) -> str:
@@ -193,11 +190,10 @@ def write(out: Path, metrics: int, sources: int, seed: int = 7, revision: int = 
             },
             "metrics": records,
         }
-        path = out / f"{source_id}.yaml"
-        path.write_text(
-            yaml.dump(dataset, Dumper=DUMPER, sort_keys=False, allow_unicode=True),
-            encoding="utf-8",
-        )
+        # JSON, the machine-made form of the dataset format: PyYAML builds a 100,000-metric
+        # YAML file's objects in Python at about 1 s per 1,000 metrics.
+        path = out / f"{source_id}.json"
+        path.write_text(json.dumps(dataset, ensure_ascii=False), encoding="utf-8")
         files.append(path)
     return files
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from api import migrate
@@ -112,6 +113,12 @@ def _import(args: argparse.Namespace) -> int:
         if progress:
             print(file=sys.stderr)
         print(f"import refused, nothing was written:\n{exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:  # the database refused or went away: say so, no traceback
+        if progress:
+            print(file=sys.stderr)
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        print(f"import failed, nothing was written: {reason}", file=sys.stderr)
         return 1
     if progress:
         print(file=sys.stderr)

@@ -31,7 +31,8 @@ Slug = Annotated[
 ]
 
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(no_nul)]
+MAX_TEXT = 100_000  # characters of one text field, a source's verbatim text included
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT), AfterValidator(no_nul)]
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_nul)]
@@ -227,6 +228,13 @@ def read_dataset(path: Path, sources_dir: Path) -> Dataset:
         text = text_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError([f"{path}: source.text_file: cannot read {text_path}: {exc}"]) from None
+    if len(text) > MAX_TEXT:
+        raise DatasetError(
+            [f"{path}: source.text_file: {text_path} has {len(text):,} characters; a source text "
+             f"may have at most {MAX_TEXT:,}"]
+        )  # fmt: skip
+    if "\x00" in text:
+        raise DatasetError([f"{path}: source.text_file: {text_path} contains a NUL character"])
     dataset = Dataset(path=path, data=data, text=text)
     problems = list(_check_records(dataset))
     if problems:

@@ -1,4 +1,5 @@
-"""Engines (SQLite tuned for safe concurrent writes) and the request-scoped sessions."""
+"""Engines (SQLite tuned for safe concurrent writes) and the write session of a request; reads
+have theirs in api.records.asof (live, or at a dataset version)."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,15 +69,6 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
             "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
         },
     )
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request for reading (on the read replica when there is one)."""
-    with Session(request.app.state.read_engine) as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def writer(engine: Engine) -> Engine:

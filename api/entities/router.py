@@ -13,7 +13,7 @@ from api.entities.schemas import EntityQuery
 from api.exports import Format, choose_format, export, export_etag
 from api.pagination import Page, page
 from api.records import versions
-from api.records.asof import ReadSessionDep as SessionDep
+from api.records.asof import ReadSessionDep
 from api.records.kinds import Kind
 from api.routing import collection_responses, item_responses
 from api.schemas import EXAMPLES
@@ -33,7 +33,7 @@ def _register(kind: Kind) -> None:
     def list_items(
         request: Request,
         response: Response,
-        session: SessionDep,
+        session: ReadSessionDep,
         query: Annotated[EntityQuery, Query()],
     ) -> Any:
         arguments: dict[str, Any] = {
@@ -60,7 +60,7 @@ def _register(kind: Kind) -> None:
         ],
         request: Request,
         response: Response,
-        session: SessionDep,
+        session: ReadSessionDep,
         query: Annotated[ItemQuery, Query()],
     ) -> Any:
         item = kind.get(session, item_id)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request, Response
 from api.history import service
 from api.history.schemas import ChangesQuery, ReleasePublic, RevisionPublic
 from api.pagination import Page, PageQuery, page
-from api.records.asof import ReadSessionDep as SessionDep
+from api.records.asof import ReadSessionDep
 from api.routing import plain_responses
 
 router = APIRouter(tags=["history"])
@@ -28,7 +28,7 @@ def _page_responses(schema: str, what: str, *errors: int) -> Any:
 def list_changes(
     request: Request,
     response: Response,
-    session: SessionDep,
+    session: ReadSessionDep,
     query: Annotated[ChangesQuery, Query()],
 ) -> Page[RevisionPublic]:
     """Every create, update and delete at or after `since`, oldest first."""
@@ -46,7 +46,10 @@ def list_changes(
     responses=_page_responses("ReleasePublic", "A page of releases, newest first."),
 )
 def list_releases(
-    request: Request, response: Response, session: SessionDep, query: Annotated[PageQuery, Query()]
+    request: Request,
+    response: Response,
+    session: ReadSessionDep,
+    query: Annotated[PageQuery, Query()],
 ) -> Page[ReleasePublic]:
     """Each seed run or import that changed anything, with what it added, changed and removed."""
     items, total = service.releases(

@@ -13,7 +13,7 @@ from api.metrics.kind import METRIC as KIND
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
 from api.pagination import Page, page
 from api.records import versions
-from api.records.asof import ReadSessionDep as SessionDep
+from api.records.asof import ReadSessionDep
 from api.routing import collection_responses, item_responses, plain_responses
 from api.vocabulary import Category
 
@@ -51,7 +51,7 @@ def _collection(
     responses=COLLECTION_RESPONSES,
 )
 def list_metrics(
-    request: Request, response: Response, session: SessionDep, query: MetricParams
+    request: Request, response: Response, session: ReadSessionDep, query: MetricParams
 ) -> Any:
     """Every metric, filtered, searched, sorted and paged; or exported whole as CSV or NDJSON."""
     return _collection(request, response, session, query, None, "metrics")
@@ -67,7 +67,7 @@ def list_metrics(
         {"application/json": {"schema": {"$ref": "#/components/schemas/Facets"}}},
     ),
 )
-def get_metric_facets(session: SessionDep, query: Annotated[FacetQuery, Query()]) -> Facets:
+def get_metric_facets(session: ReadSessionDep, query: Annotated[FacetQuery, Query()]) -> Facets:
     """For filter panels: how many of the filtered metrics have each value of each facet."""
     return service.facets(session, query=query)
 
@@ -83,7 +83,7 @@ def get_metric(
     metric_id: MetricId,
     request: Request,
     response: Response,
-    session: SessionDep,
+    session: ReadSessionDep,
     query: Annotated[ItemQuery, Query()],
 ) -> Any:
     """The metric with this id and its evidence span; `?cite=` answers how to quote it."""
@@ -96,7 +96,7 @@ def _category_view(category: Category, path: str, operation_id: str, summary: st
     filename = path.strip("/").replace("/", "-")
 
     def list_category(
-        request: Request, response: Response, session: SessionDep, query: MetricParams
+        request: Request, response: Response, session: ReadSessionDep, query: MetricParams
     ) -> Any:
         return _collection(request, response, session, query, category, filename)
 

@@ -10,7 +10,7 @@ from api.citations import CitationQuery, ItemQuery, TextQuery
 from api.exports import Format, choose_format, export, export_etag
 from api.pagination import Page, PageQuery, page
 from api.records import versions
-from api.records.asof import ReadSessionDep as SessionDep
+from api.records.asof import ReadSessionDep
 from api.routing import (
     collection_responses,
     item_responses,
@@ -34,7 +34,10 @@ SourceId = Annotated[
     responses=collection_responses("SourcePublic", "sources"),
 )
 def list_sources(
-    request: Request, response: Response, session: SessionDep, query: Annotated[PageQuery, Query()]
+    request: Request,
+    response: Response,
+    session: ReadSessionDep,
+    query: Annotated[PageQuery, Query()],
 ) -> Any:
     """The documents the dataset's figures come from."""
     fmt = choose_format(request, query.format)
@@ -56,7 +59,7 @@ def get_source(
     source_id: SourceId,
     request: Request,
     response: Response,
-    session: SessionDep,
+    session: ReadSessionDep,
     query: Annotated[ItemQuery, Query()],
 ) -> Any:
     """The citation data of one source and how many metrics come from it."""
@@ -74,7 +77,7 @@ def get_source(
 def get_source_citation(
     source_id: SourceId,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     query: Annotated[CitationQuery, Query()],
 ) -> Response:
     """The source's citation in APA (text), BibTeX or CSL-JSON."""
@@ -92,7 +95,7 @@ def get_source_citation(
     ),
 )
 def get_source_text(
-    source_id: SourceId, session: SessionDep, query: Annotated[TextQuery, Query()]
+    source_id: SourceId, session: ReadSessionDep, query: Annotated[TextQuery, Query()]
 ) -> PlainTextResponse:
     """The source exactly as stored; every evidence span indexes into this text (code points)."""
     text = service.get_source_text(session, source_id=source_id)

@@ -1,0 +1,81 @@
+"""`cdmo-metrics import PATH...`: files and folders as one release, every problem named."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine
+
+from bench import synthetic
+from tests.conftest import serving
+
+
+def _import(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False)}
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", "import", *args],
+        env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_files_and_folders_load_as_one_release(migrated_engine: Engine, tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    synthetic.write(first, metrics=30, sources=2)
+    files = synthetic.write(second, metrics=10, sources=1, seed=8)
+    # A third source, from the second folder's text, under another id.
+    moved = json.loads(files[0].read_text(encoding="utf-8"))
+    moved["source"]["id"] = "synthetic-source-other"
+    for metric in moved["metrics"]:
+        metric["id"] += "-other"
+    other = second / "other.json"
+    other.write_text(json.dumps(moved), encoding="utf-8")
+    files[0].unlink()
+    done = _import(migrated_engine, str(first), str(other), "--label", "three sources")
+    assert done.returncode == 0, done.stderr
+    assert "metrics              +40 ~0 -0 =0" in done.stdout
+    with serving(migrated_engine) as (_server, url):
+        releases = httpx.get(f"{url}/v1/releases").json()["items"]
+        assert [(r["label"], r["added"]) for r in releases] == [("three sources", 43)]
+        changes = httpx.get(f"{url}/v1/changes", params={"limit": 500}).json()
+        assert {c["dataset_version"] for c in changes["items"]} == {releases[0]["dataset_version"]}
+        assert httpx.get(f"{url}/v1/metrics").json()["total"] == 40
+    again = _import(migrated_engine, str(first), str(other))
+    assert again.returncode == 0 and "metrics              +0 ~0 -0 =40" in again.stdout
+
+
+def test_every_problem_is_named_with_file_and_record(
+    migrated_engine: Engine, tmp_path: Path
+) -> None:
+    (path,) = synthetic.write(tmp_path, metrics=5, sources=1)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    first, second = data["metrics"][0], data["metrics"][1]
+    first["unit"], first["measure"] = "USD", "share"
+    second["evidence"]["end"] = 10**9
+    path.write_text(json.dumps(data), encoding="utf-8")
+    refused = _import(migrated_engine, str(path))
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    assert f"{path}: metrics[{first['id']}].unit: USD does not fit measure share" in refused.stderr
+    assert f"{path}: metrics[{second['id']}].evidence.end: 1000000000 is past the end" in (
+        refused.stderr
+    )
+    assert "nothing was written" in refused.stderr
+
+
+def test_a_source_text_over_the_limit_says_so(migrated_engine: Engine, tmp_path: Path) -> None:
+    (path,) = synthetic.write(tmp_path, metrics=1, sources=1)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    text = tmp_path / data["source"]["text_file"]
+    text.write_text(text.read_text(encoding="utf-8") + " x" * 60_000, encoding="utf-8")
+    refused = _import(migrated_engine, str(path))
+    assert refused.returncode == 1
+    assert "a source text may have at most 100,000" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_a_path_that_is_not_there_is_refused(migrated_engine: Engine, tmp_path: Path) -> None:
+    refused = _import(migrated_engine, str(tmp_path / "missing.json"))
+    assert refused.returncode == 1 and "no dataset file" in refused.stderr

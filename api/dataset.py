@@ -1,166 +1,42 @@
-"""The dataset file format of `seed/data/*.yaml` and its validation, independent of any database."""
+"""The dataset file format (`seed/data/*.yaml`, or JSON): a source and its records in the record
+shapes each kind declares; reading and checking files on their own, before any database."""
 
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-)
+from pydantic import Field, ValidationError
 
-from api.schemas import no_nul
-from api.vocabulary import Category, Direction, Measure, Qualifier, SourceKind, Unit
+from api.entities.schemas import (
+    BottleneckIn,
+    EntityIn,
+    FaqIn,
+    PricingModelIn,
+    RegulatoryChangeIn,
+    TechnologyIn,
+)
+from api.metrics.schemas import MetricIn
+from api.records.fields import MAX_TEXT, Strict
+from api.sources.schemas import SourceIn
 
 # libyaml's parser, bundled with PyYAML's wheels. Building Python objects still dominates a large
 # YAML file (about 1 s per 1,000 metrics); machine-made bulk files can be JSON (DATASET_SUFFIXES).
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DATASET_SUFFIXES = (".yaml", ".yml", ".json")
 
-Slug = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", min_length=1, max_length=100)
-]
-
-
-MAX_TEXT = 100_000  # characters of one text field, a source's verbatim text included
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT), AfterValidator(no_nul)]
-
-
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_nul)]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(no_nul)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(no_nul)]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(no_nul)]
-Offset = Annotated[int, Field(ge=0, le=2**31 - 1)]
-Year = Annotated[int, Field(ge=1900, le=2200)]
-Figure = Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EvidenceIn(Strict):
-    quote: Text
-    start: Offset
-    end: Offset
-
-
-class SourceFields(Strict):
-    id: Slug
-    title: Title
-    publisher: Name
-    author: Name | None = None
-    published_on: date
-    kind: SourceKind
-    url: Url | None = None
-
-
-class SourceIn(SourceFields):
-    """A dataset file's source: its text lives in `seed/sources/<text_file>`."""
-
-    text_file: str
-
-
-class SourceRecord(SourceFields):
-    """A source as stored and as written through the API: metadata and the verbatim text."""
-
-    text: Text
-
-
-class MetricIn(Strict):
-    id: Slug
-    category: Category
-    name: Name
-    description: Text
-    value: Figure | None
-    value_low: Figure
-    value_high: Figure
-    qualifier: Qualifier
-    unit: Unit
-    measure: Measure
-    direction: Direction | None
-    year: Year | None
-    forecast: bool
-    base_year: Year | None
-    geography: Label | None
-    subjects: list[Label]
-    cited_as: Name | None
-    baseline_id: Slug | None
-    evidence: EvidenceIn
-
-
-class EntityIn(Strict):
-    id: Slug
-    name: Name
-    summary: Text
-    evidence: EvidenceIn
-    metric_ids: list[Slug] = []
-
-
-class TechnologyIn(EntityIn):
-    examples: list[Name] = []
-
-
-class PricingModelIn(EntityIn):
-    pass
-
-
-class RegulatoryChangeIn(EntityIn):
-    agency: Label | None
-    expected_impact: Text
-
-
-class BottleneckIn(EntityIn):
-    rank: int = Field(ge=1, le=1_000_000)
-
-
-class FaqIn(EntityIn):
-    question: Text
-
 
 class DatasetIn(Strict):
     source: SourceIn
-    metrics: list[MetricIn] = []
-    technologies: list[TechnologyIn] = []
-    pricing_models: list[PricingModelIn] = []
-    regulatory_changes: list[RegulatoryChangeIn] = []
-    bottlenecks: list[BottleneckIn] = []
-    faqs: list[FaqIn] = []
-
-
-class MetricRecord(MetricIn):
-    """A metric as stored and as written through the API: it names its source."""
-
-    source_id: Slug
-
-
-class TechnologyRecord(TechnologyIn):
-    source_id: Slug
-
-
-class PricingModelRecord(PricingModelIn):
-    source_id: Slug
-
-
-class RegulatoryChangeRecord(RegulatoryChangeIn):
-    source_id: Slug
-
-
-class BottleneckRecord(BottleneckIn):
-    source_id: Slug
-
-
-class FaqRecord(FaqIn):
-    source_id: Slug
+    metrics: list[MetricIn] = Field(default_factory=list)
+    technologies: list[TechnologyIn] = Field(default_factory=list)
+    pricing_models: list[PricingModelIn] = Field(default_factory=list)
+    regulatory_changes: list[RegulatoryChangeIn] = Field(default_factory=list)
+    bottlenecks: list[BottleneckIn] = Field(default_factory=list)
+    faqs: list[FaqIn] = Field(default_factory=list)
 
 
 # The file's lists of context entities: every list after `metrics`.

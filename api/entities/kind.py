@@ -8,21 +8,19 @@ from pydantic import BaseModel
 from sqlalchemy import Table
 from sqlmodel import Session
 
-from api.dataset import (
-    BottleneckRecord,
-    FaqRecord,
-    PricingModelRecord,
-    RegulatoryChangeRecord,
-    TechnologyRecord,
-)
 from api.entities import models, service
 from api.entities.schemas import (
     BottleneckPublic,
+    BottleneckRecord,
     EntityPublic,
     FaqPublic,
+    FaqRecord,
     PricingModelPublic,
+    PricingModelRecord,
     RegulatoryChangePublic,
+    RegulatoryChangeRecord,
     TechnologyPublic,
+    TechnologyRecord,
 )
 from api.records.kinds import Child, Kind, Ref
 from api.records.validation import Check, Problem

@@ -3,6 +3,7 @@
 from pydantic import BaseModel, Field
 
 from api.pagination import PageQuery
+from api.records.fields import EvidenceIn, Label, Name, Slug, Strict, Text
 from api.schemas import Evidence, QueryText, with_example
 
 
@@ -64,3 +65,55 @@ class FaqPublic(EntityPublic):
     model_config = with_example("FaqPublic")
 
     question: str = Field(description="The question, verbatim.")
+
+
+# The record shapes: what dataset files and POST bodies give, and revisions keep.
+
+
+class EntityIn(Strict):
+    id: Slug
+    name: Name
+    summary: Text
+    evidence: EvidenceIn
+    metric_ids: list[Slug] = Field(default_factory=list)
+
+
+class TechnologyIn(EntityIn):
+    examples: list[Name] = Field(default_factory=list)
+
+
+class PricingModelIn(EntityIn):
+    pass
+
+
+class RegulatoryChangeIn(EntityIn):
+    agency: Label | None
+    expected_impact: Text
+
+
+class BottleneckIn(EntityIn):
+    rank: int = Field(ge=1, le=1_000_000)
+
+
+class FaqIn(EntityIn):
+    question: Text
+
+
+class TechnologyRecord(TechnologyIn):
+    source_id: Slug
+
+
+class PricingModelRecord(PricingModelIn):
+    source_id: Slug
+
+
+class RegulatoryChangeRecord(RegulatoryChangeIn):
+    source_id: Slug
+
+
+class BottleneckRecord(BottleneckIn):
+    source_id: Slug
+
+
+class FaqRecord(FaqIn):
+    source_id: Slug

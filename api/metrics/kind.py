@@ -6,10 +6,9 @@ from typing import Any
 from sqlmodel import Session
 
 from api import figures, search
-from api.dataset import MetricRecord
 from api.metrics import service
 from api.metrics.models import Metric, MetricSubject
-from api.metrics.schemas import MetricPublic
+from api.metrics.schemas import MetricPublic, MetricRecord
 from api.records.kinds import Child, Kind, Ref
 from api.records.validation import Check, Problem
 from api.schemas import figure_text

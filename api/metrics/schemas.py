@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.pagination import PageQuery
+from api.records.fields import EvidenceIn, FigureIn, Label, Name, Slug, Strict, Text
 from api.schemas import (
     AS_OF_DESCRIPTION,
     Evidence,
@@ -49,7 +50,6 @@ FACETS = (
     "subject",
     "source",
 )
-
 
 Year = Annotated[int, Field(ge=1900, le=2200)]
 SortSpec = Annotated[
@@ -186,3 +186,34 @@ class Facets(BaseModel):
 
     total: int = Field(description="Metrics matching the filters.")
     facets: dict[str, list[FacetValue]]
+
+
+# The record shape: what dataset files and POST bodies give, and revisions keep.
+
+
+class MetricIn(Strict):
+    id: Slug
+    category: Category
+    name: Name
+    description: Text
+    value: FigureIn | None
+    value_low: FigureIn
+    value_high: FigureIn
+    qualifier: Qualifier
+    unit: Unit
+    measure: Measure
+    direction: Direction | None
+    year: Year | None
+    forecast: bool
+    base_year: Year | None
+    geography: Label | None
+    subjects: list[Label]
+    cited_as: Name | None
+    baseline_id: Slug | None
+    evidence: EvidenceIn
+
+
+class MetricRecord(MetricIn):
+    """A metric as stored and as written through the API: it names its source."""
+
+    source_id: Slug

@@ -6,13 +6,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from api.dataset import SourceRecord
 from api.metrics.models import Metric
 from api.records.kinds import Kind
 from api.records.validation import Check, Problem
 from api.sources import service
 from api.sources.models import Source
-from api.sources.schemas import SourcePublic
+from api.sources.schemas import SourcePublic, SourceRecord
 
 MAX_SPAN_PROBLEMS = 20
 

@@ -4,6 +4,7 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
+from api.records.fields import Name, Slug, Strict, Text, Title, Url
 from api.schemas import with_example
 from api.vocabulary import SourceKind
 
@@ -25,3 +26,28 @@ class SourcePublic(BaseModel):
         description="Where the verbatim text is served; evidence offsets index into it.",
         examples=["/v1/sources/coreychem-future-of-cdmos-2026/text"],
     )
+
+
+# The record shape: what dataset files and POST bodies give, and revisions keep.
+
+
+class SourceFields(Strict):
+    id: Slug
+    title: Title
+    publisher: Name
+    author: Name | None = None
+    published_on: date
+    kind: SourceKind
+    url: Url | None = None
+
+
+class SourceIn(SourceFields):
+    """A dataset file's source: its text lives in `seed/sources/<text_file>`."""
+
+    text_file: str
+
+
+class SourceRecord(SourceFields):
+    """A source as stored and as written through the API: metadata and the verbatim text."""
+
+    text: Text

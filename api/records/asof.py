@@ -8,6 +8,7 @@ history is append-only below the newest version, so the answer for V never chang
 """
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -44,7 +45,10 @@ def version_at(connection: Connection | Session, moment: datetime) -> int:
     return int(found or 0)
 
 
+@functools.cache
 def _at_version(live: Table) -> Any:
+    """The rows of `live`'s history current at the version bound as `as_of_version`, named and
+    shaped as `live` (built once per table: the version is a bound parameter)."""
     history = VERSIONED[live]
     return (
         select(*[history.c[column.name] for column in live.columns])
@@ -59,18 +63,12 @@ def _rewrite(
     version = connection.get_execution_options().get(OPTION)
     if version is None or not isinstance(clause, Select):
         return clause, multiparams, params
-    views: dict[Table, Any] = {}
-
-    def view(live: Table) -> Any:
-        if live not in views:
-            views[live] = _at_version(live)
-        return views[live]
 
     def replace(element: Any) -> Any:
         if isinstance(element, Table) and element in VERSIONED:
-            return view(element)
+            return _at_version(element)
         if isinstance(element, Column) and element.table in VERSIONED:
-            return view(element.table).c[element.name]
+            return _at_version(element.table).c[element.name]
         return None
 
     rewritten: Any = visitors.replacement_traverse(clause, {}, replace)  # type: ignore[call-overload]

@@ -360,7 +360,9 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     connection = session.connection()
     dialect = connection.dialect
     names = list(rows[0])
-    processors: list[Any] = [table.c[name].type.bind_processor(dialect) for name in names]
+    processors: list[Any] = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    ]
     for i, name in enumerate(names):
         if processors[i] is None and isinstance(table.c[name].type, JSON):
             processors[i] = json.dumps  # psycopg adapts JSON in statements, not in COPY rows

@@ -74,7 +74,9 @@ def _create_history_tables(bind: sa.Connection) -> None:
         )
         op.create_index(f"ix_{history}_{key}", history, [key, "valid_from"])
         for column in indexed:
-            op.create_index(f"ix_{history}_{column}", history, [column, "valid_from", "valid_to"])
+            op.create_index(
+                f"ix_{history}_{column}", history, [column, key, "valid_from", "valid_to"]
+            )
 
 
 def _versions(bind: sa.Connection) -> dict[int, tuple[int, Any]]:

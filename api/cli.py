@@ -4,10 +4,13 @@ import argparse
 import json
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -18,6 +21,19 @@ from api.dataset import DatasetError, dataset_files, read_datasets, read_files
 from api.db import make_engine, writer
 from api.errors import DomainError
 from api.records.loading import IMPORT_ACTOR, Progress, Report, load_datasets
+
+
+@contextmanager
+def _loading(engine: Engine) -> Iterator[Session]:
+    """One load's transaction: after any other instance's migration or load, and without the
+    statement timeout that keeps a request from holding a connection (a bulk statement over
+    100,000 rows may take longer)."""
+    with Session(engine) as session, session.begin():
+        connection = session.connection()
+        migrate.serialise(connection)
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        yield session
 
 
 def _migrate(_args: argparse.Namespace) -> int:
@@ -33,8 +49,7 @@ def _seed(_args: argparse.Namespace) -> int:
     try:
         datasets = read_datasets(settings.seed_dir / "data", settings.seed_dir / "sources")
         engine = writer(make_engine(settings.database_url, settings))
-        with Session(engine) as session, session.begin():
-            migrate.serialise(session.connection())
+        with _loading(engine) as session:
             report = load_datasets(session, datasets)
     except DatasetError as exc:
         print(f"seed refused, nothing was written:\n{exc}", file=sys.stderr)
@@ -103,8 +118,7 @@ def _import(args: argparse.Namespace) -> int:
         if progress:
             progress("read", sum(len(d.data.metrics) for d in datasets), 0)
         engine = writer(make_engine(settings.database_url, settings))
-        with Session(engine) as session, session.begin():
-            migrate.serialise(session.connection())
+        with _loading(engine) as session:
             label = args.label or f"import {', '.join(path.name for path in files)}"[:200]
             report = load_datasets(
                 session, datasets, actor=IMPORT_ACTOR, label=label, progress=progress

@@ -119,10 +119,12 @@ def load_datasets(
     source_ids = sorted(wanted["source"])
     stored: dict[str, dict[str, Stored]] = {}
     for name, kind in KINDS.items():
-        stored[name] = store.read_many(session, kind, ids=sorted(wanted[name]))
+        stored[name] = {}
         if kind.name != "source":
             for source_id in source_ids:
                 stored[name] |= store.read_many(session, kind, source_id=source_id)
+        elsewhere = sorted(set(wanted[name]) - set(stored[name]))  # new, or another source's
+        stored[name] |= store.read_many(session, kind, ids=elsewhere)
         if progress:
             progress("read", len(stored[name]), 0)
 

@@ -226,14 +226,17 @@ def apply(
         params = [
             {name: rows[c.record_id][name] for name in names}
             | {"_id": c.record_id, "_version": c.old.version}
-            for c in updated
+            for c in updated[:1]
             if c.old is not None
         ]
-        result = session.execute(statement, params[0] if single else params)
-        if single and result.rowcount != 1:  # type: ignore[attr-defined]
-            raise PreconditionFailed(
-                f"The {kind.label} {updated[0].record_id!r} changed meanwhile."
-            )
+        if single:
+            result = session.execute(statement, params[0])
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise PreconditionFailed(
+                    f"The {kind.label} {updated[0].record_id!r} changed meanwhile."
+                )
+        else:  # a load, under the write lock, of what it has just read
+            bulk_update(session, table, [rows[c.record_id] for c in updated])
     for group in chunks([c for c in deleted]):
         ids = [c.record_id for c in group]
         condition = table.c.id.in_(ids)
@@ -349,17 +352,11 @@ def require(session: Session, kind: Kind, record_id: str) -> Stored:
     return stored
 
 
-def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert `rows` at the speed of the driver: SQLite's executemany, PostgreSQL's COPY.
-
-    Values are converted by the columns' own SQLAlchemy types (JSON, timestamps, dates), once
-    per column, without building a statement per row.
-    """
-    if not rows:
-        return
-    connection = session.connection()
-    dialect = connection.dialect
-    names = list(rows[0])
+def _driver_values(
+    dialect: Any, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> list[list[Any]]:
+    """Rows of values for the driver, converted by the columns' own SQLAlchemy types (JSON,
+    timestamps, dates), looked up once per column rather than per row."""
     processors: list[Any] = [
         table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     ]
@@ -369,11 +366,22 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     converted = [(i, process) for i, process in enumerate(processors) if process is not None]
     values = []
     for row in rows:
-        value = [row[name] for name in names]
+        value = list(row)
         for i, process in converted:
             if value[i] is not None:
                 value[i] = process(value[i])
         values.append(value)
+    return values
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` at the speed of the driver: SQLite's executemany, PostgreSQL's COPY."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    names = list(rows[0])
+    values = _driver_values(dialect, table, names, ([row[n] for n in names] for row in rows))
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     target = dialect.identifier_preparer.format_table(table)
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -385,5 +393,28 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         else:
             marks = ", ".join("?" for _ in names)
             cursor.executemany(f"INSERT INTO {target} ({quoted}) VALUES ({marks})", values)
+    finally:
+        cursor.close()
+
+
+def bulk_update(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id"
+) -> None:
+    """Update rows by `key` to the values given, in one executemany (pipelined by psycopg)."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    names = [name for name in rows[0] if name != key]
+    values = _driver_values(
+        dialect, table, [*names, key], ([*(row[n] for n in names), row[key]] for row in rows)
+    )
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer.quote
+    assignments = ", ".join(f"{quote(name)} = {mark}" for name in names)
+    target = dialect.identifier_preparer.format_table(table)
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(f"UPDATE {target} SET {assignments} WHERE {quote(key)} = {mark}", values)
     finally:
         cursor.close()

@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install migrate seed run test lint format openapi bench lock clean
+.PHONY: install migrate seed run test lint format openapi bench bench-history lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ $(BENCH_VENV)/.installed: bench/requirements.lock
 bench: install $(BENCH_VENV)/.installed
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/run.py --datasette $(BENCH_VENV)/bin/datasette $(BENCH_ARGS)
+
+# Imports and as_of reads at 10,000 and 100,000 metrics on SQLite and PostgreSQL
+# (docs/benchmarks.md); BENCH_POSTGRES_URL names the PostgreSQL server.
+bench-history: install
+	$(BIN)/python bench/history.py $(HISTORY_ARGS)
 
 # Regenerate the committed OpenAPI document after changing the API (a test compares them).
 openapi: install

@@ -37,3 +37,16 @@ def test_benchmark_script_prints_every_scenario() -> None:
         # the cold-cache round: the API with its response cache off
         assert f"| {scenario} | " in result.stdout.split("| cold cache: scenario")[1], scenario
     assert "API (cache off) peak memory (VmHWM):" in result.stdout
+
+
+def test_history_benchmark_runs_a_short_round() -> None:
+    """bench/history.py (imports and as_of reads) on SQLite, 200 metrics: it runs and checks
+    what it reads (it exits 1 on any wrong answer); no timings are asserted."""
+    result = subprocess.run(
+        [sys.executable, "bench/history.py", "--sizes", "200", "--databases", "sqlite",
+         "--requests", "3", "--rss-moments", "2,5"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for case in ("import 200 metrics (creates)", "import 200 metrics (updates)", "cold as_of item"):
+        assert case in result.stdout, case

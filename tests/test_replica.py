@@ -46,7 +46,7 @@ def primary_and_replica(
 def revision_of(engine: Engine) -> object:
     with engine.connect() as connection:
         try:
-            return connection.execute(text("SELECT revision FROM dataset_state")).scalar()
+            return connection.execute(text("SELECT version FROM dataset_state")).scalar()
         except Exception:  # the database (or its tables) not replayed yet
             return None
 

@@ -6,13 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select, text
 from sqlmodel import Session, col
 
 from api.dataset import Dataset, DatasetError
 from api.history.models import Release, Revision
 from api.records import store, versions
 from api.records.kinds import Kind
+from api.records.periods import VERSIONED
 from api.records.registry import KINDS
 from api.records.store import Change, Stored, chunks
 from api.records.validation import Check, check_record, prefetch_references
@@ -197,7 +198,29 @@ def load_datasets(
         removals = [c for c in changes[name] if c.new is None]
         store.apply(session, kind, removals, actor=actor, release_id=release_id)
         report.counts[_section(kind)].removed += len(removals)
+    _analyze(session, [KINDS[name] for name, cs in changes.items() if cs])
     return report
+
+
+def _analyze(session: Session, kinds: Sequence[Kind]) -> None:
+    """Refresh PostgreSQL's statistics of what a load wrote: a bulk load outruns autovacuum,
+    and with stale counts the planner sorts a whole category for a page of 50 (90 ms on
+    200,000 history rows) instead of walking the index in order (under 1 ms)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    tables: list[Table] = []
+    for kind in kinds:
+        tables += [kind.table, VERSIONED[kind.table]]
+        if kind.child is not None:
+            tables += [kind.child.table, VERSIONED[kind.child.table]]
+    # Only the columns plans depend on (keys and indexed columns): sampling the texts of
+    # 200,000 rows would cost more than the whole planning gain.
+    targets = []
+    for table in dict.fromkeys(tables):
+        columns = {c.name for c in table.primary_key.columns}
+        columns |= {c.name for index in table.indexes for c in index.columns}
+        targets.append(f"{table.name} ({', '.join(sorted(columns))})")
+    session.execute(text(f"ANALYZE {', '.join(targets)}"))
 
 
 def _foreign_ids(

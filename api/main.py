@@ -70,9 +70,12 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.settings = settings
-    app.state.engine = engine or make_engine(settings.database_url, settings)
+    # Engines made here are the app's to close; engines passed in belong to the caller.
+    app.state.own_engines = [] if engine else [make_engine(settings.database_url, settings)]
+    app.state.engine = engine or app.state.own_engines[0]
     if read_engine is None and engine is None and settings.database_read_url:
         read_engine = make_engine(settings.database_read_url, settings)
+        app.state.own_engines.append(read_engine)
     app.state.read_engine = read_engine or app.state.engine
     asof.install(app.state.read_engine)
     install_error_handlers(app)
@@ -129,16 +132,15 @@ def create_app(
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The app owns its listener thread and its connection pools: started here, and stopped
-    and closed when the server stops."""
+    """The app owns its listener thread, the probe's connection and the pools it made: started
+    here, and stopped and closed when the server stops."""
     app.state.probe.start()
     try:
         yield
     finally:
         app.state.probe.stop()
-        app.state.engine.dispose()
-        if app.state.read_engine is not app.state.engine:
-            app.state.read_engine.dispose()
+        for owned in app.state.own_engines:
+            owned.dispose()
 
 
 def _configure_logging(settings: Settings) -> None:

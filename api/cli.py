@@ -20,7 +20,7 @@ from api.config import get_settings
 from api.dataset import DatasetError, dataset_files, read_datasets, read_files
 from api.db import make_engine, writer
 from api.errors import DomainError
-from api.records.loading import IMPORT_ACTOR, Progress, Report, load_datasets
+from api.records.loading import IMPORT_ACTOR, Progress, Report, load_datasets, tidy
 
 
 @contextmanager
@@ -51,6 +51,7 @@ def _seed(_args: argparse.Namespace) -> int:
         engine = writer(make_engine(settings.database_url, settings))
         with _loading(engine) as session:
             report = load_datasets(session, datasets)
+        tidy(engine, report)
     except DatasetError as exc:
         print(f"seed refused, nothing was written:\n{exc}", file=sys.stderr)
         return 1
@@ -123,6 +124,7 @@ def _import(args: argparse.Namespace) -> int:
             report = load_datasets(
                 session, datasets, actor=IMPORT_ACTOR, label=label, progress=progress
             )
+        tidy(engine, report)
     except DatasetError as exc:
         if progress:
             print(file=sys.stderr)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Engine, Table, func, insert, select, text
 from sqlmodel import Session, col
 
 from api.dataset import Dataset, DatasetError
@@ -47,6 +47,7 @@ class Report:
     release_id: int | None = None
     kept: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)  # the kinds it changed
 
 
 def _section(kind: Kind) -> str:
@@ -198,29 +199,31 @@ def load_datasets(
         removals = [c for c in changes[name] if c.new is None]
         store.apply(session, kind, removals, actor=actor, release_id=release_id)
         report.counts[_section(kind)].removed += len(removals)
-    _analyze(session, [KINDS[name] for name, cs in changes.items() if cs])
+    report.written = [name for name, cs in changes.items() if cs]
     return report
 
 
-def _analyze(session: Session, kinds: Sequence[Kind]) -> None:
-    """Refresh PostgreSQL's statistics of what a load wrote: a bulk load outruns autovacuum,
-    and with stale counts the planner sorts a whole category for a page of 50 (90 ms on
-    200,000 history rows) instead of walking the index in order (under 1 ms)."""
-    if session.get_bind().dialect.name != "postgresql":
+def tidy(engine: Engine, report: Report) -> None:
+    """After a load has committed, on PostgreSQL: VACUUM (ANALYZE) what it wrote. A bulk load
+    outruns autovacuum; until it catches up, stale statistics make the planner sort a whole
+    category for a page of 50, and unset visibility bits make a count read the heap (86 ms for
+    a cold as_of count on 200,000 history rows, 9 ms after)."""
+    if engine.dialect.name != "postgresql" or not report.written:
         return
     tables: list[Table] = []
-    for kind in kinds:
+    for kind in (KINDS[name] for name in report.written):
         tables += [kind.table, VERSIONED[kind.table]]
         if kind.child is not None:
             tables += [kind.child.table, VERSIONED[kind.child.table]]
-    # Only the columns plans depend on (keys and indexed columns): sampling the texts of
-    # 200,000 rows would cost more than the whole planning gain.
+    # Statistics of the columns plans use (keys and indexed columns) only: sampling the texts
+    # of 200,000 rows costs more than it tells the planner.
     targets = []
     for table in dict.fromkeys(tables):
         columns = {c.name for c in table.primary_key.columns}
         columns |= {c.name for index in table.indexes for c in index.columns}
         targets.append(f"{table.name} ({', '.join(sorted(columns))})")
-    session.execute(text(f"ANALYZE {', '.join(targets)}"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f"VACUUM (ANALYZE) {', '.join(targets)}"))
 
 
 def _foreign_ids(

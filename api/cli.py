@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import uvicorn
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -155,6 +154,8 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn finishes in-flight requests on SIGTERM, then raises the signal again once it has
     # restored this handler: a stop asked for and carried out cleanly exits 0.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: None)
+    import uvicorn  # only the server needs it
+
     uvicorn.run(
         "api.main:create_app",
         factory=True,

@@ -1,14 +1,14 @@
-"""Engines (SQLite tuned for safe concurrent writes) and the write session of a request; reads
-have theirs in api.records.asof (live, or at a dataset version)."""
+"""Engines: SQLite tuned for safe concurrent writes, PostgreSQL with bounded pools and statements.
 
-from collections.abc import Iterator
+Requests get their sessions from api.records: reads from `asof` (live, or at a dataset
+version), writes from `routes`."""
+
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import SQLModel, create_engine
 
 from api.config import Settings
 
@@ -74,12 +74,3 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
 def writer(engine: Engine) -> Engine:
     """`engine` for write transactions (on SQLite they take the write lock when they begin)."""
     return engine.execution_options(**{WRITE_OPTION: True})
-
-
-def get_write_session(request: Request) -> Iterator[Session]:
-    """A session for one write request; the handler commits."""
-    with Session(writer(request.app.state.engine), info={"write": True}) as session:
-        yield session
-
-
-WriteSessionDep = Annotated[Session, Depends(get_write_session)]

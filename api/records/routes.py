@@ -7,7 +7,7 @@ every kind of `api.records.registry.KINDS`."""
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,7 +21,7 @@ from sqlmodel import Session, col
 from api.auth.deps import requires
 from api.auth.models import IdempotentResponse
 from api.caching import matches_if_match
-from api.db import WriteSessionDep
+from api.db import writer
 from api.errors import (
     Conflict,
     InvalidInput,
@@ -43,6 +43,16 @@ from api.routing import plain_responses
 from api.schemas import EXAMPLES
 
 router = APIRouter()
+
+
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A session for one write request, whose transactions take the write lock; the handler
+    commits."""
+    with Session(writer(request.app.state.engine), info={"write": True}) as session:
+        yield session
+
+
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 # Serialisation failures and deadlocks are retried this many times before a 503.
 ATTEMPTS = 4
 TRANSIENT_SQLSTATES = {"40001", "40P01"}

@@ -107,9 +107,12 @@ def client(seeded_engine: Engine) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def empty_engine(databases: DatabaseFactory) -> Engine:
-    """A fresh, empty database (no migrations applied)."""
-    return databases.new_engine()
+def empty_engine(databases: DatabaseFactory) -> Iterator[Engine]:
+    """A fresh, empty database (no migrations applied); its pool is closed after the test, so
+    a long run never holds more PostgreSQL connections than the tests under way need."""
+    engine = databases.new_engine()
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -4,8 +4,10 @@ import concurrent.futures
 import copy
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -432,3 +434,27 @@ def test_as_of_answers_with_the_data_as_it_stood(writable: Writable) -> None:
     assert [r["action"] for r in history["items"]] == ["create"]
     assert w.client.get("/v1/metrics", params={"as_of": "yesterday"}).status_code == 422
     assert w.client.get("/v1/metrics", params={"as_of": "2026-11-26T00:00:00"}).status_code == 422
+
+
+def test_reseeding_cannot_remove_a_metric_an_analysts_record_refers_to(
+    writable: Writable, seed_copy: Path
+) -> None:
+    import yaml
+
+    from api.dataset import DatasetError
+
+    w = writable
+    pointer = new_metric(baseline_id="quality-failure-cost-multiple")
+    assert w.client.post("/v1/metrics", json=pointer, headers=w.auth()).status_code == 201
+    path = next((seed_copy / "data").glob("*.yaml"))
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["metrics"] = [m for m in data["metrics"] if m["id"] != "quality-failure-cost-multiple"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    before = w.client.get("/v1/metrics", params={"limit": 500}).json()
+    with pytest.raises(DatasetError) as refused:
+        seed(w.engine, seed_copy)
+    assert (
+        "metrics[quality-failure-cost-multiple]: cannot be removed, metric "
+        "'quality-failure-cost-multiple-copy' still refers to it (baseline_id)"
+    ) in str(refused.value)
+    assert w.client.get("/v1/metrics", params={"limit": 500}).json() == before

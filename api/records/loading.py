@@ -268,4 +268,33 @@ def _check(
                 for problem in check_record(kind, change.new, check)
             ]
     check.old = None
+    return problems + _removals_blocked(session, wanted, changes)
+
+
+def _removals_blocked(
+    session: Session,
+    wanted: dict[str, dict[str, tuple[Dataset, dict[str, Any]]]],
+    changes: dict[str, list[Change]],
+) -> list[str]:
+    """A record dropped from a file goes only if nothing that stays refers to it."""
+    removed = {
+        (name, c.record_id): c.old for name, cs in changes.items() for c in cs if c.new is None
+    }
+    after = {(name, c.record_id): c.new for name, cs in changes.items() for c in cs}
+    problems = []
+    for (name, record_id), old in sorted(removed.items(), key=lambda item: item[0]):
+        kind = KINDS[name]
+        for other, owner, ref_field in store.referrers(session, KINDS.values(), kind, record_id):
+            new = after.get((other.name, owner), {})
+            if new is None:
+                continue  # removed in this load too
+            value = new.get(ref_field, record_id)
+            if record_id not in (value if isinstance(value, list) else [value]):
+                continue  # lets go of it in this load
+            source_id = old.data["source_id"] if old else ""
+            dataset = wanted["source"][source_id][0] if source_id in wanted["source"] else None
+            problems.append(
+                f"{dataset.path if dataset else '(load)'}: {kind.section}[{record_id}]: cannot "
+                f"be removed, {other.label} {owner!r} still refers to it ({ref_field})"
+            )
     return problems

@@ -309,9 +309,11 @@ def _write_children(session: Session, kind: Kind, changes: Sequence[Change], ver
     bulk_insert(session, history, [row | {"valid_from": version} for row in rows])
 
 
-def references(session: Session, kinds: Iterable[Kind], kind: Kind, record_id: str) -> list[str]:
-    """What still refers to the record (and so forbids deleting it)."""
-    found: list[str] = []
+def referrers(
+    session: Session, kinds: Iterable[Kind], kind: Kind, record_id: str
+) -> list[tuple[Kind, str, str]]:
+    """(kind, id, field) of each record that refers to the record (and so forbids deleting it)."""
+    found: list[tuple[Kind, str, str]] = []
     for other in kinds:
         for ref in other.refs:
             if ref.target != kind.name or not ref.blocks_delete:
@@ -327,8 +329,16 @@ def references(session: Session, kinds: Iterable[Kind], kind: Kind, record_id: s
                 owners = session.execute(
                     select(other.table.c.id).where(other.table.c[ref.field] == record_id)
                 ).scalars()
-            found += [f"{other.label} {owner!r} ({ref.field})" for owner in owners]
+            found += [(other, owner, ref.field) for owner in owners]
     return found
+
+
+def references(session: Session, kinds: Iterable[Kind], kind: Kind, record_id: str) -> list[str]:
+    """What still refers to the record, in words."""
+    return [
+        f"{other.label} {owner!r} ({field})"
+        for other, owner, field in referrers(session, kinds, kind, record_id)
+    ]
 
 
 def remove_checked(

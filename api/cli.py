@@ -19,7 +19,7 @@ from api.config import get_settings
 from api.dataset import DatasetError, dataset_files, read_datasets, read_files
 from api.db import make_engine, writer
 from api.errors import DomainError
-from api.records.loading import IMPORT_ACTOR, Progress, Report, load_datasets, tidy
+from api.records.loading import IMPORT_ACTOR, STEPS, Progress, Report, load_datasets, tidy
 
 
 @contextmanager
@@ -92,12 +92,15 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _progress() -> Progress | None:
-    """A one-line progress display on a terminal; nothing when output is redirected."""
+    """A progress bar on a terminal (standard error); nothing when output is redirected."""
     if not sys.stderr.isatty():
         return None
 
-    def show(step: str, done: int, _total: int) -> None:
-        print(f"\r\x1b[K{step}: {done:,} records", end="", file=sys.stderr, flush=True)
+    def show(step: str, done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        bar = "#" * filled + "-" * (width - filled)
+        print(f"\r\x1b[K[{bar}] {done}/{total} {step}", end="", file=sys.stderr, flush=True)
 
     return show
 
@@ -116,7 +119,8 @@ def _import(args: argparse.Namespace) -> int:
     try:
         datasets = read_files(files, lambda path: sources or path.parent)
         if progress:
-            progress("read", sum(len(d.data.metrics) for d in datasets), 0)
+            metrics = sum(len(d.data.metrics) for d in datasets)
+            progress(f"read {len(files)} files, {metrics:,} metrics", 0, STEPS)
         engine = writer(make_engine(settings.database_url, settings))
         with _loading(engine) as session:
             label = args.label or f"import {', '.join(path.name for path in files)}"[:200]

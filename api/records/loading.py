@@ -23,7 +23,9 @@ IMPORT_ACTOR = "import"
 # Records last written by a loader are the loader's to change; others are an analyst's.
 LOADER_ACTORS = (SEED_ACTOR, IMPORT_ACTOR)
 
+# (what is being done, steps done, steps in all): a load reads, checks and writes each kind.
 Progress = Callable[[str, int, int], None]
+STEPS = 2 * len(KINDS) + 1
 
 
 @dataclass
@@ -128,7 +130,7 @@ def load_datasets(
         elsewhere = sorted(set(wanted[name]) - set(stored[name]))  # new, or another source's
         stored[name] |= store.read_many(session, kind, ids=elsewhere)
         if progress:
-            progress("read", len(stored[name]), 0)
+            progress(f"read {kind.plural}", list(KINDS).index(name) + 1, STEPS)
 
     problems = _foreign_ids(wanted, stored)
     changes: dict[str, list[Change]] = {}
@@ -162,6 +164,8 @@ def load_datasets(
                 continue
             changes[name].append(change)
 
+    if progress:
+        progress("checked every record", len(KINDS) + 1, STEPS)
     problems += _check(session, wanted, changes)
     if problems:
         raise DatasetError(problems)
@@ -194,7 +198,8 @@ def load_datasets(
         counts.added += sum(c.old is None for c in writes)
         counts.changed += sum(c.old is not None for c in writes)
         if progress:
-            progress(kind.plural, len(writes), 0)
+            step = len(KINDS) + 2 + list(KINDS).index(name)
+            progress(f"wrote {len(writes):,} {kind.plural}", step, STEPS)
     for name, kind in reversed(KINDS.items()):
         removals = [c for c in changes[name] if c.new is None]
         store.apply(session, kind, removals, actor=actor, release_id=release_id)

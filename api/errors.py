@@ -139,7 +139,9 @@ def problem_response(
     )
 
 
-def _describe(error: dict[str, Any]) -> ProblemError:
+def describe(error: Any) -> ProblemError:
+    """One pydantic error as a problem entry; its location starts with query, path, header or
+    body."""
     location, *path = error.get("loc") or ("body",)
     name = ".".join(str(part) for part in path) or str(location)
     if error.get("type") == "extra_forbidden":
@@ -151,7 +153,7 @@ def _describe(error: dict[str, Any]) -> ProblemError:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [_describe(error) for error in exc.errors()]
+    errors = [describe(error) for error in exc.errors()]
     names = ", ".join(sorted({f"{e.in_} {e.name!r}" for e in errors}))
     return problem_response(request, 422, f"Invalid input: {names}.", errors)
 

@@ -12,7 +12,7 @@ from api.entities.kind import ENTITIES
 from api.entities.schemas import EntityQuery
 from api.exports import Format, choose_format, export, export_etag
 from api.pagination import Page, page
-from api.records import versions
+from api.records import asof
 from api.records.asof import ReadSessionDep
 from api.records.kinds import Kind
 from api.routing import collection_responses, item_responses
@@ -46,7 +46,7 @@ def _register(kind: Kind) -> None:
         if fmt is Format.json:
             items, total = service.list_entities(session, **arguments)
             return page(request, response, items, total, query.limit, query.offset)
-        etag = export_etag(versions.current(session), request, fmt)
+        etag = export_etag(asof.answered_at(session), request, fmt)
         rows = service.stream_entities(session, **arguments)
         return export(fmt, kind.public, rows, filename, etag)
 

@@ -12,7 +12,7 @@ from api.metrics import service
 from api.metrics.kind import METRIC as KIND
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
 from api.pagination import Page, page
-from api.records import versions
+from api.records import asof
 from api.records.asof import ReadSessionDep
 from api.routing import collection_responses, item_responses, plain_responses
 from api.vocabulary import Category
@@ -38,7 +38,7 @@ def _collection(
     if fmt is Format.json:
         items, total = service.list_metrics(session, query=query, category=category)
         return page(request, response, items, total, query.limit, query.offset)
-    etag = export_etag(versions.current(session), request, fmt)
+    etag = export_etag(asof.answered_at(session), request, fmt)
     rows = service.stream_metrics(session, query=query, category=category)
     return export(fmt, MetricPublic, rows, filename, etag)
 

@@ -81,6 +81,13 @@ def install(engine: Engine) -> None:
         event.listen(engine, "before_execute", _rewrite, retval=True)
 
 
+def answered_at(session: Session) -> int:
+    """The dataset version a read session answers at (live or `as_of`), as its transaction
+    learned it when it began."""
+    session.connection()  # begins the transaction, if no query has yet
+    return int(session.info["dataset_version"])
+
+
 def read_version(session: Session) -> int | None:
     """The version a read session answers at, if it is not the live data."""
     option = session.connection().get_execution_options().get(OPTION)
@@ -119,4 +126,4 @@ def _begin_read(session: Session, _transaction: Any, connection: Any) -> None:
     else:
         version = version_at(connection, moment)
         connection.execution_options(**{OPTION: version})
-    request.state.dataset_version = version
+    request.state.dataset_version = session.info["dataset_version"] = version

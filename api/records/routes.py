@@ -28,6 +28,7 @@ from api.errors import (
     PreconditionFailed,
     PreconditionRequired,
     ProblemError,
+    describe,
     problem_responses,
 )
 from api.history import service as history_service
@@ -100,16 +101,7 @@ def _shape(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
         return store.canonical(kind, data)
     except ValidationError as exc:
         raise InvalidInput.many(
-            [
-                ProblemError(
-                    in_="body",
-                    name=".".join(str(part) for part in error["loc"]) or "(body)",
-                    detail="Unknown or server-owned field."
-                    if error["type"] == "extra_forbidden"
-                    else error["msg"].removeprefix("Value error, "),
-                )
-                for error in exc.errors()
-            ]
+            [describe({**error, "loc": ("body", *error["loc"])}) for error in exc.errors()]
         ) from None
 
 

@@ -14,7 +14,7 @@ from datetime import date
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, Date, Table, bindparam, delete, func, select, update
+from sqlalchemy import JSON, Date, Table, delete, func, select, update
 from sqlmodel import Session, col
 
 from api.errors import Conflict, NotFound, PreconditionFailed
@@ -216,27 +216,18 @@ def apply(
             for c in created + updated if c.new is not None}  # fmt: skip
     if created:
         bulk_insert(session, table, [rows[c.record_id] for c in created])
-    if updated:
-        names = [name for name in kind.columns if name != "id"] + ["version"]
-        statement = (
+    if updated and single:  # compare-and-set on the version the writer read
+        (change,) = updated
+        assert change.old is not None
+        result = session.execute(
             update(table)
-            .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_version"))
-            .values({name: bindparam(name) for name in names})
+            .where(table.c.id == change.record_id, table.c.version == change.old.version)
+            .values({k: v for k, v in rows[change.record_id].items() if k != "id"})
         )
-        params = [
-            {name: rows[c.record_id][name] for name in names}
-            | {"_id": c.record_id, "_version": c.old.version}
-            for c in updated[:1]
-            if c.old is not None
-        ]
-        if single:
-            result = session.execute(statement, params[0])
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise PreconditionFailed(
-                    f"The {kind.label} {updated[0].record_id!r} changed meanwhile."
-                )
-        else:  # a load, under the write lock, of what it has just read
-            bulk_update(session, table, [rows[c.record_id] for c in updated])
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise PreconditionFailed(f"The {kind.label} {change.record_id!r} changed meanwhile.")
+    elif updated:  # a load, under the write lock, of what it has just read
+        bulk_update(session, table, [rows[c.record_id] for c in updated])
     for group in chunks([c for c in deleted]):
         ids = [c.record_id for c in group]
         condition = table.c.id.in_(ids)

@@ -9,7 +9,7 @@ from api import citations
 from api.citations import CitationQuery, ItemQuery, TextQuery
 from api.exports import Format, choose_format, export, export_etag
 from api.pagination import Page, PageQuery, page
-from api.records import versions
+from api.records import asof
 from api.records.asof import ReadSessionDep
 from api.routing import (
     collection_responses,
@@ -44,7 +44,7 @@ def list_sources(
     if fmt is Format.json:
         items, total = service.list_sources(session, query=query)
         return page(request, response, items, total, query.limit, query.offset)
-    etag = export_etag(versions.current(session), request, fmt)
+    etag = export_etag(asof.answered_at(session), request, fmt)
     return export(fmt, SourcePublic, service.stream_sources(session), "sources", etag)
 
 

@@ -1,13 +1,13 @@
 """The dataset file format (`seed/data/*.yaml`, or JSON): a source and its records in the record
 shapes each kind declares; reading and checking files on their own, before any database."""
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from pydantic import Field, ValidationError
 
@@ -85,10 +85,10 @@ def read_dataset(path: Path, sources_dir: Path) -> Dataset:
     try:
         content = path.read_text(encoding="utf-8")
         if path.suffix == ".json":
-            raw = json.loads(content)
+            raw = orjson.loads(content)
         else:
             raw = yaml.load(content, Loader=SAFE_LOADER)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, orjson.JSONDecodeError) as exc:
         kind = "JSON" if path.suffix == ".json" else "YAML"
         raise DatasetError([f"{path}: cannot be read as UTF-8 {kind}: {exc}"]) from None
     try:

@@ -50,6 +50,7 @@ class DatabaseFactory:
         assert POSTGRES_URL is not None
         admin = make_engine(POSTGRES_URL)
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("SET statement_timeout = 0"))  # slow on a busy machine
             connection.execute(text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
         self.postgres_databases.append(name)
@@ -67,6 +68,7 @@ class DatabaseFactory:
             assert POSTGRES_URL is not None
             admin = make_engine(POSTGRES_URL)
             with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("SET statement_timeout = 0"))
                 for name in self.postgres_databases:
                     connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()

@@ -19,7 +19,15 @@ from api.config import get_settings
 from api.dataset import DatasetError, dataset_files, read_datasets, read_files
 from api.db import make_engine, writer
 from api.errors import DomainError
-from api.records.loading import IMPORT_ACTOR, STEPS, Progress, Report, load_datasets, tidy
+from api.records.loading import (
+    IMPORT_ACTOR,
+    STEPS,
+    Progress,
+    Report,
+    collector_paused,
+    load_datasets,
+    tidy,
+)
 
 
 @contextmanager
@@ -46,11 +54,12 @@ def _migrate(_args: argparse.Namespace) -> int:
 def _seed(_args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
-        datasets = read_datasets(settings.seed_dir / "data", settings.seed_dir / "sources")
-        engine = writer(make_engine(settings.database_url, settings))
-        with _loading(engine) as session:
-            report = load_datasets(session, datasets)
-        tidy(engine, report)
+        with collector_paused():
+            datasets = read_datasets(settings.seed_dir / "data", settings.seed_dir / "sources")
+            engine = writer(make_engine(settings.database_url, settings))
+            with _loading(engine) as session:
+                report = load_datasets(session, datasets)
+            tidy(engine, report)
     except DatasetError as exc:
         print(f"seed refused, nothing was written:\n{exc}", file=sys.stderr)
         return 1
@@ -117,17 +126,18 @@ def _import(args: argparse.Namespace) -> int:
     sources = Path(args.sources) if args.sources else None
     progress = _progress()
     try:
-        datasets = read_files(files, lambda path: sources or path.parent)
-        if progress:
-            metrics = sum(len(d.data.metrics) for d in datasets)
-            progress(f"read {len(files)} files, {metrics:,} metrics", 0, STEPS)
-        engine = writer(make_engine(settings.database_url, settings))
-        with _loading(engine) as session:
-            label = args.label or f"import {', '.join(path.name for path in files)}"[:200]
-            report = load_datasets(
-                session, datasets, actor=IMPORT_ACTOR, label=label, progress=progress
-            )
-        tidy(engine, report)
+        with collector_paused():
+            datasets = read_files(files, lambda path: sources or path.parent)
+            if progress:
+                metrics = sum(len(d.data.metrics) for d in datasets)
+                progress(f"read {len(files)} files, {metrics:,} metrics", 0, STEPS)
+            engine = writer(make_engine(settings.database_url, settings))
+            with _loading(engine) as session:
+                label = args.label or f"import {', '.join(path.name for path in files)}"[:200]
+                report = load_datasets(
+                    session, datasets, actor=IMPORT_ACTOR, label=label, progress=progress
+                )
+            tidy(engine, report)
     except DatasetError as exc:
         if progress:
             print(file=sys.stderr)

@@ -146,7 +146,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(url: str, seconds: float = 30) -> None:
+def wait_ready(url: str, seconds: float = 60) -> None:
     """Wait until `url`/readyz answers 200 (or give up after `seconds`)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

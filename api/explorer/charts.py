@@ -18,12 +18,12 @@ from api.explorer import words
 from api.vocabulary import Qualifier, Unit
 
 WIDTH = 720
-LABEL_WIDTH = 300
+LABEL_WIDTH = 290
 ROW_HEIGHT = 30
 TOP = 10
 AXIS_HEIGHT = 34
 PLOT_LEFT = LABEL_WIDTH + 10
-PLOT_RIGHT = WIDTH - 20
+PLOT_RIGHT = WIDTH - 50
 LOG_SPREAD = 100
 
 

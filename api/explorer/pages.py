@@ -252,9 +252,11 @@ def source(session: Session, source_id: str, link: Any) -> dict[str, Any]:
         by_span.setdefault((metric.evidence.start, metric.evidence.end), []).append(metric)
     spans = []
     for (start, end), group in by_span.items():
+        # The accessible name starts with the visible text (WCAG 2.5.3), then names the figure.
         refs = "".join(
             f' <a class="figref" id="m-{m.id}" href="{link(f"/explore/metrics/{m.id}")}" '
-            f'aria-label="Figure: {Markup.escape(m.name)}">{Markup.escape(words.in_words(m))}</a>'
+            f'aria-label="{Markup.escape(words.in_words(m))}: {Markup.escape(m.name)}">'
+            f"{Markup.escape(words.in_words(m))}</a>"
             for m in group
         )
         spans.append(

@@ -25,6 +25,7 @@ AXIS_HEIGHT = 34
 PLOT_LEFT = LABEL_WIDTH + 10
 PLOT_RIGHT = WIDTH - 50
 LOG_SPREAD = 100
+LABEL_CHARS = 38  # what fits LABEL_WIDTH at the chart's font size
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ def interval_chart(bars: list[Bar], unit: Unit, title: str, description: str) ->
 def _bar(bar: Bar, top: float, x: object) -> str:
     assert callable(x)
     middle = top + ROW_HEIGHT / 2
-    label = bar.label if len(bar.label) <= 44 else bar.label[:43] + "…"
+    fits = LABEL_CHARS - (4 if bar.role == "self" else 0)  # bold is wider
+    label = bar.label if len(bar.label) <= fits else bar.label[: fits - 1] + "…"
     weight = ' font-weight="bold"' if bar.role == "self" else ""
     shapes = [
         f'<text class="label" x="{LABEL_WIDTH}" y="{middle + 4:.1f}" text-anchor="end"{weight}>'

@@ -28,6 +28,7 @@ from api.vocabulary import Category, Unit
 
 ALL = 500  # the largest page the services serve
 PEERS = 12
+PEER_SPREAD = 100
 KINDS: dict[str, Kind] = {kind.name: kind for kind in ENTITIES}
 FACET_LABELS = {
     "category": "Category",
@@ -130,11 +131,20 @@ def _bar(metric: MetricPublic, role: str, href: str) -> Bar:
     )
 
 
+def _comparable(peer: MetricPublic, metric: MetricPublic) -> bool:
+    """Whether `peer` is within two orders of magnitude of `metric`: a $150 billion market
+    beside a $45,000 dose would squash the dose to a dot."""
+    ends = [abs(v) for v in (peer.value_low, peer.value_high, metric.value_low, metric.value_high)]
+    if min(ends) == 0:
+        return True
+    return max(ends) / min(ends) <= PEER_SPREAD
+
+
 def context_chart(
     session: Session, metric: MetricPublic, link: Any
 ) -> tuple[Markup, list[tuple[MetricPublic, str]]]:
     """The figure among its baseline and peers (same unit and measure, sharing a subject or
-    the category), and the rows charted, each with its role."""
+    the category, of a comparable size), and the rows charted, each with its role."""
     baseline = None
     if metric.baseline_id:
         baseline = next(iter(metrics_by_ids(session, [metric.baseline_id])), None)
@@ -148,6 +158,7 @@ def context_chart(
         if m.id not in (metric.id, metric.baseline_id)
         and m.baseline_id != metric.id
         and ({s.lower() for s in m.subjects} & subjects or m.category == metric.category)
+        and _comparable(m, metric)
     ]
     peers.sort(key=lambda m: (not ({s.lower() for s in m.subjects} & subjects), m.id))
     compared = [m for m in same_unit if m.baseline_id == metric.id]

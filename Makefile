@@ -33,8 +33,21 @@ lint: install
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 
-test: lint
+# axe-core, injected into the explorer's pages by the browser tests (tests/browser/).
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+
+$(AXE): tests/browser/package-lock.json
+	npm ci --prefix tests/browser --ignore-scripts --no-audit --no-fund
+	touch $@
+
+test: lint $(AXE)
 	$(BIN)/pytest
+
+# The explorer's screenshots in docs/screenshots/ (the README shows them), taken in headless
+# Chromium from a server over a freshly seeded SQLite database.
+.PHONY: screenshots
+screenshots: install
+	$(BIN)/python tests/browser/screenshots.py docs/screenshots
 
 # The benchmark suite (docs/benchmarks.md); wrk comes from Debian's packages, and Datasette (the
 # cold-cache comparison) into a virtualenv of its own, from its own hashed lock.

@@ -21,8 +21,10 @@ from api.config import Settings, get_settings
 from api.db import make_engine
 from api.entities.router import router as entities_router
 from api.errors import PROBLEM_MEDIA_TYPE, install_error_handlers
+from api.explorer import router as explorer
 from api.health import router as health_router
 from api.history.router import router as history_router
+from api.index import router as index_router
 from api.metrics.router import router as metrics_router
 from api.middleware import BodyLimit, HeadAsGet, RequestLog
 from api.negotiation import negotiate
@@ -89,8 +91,10 @@ def create_app(
     v1.include_router(records_router)
     v1.include_router(history_router)
     app.include_router(v1)
+    app.include_router(index_router)
     app.include_router(health_router)
     app.include_router(observability_router)
+    explorer.install(app)
     app.state.instruments = Instruments(app)
     _add_docs(app)
 

@@ -25,7 +25,8 @@ from api.middleware import route_template
 MAX_ENTRIES = 4096
 MAX_ENTRY_BYTES = 8 * 1024 * 1024
 MAX_TOTAL_BYTES = 48 * 1024 * 1024
-CACHED_PREFIX = "/v1/"
+# The API and the explorer's pages (its start page is "/").
+CACHED_PREFIXES = ("/v1", "/explore/")
 NOT_MODIFIED_HEADERS = (b"etag", b"cache-control", b"vary", b"dataset-version")
 
 
@@ -200,7 +201,8 @@ class ResponseCache:
             finally:
                 self.probe.changed_here()
             return
-        if not scope["path"].startswith(CACHED_PREFIX) or self.max_bytes == 0:
+        path = scope["path"]
+        if not (path == "/" or path.startswith(CACHED_PREFIXES)) or self.max_bytes == 0:
             await self.app(scope, receive, send)
             return
         request = Headers(scope=scope)

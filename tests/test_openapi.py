@@ -29,6 +29,7 @@ OPERATIONS = {
     ("/v1/sources/{source_id}/text", "getSourceText"),
     ("/v1/changes", "listChanges"),
     ("/v1/releases", "listReleases"),
+    ("/v1", "getIndex"),
     ("/healthz", "getHealth"),
     ("/readyz", "getReadiness"),
 }

@@ -1,0 +1,303 @@
+"""What each explorer page shows, read through the API's own services (so `as_of` reads, search
+and facets behave exactly as in the JSON API); the templates only lay it out."""
+
+import functools
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from markupsafe import Markup
+from sqlmodel import Session
+
+from api import citations
+from api.entities import service as entities_service
+from api.entities.kind import ENTITIES
+from api.entities.schemas import EntityPublic, EntityQuery
+from api.errors import NotFound
+from api.explorer import article, charts, words
+from api.explorer.charts import Bar
+from api.history import service as history_service
+from api.metrics import service as metrics_service
+from api.metrics.schemas import FACETS, FacetQuery, MetricFilters, MetricPublic, MetricQuery
+from api.pagination import PageQuery
+from api.records import asof
+from api.records.kinds import Kind
+from api.sources import service as sources_service
+from api.sources.schemas import SourcePublic
+from api.vocabulary import Category, Unit
+
+ALL = 500  # the largest page the services serve
+PEERS = 12
+PEER_SPREAD = 100
+KINDS: dict[str, Kind] = {kind.name: kind for kind in ENTITIES}
+FACET_LABELS = {
+    "category": "Category",
+    "unit": "Unit",
+    "measure": "Measure",
+    "qualifier": "Qualifier",
+    "direction": "Direction",
+    "year": "Year",
+    "base_year": "Base year",
+    "forecast": "Projection",
+    "horizon_passed": "Expired projection",
+    "geography": "Geography",
+    "subject": "Subject",
+    "source": "Source",
+}
+# A facet is clickable where the collection takes it as a filter.
+FILTERABLE = frozenset(name for name in FACETS if name in MetricFilters.model_fields)
+
+
+def version(session: Session) -> int:
+    """The dataset version the page answers at (live, or the one in force at `as_of`)."""
+    return asof.answered_at(session)
+
+
+def metrics_by_ids(session: Session, ids: Iterable[str]) -> list[MetricPublic]:
+    """The metrics `ids`, in that order; ids unknown at this version are skipped."""
+    found = []
+    for metric_id in ids:
+        try:
+            found.append(metrics_service.get_metric(session, metric_id=metric_id))
+        except NotFound:
+            continue
+    return found
+
+
+def category_metrics(session: Session, category: Category | None) -> list[MetricPublic]:
+    """The metrics of `category` (all of them, up to the services' largest page), by id."""
+    items, _total = metrics_service.list_metrics(
+        session, query=MetricQuery(limit=ALL), category=category
+    )
+    return items
+
+
+def entities(session: Session, name: str) -> list[Any]:
+    """Every context entity of kind `name`, in the order its source presents them."""
+    kind = KINDS[name]
+    schema: Any = kind.public
+    items, _total = entities_service.list_entities(
+        session,
+        model=kind.model,  # type: ignore[arg-type]
+        schema=schema,
+        query=EntityQuery(limit=ALL),
+        order_by=[kind.table.c.source_id, kind.table.c[kind.order_by]],
+    )
+    return items
+
+
+def home(session: Session, as_of: datetime | None) -> dict[str, Any]:
+    """Counts per category, sources, the latest changes and releases."""
+    counts = metrics_service.facets(session, query=FacetQuery(facet="category"))
+    sources, _ = sources_service.list_sources(session, query=PageQuery(limit=ALL))
+    _, change_total = history_service.changes(session, since=None, limit=0, offset=0, as_of=as_of)
+    latest, _ = history_service.changes(
+        session, since=None, limit=8, offset=max(change_total - 8, 0), as_of=as_of
+    )
+    releases, _ = history_service.releases(session, limit=5, offset=0, as_of=as_of)
+    entity_counts = {name: len(entities(session, name)) for name in KINDS}
+    return {
+        "total": counts.total,
+        "categories": {c.value: c.count for c in counts.facets["category"]},
+        "sources": sources,
+        "changes": list(reversed(latest)),
+        "change_total": change_total,
+        "releases": releases,
+        "entity_counts": entity_counts,
+    }
+
+
+def browse(session: Session, query: MetricQuery) -> dict[str, Any]:
+    """One page of the figure table, and the facet counts of the same filters."""
+    items, total = metrics_service.list_metrics(session, query=query)
+    filters = query.model_dump(
+        include=set(MetricFilters.model_fields) - {"as_of"}, exclude_none=True
+    )
+    facets = metrics_service.facets(session, query=FacetQuery(**filters))
+    return {"items": items, "total": total, "facets": facets.facets, "filters": filters}
+
+
+def _bar(metric: MetricPublic, role: str, href: str) -> Bar:
+    label = metric.name + (f" ({metric.year})" if metric.year and role != "self" else "")
+    return Bar(
+        label=label,
+        low=metric.value_low,
+        high=metric.value_high,
+        qualifier=metric.qualifier,
+        href=href,
+        role=role,
+        forecast=metric.forecast,
+        note=words.in_words(metric),
+    )
+
+
+def _comparable(peer: MetricPublic, metric: MetricPublic) -> bool:
+    """Whether `peer` is within two orders of magnitude of `metric`: a $150 billion market
+    beside a $45,000 dose would squash the dose to a dot."""
+    ends = [abs(v) for v in (peer.value_low, peer.value_high, metric.value_low, metric.value_high)]
+    if min(ends) == 0:
+        return True
+    return max(ends) / min(ends) <= PEER_SPREAD
+
+
+def context_chart(
+    session: Session, metric: MetricPublic, link: Any
+) -> tuple[Markup, list[tuple[MetricPublic, str]]]:
+    """The figure among its baseline and peers (same unit and measure, sharing a subject or
+    the category, of a comparable size), and the rows charted, each with its role."""
+    baseline = None
+    if metric.baseline_id:
+        baseline = next(iter(metrics_by_ids(session, [metric.baseline_id])), None)
+    same_unit, _ = metrics_service.list_metrics(
+        session, query=MetricQuery(unit=metric.unit, measure=metric.measure, limit=ALL)
+    )
+    subjects = {s.lower() for s in metric.subjects}
+    peers = [
+        m
+        for m in same_unit
+        if m.id not in (metric.id, metric.baseline_id)
+        and m.baseline_id != metric.id
+        and ({s.lower() for s in m.subjects} & subjects or m.category == metric.category)
+        and _comparable(m, metric)
+    ]
+    peers.sort(key=lambda m: (not ({s.lower() for s in m.subjects} & subjects), m.id))
+    compared = [m for m in same_unit if m.baseline_id == metric.id]
+    rows: list[tuple[MetricPublic, str]] = [(metric, "self")]
+    if baseline is not None and baseline.unit == metric.unit:
+        rows.append((baseline, "baseline"))
+    rows += [(m, "compared") for m in compared]
+    rows += [(m, "peer") for m in peers[: PEERS - len(rows) + 1]]
+    bars = [
+        _bar(m, "baseline" if role == "baseline" else role, link(f"/explore/metrics/{m.id}"))
+        for m, role in rows
+    ]
+    chart = charts.interval_chart(
+        bars,
+        metric.unit,
+        f"{metric.name} in context",
+        f"{metric.name}: {words.in_words(metric)}, drawn beside "
+        + (f"its baseline and {len(rows) - 1} other figure(s)" if len(rows) > 1 else "no other")
+        + f" in {metric.unit}.",
+    )
+    return chart, rows
+
+
+def unit_charts(metrics: list[MetricPublic], link: Any, title: str) -> list[dict[str, Any]]:
+    """One chart per unit and measure that has two figures or more, ordered by year."""
+    groups: dict[tuple[Unit, str], list[MetricPublic]] = {}
+    for metric in metrics:
+        groups.setdefault((metric.unit, metric.measure.value), []).append(metric)
+    result = []
+    for (unit, measure), group in groups.items():
+        if len(group) < 2:
+            continue
+        group.sort(key=lambda m: (m.year or 0, m.id))
+        label = f"{title}: {measure.replace('_', ' ')} in {unit.value}"
+        bars = [_bar(m, "peer", link(f"/explore/metrics/{m.id}")) for m in group]
+        description = "; ".join(f"{m.name}: {words.in_words(m)}" for m in group)
+        result.append(
+            {
+                "title": label,
+                "svg": charts.interval_chart(bars, unit, label, description),
+                "metrics": group,
+            }
+        )
+    return result
+
+
+def figure(session: Session, metric_id: str, as_of: datetime | None, link: Any) -> dict[str, Any]:
+    """Everything the page of one figure shows."""
+    metric = metrics_service.get_metric(session, metric_id=metric_id)
+    source = sources_service.get_source(session, source_id=metric.source_id)
+    text = sources_service.get_source_text(session, source_id=metric.source_id)
+    line, line_start = article.paragraph_of(text, metric.evidence.start, metric.evidence.end)
+    span = article.Span(
+        metric.evidence.start, metric.evidence.end, '<mark id="evidence">', "</mark>"
+    )
+    chart, rows = context_chart(session, metric, link)
+    revisions, revision_total = history_service.record_revisions(
+        session,
+        kind="metric",
+        label="metric",
+        record_id=metric_id,
+        limit=50,
+        offset=0,
+        as_of=as_of,
+    )
+    return {
+        "metric": metric,
+        "source": source,
+        "paragraph": article.marked(line, line_start, [span]),
+        "chart": chart,
+        "rows": rows,
+        "citations": {
+            "APA": citations.apa(source, metric.evidence),
+            "BibTeX": citations.bibtex(source, metric.evidence),
+            "CSL-JSON": citations.csl_json(source, metric.evidence),
+        },
+        "revisions": revisions,
+        "revision_total": revision_total,
+        "context": _entities_of(session, metric.id),
+    }
+
+
+def _entities_of(session: Session, metric_id: str) -> list[tuple[Kind, EntityPublic]]:
+    """The context entities this figure quantifies."""
+    return [
+        (KINDS[name], entity)
+        for name in KINDS
+        for entity in entities(session, name)
+        if metric_id in entity.metric_ids
+    ]
+
+
+def source(session: Session, source_id: str, link: Any) -> dict[str, Any]:
+    """A source's text in blocks, each figure's sentence marked and linked."""
+    found: SourcePublic = sources_service.get_source(session, source_id=source_id)
+    text = sources_service.get_source_text(session, source_id=source_id)
+    metrics, _ = metrics_service.list_metrics(
+        session, query=MetricQuery(source=source_id, limit=ALL)
+    )
+    by_span: dict[tuple[int, int], list[MetricPublic]] = {}
+    for metric in metrics:
+        by_span.setdefault((metric.evidence.start, metric.evidence.end), []).append(metric)
+    spans = []
+    for (start, end), group in by_span.items():
+        # The accessible name starts with the visible text (WCAG 2.5.3), then names the figure.
+        refs = "".join(
+            f' <a class="figref" id="m-{m.id}" href="{link(f"/explore/metrics/{m.id}")}" '
+            f'aria-label="{Markup.escape(words.in_words(m))}: {Markup.escape(m.name)}">'
+            f"{Markup.escape(words.in_words(m))}</a>"
+            for m in group
+        )
+        spans.append(
+            article.Span(
+                start,
+                end,
+                '<mark class="figure">',
+                "</mark>",
+                inner=functools.partial(str.format, '<span class="figrefs">{}</span>', refs),
+            )
+        )
+    entity_count = 0
+    for name, kind in KINDS.items():
+        for entity in entities(session, name):
+            if entity.source_id != source_id:
+                continue
+            entity_count += 1
+            label = Markup.escape(f"{kind.label.capitalize()}: {entity.name}")
+            spans.append(
+                article.Span(
+                    entity.evidence.start,
+                    entity.evidence.end,
+                    f'<span class="entity" id="e-{name}-{entity.id}" title="{label}">',
+                    "</span>",
+                )
+            )
+    return {
+        "source": found,
+        "blocks": article.blocks(text, spans),
+        "metric_count": len(metrics),
+        "entity_count": entity_count,
+        "citation": citations.apa(found),
+    }

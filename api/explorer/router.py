@@ -1,0 +1,258 @@
+"""The explorer's pages: HTML for people, server-rendered from the API's own services.
+
+Every page takes `as_of` (read through the same `ReadSessionDep`) and says so in a banner; its
+links keep it. Responses are cached and tagged like the API's (`api.caching`,
+`api.response_cache`): a page is computed once per dataset version.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session
+
+from api.errors import NotFound
+from api.explorer import pages, words
+from api.metrics.schemas import SORTABLE_FIELDS, MetricQuery
+from api.records.asof import ReadSessionDep
+from api.schemas import AS_OF_DESCRIPTION, Timestamp
+from api.vocabulary import Category
+
+HERE = Path(__file__).parent
+STATIC_PATH = "/explore/static"
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters.update(stamp=words.stamp, figure_number=words.number)
+templates.env.globals.update(
+    in_words=words.in_words,
+    figure_words=words.figure,
+    category_label=words.CATEGORY_LABELS,
+    facet_label=pages.FACET_LABELS,
+    static=STATIC_PATH,
+)
+router = APIRouter(include_in_schema=False)
+AsOf = Annotated[Timestamp | None, Query(description=AS_OF_DESCRIPTION)]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A page for one area of the article: its figures (by category), its context entities."""
+
+    slug: str
+    title: str
+    intro: str
+    category: Category | None = None
+    kind: str | None = None
+
+
+SECTIONS = (
+    Section(
+        "market",
+        "Market",
+        "Market size, growth, capacity and costs: the demand for personalised oncology "
+        "manufacturing. Projections are outlined; the rest are observations.",
+        category=Category.market,
+    ),
+    Section(
+        "technologies",
+        "Technologies",
+        "The manufacturing innovations the article describes, and the figures it gives for them.",
+        category=Category.technology,
+        kind="technology",
+    ),
+    Section(
+        "regulatory",
+        "Regulatory outlook",
+        "The regulatory shifts the article anticipates, with their agencies and expected impact, "
+        "and its figures on compliance.",
+        category=Category.regulatory,
+        kind="regulatory_change",
+    ),
+    Section(
+        "pricing",
+        "Pricing models",
+        "How CDMOs price and contract personalised oncology work, and what it costs.",
+        category=Category.pricing,
+        kind="pricing_model",
+    ),
+    Section(
+        "mna",
+        "M&A and partnerships",
+        "Strategic partnerships and consolidation among CDMOs.",
+        category=Category.mna,
+    ),
+    Section(
+        "bottlenecks",
+        "Bottlenecks, ranked",
+        "The bottlenecks in scaling manufacturing, in the order the article ranks them.",
+        kind="bottleneck",
+    ),
+    Section(
+        "faq",
+        "Frequently asked questions",
+        "The article's questions, each with a summary of its answer and the figures behind it.",
+        kind="faq",
+    ),
+)
+
+
+def _render(
+    request: Request,
+    session: Session,
+    name: str,
+    title: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+) -> HTMLResponse:
+    as_of = request.query_params.get("as_of")
+    return templates.TemplateResponse(
+        request,
+        name,
+        {
+            "title": title,
+            "as_of": as_of,
+            "version": pages.version(session),
+            "link": linker(as_of),
+            "sections": SECTIONS,
+            "path": request.url.path,
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+def linker(as_of: str | None) -> Callable[..., str]:
+    """A function building links to explorer pages that keep the page's `as_of`."""
+
+    def link(path: str, **params: Any) -> str:
+        kept = {name: value for name, value in params.items() if value not in (None, "")}
+        if as_of:
+            kept["as_of"] = as_of
+        return path + ("?" + urlencode(kept) if kept else "")
+
+    return link
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, session: ReadSessionDep, as_of: AsOf = None) -> HTMLResponse:
+    """What the dataset is, counts per category, search, the latest changes and releases."""
+    context = pages.home(session, as_of)
+    return _render(request, session, "home.html", "CDMO Metrics explorer", context)
+
+
+@router.get("/explore/metrics", response_class=HTMLResponse)
+def browse(
+    request: Request, session: ReadSessionDep, query: Annotated[MetricQuery, Query()]
+) -> HTMLResponse:
+    """The figure browser: search, facets, a sortable, paged table, and the same query as data."""
+    context = pages.browse(session, query)
+    state = {
+        name: str(value).lower() if isinstance(value, bool) else value
+        for name, value in query.model_dump(
+            mode="json", exclude_defaults=True, exclude={"format", "as_of"}
+        ).items()
+    }
+    link = linker(request.query_params.get("as_of"))
+
+    def here(changes: dict[str, Any]) -> str:
+        """This query with `changes` (None removes a parameter); back to the first page
+        unless the change is the page."""
+        params = {**state, **changes}
+        if "offset" not in changes:
+            params.pop("offset", None)
+        return link("/explore/metrics", **params)
+
+    context.update(
+        query=query,
+        state=state,
+        here=here,
+        sort_link=lambda field: here({"sort": field}),
+        sortable=SORTABLE_FIELDS,
+        filterable=pages.FILTERABLE,
+        exports=_exports(request),
+    )
+    return _render(request, session, "metrics.html", _browse_title(query, context), context)
+
+
+def _browse_title(query: MetricQuery, context: dict[str, Any]) -> str:
+    narrowed = ", ".join(f"{name} {value}" for name, value in context["filters"].items())
+    return f"Figures{' — ' + narrowed if narrowed else ''} ({context['total']})"
+
+
+def _exports(request: Request) -> dict[str, str]:
+    """The same query on the JSON API, as JSON, CSV and NDJSON."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "format"]
+    whole = [(k, v) for k, v in params if k not in ("limit", "offset")]
+    json_query = urlencode(params)
+    return {
+        "JSON": "/v1/metrics" + (f"?{json_query}" if json_query else ""),
+        "CSV": "/v1/metrics?" + urlencode([*whole, ("format", "csv")]),
+        "NDJSON": "/v1/metrics?" + urlencode([*whole, ("format", "ndjson")]),
+    }
+
+
+@router.get("/explore/metrics/{metric_id}", response_class=HTMLResponse)
+def figure(
+    metric_id: str, request: Request, session: ReadSessionDep, as_of: AsOf = None
+) -> HTMLResponse:
+    """One figure in words, in context, in its sentence, with its citations and history."""
+    try:
+        context = pages.figure(session, metric_id, as_of, linker(request.query_params.get("as_of")))
+    except NotFound as error:
+        return _not_found(request, session, str(error))
+    title = f"{context['metric'].name}: {words.in_words(context['metric'])}"
+    return _render(request, session, "metric.html", title, context)
+
+
+@router.get("/explore/sources/{source_id}", response_class=HTMLResponse)
+def source(
+    source_id: str, request: Request, session: ReadSessionDep, as_of: AsOf = None
+) -> HTMLResponse:
+    """A source verbatim, each figure's sentence marked and linked to its page."""
+    try:
+        context = pages.source(session, source_id, linker(request.query_params.get("as_of")))
+    except NotFound as error:
+        return _not_found(request, session, str(error))
+    return _render(request, session, "source.html", context["source"].title, context)
+
+
+def _section_route(section: Section) -> None:
+    def show(request: Request, session: ReadSessionDep, as_of: AsOf = None) -> HTMLResponse:
+        link = linker(request.query_params.get("as_of"))
+        metrics = pages.category_metrics(session, section.category) if section.category else []
+        items = pages.entities(session, section.kind) if section.kind else []
+        context = {
+            "section": section,
+            "metrics": metrics,
+            "charts": pages.unit_charts(metrics, link, section.title),
+            "entities": items,
+            "entity_metrics": {
+                item.id: pages.metrics_by_ids(session, item.metric_ids) for item in items
+            },
+            "kind": pages.KINDS[section.kind] if section.kind else None,
+        }
+        return _render(request, session, "section.html", section.title, context)
+
+    show.__doc__ = f"The {section.title} section of the dataset."
+    router.add_api_route(
+        f"/explore/{section.slug}", show, methods=["GET"], response_class=HTMLResponse
+    )
+
+
+for _section in SECTIONS:
+    _section_route(_section)
+
+
+def _not_found(request: Request, session: Session, detail: str) -> HTMLResponse:
+    return _render(request, session, "not_found.html", "Not found", {"detail": detail}, 404)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the explorer's pages and its static files (styles, a little script) from `app`."""
+    app.include_router(router)
+    app.mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="explorer-static")

@@ -1,0 +1,104 @@
+"""Figures in words, as a reader would say them: "$45,000–$65,000, 2026", "over 60%"."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from api.metrics.schemas import MetricPublic
+from api.vocabulary import Measure, Qualifier, Unit
+
+QUALIFIER_WORDS = {
+    Qualifier.eq: "",
+    Qualifier.gt: "over ",
+    Qualifier.gte: "at least ",
+    Qualifier.lt: "under ",
+    Qualifier.lte: "up to ",
+    Qualifier.approx: "about ",
+}
+# Scale words are used only where they are exact: 150000000000 is "$150 billion", never a
+# rounded "$0.15 trillion"; 45000 stays "$45,000".
+_SCALES = ((12, "trillion"), (9, "billion"), (6, "million"))
+_SUFFIXES = {
+    Unit.hours: " hours",
+    Unit.days: " days",
+    Unit.months: " months",
+    Unit.years: " years",
+}
+CATEGORY_LABELS = {
+    "market": "Market",
+    "technology": "Technology",
+    "regulatory": "Regulatory",
+    "pricing": "Pricing",
+    "mna": "M&A and partnerships",
+}
+
+
+def number(value: float) -> str:
+    """A figure with thousands separators, exactly as stored (no rounding)."""
+    exact = Decimal(repr(float(value)))
+    if exact == exact.to_integral_value():
+        return f"{int(exact):,}"
+    whole, _, fraction = format(exact, "f").partition(".")
+    return f"{int(whole):,}.{fraction}" if whole.lstrip("-") else f"0.{fraction}"
+
+
+def _scaled(value: float) -> str:
+    exact = Decimal(repr(float(value)))
+    for power, word in _SCALES:
+        scaled = exact.scaleb(-power)
+        if abs(scaled) >= 1 and scaled == scaled.quantize(Decimal("0.001")):
+            text = format(scaled.normalize(), "f")
+            return f"{text} {word}"
+    return number(value)
+
+
+def amount(value: float, unit: Unit) -> str:
+    """One figure with its unit: "$150 billion", "47%", "3.5×", "12 days"."""
+    if unit is Unit.usd:
+        return f"${_scaled(value)}"
+    if unit is Unit.percent:
+        return f"{number(value)}%"
+    if unit is Unit.ratio:
+        return f"{number(value)}×"
+    if unit is Unit.count_:
+        return _scaled(value)
+    return number(value) + _SUFFIXES.get(unit, "")
+
+
+def figure(metric: MetricPublic) -> str:
+    """The figure alone, qualified: "over $150 billion", "$45,000–$65,000", "down 25%"."""
+    low, high = metric.value_low, metric.value_high
+    if low == high:
+        text = amount(low, metric.unit)
+    else:
+        text = f"{amount(low, metric.unit)}–{amount(high, metric.unit)}"
+    text = QUALIFIER_WORDS[metric.qualifier] + text
+    if metric.measure is Measure.change and metric.direction is not None:
+        text = ("up " if metric.direction == "increase" else "down ") + text
+    elif metric.measure is Measure.growth_rate:
+        text += " a year"
+    return text
+
+
+def when(metric: MetricPublic) -> str:
+    """The period it refers to: "2026", "2023–2028", "since 2021", or ""."""
+    if metric.base_year is not None and metric.year is not None:
+        return f"{metric.base_year}–{metric.year}"
+    if metric.base_year is not None:
+        return f"since {metric.base_year}"
+    return "" if metric.year is None else str(metric.year)
+
+
+def in_words(metric: MetricPublic) -> str:
+    """The figure and its period: "$45,000–$65,000, 2026"; projections say so."""
+    text = figure(metric)
+    period = when(metric)
+    if period:
+        text += f", {period}"
+    if metric.forecast:
+        text += " (projected)"
+    return text
+
+
+def stamp(moment: datetime) -> str:
+    """An RFC 3339 timestamp in UTC, as `as_of` takes it: 2026-11-26T10:00:00.123456Z."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,241 @@
+"""The explorer's HTML pages over the seed dataset, on each database: what they say, link and
+mark, how they take `as_of`, and that they are tagged and cached like the API.
+
+What a browser does with them (scripts, clicks, axe-core) is in test_explorer_browser.py.
+"""
+
+import re
+from html import unescape
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.explorer import words
+from api.metrics.schemas import MetricPublic
+from api.vocabulary import Unit
+from tests.browser.pages import FIGURE, PAGES, SOURCE
+from tests.helpers import Writable
+
+FIGURE_PAGE = f"/explore/metrics/{FIGURE}"
+LIMIT = 150 * 1024
+
+
+def _text(html: str) -> str:
+    """The page's text, tags removed and whitespace collapsed."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_every_page_is_html_tagged_and_small(client: TestClient, name: str) -> None:
+    page = client.get(PAGES[name], headers={"Accept-Encoding": "gzip"})
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.headers["dataset-version"] == "1"
+    assert page.headers["cache-control"] == "public, max-age=60"
+    if name != "source":  # the article page is exempt
+        assert int(page.headers["content-length"]) < LIMIT
+        assert len(page.content) < LIMIT
+    assert '<html lang="en">' in page.text
+    again = client.get(PAGES[name], headers={"If-None-Match": page.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_pages_reference_only_their_own_origin(client: TestClient) -> None:
+    for path in PAGES.values():
+        html = client.get(path).text
+        for url in re.findall(r'(?:src|href)="([^"]+)"', html):
+            assert url.startswith(("/", "#", "data:")), f"{path} refers to {url}"
+
+
+def test_a_page_is_computed_once_per_dataset_version(client: TestClient) -> None:
+    cache = client.app.state.response_cache  # type: ignore[attr-defined]
+    client.get("/explore/mna?limit_hint=1")
+    hits = cache.hits
+    assert client.get("/explore/mna?limit_hint=1").status_code == 200
+    assert cache.hits == hits + 1
+
+
+def test_the_start_page_says_what_the_dataset_is_and_links_every_section(
+    client: TestClient,
+) -> None:
+    html = client.get("/").text
+    text = _text(html)
+    assert "42 figures on contract development and manufacturing organisations" in text
+    for label, count in [
+        ("Market", "10 figures"),
+        ("Technologies", "11 figures · 4 items"),
+        ("Regulatory outlook", "8 figures · 3 items"),
+        ("Pricing models", "7 figures · 8 items"),
+        ("M&A and partnerships", "6 figures"),
+        ("Bottlenecks, ranked", "4 items"),
+    ]:
+        assert f"{label} {count}" in text
+    assert 'action="/explore/metrics"' in html and 'name="q"' in html
+    for href in ["/docs", "/redoc", "/openapi.json", "/v1", "/v1/metrics?format=csv"]:
+        assert f'href="{href}"' in html
+    for path in PAGES.values():
+        assert f'href="{path}"' in html or path == "/" or "/metrics/" in path
+    assert "67 changes in all" in text
+    assert re.search(r"seed \S+ \(\d{4}-\d\d-\d\d, version 1\): 67 added, 0 changed", text)
+
+
+def test_v1_answers_an_index_of_the_collections(client: TestClient) -> None:
+    index = client.get("/v1")
+    assert index.status_code == 200
+    body = index.json()
+    hrefs = [c["href"] for c in body["collections"]]
+    for href in ["/v1/metrics", "/v1/market", "/v1/technologies", "/v1/regulatory/outlook",
+                 "/v1/pricing-models", "/v1/mna", "/v1/bottlenecks", "/v1/faq", "/v1/sources",
+                 "/v1/changes", "/v1/releases"]:  # fmt: skip
+        assert href in hrefs
+    for href in hrefs:
+        assert client.get(href).status_code == 200, href
+    assert body["docs"] == "/docs" and body["explorer"] == "/"
+    assert client.get("/v1?x=1").status_code == 200  # no parameters of its own to check
+
+
+def test_the_figure_page_states_the_range_its_sentence_chart_and_citations(
+    client: TestClient,
+) -> None:
+    html = client.get(FIGURE_PAGE).text
+    assert '<p class="headline" id="value-in-words">$45,000–$65,000, 2026</p>' in html
+    assert (
+        '<mark id="evidence">The average cost of manufacturing a single CAR-T dose via a CDMO is '
+        "currently $45,000–$65,000, compared to $15,000 for a monoclonal antibody batch (per "
+        "patient equivalent).</mark>"
+    ) in html
+    assert f'href="/explore/sources/{SOURCE}#m-{FIGURE}"' in html
+    chart = re.search(r'<svg class="chart".*?</svg>', html, re.S)
+    assert chart is not None
+    assert "<title" in chart[0] and 'class="bar self"' in chart[0]
+    assert 'class="bar baseline"' in chart[0]  # its baseline, the $15,000 antibody batch
+    text = _text(html)
+    assert (
+        "Monoclonal antibody batch cost per patient equivalent its baseline $15,000, 2026" in text
+    )
+    assert "@misc{coreychem-future-of-cdmos-2026," in html
+    assert "CoreyChem Editorial Team. (2026, June 1)." in text
+    assert "1 revision, newest first" in text
+    assert "view as of this version" in text
+    assert "Secondary attribution" not in text
+    assert "Expired projection" not in text
+
+
+def test_a_figure_cited_from_elsewhere_says_so(client: TestClient) -> None:
+    text = _text(client.get("/explore/metrics/oncology-pipeline-personalized-share").text)
+    assert "Secondary attribution: the source attributes this figure to IQVIA, 2024" in text
+
+
+def test_an_expired_projection_is_marked(client: TestClient) -> None:
+    expired = client.get("/v1/metrics", params={"horizon_passed": "true"}).json()["items"]
+    assert expired, "the seed has projections for years now past"
+    text = _text(client.get(f"/explore/metrics/{expired[0]['id']}").text)
+    assert f"Expired projection. This was projected for {expired[0]['year']}" in text
+
+
+def test_an_unknown_figure_or_source_is_an_html_404(client: TestClient) -> None:
+    for path in ["/explore/metrics/no-such-figure", "/explore/sources/no-such-source"]:
+        page = client.get(path)
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")
+        assert "no-such" in page.text
+
+
+def test_a_malformed_as_of_is_a_problem(client: TestClient) -> None:
+    answer = client.get("/", params={"as_of": "yesterday"})
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_the_article_marks_every_figure_and_entity_verbatim(client: TestClient) -> None:
+    html = client.get(f"/explore/sources/{SOURCE}").text
+    linked = re.findall(r'<a class="figref" id="m-([a-z0-9-]+)" href="/explore/metrics/\1"', html)
+    assert len(linked) == len(set(linked)) == 42
+    text = client.get(f"/v1/sources/{SOURCE}/text").text
+    article = re.search(r'<article class="source-text" lang="en">(.*)</article>', html, re.S)
+    assert article is not None
+    assert article[1].count('<mark class="figure">') == 32  # sentences; some state two figures
+    assert article[1].count('<span class="entity"') == 24
+    without_links = re.sub(r'<span class="figrefs">.*?</span>', "", article[1])
+    blocks = re.sub(r"</?(?:p|li|h2|h3|ul)>", " ", without_links)
+    shown = " ".join(unescape(re.sub(r"<[^>]+>", "", blocks)).split())
+    # Every word in order, unchanged; bullet signs become the list's own markers.
+    assert shown == " ".join(re.sub(r"(?m)^\s*•\s+", "", text).split())
+
+
+def test_facets_are_links_that_combine_and_exports_keep_the_query(client: TestClient) -> None:
+    html = client.get("/explore/metrics", params={"q": "cost", "category": "market"}).text
+    assert "2 figures matching" in _text(html)
+    assert 'href="/explore/metrics?category=market&amp;q=cost&amp;forecast=false"' in html
+    assert 'href="/explore/metrics?q=cost" aria-label="Remove filter Category: Market"' in html
+    assert 'href="/v1/metrics?q=cost&amp;category=market&amp;format=csv"' in html
+    assert 'href="/v1/metrics?q=cost&amp;category=market&amp;format=ndjson"' in html
+    assert 'href="/v1/metrics?q=cost&amp;category=market"' in html
+
+
+def test_bad_filters_are_a_problem_not_a_page(client: TestClient) -> None:
+    answer = client.get("/explore/metrics", params={"category": "weather"})
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_bottlenecks_are_listed_in_rank_order(client: TestClient) -> None:
+    ranks = re.findall(r'<span class="rank">#(\d+)</span>', client.get("/explore/bottlenecks").text)
+    assert ranks == ["1", "2", "3", "4"]
+
+
+def test_the_market_page_charts_its_figures(client: TestClient) -> None:
+    html = client.get("/explore/market").text
+    assert html.count('<svg class="chart"') >= 1
+    assert "projected" in html  # forecasts are told apart
+
+
+def test_as_of_shows_the_data_then_and_says_so(writable: Writable) -> None:
+    w = writable
+    path = f"/v1/metrics/{FIGURE}"
+    renamed = w.client.patch(
+        path, json={"name": "Renamed dose cost"}, headers={**w.auth(), "If-Match": w.etag(path)}
+    )
+    assert renamed.status_code == 200
+    now = _text(w.client.get(FIGURE_PAGE).text)
+    assert "Renamed dose cost" in now and "2 revisions, newest first" in now
+    html = w.client.get(FIGURE_PAGE).text
+    links = re.findall(r'href="(/explore/metrics/[^"?]+\?as_of=[^"]+)">view as of', html)
+    assert len(links) == 2
+    earlier = w.client.get(unescape(links[-1]))  # the first revision
+    assert earlier.status_code == 200
+    text = _text(earlier.text)
+    assert "You are viewing the dataset as of" in text and "(dataset version 1)" in text
+    assert "CAR-T dose manufacturing cost via a CDMO" in text
+    assert "Renamed dose cost" not in text
+    assert "1 revision, newest first" in text
+    # Its links keep the moment.
+    assert re.search(r'href="/explore/metrics\?as_of=[^"]+"', earlier.text)
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [
+        (150000000000, Unit.usd, "$150 billion"),
+        (1500000000, Unit.usd, "$1.5 billion"),
+        (45000, Unit.usd, "$45,000"),
+        (123456789, Unit.usd, "$123,456,789"),
+        (11.2, Unit.percent, "11.2%"),
+        (3.5, Unit.ratio, "3.5×"),
+        (14, Unit.months, "14 months"),
+    ],
+)
+def test_amounts_in_words_are_exact(value: float, unit: Unit, expected: str) -> None:
+    assert words.amount(value, unit) == expected
+
+
+def test_figures_in_words_say_the_qualifier_direction_and_period(client: TestClient) -> None:
+    def said(metric_id: str) -> str:
+        data = client.get(f"/v1/metrics/{metric_id}").json()
+        return words.in_words(MetricPublic.model_validate(data))
+
+    assert said("personalized-cancer-medicine-market-size-2028") == (
+        "over $150 billion, 2028 (projected)"
+    )
+    assert said("personalized-cancer-medicine-market-cagr") == "11.2% a year, 2023–2028 (projected)"
+    assert said(FIGURE) == "$45,000–$65,000, 2026"

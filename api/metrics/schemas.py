@@ -16,6 +16,7 @@ from api.schemas import (
     list_pattern,
     with_example,
 )
+from api.search import QUERY_HELP
 from api.vocabulary import Category, Direction, Measure, Qualifier, Unit
 
 SORTABLE_FIELDS = (
@@ -135,9 +136,8 @@ class MetricFilters(BaseModel):
     )
     q: QueryText | None = Field(
         default=None,
-        description="Full-text search over name, subjects, description and quote; every word "
-        "must match, with stemming (outsource finds outsourcing). Without `sort`, results are "
-        "ranked by relevance.",
+        description=QUERY_HELP + " Searches name, subjects, description and quote; without "
+        "`sort`, results are ranked by relevance.",
         examples=["outsource"],
     )
     as_of: Timestamp | None = Field(

@@ -83,11 +83,11 @@ def _selection(
     from_clause: FromClause = METRIC
     score = None
     if filters.q is not None:
-        matches = search.matches(session, filters.q)
+        matches = search.matches(session, "metric", filters.q)
         if matches is None:
             conditions.append(false())
         else:
-            from_clause = METRIC.join(matches, matches.c.metric_id == METRIC.c.id)
+            from_clause = METRIC.join(matches, matches.c.id == METRIC.c.id)
             score = matches.c.score
     return from_clause, and_(true(), *conditions), score
 

@@ -27,6 +27,7 @@ OPERATIONS = {
     ("/v1/sources/{source_id}", "getSource"),
     ("/v1/sources/{source_id}/citation", "getSourceCitation"),
     ("/v1/sources/{source_id}/text", "getSourceText"),
+    ("/v1/dataset.zip", "getDatasetPackage"),
     ("/v1/changes", "listChanges"),
     ("/v1/releases", "listReleases"),
     ("/healthz", "getHealth"),

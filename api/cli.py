@@ -1,4 +1,4 @@
-"""The `cdmo-metrics` command: serve, migrate, seed."""
+"""The `cdmo-metrics` command: migrate, seed, import, keys, openapi, serve."""
 
 import argparse
 import json
@@ -185,8 +185,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cdmo-metrics` console script."""
-    parser = argparse.ArgumentParser(prog="cdmo-metrics", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="cdmo-metrics",
+        description="Run and manage the CDMO Metrics API. Settings come from the environment "
+        "(DATABASE_URL, SEED_DIR, HOST, PORT, ...; see the README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("migrate", help="upgrade the database to the newest migration")
     commands.add_parser(
         "seed", help="load seed/data into the database (validated first; idempotent)"
@@ -205,11 +209,19 @@ def main(argv: list[str] | None = None) -> int:
     keys = commands.add_parser("keys", help="manage API keys for writes")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="make a key; prints it once, last line")
-    create.add_argument("--name", required=True)
-    create.add_argument("--scope", choices=auth_service.SCOPES, default="write")
+    create.add_argument(
+        "--name", required=True, help="a unique name for the key, shown in logs and revisions"
+    )
+    create.add_argument(
+        "--scope",
+        choices=auth_service.SCOPES,
+        default="write",
+        help="write: create, change and delete records; admin: sources and releases too "
+        "(default: write)",
+    )
     key_commands.add_parser("list", help="list keys (never their tokens)")
     revoke = key_commands.add_parser("revoke", help="revoke a key by name")
-    revoke.add_argument("name")
+    revoke.add_argument("name", help="the name the key was created with")
     commands.add_parser("openapi", help="print the OpenAPI document (as committed in openapi.json)")
     serve = commands.add_parser("serve", help="serve the API with uvicorn")
     serve.add_argument("--host", help="interface to bind (default: HOST)")

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+from api.bulk import router as bulk_router
 from api.caching import HttpCaching
 from api.config import Settings, get_settings
 from api.db import make_engine
@@ -90,6 +91,7 @@ def create_app(
     v1.include_router(sources_router)
     v1.include_router(records_router)
     v1.include_router(history_router)
+    v1.include_router(bulk_router)
     app.include_router(v1)
     app.include_router(index_router)
     app.include_router(health_router)

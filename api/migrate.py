@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 
 def include_name(name: str | None, kind: str, _parents: dict[str, str | None]) -> bool:
-    """Autogenerate filter: the search index (and FTS5's shadow tables) is built by hand in
+    """Autogenerate filter: the search indexes (and FTS5's shadow tables) are built by hand in
     migrations, not declared as a model."""
-    return not (kind == "table" and name is not None and name.startswith("metric_fts"))
+    return not (kind == "table" and name is not None and "_fts" in name)
 
 
 def alembic_config() -> "Config":

@@ -1,83 +1,243 @@
-"""Full-text search over metrics, at any dataset version: SQLite FTS5 or PostgreSQL tsvector.
+"""Full-text search over every collection, at any dataset version: one query language, compiled
+to SQLite FTS5 or PostgreSQL tsquery so that both databases find the same records.
 
-The index holds one document per row of `metric_history` (every version of every metric), keyed
-by its `row_id`, in a `metric_fts` table that migrations create (it is not a model). Writers
-call `index_new` in the transaction that wrote metrics; readers join `matches`, which keeps the
-documents of the rows current at the version the session reads (the live one, or its as_of).
+The language of `q` (QUERY_HELP says it to clients):
+
+- words are ANDed: `cell therapy` finds records with both words; case does not matter, and words
+  are stemmed (Porter's algorithm): `outsource` finds "outsourcing";
+- `"a phrase"` finds the words next to each other, in order;
+- `-word` (or `-"a phrase"`) leaves out records that have it;
+- `OR` (upper case) between two terms finds either: `cell OR gene therapy` is
+  (cell or gene) and therapy;
+- `prefix*` finds words beginning with the prefix (stemmed as a word is);
+- a word is a run of letters and digits; anything else separates words, so `CAR-T` is the
+  phrase "car t"; a query with no word to find (only exclusions or punctuation) finds nothing.
+
+The two databases index and read alike: documents are split into words at every character
+that is not a letter or digit (FTS5's unicode61; on PostgreSQL a regular expression does it
+before the parser), stemmed by the same Porter stemmer (FTS5's `porter`; PostgreSQL's Snowball
+`porter` in the `cdmo_search` configuration), with no stop words on either, so `the` is a word.
+
+Each kind has an index table `<table>_fts` holding one document per row of its history table
+(every version of every record), keyed by the history `row_id`; migrations create them (they
+are not models). Writers call the kind's `indexer` in the transaction that wrote records;
+readers join `matches`, which keeps the documents of the rows current at the version the
+session reads (the live one, or its as_of).
 """
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy import Float, String, Subquery, text
 from sqlmodel import Session
 
 from api.records import asof
 
-_WORD = re.compile(r"\w+")
+QUERY_HELP = (
+    "Full-text search: words are ANDed and stemmed (outsource finds outsourcing); "
+    '`"a phrase"` finds adjacent words, `-word` excludes, `OR` between two terms finds '
+    "either, `prefix*` matches word beginnings; any character not a letter or digit separates "
+    "words (CAR-T is the phrase car t)."
+)
 
-_INDEX = {
-    # Weights: name A, subjects B, description C, quote D.
-    "postgresql": """
-        INSERT INTO metric_fts (row_id, document)
-        SELECT h.row_id,
-               setweight(to_tsvector('english', h.name), 'A')
-            || setweight(to_tsvector('english', coalesce(
-                   (SELECT string_agg(s.subject, ' ' ORDER BY s.position)
-                      FROM metric_subject_history s
-                     WHERE s.metric_id = h.id AND s.valid_to IS NULL), '')), 'B')
-            || setweight(to_tsvector('english', h.description), 'C')
-            || setweight(to_tsvector('english', h.evidence_quote), 'D')
-        FROM metric_history h WHERE h.valid_from = :version
-        ON CONFLICT (row_id) DO NOTHING
-    """,
-    "sqlite": """
-        INSERT INTO metric_fts (rowid, name, subjects, description, quote)
-        SELECT h.row_id, h.name,
-               coalesce((SELECT group_concat(s.subject, ' ') FROM metric_subject_history s
-                          WHERE s.metric_id = h.id AND s.valid_to IS NULL), ''),
-               h.description, h.evidence_quote
-        FROM metric_history h
-        WHERE h.valid_from = :version
-          AND NOT EXISTS (SELECT 1 FROM metric_fts f WHERE f.rowid = h.row_id)
-    """,
+# Columns of each kind's document, most weighted first (PostgreSQL weights A, B, C, then D for
+# the rest; FTS5's bm25 the same order). `{subjects}` is the metric's subject tags.
+DOCUMENTS: dict[str, tuple[str, ...]] = {
+    "metric": ("h.name", "{subjects}", "h.description", "h.evidence_quote"),
+    "technology": ("h.name", "{examples}", "h.summary", "h.evidence_quote"),
+    "pricing_model": ("h.name", "h.summary", "h.evidence_quote"),
+    "regulatory_change": (
+        "h.name",
+        "h.agency",
+        "h.summary",
+        "h.expected_impact",
+        "h.evidence_quote",
+    ),
+    "bottleneck": ("h.name", "h.summary", "h.evidence_quote"),
+    "faq": ("h.name", "h.question", "h.summary", "h.evidence_quote"),
+    "source": ("h.title", "h.author", "h.publisher", "h.text"),
 }
-_MATCHES = {
-    "postgresql": """
-        SELECT h.id AS metric_id, ts_rank(f.document, plainto_tsquery('english', :q)) AS score
-        FROM metric_fts f JOIN metric_history h ON h.row_id = f.row_id
-        WHERE f.document @@ plainto_tsquery('english', :q) AND {period}
-    """,
-    # bm25 is lower for better matches; the weights mirror PostgreSQL's A-D.
-    "sqlite": """
-        SELECT h.id AS metric_id, -bm25(metric_fts, 10.0, 5.0, 2.0, 1.0) AS score
-        FROM metric_fts JOIN metric_history h ON h.row_id = metric_fts.rowid
-        WHERE metric_fts MATCH :q AND {period}
-    """,
+_WEIGHTS = "ABCD"
+_BM25 = (10.0, 5.0, 2.0, 1.0)
+_PIECES = {
+    "postgresql": {
+        "subjects": "(SELECT string_agg(s.subject, ' ' ORDER BY s.position)"
+        " FROM metric_subject_history s WHERE s.metric_id = h.id AND s.valid_to IS NULL)",
+        "examples": "CAST(h.examples AS TEXT)",
+    },
+    "sqlite": {
+        "subjects": "(SELECT group_concat(subject, ' ') FROM (SELECT s.subject"
+        " FROM metric_subject_history s WHERE s.metric_id = h.id AND s.valid_to IS NULL"
+        " ORDER BY s.position))",
+        "examples": "h.examples",
+    },
 }
 _LIVE = "h.valid_to IS NULL"
 _AT_VERSION = "h.valid_from <= :version AND (h.valid_to IS NULL OR h.valid_to > :version)"
 
 
-def words(query: str) -> list[str]:
-    """The searchable words of a query; operators, quotes and punctuation are dropped."""
-    return _WORD.findall(query.lower())
+def _columns(kind: str, dialect: str) -> list[str]:
+    return [f"coalesce({column.format(**_PIECES[dialect])}, '')" for column in DOCUMENTS[kind]]
 
 
-def index_new(session: Session, version: int) -> None:
-    """Index the metric rows written at `version` (in this transaction) not yet indexed."""
+def _weight(position: int) -> str:
+    return _WEIGHTS[min(position, len(_WEIGHTS) - 1)]
+
+
+def index_statement(kind: str, dialect: str) -> str:
+    """INSERT the documents of `kind`'s history rows written at `:version` not yet indexed."""
+    columns = _columns(kind, dialect)
+    if dialect == "postgresql":
+        document = " || ".join(
+            f"setweight(cdmo_search_vector({column}), '{_weight(position)}')"
+            for position, column in enumerate(columns)
+        )
+        return (
+            f"INSERT INTO {kind}_fts (row_id, document) SELECT h.row_id, {document}"
+            f" FROM {kind}_history h WHERE h.valid_from = :version"
+            " ON CONFLICT (row_id) DO NOTHING"
+        )
+    names = ", ".join(f"c{position}" for position in range(len(columns)))
+    return (
+        f"INSERT INTO {kind}_fts (rowid, {names}) SELECT h.row_id, {', '.join(columns)}"
+        f" FROM {kind}_history h WHERE h.valid_from = :version"
+        f" AND NOT EXISTS (SELECT 1 FROM {kind}_fts f WHERE f.rowid = h.row_id)"
+    )
+
+
+def indexer(kind: str) -> Callable[[Session, int], None]:
+    """The `after_write` of `kind`: index the rows written at `version` in this transaction."""
+
+    def index_new(session: Session, version: int) -> None:
+        dialect = session.get_bind().dialect.name
+        session.execute(text(index_statement(kind, dialect)), {"version": version})
+
+    return index_new
+
+
+# The query language.
+
+_WORD = re.compile(r"[^\W_]+")
+_TERM = re.compile(r'(-?)"([^"]*)"(\*?)|(\S+)')
+
+
+@dataclass
+class Term:
+    """Words that must appear next to each other (one word: anywhere); `prefix` marks the last
+    as a word beginning."""
+
+    words: list[str]
+    prefix: bool = False
+
+
+@dataclass
+class Query:
+    """Every clause must match (a clause: any of its terms); no excluded term may."""
+
+    clauses: list[list[Term]] = field(default_factory=list)
+    excluded: list[Term] = field(default_factory=list)
+
+
+def parse(q: str) -> Query:
+    """The clauses of `q` in the language the module describes."""
+    query = Query()
+    either = False  # the last token was OR
+    last_positive = False  # the last term was a positive one (an OR may extend its clause)
+    for match in _TERM.finditer(q):
+        negated, phrase, star, bare = match.groups()
+        if bare == "OR":
+            either = last_positive
+            continue
+        if bare is not None:
+            negated = "-" if bare.startswith("-") and len(bare) > 1 else ""
+            body = bare[1:] if negated else bare
+            star = "*" if body.endswith("*") else ""
+            phrase = body
+        words = _WORD.findall(phrase.lower())
+        if not words:
+            continue
+        term = Term(words, prefix=bool(star))
+        if negated:
+            query.excluded.append(term)
+            last_positive = either = False
+        elif either:
+            query.clauses[-1].append(term)
+            either = False
+        else:
+            query.clauses.append([term])
+            last_positive = True
+    return query
+
+
+def _fts5(query: Query) -> str:
+    def term(t: Term) -> str:
+        return '"' + " ".join(t.words) + '"' + ("*" if t.prefix else "")
+
+    found = " AND ".join("(" + " OR ".join(map(term, clause)) + ")" for clause in query.clauses)
+    if query.excluded:
+        found = f"({found}) NOT ({' OR '.join(map(term, query.excluded))})"
+    return found
+
+
+def _tsquery(query: Query) -> tuple[str, dict[str, str]]:
+    """A PostgreSQL tsquery expression and its parameters. Words under three characters are
+    not stemmed, as in FTS5 (and in documents, see the migration's `cdmo_search_vector`): they
+    go through the `simple` configuration."""
+    params: dict[str, str] = {}
+
+    def word(w: str, prefix: bool) -> str:
+        name = f"q{len(params)}"
+        params[name] = f"'{w}'" + (":*" if prefix else "")
+        config = "simple" if len(w) < 3 else "cdmo_search"
+        return f"to_tsquery('{config}', :{name})"
+
+    def term(t: Term) -> str:
+        last = len(t.words) - 1
+        found = word(t.words[0], t.prefix and last == 0)
+        for position, w in enumerate(t.words[1:], start=1):
+            found = f"tsquery_phrase({found}, {word(w, t.prefix and position == last)})"
+        return found
+
+    found = " && ".join("(" + " || ".join(map(term, clause)) + ")" for clause in query.clauses)
+    if query.excluded:
+        found = f"({found}) && !!({' || '.join(map(term, query.excluded))})"
+    return found, params
+
+
+_MATCHES = {
+    "postgresql": """
+        SELECT h.id AS id, ts_rank(f.document, query.q) AS score
+        FROM {kind}_fts f JOIN {kind}_history h ON h.row_id = f.row_id,
+             (SELECT {tsquery} AS q) AS query
+        WHERE f.document @@ query.q AND {period}
+    """,
+    # bm25 is lower for better matches; the weights mirror PostgreSQL's A-D.
+    "sqlite": """
+        SELECT h.id AS id, -bm25({kind}_fts, {weights}) AS score
+        FROM {kind}_fts JOIN {kind}_history h ON h.row_id = {kind}_fts.rowid
+        WHERE {kind}_fts MATCH :q AND {period}
+    """,
+}
+
+
+def matches(session: Session, kind: str, q: str) -> Subquery | None:
+    """(id, score) of the records of `kind` that `q` finds at the version the session reads;
+    None if the query has no word to find."""
     dialect = session.get_bind().dialect.name
-    session.execute(text(_INDEX[dialect]), {"version": version})
-
-
-def matches(session: Session, query: str) -> Subquery | None:
-    """(metric_id, score) of the metrics matching every word of `query` at the version the
-    session reads; None if the query has no words."""
-    terms = words(query)
-    if not terms:
+    query = parse(q)
+    if not query.clauses:
         return None
-    dialect = session.get_bind().dialect.name
-    q = " ".join(terms) if dialect == "postgresql" else " ".join(f'"{t}"' for t in terms)
     version = asof.read_version(session)
-    statement = text(_MATCHES[dialect].format(period=_LIVE if version is None else _AT_VERSION))
-    statement = statement.bindparams(q=q, **({} if version is None else {"version": version}))
-    return statement.columns(metric_id=String, score=Float).subquery("fts")
+    params: dict[str, object] = {} if version is None else {"version": version}
+    tsquery = ""
+    if dialect == "postgresql":
+        tsquery, terms = _tsquery(query)
+        params |= terms
+    else:
+        params["q"] = _fts5(query)
+    weights = ", ".join(str(_BM25[min(i, 3)]) for i in range(len(DOCUMENTS[kind])))
+    period = _LIVE if version is None else _AT_VERSION
+    sql = _MATCHES[dialect].format(kind=kind, weights=weights, period=period, tsquery=tsquery)
+    statement = text(sql).bindparams(**params)
+    return statement.columns(id=String, score=Float).subquery(f"{kind}_found")

@@ -83,3 +83,44 @@ def test_source_filter(client: TestClient) -> None:
         client.get("/v1/faq", params={"source": "coreychem-future-of-cdmos-2026"}).json()["total"]
         == 5
     )
+
+
+def test_pricing_models_list_in_the_article_order(client: TestClient) -> None:
+    items = client.get("/v1/pricing-models").json()["items"]
+    # "While traditional fee-for-service (cost-plus) is still common, many CDMOs now offer
+    # tiered pricing based on patient volume, ... and risk-sharing models ...": each model is
+    # its own clause, so the three list as the sentence names them, not by id.
+    assert [item["id"] for item in items] == [
+        "value-based-pricing",
+        "capacity-pool",
+        "platform-process-economies-of-scale",
+        "profit-sharing-joint-venture",
+        "fee-for-service-cost-plus",
+        "tiered-patient-volume-pricing",
+        "risk-sharing-revenue-share",
+        "cogs-plus-fixed-margin",
+    ]
+    assert (
+        items[4]["evidence"]["quote"] == "traditional fee-for-service (cost-plus) is still common"
+    )
+
+
+@pytest.mark.parametrize(("path", "_total", "_extra"), COLLECTIONS)
+def test_context_entities_list_in_the_article_order(
+    client: TestClient, path: str, _total: int, _extra: set[str]
+) -> None:
+    starts = [item["evidence"]["start"] for item in client.get(path).json()["items"]]
+    assert starts == sorted(starts)
+    assert len(set(starts)) == len(starts)
+
+
+def test_the_ema_hospital_exemption_is_worded_as_the_article_words_it(client: TestClient) -> None:
+    ema = client.get("/v1/regulatory/outlook/ema-hospital-exemption").json()
+    # The article: "could shift some manufacturing back to academic centers, impacting CDMO
+    # volume"; it neither says the move is anticipated nor that the volume falls.
+    assert "could shift" in ema["summary"]
+    assert "could shift" in ema["expected_impact"] and "impact" in ema["expected_impact"]
+    for word in ("anticipated", "reduc", "move"):
+        assert word not in ema["summary"] + ema["expected_impact"]
+    fee = client.get("/v1/pricing-models/fee-for-service-cost-plus").json()
+    assert "markup" not in fee["summary"] and "each service" not in fee["summary"]

@@ -6,9 +6,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 
+def _counts(facets: dict[str, list[dict[str, object]]]) -> dict[str, list[dict[str, object]]]:
+    """The facets without their links."""
+    return {
+        name: [{"value": v["value"], "count": v["count"]} for v in values]
+        for name, values in facets.items()
+    }
+
+
 def test_facets_count_every_value_over_the_filtered_metrics(client: TestClient) -> None:
     body = client.get("/v1/metrics/facets", params={"facet": "category,unit"}).json()
-    assert body == {
+    assert {"total": body["total"], "facets": _counts(body["facets"])} == {
         "total": 42,
         "facets": {
             "category": [
@@ -37,18 +45,18 @@ def test_facets_take_the_collection_filters(client: TestClient) -> None:
     ).json()
     assert body["total"] == 10
     assert sum(v["count"] for v in body["facets"]["year"]) == 10
-    assert {"value": None, "count": 2} in body["facets"]["year"]
-    assert body["facets"]["forecast"] == [
+    assert {"value": None, "count": 2} in _counts(body["facets"])["year"]
+    assert _counts(body["facets"])["forecast"] == [
         {"value": False, "count": 6},
         {"value": True, "count": 4},
     ]
     searched = client.get("/v1/metrics/facets", params={"facet": "subject", "q": "outsourcing"})
     assert searched.json()["total"] == 1
-    assert {"value": "outsourcing", "count": 1} in searched.json()["facets"]["subject"]
+    assert {"value": "outsourcing", "count": 1} in _counts(searched.json()["facets"])["subject"]
 
 
 def test_every_facet_is_available_by_default(client: TestClient) -> None:
-    facets = client.get("/v1/metrics/facets").json()["facets"]
+    facets = _counts(client.get("/v1/metrics/facets").json()["facets"])
     assert list(facets) == [
         "category", "unit", "measure", "qualifier", "direction", "year", "base_year",
         "forecast", "horizon_passed", "geography", "subject", "source",
@@ -96,9 +104,120 @@ def test_horizon_moves_with_the_clock(
 def test_subject_filter_with_subject_facet(client: TestClient) -> None:
     # Found by contract fuzzing: the filter's EXISTS and the facet's join once collided.
     body = client.get("/v1/metrics/facets", params={"subject": "CAR-T", "facet": "subject"}).json()
-    assert body == {
-        "total": 1,
-        "facets": {
-            "subject": [{"value": "CAR-T", "count": 1}, {"value": "manufacturing cost", "count": 1}]
-        },
-    }
+    assert body["total"] == 1
+    car_t = next(v for v in body["facets"]["subject"] if v["value"] == "CAR-T")
+    assert car_t == {"value": "CAR-T", "count": 1, "href": "/v1/metrics?subject=CAR-T"}
+
+
+def test_a_facet_counts_over_the_other_filters(client: TestClient) -> None:
+    # category=market: the category facet still offers every category (its own filter is
+    # left out), the unit facet counts the market metrics only.
+    body = client.get(
+        "/v1/metrics/facets", params={"category": "market", "facet": "category,unit"}
+    ).json()
+    assert body["total"] == 10
+    assert sum(v["count"] for v in body["facets"]["category"]) == 42
+    assert sum(v["count"] for v in body["facets"]["unit"]) == 10
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"category": "market,mna"},
+        {"year": "2023..2028", "q": "cell OR therapy"},
+        {"geography": "null", "forecast": "true"},
+        {"subject": "cell therapy,CAR-T", "value_min": "20"},
+        {"direction": "null,decrease", "base_year": "..2023,null"},
+    ],
+)
+def test_every_facet_bucket_links_to_its_metrics(
+    client: TestClient, filters: dict[str, str]
+) -> None:
+    body = client.get("/v1/metrics/facets", params=filters).json()
+    assert body["total"] == client.get("/v1/metrics", params=filters).json()["total"]
+    for name, buckets in body["facets"].items():
+        for bucket in buckets:
+            assert bucket["href"].startswith("/v1/metrics?")
+            linked = client.get(bucket["href"])
+            assert linked.status_code == 200, bucket
+            assert linked.json()["total"] == bucket["count"], (name, bucket)
+
+
+def test_facet_links_keep_the_other_filters(client: TestClient) -> None:
+    body = client.get(
+        "/v1/metrics/facets", params={"facet": "geography,subject", "category": "market,mna"}
+    ).json()
+    assert {
+        "value": None,
+        "count": 11,
+        "href": "/v1/metrics?category=market,mna&geography=null",
+    } in (body["facets"]["geography"])
+    cell = next(v for v in body["facets"]["subject"] if v["value"] == "cell therapy")
+    assert cell["href"] == "/v1/metrics?category=market,mna&subject=cell%20therapy"
+
+
+LISTS = [
+    ({"category": "market,mna"}, 16),
+    ({"category": "market"}, 10),
+    ({"qualifier": "gt,gte"}, 3),
+    ({"direction": "null"}, 21),
+    ({"geography": "null"}, 36),
+    ({"geography": "GLOBAL,Asia-Pacific"}, 6),
+    ({"subject": "cell therapy,CAR-T"}, 18),
+    ({"year": "2023..2028"}, 17),
+    ({"year": "2025.."}, 14),
+    ({"year": "..2025"}, 5),
+    ({"year": "..2025,null"}, 30),
+    ({"year": "2023,2028"}, 4),
+    ({"base_year": "null"}, 38),
+    ({"forecast": "true,false"}, 42),
+    ({"horizon_passed": "true,false"}, 42),
+    ({"value_min": "20", "value_max": "30"}, 11),
+    ({"value_min": "1000000000"}, 2),
+    ({"unit": "USD", "value_max": "20000"}, 1),
+]
+
+
+@pytest.mark.parametrize(("filters", "total"), LISTS)
+def test_lists_ranges_and_the_no_value_bucket(
+    client: TestClient, filters: dict[str, str], total: int
+) -> None:
+    assert client.get("/v1/metrics", params=filters).json()["total"] == total
+
+
+def test_value_range_selects_overlapping_figures(client: TestClient) -> None:
+    # "$45,000-$65,000" overlaps 50,000..60,000 though neither end lies inside it.
+    body = client.get("/v1/metrics", params={"value_min": 50000, "value_max": 60000}).json()
+    assert [m["id"] for m in body["items"]] == ["car-t-dose-manufacturing-cost"]
+
+
+def test_quoted_values_hold_commas_and_the_word_null(client: TestClient) -> None:
+    assert client.get("/v1/metrics", params={"subject": '"a, b"'}).json()["total"] == 0
+    assert client.get("/v1/metrics", params={"geography": '"null"'}).json()["total"] == 0
+    both = client.get("/v1/metrics", params={"subject": '"cell therapy",CAR-T'}).json()
+    assert both["total"] == 18
+
+
+@pytest.mark.parametrize(
+    ("filters", "detail"),
+    [
+        ({"category": "market,,mna"}, "has an empty value"),
+        ({"category": "market,colour"}, "has 'colour'"),
+        ({"category": "null"}, "has null"),
+        ({"year": "2028..2023"}, "ends before it starts"),
+        ({"year": ".."}, "without either end"),
+        ({"year": "20x5"}, "a year is a number"),
+        ({"subject": '"open'}, "never closed"),
+        ({"subject": '"a"b'}, "text after a closing quote"),
+        ({"forecast": "yes"}, "expected any of: true, false"),
+        ({"value_min": "nan"}, "finite number"),
+    ],
+)
+def test_malformed_filters_are_422(
+    client: TestClient, filters: dict[str, str], detail: str
+) -> None:
+    response = client.get("/v1/metrics", params=filters)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert detail in response.json()["errors"][0]["detail"]

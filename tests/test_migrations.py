@@ -26,6 +26,12 @@ TABLES = {
     "faq_metric",
     "dataset_state",
     "metric_fts",
+    "technology_fts",
+    "pricing_model_fts",
+    "regulatory_change_fts",
+    "bottleneck_fts",
+    "faq_fts",
+    "source_fts",
     "api_key",
     "idempotent_response",
     "rate_window",
@@ -35,7 +41,8 @@ TABLES = {
 HISTORY = {
     f"{name}_history"
     for name in TABLES
-    if name not in ("alembic_version", "dataset_state", "metric_fts", "api_key",
+    if not name.endswith("_fts")
+    and name not in ("alembic_version", "dataset_state", "api_key",
                     "idempotent_response", "rate_window", "release", "revision")
 }  # fmt: skip
 TABLES |= HISTORY
@@ -43,7 +50,7 @@ TABLES |= HISTORY
 
 def tables(engine: Engine) -> set[str]:
     """Table names, FTS5's internal shadow tables (metric_fts_data, ...) left out."""
-    return {t for t in inspect(engine).get_table_names() if not t.startswith("metric_fts_")}
+    return {t for t in inspect(engine).get_table_names() if "_fts_" not in t}
 
 
 def test_upgrade_downgrade_upgrade(empty_engine: Engine) -> None:

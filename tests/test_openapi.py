@@ -27,6 +27,7 @@ OPERATIONS = {
     ("/v1/sources/{source_id}", "getSource"),
     ("/v1/sources/{source_id}/citation", "getSourceCitation"),
     ("/v1/sources/{source_id}/text", "getSourceText"),
+    ("/v1/dataset.zip", "getDatasetPackage"),
     ("/v1/changes", "listChanges"),
     ("/v1/releases", "listReleases"),
     ("/v1", "getIndex"),
@@ -124,6 +125,7 @@ def test_schemas_are_api_shapes_not_tables(client: TestClient) -> None:
     }  # fmt: skip
     parameters = client.get("/openapi.json").json()["paths"]["/v1/metrics"]["get"]["parameters"]
     assert [p["name"] for p in parameters] == [
-        "limit", "offset", "format", "as_of", "category", "unit", "measure", "geography",
-        "subject", "source", "year", "forecast", "horizon_passed", "q", "sort",
+        "limit", "offset", "format", "as_of", "category", "unit", "measure", "qualifier",
+        "direction", "geography", "subject", "source", "year", "base_year", "forecast",
+        "horizon_passed", "value_min", "value_max", "q", "sort",
     ]  # fmt: skip

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import Table
 from sqlmodel import Session
 
+from api import search
 from api.entities import models, service
 from api.entities.schemas import (
     BottleneckPublic,
@@ -68,6 +69,7 @@ def _entity(
         present=lambda data: public(**data),
         tag=tag,
         order_by=options.pop("order_by", "evidence_start"),
+        after_write=search.indexer(name),
         **options,
     )
 

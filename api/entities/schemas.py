@@ -5,6 +5,7 @@ from pydantic import BaseModel, Field
 from api.pagination import PageQuery
 from api.records.fields import EvidenceIn, Label, Name, Slug, Strict, Text
 from api.schemas import Evidence, QueryText, with_example
+from api.search import QUERY_HELP
 
 
 class EntityQuery(PageQuery):
@@ -14,6 +15,12 @@ class EntityQuery(PageQuery):
         default=None,
         description="Only items from this source id.",
         examples=["coreychem-future-of-cdmos-2026"],
+    )
+    q: QueryText | None = Field(
+        default=None,
+        description=QUERY_HELP + " Searches name, summary, the evidence quote and the fields of "
+        "the kind; results keep the collection's order.",
+        examples=["capacity"],
     )
 
 

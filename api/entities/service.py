@@ -3,9 +3,10 @@
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table, func, select, true
+from sqlalchemy import ColumnElement, Table, and_, false, func, select, true
 from sqlmodel import Session
 
+from api import search
 from api.db import metadata
 from api.entities.models import EntityColumns
 from api.entities.schemas import EntityPublic, EntityQuery
@@ -44,12 +45,19 @@ def _public(schema: type[S], row: Any, metric_ids: list[str]) -> S:
 
 
 def _statement(
-    model: type[EntityColumns], query: EntityQuery, order_by: list[ColumnElement[Any]]
+    session: Session,
+    model: type[EntityColumns],
+    query: EntityQuery,
+    order_by: list[ColumnElement[Any]],
 ) -> tuple[Any, ColumnElement[bool]]:
     table = _table(model)
-    where: ColumnElement[bool] = true()
+    conditions: list[ColumnElement[bool]] = []
     if query.source is not None:
-        where = table.c.source_id == query.source
+        conditions.append(table.c.source_id == query.source)
+    if query.q is not None:
+        found = search.matches(session, table.name, query.q)
+        conditions.append(false() if found is None else table.c.id.in_(select(found.c.id)))
+    where = and_(true(), *conditions)
     return select(table).where(where).order_by(*order_by, table.c.id), where
 
 
@@ -62,7 +70,7 @@ def list_entities(
     order_by: list[ColumnElement[Any]],
 ) -> tuple[list[S], int]:
     """One page of entities of kind `model`, in `order_by` order, and the total."""
-    statement, where = _statement(model, query, order_by)
+    statement, where = _statement(session, model, query, order_by)
     total = session.execute(
         select(func.count()).select_from(_table(model)).where(where)
     ).scalar_one()
@@ -80,7 +88,7 @@ def stream_entities(
     order_by: list[ColumnElement[Any]],
 ) -> Iterator[S]:
     """Every entity of kind `model` matching `query`, in order, fetched in batches."""
-    statement, _where = _statement(model, query, order_by)
+    statement, _where = _statement(session, model, query, order_by)
     result = session.execute(statement.execution_options(yield_per=500)).mappings()
     for rows in result.partitions():
         metric_ids = _metric_ids(session, model, [row["id"] for row in rows])

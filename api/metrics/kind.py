@@ -81,5 +81,5 @@ METRIC = Kind(
     rules=rules,
     present=_present,
     tag_variant=lambda _session, _record_id: str(service.current_year()),
-    after_write=search.index_new,
+    after_write=search.indexer("metric"),
 )

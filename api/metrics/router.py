@@ -67,9 +67,14 @@ def list_metrics(
         {"application/json": {"schema": {"$ref": "#/components/schemas/Facets"}}},
     ),
 )
-def get_metric_facets(session: ReadSessionDep, query: Annotated[FacetQuery, Query()]) -> Facets:
-    """For filter panels: how many of the filtered metrics have each value of each facet."""
-    return service.facets(session, query=query)
+def get_metric_facets(
+    request: Request, session: ReadSessionDep, query: Annotated[FacetQuery, Query()]
+) -> Facets:
+    """For filter panels: how many of the filtered metrics have each value of each facet, and
+    the link to those metrics (every facet is a filter)."""
+    path = request.scope.get("root_path", "") + request.url.path.removesuffix("/facets")
+    params = request.query_params.multi_items()
+    return service.facets(session, query=query, path=path, params=params)
 
 
 @router.get(

@@ -1,9 +1,11 @@
 """API shapes of metrics: the public record, facet counts and the query parameters."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from api import filters
+from api.filters import LIST_HELP, YEAR_HELP
 from api.pagination import PageQuery
 from api.records.fields import EvidenceIn, FigureIn, Label, Name, Slug, Strict, Text
 from api.schemas import (
@@ -14,8 +16,10 @@ from api.schemas import (
     Timestamp,
     list_checker,
     list_pattern,
+    no_nul,
     with_example,
 )
+from api.search import QUERY_HELP
 from api.vocabulary import Category, Direction, Measure, Qualifier, Unit
 
 SORTABLE_FIELDS = (
@@ -52,6 +56,45 @@ FACETS = (
 )
 
 Year = Annotated[int, Field(ge=1900, le=2200)]
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
+TextList = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=500),
+    AfterValidator(no_nul),
+    AfterValidator(filters.text_list),
+]
+YearList = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), AfterValidator(filters.year_list)
+]
+
+
+def _names(allowed: Any, nullable: bool) -> tuple[str, ...]:
+    return tuple(str(getattr(value, "value", value)) for value in allowed) + (
+        ("null",) if nullable else ()
+    )
+
+
+def _list_field(allowed: Any, *, nullable: bool = False) -> Any:
+    """Length and pattern of a list of the values of `allowed` (`null` too if `nullable`)."""
+    pattern = list_pattern(_names(allowed, nullable), signed=False)
+    return Field(min_length=1, max_length=500, json_schema_extra={"pattern": pattern})
+
+
+def _list_check(allowed: Any, *, nullable: bool = False) -> AfterValidator:
+    names = _names(allowed, False)
+    return AfterValidator(filters.choices(names, nullable=nullable))
+
+
+CategoryList = Annotated[str, _list_field(Category), _list_check(Category)]
+UnitList = Annotated[str, _list_field(Unit), _list_check(Unit)]
+MeasureList = Annotated[str, _list_field(Measure), _list_check(Measure)]
+QualifierList = Annotated[str, _list_field(Qualifier), _list_check(Qualifier)]
+DirectionList = Annotated[
+    str, _list_field(Direction, nullable=True), _list_check(Direction, nullable=True)
+]
+BoolList = Annotated[str, _list_field(("true", "false")), _list_check(("true", "false"))]
+
+
 SortSpec = Annotated[
     str,
     StringConstraints(max_length=500),
@@ -98,46 +141,79 @@ class MetricPublic(BaseModel):
 
 
 class MetricFilters(BaseModel):
-    """Filters and search shared by the metric collections and their facets."""
+    """Filters and search shared by the metric collections and their facets: one filter per
+    facet, each a list meaning any of its values (see `api.filters`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    category: Category | None = Field(
-        default=None, description="Only this category.", examples=["market"]
+    category: CategoryList | None = Field(
+        default=None, description="Only these categories. " + LIST_HELP, examples=["market,mna"]
     )
-    unit: Unit | None = Field(default=None, description="Only this unit.", examples=["USD"])
-    measure: Measure | None = Field(
-        default=None, description="Only this kind of measure.", examples=["share"]
+    unit: UnitList | None = Field(
+        default=None, description="Only these units. " + LIST_HELP, examples=["USD"]
     )
-    geography: QueryText | None = Field(
-        default=None, description="Only this geography (case-insensitive).", examples=["global"]
+    measure: MeasureList | None = Field(
+        default=None, description="Only these kinds of measure. " + LIST_HELP, examples=["share"]
     )
-    subject: QueryText | None = Field(
+    qualifier: QualifierList | None = Field(
         default=None,
-        description="Only metrics tagged with this subject (case-insensitive).",
-        examples=["CAR-T"],
+        description="Only figures bounded this way (gt for over 60%). " + LIST_HELP,
+        examples=["gt,gte"],
     )
-    source: QueryText | None = Field(
+    direction: DirectionList | None = Field(
         default=None,
-        description="Only metrics from this source id.",
+        description="Only changes in these directions. " + LIST_HELP,
+        examples=["decrease"],
+    )
+    geography: TextList | None = Field(
+        default=None,
+        description="Only these geographies (case-insensitive). " + LIST_HELP,
+        examples=["global,null"],
+    )
+    subject: TextList | None = Field(
+        default=None,
+        description="Only metrics tagged with any of these subjects (case-insensitive); null: "
+        "metrics without subjects. " + LIST_HELP,
+        examples=["CAR-T,cell therapy"],
+    )
+    source: TextList | None = Field(
+        default=None,
+        description="Only metrics from these source ids. " + LIST_HELP,
         examples=["coreychem-future-of-cdmos-2026"],
     )
-    year: Year | None = Field(
-        default=None, description="Only figures referring to this year.", examples=[2028]
+    year: YearList | None = Field(
+        default=None,
+        description="Only figures referring to these years. " + YEAR_HELP,
+        examples=["2023..2028"],
     )
-    forecast: bool | None = Field(
-        default=None, description="Only projections (true) or not.", examples=[True]
+    base_year: YearList | None = Field(
+        default=None,
+        description="Only changes and growth rates starting in these years. " + YEAR_HELP,
+        examples=["2021..2023"],
     )
-    horizon_passed: bool | None = Field(
+    forecast: BoolList | None = Field(
+        default=None, description="Only projections (true) or not (false).", examples=["true"]
+    )
+    horizon_passed: BoolList | None = Field(
         default=None,
         description="Only expired projections (true), or everything else (false).",
-        examples=[False],
+        examples=["false"],
+    )
+    value_min: FiniteNumber | None = Field(
+        default=None,
+        description="Only figures whose range reaches this value (value_high >= value_min).",
+        examples=[20],
+    )
+    value_max: FiniteNumber | None = Field(
+        default=None,
+        description="Only figures whose range starts at or below this value "
+        "(value_low <= value_max).",
+        examples=[50],
     )
     q: QueryText | None = Field(
         default=None,
-        description="Full-text search over name, subjects, description and quote; every word "
-        "must match, with stemming (outsource finds outsourcing). Without `sort`, results are "
-        "ranked by relevance.",
+        description=QUERY_HELP + " Searches name, subjects, description and quote; without "
+        "`sort`, results are ranked by relevance.",
         examples=["outsource"],
     )
     as_of: Timestamp | None = Field(
@@ -177,6 +253,11 @@ class FacetQuery(MetricFilters):
 class FacetValue(BaseModel):
     value: str | int | bool | None = Field(description="A value of the facet; null counts blanks.")
     count: int = Field(description="Metrics with that value.")
+    href: str = Field(
+        description="Relative URL of the metrics with that value (the other filters kept): its "
+        "`total` is `count`.",
+        examples=["/v1/metrics?unit=percent"],
+    )
 
 
 class Facets(BaseModel):

@@ -4,6 +4,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import (
     ColumnElement,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     func,
     literal,
     not_,
+    or_,
     select,
     true,
 )
@@ -23,6 +25,8 @@ from sqlmodel import Session
 
 from api import search
 from api.errors import NotFound
+from api.filters import spell, years
+from api.filters import values as filters_values
 from api.metrics.models import Metric, MetricSubject
 from api.metrics.schemas import (
     FacetQuery,
@@ -53,41 +57,99 @@ def _horizon_passed() -> ColumnElement[bool]:
     )
 
 
+def _any_of(
+    column: ColumnElement[Any], wanted: Sequence[Any], *, fold: bool = False
+) -> ColumnElement[bool]:
+    """`column` is one of the `wanted` values (None: has no value); `fold` ignores case."""
+    present = [value for value in wanted if value is not None]
+    options: list[ColumnElement[bool]] = []
+    if present:
+        if fold:
+            options.append(func.lower(column).in_([str(value).lower() for value in present]))
+        elif all(isinstance(value, str) for value in present):
+            options.append(column.in_(present))
+        else:
+            options.extend(column == value for value in present)
+    if len(present) < len(wanted):
+        options.append(column.is_(None))
+    return or_(*options)
+
+
+def _in_years(column: ColumnElement[Any], raw: str) -> ColumnElement[bool]:
+    options: list[ColumnElement[bool]] = []
+    for span in years(raw):
+        if span is None:
+            options.append(column.is_(None))
+            continue
+        bounds = []
+        if span.low is not None:
+            bounds.append(column >= span.low)
+        if span.high is not None:
+            bounds.append(column <= span.high)
+        options.append(and_(*bounds))
+    return or_(*options)
+
+
+def _tagged(wanted: Sequence[str | None]) -> ColumnElement[bool]:
+    """Tagged with any of the `wanted` subjects (case-insensitive); None: with no subject."""
+    # An alias, so that the subject facet's own join of metric_subject stays separate.
+    tagged = SUBJECT.alias("tagged")
+    present = [value.lower() for value in wanted if value is not None]
+    options: list[ColumnElement[bool]] = []
+    if present:
+        options.append(
+            exists().where(
+                tagged.c.metric_id == METRIC.c.id, func.lower(tagged.c.subject).in_(present)
+            )
+        )
+    if len(present) < len(wanted):
+        options.append(~exists().where(tagged.c.metric_id == METRIC.c.id))
+    return or_(*options)
+
+
 def _selection(
     session: Session, filters: MetricFilters, category: Category | None
 ) -> tuple[FromClause, ColumnElement[bool], ColumnElement[Any] | None]:
     """(FROM clause, WHERE clause, relevance score or None) for `filters`."""
     conditions: list[ColumnElement[bool]] = []
-    for name in ("category", "unit", "measure", "year", "forecast"):
-        value = getattr(filters, name)
-        if value is not None:
-            conditions.append(METRIC.c[name] == value)
+    for name in ("category", "unit", "measure", "qualifier", "direction"):
+        raw = getattr(filters, name)
+        if raw is not None:
+            conditions.append(_any_of(METRIC.c[name], filters_values(raw)))
+    for name in ("year", "base_year"):
+        raw = getattr(filters, name)
+        if raw is not None:
+            conditions.append(_in_years(METRIC.c[name], raw))
+    if filters.forecast is not None:
+        wanted = sorted({value == "true" for value in filters_values(filters.forecast)})
+        conditions.append(_any_of(METRIC.c.forecast, wanted))
     if category is not None:
         conditions.append(METRIC.c.category == category)
     if filters.source is not None:
-        conditions.append(METRIC.c.source_id == filters.source)
+        conditions.append(_any_of(METRIC.c.source_id, filters_values(filters.source)))
     if filters.geography is not None:
-        conditions.append(func.lower(METRIC.c.geography) == filters.geography.lower())
+        conditions.append(_any_of(METRIC.c.geography, filters_values(filters.geography), fold=True))
     if filters.subject is not None:
-        # An alias, so that the subject facet's own join of metric_subject stays separate.
-        tagged = SUBJECT.alias("tagged")
-        conditions.append(
-            exists().where(
-                tagged.c.metric_id == METRIC.c.id,
-                func.lower(tagged.c.subject) == filters.subject.lower(),
-            )
-        )
+        conditions.append(_tagged(filters_values(filters.subject)))
     if filters.horizon_passed is not None:
         passed = _horizon_passed()
-        conditions.append(passed if filters.horizon_passed else not_(passed))
+        expired = set(filters_values(filters.horizon_passed))
+        if expired == {"true"}:
+            conditions.append(passed)
+        elif expired == {"false"}:
+            conditions.append(not_(passed))
+    if filters.value_min is not None:
+        conditions.append(METRIC.c.value_high >= filters.value_min)
+    if filters.value_max is not None:
+        conditions.append(METRIC.c.value_low <= filters.value_max)
     from_clause: FromClause = METRIC
     score = None
     if filters.q is not None:
-        matches = search.matches(session, filters.q)
+        matches = search.matches(session, "metric", filters.q)
         if matches is None:
             conditions.append(false())
         else:
-            from_clause = METRIC.join(matches, matches.c.metric_id == METRIC.c.id)
+            from_clause = METRIC.join(matches, matches.c.id == METRIC.c.id)
             score = matches.c.score
     return from_clause, and_(true(), *conditions), score
 
@@ -180,15 +242,23 @@ def _facet_column(name: str) -> tuple[ColumnElement[Any], bool]:
     return METRIC.c[name], False
 
 
-def facets(session: Session, *, query: FacetQuery) -> Facets:
-    """Counts per value of each facet in `query.facet`, over the metrics the filters select."""
+def facets(
+    session: Session, *, query: FacetQuery, path: str, params: Sequence[tuple[str, str]]
+) -> Facets:
+    """Counts per value of each facet in `query.facet`. `total` counts the metrics every filter
+    selects; each facet counts over the metrics the other filters select (its own filter left
+    out, so that a panel can offer the values not chosen yet), and each value links to `path`
+    (the collection) with `params` (the request's filters), the facet's own filter set to that
+    value: a link whose total is the count."""
     from_clause, where, _score = _selection(session, query, None)
     total = session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
     counts: dict[str, list[FacetValue]] = {}
     for name in dict.fromkeys(query.facet.split(",")):
+        others = query.model_copy(update={name: None})
+        from_clause, where, _score = _selection(session, others, None)
         column, needs_subjects = _facet_column(name)
         source = (
-            from_clause.join(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id)
+            from_clause.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id)
             if needs_subjects
             else from_clause
         )
@@ -198,9 +268,20 @@ def facets(session: Session, *, query: FacetQuery) -> Facets:
             .where(where)
             .group_by(column)
         ).all()
-        values = [FacetValue(value=_plain(value), count=count) for value, count in rows]
+        kept = [(key, value) for key, value in params if key not in (name, "facet")]
+        values = [
+            FacetValue(
+                value=_plain(value), count=count, href=_link(path, kept, name, _plain(value))
+            )
+            for value, count in rows
+        ]
         counts[name] = sorted(values, key=lambda v: (-v.count, v.value is None, str(v.value)))
     return Facets(total=total, facets=counts)
+
+
+def _link(path: str, kept: list[tuple[str, str]], name: str, value: object) -> str:
+    query = urlencode([*kept, (name, spell(value))], safe=",", quote_via=quote)
+    return f"{path}?{query}"
 
 
 def _plain(value: Any) -> str | int | bool | None:

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from api import search
 from api.metrics.models import Metric
 from api.records.kinds import Kind
 from api.records.validation import Check, Problem
@@ -64,4 +65,5 @@ SOURCE = Kind(
     rules=rules,
     tag_variant=_metric_count,
     evidence=False,
+    after_write=search.indexer("source"),
 )

@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse
 from api import citations
 from api.citations import CitationQuery, ItemQuery, TextQuery
 from api.exports import Format, choose_format, export, export_etag
-from api.pagination import Page, PageQuery, page
+from api.pagination import Page, page
 from api.records import asof
 from api.records.asof import ReadSessionDep
 from api.routing import (
@@ -18,7 +18,7 @@ from api.routing import (
 )
 from api.sources import service
 from api.sources.kind import SOURCE as KIND
-from api.sources.schemas import SourcePublic
+from api.sources.schemas import SourcePublic, SourceQuery
 
 router = APIRouter(tags=["sources"])
 SourceId = Annotated[
@@ -37,7 +37,7 @@ def list_sources(
     request: Request,
     response: Response,
     session: ReadSessionDep,
-    query: Annotated[PageQuery, Query()],
+    query: Annotated[SourceQuery, Query()],
 ) -> Any:
     """The documents the dataset's figures come from."""
     fmt = choose_format(request, query.format)
@@ -45,7 +45,7 @@ def list_sources(
         items, total = service.list_sources(session, query=query)
         return page(request, response, items, total, query.limit, query.offset)
     etag = export_etag(asof.answered_at(session), request, fmt)
-    return export(fmt, SourcePublic, service.stream_sources(session), "sources", etag)
+    return export(fmt, SourcePublic, service.stream_sources(session, query), "sources", etag)
 
 
 @router.get(

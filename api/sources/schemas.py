@@ -4,9 +4,22 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
+from api.pagination import PageQuery
 from api.records.fields import Name, Slug, Strict, Text, Title, Url
-from api.schemas import with_example
+from api.schemas import QueryText, with_example
+from api.search import QUERY_HELP
 from api.vocabulary import SourceKind
+
+
+class SourceQuery(PageQuery):
+    """Search and paging of the sources."""
+
+    q: QueryText | None = Field(
+        default=None,
+        description=QUERY_HELP + " Searches title, author, publisher and the whole text; "
+        "results keep the collection's order (by id).",
+        examples=["hospital exemption"],
+    )
 
 
 class SourcePublic(BaseModel):

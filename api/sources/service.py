@@ -3,14 +3,14 @@
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, false, func, select, true
 from sqlmodel import Session, col
 
+from api import search
 from api.errors import NotFound
 from api.metrics.models import Metric
-from api.pagination import PageQuery
 from api.sources.models import Source
-from api.sources.schemas import SourcePublic
+from api.sources.schemas import SourcePublic, SourceQuery
 
 _METRIC_COUNT = (
     select(func.count())
@@ -35,18 +35,28 @@ def _public(row: Any) -> SourcePublic:
     return SourcePublic(**row, text_url=f"/v1/sources/{row['id']}/text")
 
 
-def list_sources(session: Session, *, query: PageQuery) -> tuple[list[SourcePublic], int]:
-    """One page of sources ordered by id, and the total."""
-    total = session.execute(select(func.count()).select_from(Source)).scalar_one()
+def _where(session: Session, query: SourceQuery) -> ColumnElement[bool]:
+    if query.q is None:
+        return true()
+    found = search.matches(session, "source", query.q)
+    return false() if found is None else col(Source.id).in_(select(found.c.id))
+
+
+def list_sources(session: Session, *, query: SourceQuery) -> tuple[list[SourcePublic], int]:
+    """One page of the sources `query` selects, ordered by id, and the total."""
+    where = _where(session, query)
+    total = session.execute(select(func.count()).select_from(Source).where(where)).scalar_one()
     rows = session.execute(
-        select(*_COLUMNS).order_by(Source.id).limit(query.limit).offset(query.offset)
+        select(*_COLUMNS).where(where).order_by(Source.id).limit(query.limit).offset(query.offset)
     ).mappings()
     return [_public(row) for row in rows], total
 
 
-def stream_sources(session: Session) -> Iterator[SourcePublic]:
-    """Every source, ordered by id."""
-    rows = session.execute(select(*_COLUMNS).order_by(Source.id)).mappings()
+def stream_sources(session: Session, query: SourceQuery) -> Iterator[SourcePublic]:
+    """Every source `query` selects, ordered by id."""
+    rows = session.execute(
+        select(*_COLUMNS).where(_where(session, query)).order_by(Source.id)
+    ).mappings()
     yield from (_public(row) for row in rows)
 
 

@@ -1,0 +1,108 @@
+"""One query language for `q` on every collection, with the same results on both databases.
+
+The table below holds, per query, the totals of every collection; it is asserted on SQLite and
+on PostgreSQL alike, so the two must agree (before the shared language, `q=the` found 19
+metrics on SQLite and none on PostgreSQL, `q=cell OR therapy` none and 40).
+"""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import search
+
+PATHS = [
+    "/v1/metrics",
+    "/v1/technologies",
+    "/v1/pricing-models",
+    "/v1/regulatory/outlook",
+    "/v1/bottlenecks",
+    "/v1/faq",
+    "/v1/sources",
+]
+# (q, totals of the collections in PATHS order)
+TABLE = [
+    ("the", (19, 2, 5, 2, 2, 5, 1)),  # no stop words: "the" is a word like any other
+    ("cell OR therapy", (28, 3, 5, 1, 2, 4, 1)),
+    ("cell therapy", (20, 2, 2, 1, 1, 3, 1)),
+    ('"cell therapy"', (19, 2, 1, 0, 1, 2, 1)),
+    ("therapy -cell", (8, 0, 3, 0, 1, 1, 0)),
+    ("outsourc*", (1, 0, 0, 0, 0, 0, 1)),
+    ("CAR-T dose", (2, 0, 0, 0, 0, 0, 1)),
+    ("45,000", (2, 0, 0, 0, 0, 0, 1)),
+    ("hospital exemption", (1, 0, 0, 1, 0, 1, 1)),
+    ("as", (5, 1, 0, 0, 0, 2, 1)),  # short words are not stemmed ("as" is not "a")
+    ("us", (4, 1, 1, 1, 0, 2, 1)),
+    ("is OR us", (17, 2, 3, 1, 0, 5, 1)),
+    ("a*", (41, 4, 7, 3, 3, 5, 1)),
+    ("tech*", (1, 0, 0, 1, 0, 1, 1)),
+    ("gene OR cell therapy", (20, 2, 2, 1, 1, 3, 1)),
+    ('manufacturing -"cell therapy"', (8, 1, 1, 2, 2, 1, 0)),
+    ("-cell", (0, 0, 0, 0, 0, 0, 0)),  # nothing to find
+    ("(((", (0, 0, 0, 0, 0, 0, 0)),
+    ("viral vector OR capacity", (3, 0, 0, 0, 1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize(("q", "totals"), TABLE)
+def test_every_collection_finds_the_same_on_both_databases(
+    client: TestClient, q: str, totals: tuple[int, ...]
+) -> None:
+    found = tuple(client.get(path, params={"q": q}).json()["total"] for path in PATHS)
+    assert found == totals
+
+
+def test_the_language(client: TestClient) -> None:
+    def ids(path: str, q: str) -> list[str]:
+        return [item["id"] for item in client.get(path, params={"q": q}).json()["items"]]
+
+    assert ids("/v1/regulatory/outlook", '"hospital exemption"') == ["ema-hospital-exemption"]
+    assert ids("/v1/regulatory/outlook", '"exemption hospital"') == []  # order counts
+    assert ids("/v1/bottlenecks", "viral OR cold") == [
+        "viral-vector-capacity",
+        "cold-chain-logistics",
+    ]
+    assert ids("/v1/bottlenecks", "viral OR cold -vector") == ["cold-chain-logistics"]
+    assert ids("/v1/technologies", "prodigy") == ["closed-system-automation"]
+    assert ids("/v1/faq", "bottleneck*") == ["scaling-bottlenecks"]
+    assert ids("/v1/pricing-models", "fee-for-service") == [
+        "profit-sharing-joint-venture",
+        "fee-for-service-cost-plus",
+    ]
+
+
+def test_q_keeps_the_other_filters_and_paging(client: TestClient) -> None:
+    body = client.get("/v1/faq", params={"q": "the", "limit": 2, "offset": 1}).json()
+    assert (body["total"], len(body["items"]), body["next"]) == (
+        5,
+        2,
+        "/v1/faq?q=the&limit=2&offset=3",
+    )
+    none = client.get("/v1/technologies", params={"q": "the", "source": "nothing"}).json()
+    assert none["total"] == 0
+
+
+def test_q_in_exports(client: TestClient) -> None:
+    csv = client.get("/v1/bottlenecks", params={"q": "viral OR cold", "format": "csv"}).text
+    assert len(csv.strip().splitlines()) == 3  # the header and two rows
+
+
+@pytest.mark.parametrize(
+    ("q", "fts5", "clauses"),
+    [
+        ("cell therapy", '("cell") AND ("therapy")', 2),
+        ('"cell therapy"', '("cell therapy")', 1),
+        ("CAR-T", '("car t")', 1),
+        ("cell OR gene therapy", '("cell" OR "gene") AND ("therapy")', 2),
+        ("outsourc* -vaccine", '(("outsourc"*)) NOT ("vaccine")', 1),
+        ("OR cell OR", '("cell")', 1),
+        ("cell -OR", '(("cell")) NOT ("or")', 1),
+        ('cell "unclosed', '("cell") AND ("unclosed")', 2),
+        ("-a -b", None, 0),
+        ("", None, 0),
+    ],
+)
+def test_parse(q: str, fts5: str | None, clauses: int) -> None:
+    query = search.parse(q)
+    assert len(query.clauses) == clauses
+    if fts5 is not None:
+        assert search._fts5(query) == fts5

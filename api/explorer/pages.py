@@ -19,11 +19,10 @@ from api.explorer.charts import Bar
 from api.history import service as history_service
 from api.metrics import service as metrics_service
 from api.metrics.schemas import FACETS, FacetQuery, MetricFilters, MetricPublic, MetricQuery
-from api.pagination import PageQuery
 from api.records import asof
 from api.records.kinds import Kind
 from api.sources import service as sources_service
-from api.sources.schemas import SourcePublic
+from api.sources.schemas import SourcePublic, SourceQuery
 from api.vocabulary import Category, Unit
 
 ALL = 500  # the largest page the services serve
@@ -88,8 +87,10 @@ def entities(session: Session, name: str) -> list[Any]:
 
 def home(session: Session, as_of: datetime | None) -> dict[str, Any]:
     """Counts per category, sources, the latest changes and releases."""
-    counts = metrics_service.facets(session, query=FacetQuery(facet="category"))
-    sources, _ = sources_service.list_sources(session, query=PageQuery(limit=ALL))
+    counts = metrics_service.facets(
+        session, query=FacetQuery(facet="category"), path="/v1/metrics", params=[]
+    )
+    sources, _ = sources_service.list_sources(session, query=SourceQuery(limit=ALL))
     _, change_total = history_service.changes(session, since=None, limit=0, offset=0, as_of=as_of)
     latest, _ = history_service.changes(
         session, since=None, limit=8, offset=max(change_total - 8, 0), as_of=as_of
@@ -113,7 +114,12 @@ def browse(session: Session, query: MetricQuery) -> dict[str, Any]:
     filters = query.model_dump(
         include=set(MetricFilters.model_fields) - {"as_of"}, exclude_none=True
     )
-    facets = metrics_service.facets(session, query=FacetQuery(**filters))
+    facets = metrics_service.facets(
+        session,
+        query=FacetQuery(**filters),
+        path="/v1/metrics",
+        params=[(name, str(value)) for name, value in filters.items()],
+    )
     return {"items": items, "total": total, "facets": facets.facets, "filters": filters}
 
 

@@ -33,6 +33,7 @@ from api.records import asof
 from api.records.routes import router as records_router
 from api.response_cache import ResponseCache, RevisionProbe
 from api.routing import HEADERS, retired_parameters, single_valued_parameters
+from api.schemas import EXAMPLES
 from api.sources.router import router as sources_router
 
 DESCRIPTION = """
@@ -201,6 +202,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             servers=[{"url": "/", "description": "The server this document is served from."}],
         )
         document["components"]["headers"] = HEADERS
+        # Relative, as OpenAPI 3.1 allows (FastAPI's model wants an absolute URL).
+        document["info"]["license"]["url"] = "/v1/sources"
+        _add_examples(document)
         for operations in document["paths"].values():
             for operation in operations.values():
                 operation.setdefault("security", [])
@@ -210,3 +214,20 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                         response["content"] = {PROBLEM_MEDIA_TYPE: content[PROBLEM_MEDIA_TYPE]}
         app.openapi_schema = document
     return app.openapi_schema
+
+
+def _add_examples(document: dict[str, Any]) -> None:
+    """The example records, nulls included (FastAPI drops every null from the document, which
+    left the examples missing required members): on their schemas and on each page's 200."""
+    schemas = document["components"]["schemas"]
+    for name, example in EXAMPLES.items():
+        schemas[name]["examples"] = [example]
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            content = operation["responses"].get("200", {}).get("content", {})
+            ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+            item = ref.removeprefix("#/components/schemas/Page_").removesuffix("_")
+            if ref.startswith("#/components/schemas/Page_") and item in EXAMPLES:
+                content["application/json"]["example"] = {
+                    "items": [EXAMPLES[item]], "total": 1, "limit": 50, "offset": 0, "next": None,
+                }  # fmt: skip

@@ -5,7 +5,6 @@ from typing import Any
 from fastapi import Request
 
 from api.errors import InvalidInput, problem_responses
-from api.schemas import EXAMPLES
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -75,18 +74,10 @@ def _json(schema: str) -> dict[str, Any]:
 
 def collection_responses(item_schema: str, plural: str) -> Responses:
     """200 (a JSON page), 304 and the errors of a collection operation."""
-    content = _json(f"Page_{item_schema}_")
-    content["application/json"]["example"] = {
-        "items": [EXAMPLES[item_schema]],
-        "total": 1,
-        "limit": 50,
-        "offset": 0,
-        "next": None,
-    }
     return {
         200: {
             "description": f"A page of {plural}.",
-            "content": content,
+            "content": _json(f"Page_{item_schema}_"),
             "headers": {**SUCCESS_HEADERS, "Link": header("Link")},
         },
         **not_modified(),

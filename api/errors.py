@@ -251,12 +251,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries declaring problem+json bodies for `statuses`."""
+    """OpenAPI `responses=` entries declaring problem+json bodies for `statuses` (429 and 503
+    say when to try again)."""
+    retry = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
     return {
         status: {
             "model": Problem,
             "description": HTTPStatus(status).phrase,
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            **({"headers": retry} if status in (429, 503) else {}),
         }
         for status in statuses
     }

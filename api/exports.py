@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import io
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
@@ -11,8 +12,6 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-
-from api import negotiation
 
 
 class Format(StrEnum):
@@ -26,30 +25,6 @@ MEDIA_TYPES = {
     Format.csv: "text/csv",
     Format.ndjson: "application/x-ndjson",
 }
-FORMAT_DESCRIPTION = (
-    "Representation: json (paged), or csv / ndjson (the whole filtered, sorted collection, "
-    "streamed; limit and offset do not apply). Overrides the Accept header."
-)
-
-
-def collection_content(schema_ref: str, example: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The OpenAPI `content` of a collection's 200 response: JSON page, CSV, NDJSON."""
-    page: dict[str, Any] = {"schema": {"$ref": schema_ref}}
-    if example is not None:
-        page["example"] = example
-    return {
-        "application/json": page,
-        "text/csv": {"schema": {"type": "string"}},
-        "application/x-ndjson": {"schema": {"type": "string"}},
-    }
-
-
-def choose_format(request: Request, requested: Format | None) -> Format:
-    """`?format=` when given, else the representation the `Accept` header prefers."""
-    if requested is not None:
-        return requested
-    media_type = negotiation.choose(request, list(MEDIA_TYPES.values()))
-    return next(fmt for fmt, media in MEDIA_TYPES.items() if media == media_type)
 
 
 def columns(schema: type[BaseModel]) -> list[str]:
@@ -107,10 +82,19 @@ def _ndjson_lines(items: Iterable[BaseModel]) -> Iterator[str]:
 
 
 def export(
-    fmt: Format, schema: type[BaseModel], items: Iterable[BaseModel], filename: str, etag: str
+    fmt: Format,
+    schema: type[BaseModel],
+    items: Iterable[BaseModel],
+    filename: str,
+    etag: str,
+    *,
+    bom: bool = False,
 ) -> StreamingResponse:
-    """Stream `items` as CSV or NDJSON, as a download named `<filename>.<format>`."""
+    """Stream `items` as CSV or NDJSON, as a download named `<filename>.<format>`; `bom`
+    starts a CSV with U+FEFF, by which Excel knows it is UTF-8."""
     body = _csv_lines(schema, items) if fmt is Format.csv else _ndjson_lines(items)
+    if bom and fmt is Format.csv:
+        body = itertools.chain(["\ufeff"], body)
     media_type = MEDIA_TYPES[fmt] + ("; charset=utf-8" if fmt is Format.csv else "")
     return StreamingResponse(
         (chunk.encode("utf-8") for chunk in body),

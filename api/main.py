@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from api.bulk import router as bulk_router
 from api.caching import HttpCaching
+from api.citations import router as citations_router
 from api.config import Settings, get_settings
 from api.db import make_engine
 from api.entities.router import router as entities_router
@@ -34,7 +35,8 @@ from api.observability import router as observability_router
 from api.records import asof
 from api.records.routes import router as records_router
 from api.response_cache import ResponseCache, RevisionProbe
-from api.routing import single_valued_parameters
+from api.routing import HEADERS, retired_parameters, single_valued_parameters
+from api.schemas import EXAMPLES
 from api.sources.router import router as sources_router
 
 DESCRIPTION = """
@@ -44,9 +46,10 @@ sentence that states it (`evidence`), and every source's verbatim text is served
 `/v1/sources/{id}/text`.
 
 Collections are paged with `limit`/`offset` and link the next page in the body (`next`) and in
-a `Link` header; `?format=csv|ndjson` (or `Accept: text/csv`, `application/x-ndjson`) exports
-the whole filtered collection. Successful GETs carry a strong `ETag` (send `If-None-Match` for
-a 304) and `Cache-Control: public, max-age=60`. Errors are RFC 9457
+a `Link` header; `/v1/<collection>.csv` and `/v1/<collection>.ndjson` export the whole filtered
+collection, and `/v1/<collection>/{id}/citation` (`.bib`, `.ris`, `.json`) cites an item. Each
+operation answers one media type. Successful GETs carry a strong `ETag` (send `If-None-Match`
+for a 304) and `Cache-Control: public, max-age=60`. Errors are RFC 9457
 `application/problem+json`.
 """
 DOCS_ASSETS_PATH = "/docs-assets"
@@ -84,11 +87,17 @@ def create_app(
     install_error_handlers(app)
 
     v1 = APIRouter(
-        prefix="/v1", dependencies=[Depends(negotiate), Depends(single_valued_parameters)]
+        prefix="/v1",
+        dependencies=[
+            Depends(retired_parameters),
+            Depends(negotiate),
+            Depends(single_valued_parameters),
+        ],
     )
     v1.include_router(metrics_router)
     v1.include_router(entities_router)
     v1.include_router(sources_router)
+    v1.include_router(citations_router)
     v1.include_router(records_router)
     v1.include_router(history_router)
     v1.include_router(bulk_router)
@@ -187,7 +196,8 @@ def _add_docs(app: FastAPI) -> None:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, generated once; error responses list only problem+json."""
+    """The OpenAPI document, generated once; error responses list only problem+json, headers
+    are declared once, and operations that need no key say so (`security: []`)."""
     if app.openapi_schema is None:
         document = get_openapi(
             title=app.title,
@@ -195,12 +205,35 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             description=app.description,
             routes=app.routes,
             license_info=app.license_info,
+            servers=[{"url": "/", "description": "The server this document is served from."}],
         )
+        document["components"]["headers"] = HEADERS
+        # Relative, as OpenAPI 3.1 allows (FastAPI's model wants an absolute URL).
+        document["info"]["license"]["url"] = "/v1/sources"
+        _add_examples(document)
         for operations in document["paths"].values():
             for operation in operations.values():
+                operation.setdefault("security", [])
                 for status, response in operation["responses"].items():
                     content = response.get("content", {})
                     if int(status) >= 400 and PROBLEM_MEDIA_TYPE in content:
                         response["content"] = {PROBLEM_MEDIA_TYPE: content[PROBLEM_MEDIA_TYPE]}
         app.openapi_schema = document
     return app.openapi_schema
+
+
+def _add_examples(document: dict[str, Any]) -> None:
+    """The example records, nulls included (FastAPI drops every null from the document, which
+    left the examples missing required members): on their schemas and on each page's 200."""
+    schemas = document["components"]["schemas"]
+    for name, example in EXAMPLES.items():
+        schemas[name]["examples"] = [example]
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            content = operation["responses"].get("200", {}).get("content", {})
+            ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+            item = ref.removeprefix("#/components/schemas/Page_").removesuffix("_")
+            if ref.startswith("#/components/schemas/Page_") and item in EXAMPLES:
+                content["application/json"]["example"] = {
+                    "items": [EXAMPLES[item]], "total": 1, "limit": 50, "offset": 0, "next": None,
+                }  # fmt: skip

@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.exports import FORMAT_DESCRIPTION, Format
 from api.schemas import AS_OF_DESCRIPTION, Timestamp
 
 T = TypeVar("T")
@@ -30,7 +29,6 @@ class PageQuery(BaseModel):
 
     limit: Limit = 50
     offset: Offset = 0
-    format: Format | None = Field(default=None, description=FORMAT_DESCRIPTION, examples=["csv"])
     as_of: Timestamp | None = Field(
         default=None, description=AS_OF_DESCRIPTION, examples=["2026-11-26T00:00:00Z"]
     )

@@ -4,76 +4,111 @@ from typing import Any
 
 from fastapi import Request
 
-from api.citations import citation_content
 from api.errors import InvalidInput, problem_responses
-from api.exports import collection_content
-from api.schemas import EXAMPLES
 
 Responses = dict[int | str, dict[str, Any]]
 
-_SUCCESS_HEADERS = {
+
+def header(name: str) -> dict[str, str]:
+    """A reference to the header `name` of the document's `components.headers`."""
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+# The headers the OpenAPI document declares once (`components.headers`), by name.
+HEADERS: dict[str, dict[str, Any]] = {
     "ETag": {
-        "description": "Strong validator of this representation; send it in If-None-Match.",
-        "schema": {"type": "string"},
+        "description": "Strong validator of this exact representation; send it in "
+        "If-None-Match (a 304 if unchanged) or, to change a record, in If-Match.",
+        "schema": {"type": "string", "pattern": '^"[^"]+"$'},
+        "example": '"r1c284587901c3d053fefd91b55e2f9"',
     },
-    "Cache-Control": {"description": "public, max-age=60", "schema": {"type": "string"}},
+    "Cache-Control": {
+        "description": "How long a cache may reuse the answer.",
+        "schema": {"type": "string"},
+        "example": "public, max-age=60",
+    },
+    "Dataset-Version": {
+        "description": "The dataset version the read answered at (one per committed write).",
+        "schema": {"type": "integer", "minimum": 0},
+        "example": 3,
+    },
+    "Link": {
+        "description": 'RFC 8288 link to the next page, `<url>; rel="next"`; absent on the last.',
+        "schema": {"type": "string"},
+        "example": '</v1/metrics?limit=50&offset=50>; rel="next"',
+    },
+    "Content-Disposition": {
+        "description": "A download, and the file name to save it under.",
+        "schema": {"type": "string"},
+        "example": 'attachment; filename="metrics.csv"',
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 0},
+        "example": 5,
+    },
 }
-_NOT_MODIFIED: Responses = {
-    304: {
-        "description": "Not Modified: the If-None-Match tag is current.",
-        "headers": _SUCCESS_HEADERS,
-    }
-}
-# Every /v1 operation can answer these.
+SUCCESS_HEADERS = {name: header(name) for name in ("ETag", "Cache-Control", "Dataset-Version")}
+# Every /v1 read can answer these.
 _ERRORS = (406, 422, 500, 503)
 
 
-def _ref(schema: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{schema}"}
+def not_modified() -> Responses:
+    """The 304 a conditional GET gets when its If-None-Match tag is current."""
+    return {
+        304: {
+            "description": "Not Modified: the If-None-Match tag is current.",
+            "headers": SUCCESS_HEADERS,
+        }
+    }
+
+
+def read_errors(*errors: int) -> Responses:
+    """Problem responses for `errors` and those every read can answer."""
+    return problem_responses(*sorted({*errors, *_ERRORS}))
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
 
 
 def collection_responses(item_schema: str, plural: str) -> Responses:
-    """200 (JSON page, CSV, NDJSON), 304 and the errors of a collection operation."""
-    example = {"items": [EXAMPLES[item_schema]], "total": 1, "limit": 50, "offset": 0, "next": None}
-    headers = {
-        **_SUCCESS_HEADERS,
-        "Link": {"description": 'RFC 8288 rel="next" link to the next page.'},
-        "Content-Disposition": {"description": "For CSV and NDJSON: the download's file name."},
-    }
+    """200 (a JSON page), 304 and the errors of a collection operation."""
     return {
         200: {
-            "description": f"A page of {plural} (JSON), or all of them (CSV, NDJSON).",
-            "content": collection_content(f"#/components/schemas/Page_{item_schema}_", example),
-            "headers": headers,
+            "description": f"A page of {plural}.",
+            "content": _json(f"Page_{item_schema}_"),
+            "headers": {**SUCCESS_HEADERS, "Link": header("Link")},
         },
-        **_NOT_MODIFIED,
-        **problem_responses(*_ERRORS),
+        **not_modified(),
+        **read_errors(),
     }
 
 
-def item_responses(schema: str, singular: str, *, citable: bool = True) -> Responses:
-    """200 (the item, or with `cite` its citation), 304 and the errors of an item operation."""
-    content: dict[str, Any] = {"application/json": {"schema": _ref(schema)}}
-    if citable:
-        content.update(citation_content())
+def item_responses(schema: str, singular: str) -> Responses:
+    """200 (the item), 304 and the errors of an item operation."""
+    return plain_responses(f"The {singular}.", _json(schema), 404)
+
+
+def export_responses(media_type: str, description: str, schema: dict[str, Any]) -> Responses:
+    """200 (a download of `media_type`), 304 and the errors of an export operation."""
     return {
         200: {
-            "description": f"The {singular}"
-            + (", or with `cite` its citation." if citable else "."),
-            "content": content,
-            "headers": _SUCCESS_HEADERS,
+            "description": description,
+            "content": {media_type: {"schema": schema}},
+            "headers": {**SUCCESS_HEADERS, "Content-Disposition": header("Content-Disposition")},
         },
-        **_NOT_MODIFIED,
-        **problem_responses(404, *_ERRORS),
+        **not_modified(),
+        **read_errors(),
     }
 
 
 def plain_responses(description: str, content: dict[str, Any], *errors: int) -> Responses:
-    """200 with `content`, 304 and the given errors plus those every operation can answer."""
+    """200 with `content`, 304 and the given errors plus those every read can answer."""
     return {
-        200: {"description": description, "content": content, "headers": _SUCCESS_HEADERS},
-        **_NOT_MODIFIED,
-        **problem_responses(*sorted({*errors, *_ERRORS})),
+        200: {"description": description, "content": content, "headers": SUCCESS_HEADERS},
+        **not_modified(),
+        **read_errors(*errors),
     }
 
 
@@ -84,3 +119,24 @@ async def single_valued_parameters(request: Request) -> None:
     names = [name for name, _value in request.query_params.multi_items()]
     for name in sorted({name for name in names if names.count(name) > 1}):
         raise InvalidInput("query", name, "Given more than once; pass a single value.")
+
+
+async def retired_parameters(request: Request) -> None:
+    """`format` and `cite` are gone (each representation has its own URL); name where to go.
+
+    Checked before the parameters themselves, so the answer points at the new URL instead of
+    calling the parameter unknown. `async` for the reason above."""
+    params, path = request.query_params, request.url.path
+    if "format" in params:
+        fmt = params["format"]
+        own = path.removeprefix(request.scope.get("root_path", ""))
+        where = (
+            f"GET {path}.{fmt} exports the whole collection with the same filters"
+            if fmt in ("csv", "ndjson") and f"{own}.{fmt}" in request.app.openapi()["paths"]
+            else "this URL answers JSON only; exports are at /v1/<collection>.csv and .ndjson"
+        )
+        raise InvalidInput("query", "format", f"Retired: {where}.")
+    if "cite" in params:
+        file = {"bibtex": ".bib", "ris": ".ris", "csl-json": ".json"}.get(params["cite"])
+        where = f"{path}/citation{file}" if file else f"{path}/citation?style={params['cite']}"
+        raise InvalidInput("query", "cite", f"Retired: citations are at GET {where}.")

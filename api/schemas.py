@@ -45,6 +45,17 @@ AS_OF_DESCRIPTION = (
     "deleted records back."
 )
 
+
+class AsOfQuery(BaseModel):
+    """The one parameter of a single item: the moment to read it at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: Timestamp | None = Field(
+        default=None, description=AS_OF_DESCRIPTION, examples=["2026-11-26T00:00:00Z"]
+    )
+
+
 # Real records of the seed dataset, shown as examples in the OpenAPI document.
 EXAMPLES: dict[str, Any] = json.loads(
     (Path(__file__).parent / "examples.json").read_text(encoding="utf-8")

@@ -12,8 +12,8 @@ PATHS = [
     "/v1/metrics/facets?facet=unit",
     "/v1/faq",
     "/v1/sources/coreychem-future-of-cdmos-2026/text",
-    "/v1/metrics?format=csv",
-    "/v1/faq?format=ndjson",
+    "/v1/metrics.csv",
+    "/v1/faq.ndjson",
     "/openapi.json",
 ]
 
@@ -44,8 +44,8 @@ def test_tags_differ_between_representations(client: TestClient) -> None:
     tags = {
         client.get("/v1/faq").headers["etag"],
         client.get("/v1/faq?limit=1").headers["etag"],
-        client.get("/v1/faq", headers={"Accept": "text/csv"}).headers["etag"],
-        client.get("/v1/faq", headers={"Accept": "application/x-ndjson"}).headers["etag"],
+        client.get("/v1/faq.csv").headers["etag"],
+        client.get("/v1/faq.ndjson").headers["etag"],
         client.get("/v1/faq/scaling-bottlenecks").headers["etag"],
     }
     assert len(tags) == 5
@@ -75,7 +75,7 @@ def test_gzip_raw_bytes_and_small_bodies(client: TestClient) -> None:
     assert "content-encoding" not in small.headers  # under 1 KiB
     refused = client.get("/v1/metrics", headers={"Accept-Encoding": "gzip;q=0"})
     assert "content-encoding" not in refused.headers
-    export = client.get("/v1/metrics?format=csv", headers={"Accept-Encoding": "gzip"})
+    export = client.get("/v1/metrics.csv", headers={"Accept-Encoding": "gzip"})
     assert export.headers["content-encoding"] == "gzip"
     assert export.text.startswith("id,category,name")
 

@@ -1,49 +1,114 @@
-"""Citing a source, and quoting a figure correctly."""
+"""Citing a source, and quoting a record correctly: CSL styles, BibTeX, RIS, CSL-JSON."""
 
 import json
 
+import bibtexparser
 import pytest
+from bibtexparser.middlewares import LatexDecodingMiddleware
 from fastapi.testclient import TestClient
 
+from tests.helpers import Writable
+
 SOURCE = "/v1/sources/coreychem-future-of-cdmos-2026"
-APA = (
-    "CoreyChem Editorial Team. (2026, June 1). Future of CDMOs in Personalized Cancer "
-    "Medicine Manufacturing. CoreyChem.\n"
+METRIC = "/v1/metrics/car-t-dose-manufacturing-cost"
+QUOTE = (
+    '"The average cost of manufacturing a single CAR-T dose via a CDMO is currently '
+    "$45,000–$65,000, compared to $15,000 for a monoclonal antibody batch (per patient "
+    'equivalent)."'
 )
+TITLE = "Future of CDMOs in Personalized Cancer Medicine Manufacturing"
+STYLES = {
+    "apa": (
+        "(CoreyChem Editorial Team, 2026)",
+        f"CoreyChem Editorial Team. (2026, June 1). {TITLE}. CoreyChem.",
+    ),
+    "vancouver": ("(1)", f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026."),
+    "ama": ("1", f"1. CoreyChem Editorial Team. {TITLE}. June 1, 2026."),
+    "chicago": (
+        "(CoreyChem Editorial Team 2026)",
+        f"CoreyChem Editorial Team. 2026. “{TITLE}”. CoreyChem, June 1.",
+    ),
+}
+ITEMS = [
+    SOURCE,
+    METRIC,
+    "/v1/technologies/closed-system-automation",
+    "/v1/pricing-models/value-based-pricing",
+    "/v1/regulatory/outlook/fda-platform-technology-designation",
+    "/v1/bottlenecks/viral-vector-capacity",
+    "/v1/faq/scaling-bottlenecks",
+]
 
 
 def test_apa_is_the_default_style(client: TestClient) -> None:
     response = client.get(f"{SOURCE}/citation")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
-    assert response.text == APA
+    assert response.text == STYLES["apa"][1] + "\n"
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_metric_in_each_style_quotes_its_sentence(client: TestClient, style: str) -> None:
+    in_text, reference = STYLES[style]
+    response = client.get(f"{METRIC}/citation", params={"style": style})
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.text == f"{QUOTE} {in_text}\n\n{reference}\n"
+    source = client.get(f"{SOURCE}/citation", params={"style": style})
+    assert source.text == reference + "\n"
 
 
 def test_bibtex(client: TestClient) -> None:
-    response = client.get(f"{SOURCE}/citation", params={"style": "bibtex"})
+    response = client.get(f"{SOURCE}/citation.bib")
     assert response.headers["content-type"] == "application/x-bibtex; charset=utf-8"
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="coreychem-future-of-cdmos-2026.bib"'
+    )
     assert response.text == (
         "@misc{coreychem-future-of-cdmos-2026,\n"
         "  author = {{CoreyChem Editorial Team}},\n"
-        "  title = {Future of CDMOs in Personalized Cancer Medicine Manufacturing},\n"
+        f"  title = {{{TITLE}}},\n"
         "  publisher = {CoreyChem},\n"
         "  year = {2026},\n"
         "  month = {6},\n"
         "  date = {2026-06-01}\n"
         "}\n"
     )
+    quoted = client.get(f"{METRIC}/citation.bib").text
+    assert (
+        "  note = {Quoted: ``The average cost of manufacturing a single CAR-T dose via a CDMO is "
+        "currently \\$45,000–\\$65,000, compared to \\$15,000" in quoted
+    )
+
+
+def test_ris(client: TestClient) -> None:
+    response = client.get(f"{METRIC}/citation.ris")
+    assert response.headers["content-type"] == "application/x-research-info-systems; charset=utf-8"
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="car-t-dose-manufacturing-cost.ris"'
+    )
+    assert response.text == (
+        "TY  - ELEC\r\n"
+        "ID  - coreychem-future-of-cdmos-2026\r\n"
+        "AU  - CoreyChem Editorial Team\r\n"
+        f"TI  - {TITLE}\r\n"
+        "PB  - CoreyChem\r\n"
+        "PY  - 2026\r\n"
+        "DA  - 2026/06/01/\r\n"
+        f"N1  - Quoted: {QUOTE}\r\n"
+        "ER  -\r\n"
+    )
 
 
 def test_csl_json(client: TestClient) -> None:
-    response = client.get(f"{SOURCE}/citation", params={"style": "csl-json"})
+    response = client.get(f"{SOURCE}/citation.json")
     assert (
         response.headers["content-type"] == "application/vnd.citationstyles.csl+json; charset=utf-8"
     )
     assert json.loads(response.text) == [
         {
             "id": "coreychem-future-of-cdmos-2026",
-            "type": "article",
-            "title": "Future of CDMOs in Personalized Cancer Medicine Manufacturing",
+            "type": "webpage",
+            "title": TITLE,
             "author": [{"literal": "CoreyChem Editorial Team"}],
             "publisher": "CoreyChem",
             "issued": {"date-parts": [[2026, 6, 1]]},
@@ -51,40 +116,91 @@ def test_csl_json(client: TestClient) -> None:
     ]
 
 
-def test_cite_a_metric_quotes_its_sentence(client: TestClient) -> None:
-    response = client.get("/v1/metrics/vein-to-vein-time-reduction", params={"cite": "apa"})
-    assert response.text == (
-        '"Time from vein-to-vein (leukapheresis to infusion) has been reduced by 25% in '
-        'best-in-class CDMO networks since 2021." (CoreyChem Editorial Team, 2026)\n\n' + APA
-    )
-    bibtex = client.get("/v1/metrics/vein-to-vein-time-reduction", params={"cite": "bibtex"})
-    assert "  note = {Quoted: ``Time from vein-to-vein" in bibtex.text
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/v1/technologies/closed-system-automation",
-        "/v1/pricing-models/value-based-pricing",
-        "/v1/regulatory/outlook/fda-platform-technology-designation",
-        "/v1/bottlenecks/viral-vector-capacity",
-        "/v1/faq/scaling-bottlenecks",
-    ],
-)
-def test_cite_any_item(client: TestClient, path: str) -> None:
+@pytest.mark.parametrize("path", ITEMS)
+def test_every_item_has_its_four_citations(client: TestClient, path: str) -> None:
     item = client.get(path).json()
-    cited = json.loads(client.get(path, params={"cite": "csl-json"}).text)
-    assert cited[0]["note"] == f'"{item["evidence"]["quote"]}"'
+    cited = json.loads(client.get(f"{path}/citation.json").text)
+    if path == SOURCE:
+        assert "note" not in cited[0]
+    else:
+        assert cited[0]["note"] == f'"{item["evidence"]["quote"]}"'
+    for suffix in ("", ".bib", ".ris"):
+        assert client.get(f"{path}/citation{suffix}").status_code == 200
 
 
-def test_cite_a_source_item_without_quote(client: TestClient) -> None:
-    assert client.get(SOURCE, params={"cite": "apa"}).text == APA
+def test_bibtex_escapes_latex_and_round_trips_through_a_parser(writable: Writable) -> None:
+    w = writable
+    # (^ too is escaped, as \textasciicircum{}; pylatexenc reads that back as U+02C6.)
+    title = r"Costs of $45,000–$65,000 & 100% of #1_{x} ~ \ done"
+    url = "https://example.com/a_b?x=1&y=50%#top"
+    patched = w.client.patch(
+        SOURCE,
+        json={"title": title, "url": url},
+        headers={**w.auth("root"), "If-Match": w.etag(SOURCE)},
+    )
+    assert patched.status_code == 200, patched.text
+    text = w.client.get(f"{METRIC}/citation.bib").text
+    assert (
+        r"title = {Costs of \$45,000–\$65,000 \& 100\% of \#1\_\{x\} "
+        r"\textasciitilde{} \textbackslash{} done}"
+    ) in text
+    library = bibtexparser.parse_string(text, append_middleware=[LatexDecodingMiddleware()])
+    assert not library.failed_blocks
+    (entry,) = library.entries
+    fields = {field.key: field.value for field in entry.fields}
+    assert fields["title"] == title
+    assert fields["url"] == url
+    assert fields["author"] == "CoreyChem Editorial Team"
+    assert fields["note"].startswith("Quoted: “The average cost of manufacturing")
+    assert "$45,000–$65,000" in fields["note"]
+
+
+def test_a_citation_tag_changes_when_its_source_does(writable: Writable) -> None:
+    w = writable
+    before = {suffix: w.client.get(f"{METRIC}/citation{suffix}") for suffix in ("", ".bib")}
+    patched = w.client.patch(
+        SOURCE,
+        json={"title": "A new title"},
+        headers={**w.auth("root"), "If-Match": w.etag(SOURCE)},
+    )
+    assert patched.status_code == 200
+    for suffix, old in before.items():
+        new = w.client.get(f"{METRIC}/citation{suffix}")
+        assert "A new title" in new.text
+        assert new.headers["etag"] != old.headers["etag"]
+        unchanged = w.client.get(
+            f"{METRIC}/citation{suffix}", headers={"If-None-Match": new.headers["etag"]}
+        )
+        assert unchanged.status_code == 304
+        stale = w.client.get(
+            f"{METRIC}/citation{suffix}", headers={"If-None-Match": old.headers["etag"]}
+        )
+        assert stale.status_code == 200
 
 
 def test_citation_errors(client: TestClient) -> None:
-    assert client.get("/v1/sources/nope/citation").status_code == 404
+    missing = client.get("/v1/sources/nope/citation.ris")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == "There is no source 'nope'."
+    assert client.get("/v1/metrics/nope/citation").status_code == 404
     bad_style = client.get(f"{SOURCE}/citation", params={"style": "mla"})
     assert bad_style.status_code == 422
     assert bad_style.json()["errors"][0]["name"] == "style"
-    refused = client.get(f"{SOURCE}/citation", headers={"Accept": "application/json"})
+    moved = client.get(f"{SOURCE}/citation", params={"style": "bibtex"})
+    assert moved.json()["errors"] == [
+        {
+            "in": "query",
+            "name": "style",
+            "detail": "bibtex has a URL of its own: citation.bib, beside this",
+        }
+    ]
+    refused = client.get(f"{SOURCE}/citation.bib", headers={"Accept": "application/json"})
     assert refused.status_code == 406
+
+
+def test_latex_escapes_every_special_character() -> None:
+    from api.citations import latex
+
+    assert latex("\\{}$&%#_^~") == (
+        r"\textbackslash{}\{\}\$\&\%\#\_\textasciicircum{}\textasciitilde{}"
+    )

@@ -351,7 +351,7 @@ def test_editing_and_removing_records_updates_the_database(
 
     paths = [
         "/v1/metrics/viral-vector-lead-time",
-        "/v1/metrics?format=csv",
+        "/v1/metrics.csv",
         "/v1/faq/scaling-bottlenecks",
     ]
     with TestClient(create_app(engine=migrated_engine)) as before:
@@ -378,7 +378,7 @@ def test_editing_and_removing_records_updates_the_database(
             after["/v1/metrics/viral-vector-lead-time"]
             != tags["/v1/metrics/viral-vector-lead-time"]
         )
-        assert after["/v1/metrics?format=csv"] != tags["/v1/metrics?format=csv"]
+        assert after["/v1/metrics.csv"] != tags["/v1/metrics.csv"]
         assert after["/v1/faq/scaling-bottlenecks"] == tags["/v1/faq/scaling-bottlenecks"]
         # The search index follows the load: new words are found, removed metrics are not.
         found = edited.get("/v1/metrics", params={"q": "edited"}).json()["items"]

@@ -71,7 +71,7 @@ def test_the_start_page_says_what_the_dataset_is_and_links_every_section(
     ]:
         assert f"{label} {count}" in text
     assert 'action="/explore/metrics"' in html and 'name="q"' in html
-    for href in ["/docs", "/redoc", "/openapi.json", "/v1", "/v1/metrics?format=csv"]:
+    for href in ["/docs", "/redoc", "/openapi.json", "/v1", "/v1/dataset.zip", "/v1/metrics.csv"]:
         assert f'href="{href}"' in html
     for path in PAGES.values():
         assert f'href="{path}"' in html or path == "/" or "/metrics/" in path
@@ -168,8 +168,8 @@ def test_facets_are_links_that_combine_and_exports_keep_the_query(client: TestCl
     assert "2 figures matching" in _text(html)
     assert 'href="/explore/metrics?category=market&amp;q=cost&amp;forecast=false"' in html
     assert 'href="/explore/metrics?q=cost" aria-label="Remove filter Category: Market"' in html
-    assert 'href="/v1/metrics?q=cost&amp;category=market&amp;format=csv"' in html
-    assert 'href="/v1/metrics?q=cost&amp;category=market&amp;format=ndjson"' in html
+    assert 'href="/v1/metrics.csv?q=cost&amp;category=market"' in html
+    assert 'href="/v1/metrics.ndjson?q=cost&amp;category=market"' in html
     assert 'href="/v1/metrics?q=cost&amp;category=market"' in html
 
 

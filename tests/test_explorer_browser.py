@@ -130,7 +130,7 @@ def test_searching_and_clicking_facets_narrow_the_table(visit: Visit) -> None:
 
     # The same query as data.
     csv = visit.page.get_by_role("link", name="CSV", exact=True).get_attribute("href")
-    assert csv == "/v1/metrics?forecast=false&q=cost&format=csv"
+    assert csv == "/v1/metrics.csv?forecast=false&q=cost"
     assert visit.errors == [] and visit.foreign == []
 
 

@@ -26,26 +26,24 @@ def rows(response_text: str) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize(("path", "name", "total"), COLLECTIONS)
-def test_csv_by_accept_and_by_format_is_the_whole_collection(
+def test_csv_export_is_the_whole_collection_in_its_order(
     client: TestClient, path: str, name: str, total: int
 ) -> None:
-    by_accept = client.get(path, headers={"Accept": "text/csv"})
-    by_format = client.get(path, params={"format": "csv", "limit": 1, "offset": 1})
-    for response in (by_accept, by_format):
-        assert response.status_code == 200
-        assert response.headers["content-type"] == "text/csv; charset=utf-8"
-        assert response.headers["content-disposition"] == f'attachment; filename="{name}.csv"'
-        assert len(rows(response.text)) == total
-    assert by_accept.text == by_format.text
+    response = client.get(f"{path}.csv")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == f'attachment; filename="{name}.csv"'
+    assert not response.text.startswith("\ufeff")
+    assert len(rows(response.text)) == total
     json_ids = [item["id"] for item in client.get(path, params={"limit": 500}).json()["items"]]
-    assert [row["id"] for row in rows(by_accept.text)] == json_ids
+    assert [row["id"] for row in rows(response.text)] == json_ids
 
 
 @pytest.mark.parametrize(("path", "name", "total"), COLLECTIONS)
 def test_ndjson_lines_equal_the_json_items(
     client: TestClient, path: str, name: str, total: int
 ) -> None:
-    response = client.get(path, headers={"Accept": "application/x-ndjson"})
+    response = client.get(f"{path}.ndjson")
     assert response.headers["content-type"] == "application/x-ndjson"
     assert response.headers["content-disposition"] == f'attachment; filename="{name}.ndjson"'
     lines = [json.loads(line) for line in response.text.splitlines()]
@@ -53,10 +51,20 @@ def test_ndjson_lines_equal_the_json_items(
     assert len(lines) == total
 
 
+def test_bom_makes_the_csv_spreadsheet_friendly(client: TestClient) -> None:
+    plain = client.get("/v1/metrics.csv", params={"unit": "USD"})
+    marked = client.get("/v1/metrics.csv", params={"unit": "USD", "bom": "true"})
+    assert marked.content == b"\xef\xbb\xbf" + plain.content
+    assert marked.headers["etag"] != plain.headers["etag"]
+    assert "$45,000–$65,000".encode() in marked.content  # the en dash, as UTF-8
+    assert client.get("/v1/metrics.csv", params={"bom": "false"}).content[:2] == b"id"
+    assert client.get("/v1/metrics.ndjson", params={"bom": "true"}).status_code == 422
+
+
 def test_csv_flattens_nested_fields_and_survives_commas_quotes_and_newlines(
     client: TestClient,
 ) -> None:
-    text = client.get("/v1/metrics", params={"format": "csv", "sort": "id"}).text
+    text = client.get("/v1/metrics.csv", params={"sort": "id"}).text
     table = rows(text)
     assert list(table[0]) == [
         "id", "category", "name", "description", "value", "value_low", "value_high",
@@ -70,12 +78,12 @@ def test_csv_flattens_nested_fields_and_survives_commas_quotes_and_newlines(
     assert car_t["subjects"] == "CAR-T;manufacturing cost"
     assert car_t["evidence_quote"].startswith("The average cost of manufacturing a single CAR-T")
     assert "$45,000–$65,000, compared" in car_t["evidence_quote"]  # comma inside a field
-    faq = rows(client.get("/v1/faq", params={"format": "csv"}).text)
+    faq = rows(client.get("/v1/faq.csv").text)
     assert faq[0]["metric_ids"] == "personalized-production-turnaround-time"
-    pricing = rows(client.get("/v1/pricing-models", params={"format": "csv"}).text)
+    pricing = rows(client.get("/v1/pricing-models.csv").text)
     quoted = next(row for row in pricing if row["id"] == "value-based-pricing")
     assert '"pay-for-performance"' in quoted["evidence_quote"]  # quotes survive
-    market = rows(client.get("/v1/metrics", params={"format": "csv", "unit": "USD"}).text)
+    market = rows(client.get("/v1/metrics.csv", params={"unit": "USD"}).text)
     size = next(row for row in market if row["id"].startswith("personalized-cancer-medicine"))
     assert size["value"] == "150000000000"
 
@@ -99,29 +107,68 @@ def test_csv_round_trips_newlines_commas_and_quotes() -> None:
 
 
 def test_exports_honour_filters_and_sort(client: TestClient) -> None:
-    text = client.get(
-        "/v1/metrics", params={"format": "csv", "unit": "USD", "sort": "-value_high"}
-    ).text
+    text = client.get("/v1/metrics.csv", params={"unit": "USD", "sort": "-value_high"}).text
     assert [row["id"] for row in rows(text)] == [
         "personalized-cancer-medicine-market-size-2028",
         "oncology-cdmo-mna-value-2023",
         "car-t-dose-manufacturing-cost",
         "monoclonal-antibody-batch-manufacturing-cost",
     ]
-    empty = client.get("/v1/metrics", params={"format": "csv", "source": "none"}).text
+    empty = client.get("/v1/metrics.csv", params={"source": "none"}).text
     assert empty.splitlines()[0].startswith("id,category,name") and len(empty.splitlines()) == 1
 
 
-def test_accept_preferences_and_format_precedence(client: TestClient) -> None:
-    preferred = client.get("/v1/faq", headers={"Accept": "text/csv;q=0.5, application/x-ndjson"})
-    assert preferred.headers["content-type"] == "application/x-ndjson"
-    anything = client.get("/v1/faq", headers={"Accept": "*/*"})
-    assert anything.headers["content-type"] == "application/json"
-    forced = client.get("/v1/faq?format=json", headers={"Accept": "text/csv"})
-    assert forced.headers["content-type"] == "application/json"
+def test_json_operations_answer_json_only(client: TestClient) -> None:
+    assert client.get("/v1/faq", headers={"Accept": "*/*"}).headers["content-type"] == (
+        "application/json"
+    )
+    refused = client.get("/v1/faq", headers={"Accept": "text/csv"})
+    assert refused.status_code == 406
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert client.get("/v1/faq.csv", headers={"Accept": "application/json"}).status_code == 406
 
 
-def test_unknown_format_is_422(client: TestClient) -> None:
-    response = client.get("/v1/metrics", params={"format": "xlsx"})
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        (
+            "/v1/metrics?format=csv&unit=USD",
+            "Retired: GET /v1/metrics.csv exports the whole collection with the same filters.",
+        ),
+        (
+            "/v1/regulatory/outlook?format=ndjson",
+            "Retired: GET /v1/regulatory/outlook.ndjson exports the whole collection with the "
+            "same filters.",
+        ),
+        (
+            "/v1/changes?format=csv",
+            "Retired: this URL answers JSON only; exports are at /v1/<collection>.csv and .ndjson.",
+        ),
+        (
+            "/v1/metrics?format=json",
+            "Retired: this URL answers JSON only; exports are at /v1/<collection>.csv and .ndjson.",
+        ),
+        (
+            "/v1/metrics/vein-to-vein-time-reduction?cite=bibtex",
+            "Retired: citations are at GET /v1/metrics/vein-to-vein-time-reduction/citation.bib.",
+        ),
+        (
+            "/v1/faq/scaling-bottlenecks?cite=apa",
+            "Retired: citations are at GET /v1/faq/scaling-bottlenecks/citation?style=apa.",
+        ),
+    ],
+)
+def test_retired_parameters_point_to_the_new_url(client: TestClient, url: str, detail: str) -> None:
+    response = client.get(url)
     assert response.status_code == 422
-    assert response.json()["errors"][0]["name"] == "format"
+    assert response.json()["errors"] == [
+        {"in": "query", "name": "format" if "format" in url else "cite", "detail": detail}
+    ]
+
+
+def test_exports_take_no_paging(client: TestClient) -> None:
+    response = client.get("/v1/metrics.csv", params={"limit": 1})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"in": "query", "name": "limit", "detail": "Unknown parameter."}
+    ]

@@ -25,7 +25,6 @@ OPERATIONS = {
     ("/v1/faq/{item_id}", "getFaq"),
     ("/v1/sources", "listSources"),
     ("/v1/sources/{source_id}", "getSource"),
-    ("/v1/sources/{source_id}/citation", "getSourceCitation"),
     ("/v1/sources/{source_id}/text", "getSourceText"),
     ("/v1/dataset.zip", "getDatasetPackage"),
     ("/v1/changes", "listChanges"),
@@ -50,8 +49,30 @@ WRITE_PATHS = {
     "Faq": ("/v1/faq", "{item_id}"),
     "Source": ("/v1/sources", "{source_id}"),
 }
-for _name, (_path, _id) in WRITE_PATHS.items():
+COLLECTIONS = {
+    "/v1/metrics": "Metrics",
+    "/v1/market": "MarketMetrics",
+    "/v1/regulatory": "RegulatoryMetrics",
+    "/v1/mna": "MnaMetrics",
+    "/v1/technologies": "Technologies",
+    "/v1/pricing-models": "PricingModels",
+    "/v1/regulatory/outlook": "RegulatoryChanges",
+    "/v1/bottlenecks": "Bottlenecks",
+    "/v1/faq": "Faqs",
+    "/v1/sources": "Sources",
+}
+for _path, _plural in COLLECTIONS.items():
     OPERATIONS |= {
+        (f"{_path}.csv", f"export{_plural}Csv"),
+        (f"{_path}.ndjson", f"export{_plural}Ndjson"),
+    }
+for _name, (_path, _id) in WRITE_PATHS.items():
+    _item = f"{_path}/{_id}/citation"
+    OPERATIONS |= {
+        (_item, f"get{_name}Citation"),
+        (f"{_item}.bib", f"get{_name}Bibtex"),
+        (f"{_item}.ris", f"get{_name}Ris"),
+        (f"{_item}.json", f"get{_name}CslJson"),
         (_path, f"create{_name}"),
         (f"{_path}/{_id}", f"update{_name}"),
         (f"{_path}/{_id}", f"delete{_name}"),
@@ -87,11 +108,6 @@ def test_every_status_is_declared_and_errors_are_problem_details(client: TestCli
     assert set(get_metric) == {"200", "304", "404", "406", "422", "500", "503"}
     list_metrics = document["paths"]["/v1/metrics"]["get"]["responses"]
     assert set(list_metrics) == {"200", "304", "406", "422", "500", "503"}
-    assert set(list_metrics["200"]["content"]) == {
-        "application/json",
-        "text/csv",
-        "application/x-ndjson",
-    }
     for _path, operation in operations(document):
         for status, response in operation["responses"].items():
             if int(status) >= 400:
@@ -125,7 +141,78 @@ def test_schemas_are_api_shapes_not_tables(client: TestClient) -> None:
     }  # fmt: skip
     parameters = client.get("/openapi.json").json()["paths"]["/v1/metrics"]["get"]["parameters"]
     assert [p["name"] for p in parameters] == [
-        "limit", "offset", "format", "as_of", "category", "unit", "measure", "qualifier",
+        "limit", "offset", "as_of", "category", "unit", "measure", "qualifier",
         "direction", "geography", "subject", "source", "year", "base_year", "forecast",
         "horizon_passed", "value_min", "value_max", "q", "sort",
     ]  # fmt: skip
+
+
+MEDIA_TYPES = {
+    ".csv": "text/csv",
+    ".ndjson": "application/x-ndjson",
+    "/citation": "text/plain",
+    "/citation.bib": "application/x-bibtex",
+    "/citation.ris": "application/x-research-info-systems",
+    "/citation.json": "application/vnd.citationstyles.csl+json",
+    "/text": "text/plain",
+}
+
+
+def test_every_operation_answers_exactly_one_media_type(client: TestClient) -> None:
+    """What a generated client needs to type `data`: one documented media type per 200."""
+    document = client.get("/openapi.json").json()
+    for path, operation in operations(document):
+        success = {status: r for status, r in operation["responses"].items() if status < "300"}
+        for status, response in success.items():
+            content = list(response.get("content", {}))
+            if status == "204":
+                assert content == [], path
+                continue
+            expected = next(
+                (media for end, media in MEDIA_TYPES.items() if path.endswith(end)),
+                "application/json",
+            )
+            assert content == [expected], path
+
+
+def test_headers_servers_and_security_are_declared(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    assert document["servers"] == [
+        {"url": "/", "description": "The server this document is served from."}
+    ]
+    headers = document["components"]["headers"]
+    assert set(headers) >= {"ETag", "Link", "Content-Disposition", "Dataset-Version", "Retry-After"}
+    page = document["paths"]["/v1/metrics"]["get"]["responses"]["200"]["headers"]
+    assert page["Link"] == {"$ref": "#/components/headers/Link"}
+    assert page["Dataset-Version"] == {"$ref": "#/components/headers/Dataset-Version"}
+    export = document["paths"]["/v1/metrics.csv"]["get"]
+    assert export["responses"]["200"]["headers"]["Content-Disposition"] == {
+        "$ref": "#/components/headers/Content-Disposition"
+    }
+    assert [p["name"] for p in export["parameters"]][-1] == "bom"
+    unavailable = document["paths"]["/v1/metrics"]["get"]["responses"]["503"]
+    assert unavailable["headers"] == {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
+    for path, operation in operations(document):
+        if "tags" in operation and "writes" in operation["tags"]:
+            assert operation["security"] == [{"HTTPBearer": []}], path
+        else:
+            assert operation["security"] == [], path
+
+
+def test_patch_bodies_are_typed_per_kind(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    body = document["paths"]["/v1/metrics/{metric_id}"]["patch"]["requestBody"]["content"]
+    assert body == {
+        media: {"schema": {"$ref": "#/components/schemas/MetricPatch"}}
+        for media in ("application/json", "application/merge-patch+json")
+    }
+    patch = schemas["MetricPatch"]
+    assert "required" not in patch and patch["additionalProperties"] is False
+    assert patch["properties"]["name"]["type"] == "string"  # null is not a name
+    assert {"type": "null"} in patch["properties"]["geography"]["anyOf"]  # null: no geography
+    assert patch["properties"]["evidence"] == {"$ref": "#/components/schemas/EvidencePatch"}
+    for name in WRITE_PATHS:
+        assert f"{name}Patch" in schemas
+        create = document["paths"][WRITE_PATHS[name][0]]["post"]["requestBody"]["content"]
+        assert create["application/json"]["schema"]["$ref"].endswith("Record")

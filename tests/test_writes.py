@@ -420,7 +420,7 @@ def test_as_of_answers_with_the_data_as_it_stood(writable: Writable) -> None:
     )
     searched = w.client.get("/v1/metrics", params={"as_of": moment, "q": "zyxwv"}).json()
     assert searched["total"] == 0
-    csv_then = w.client.get("/v1/metrics", params={"as_of": moment, "format": "csv"}).text
+    csv_then = w.client.get("/v1/metrics.csv", params={"as_of": moment}).text
     assert "Zyxwv name" not in csv_then and "viral-vector-lead-time" in csv_then
     facets = w.client.get("/v1/metrics/facets", params={"as_of": moment, "facet": "source"}).json()
     assert facets["total"] == 42

@@ -1,22 +1,22 @@
 """Endpoints of the context entities: `GET /v1/technologies` and `GET /v1/technologies/{item_id}`
 (`listTechnologies`, `getTechnology`), and the same pair for each kind of `api.entities.kind`."""
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from sqlmodel import Session
 
-from api import citations
-from api.citations import ItemQuery
+from api.downloads import add_exports
 from api.entities import service
 from api.entities.kind import ENTITIES
 from api.entities.schemas import EntityQuery
-from api.exports import Format, choose_format, export, export_etag
 from api.pagination import Page, page
-from api.records import asof
+from api.records import store
 from api.records.asof import ReadSessionDep
 from api.records.kinds import Kind
 from api.routing import collection_responses, item_responses
-from api.schemas import EXAMPLES
+from api.schemas import EXAMPLES, AsOfQuery
 
 router = APIRouter()
 
@@ -28,7 +28,9 @@ def _register(kind: Kind) -> None:
     collection_schema: Any = Page[kind.public]  # type: ignore[name-defined]
     item_schema: Any = kind.public
     model: Any = kind.model
-    filename = kind.path.strip("/").replace("/", "-")
+
+    def arguments(query: EntityQuery) -> dict[str, Any]:
+        return {"model": model, "schema": kind.public, "query": query, "order_by": order_by}
 
     def list_items(
         request: Request,
@@ -36,19 +38,11 @@ def _register(kind: Kind) -> None:
         session: ReadSessionDep,
         query: Annotated[EntityQuery, Query()],
     ) -> Any:
-        arguments: dict[str, Any] = {
-            "model": model,
-            "schema": kind.public,
-            "query": query,
-            "order_by": order_by,
-        }
-        fmt = choose_format(request, query.format)
-        if fmt is Format.json:
-            items, total = service.list_entities(session, **arguments)
-            return page(request, response, items, total, query.limit, query.offset)
-        etag = export_etag(asof.answered_at(session), request, fmt)
-        rows = service.stream_entities(session, **arguments)
-        return export(fmt, kind.public, rows, filename, etag)
+        items, total = service.list_entities(session, **arguments(query))
+        return page(request, response, items, total, query.limit, query.offset)
+
+    def rows(session: Session, query: EntityQuery) -> Iterator[Any]:
+        return service.stream_entities(session, **arguments(query))
 
     def get_item(
         item_id: Annotated[
@@ -58,13 +52,13 @@ def _register(kind: Kind) -> None:
                 examples=[EXAMPLES[kind.public.__name__]["id"]],
             ),
         ],
-        request: Request,
         response: Response,
         session: ReadSessionDep,
-        query: Annotated[ItemQuery, Query()],
+        query: Annotated[AsOfQuery, Query()],
     ) -> Any:
         item = kind.get(session, item_id)
-        return citations.item_or_citation(request, response, session, kind, item, query.cite)
+        response.headers["ETag"] = store.item_etag(session, kind, item_id) or ""
+        return item
 
     name = "".join(word.capitalize() for word in kind.label.split())
     plural = "".join(word.capitalize() for word in kind.plural.split())
@@ -80,6 +74,10 @@ def _register(kind: Kind) -> None:
         responses=collection_responses(kind.public.__name__, kind.plural),
         tags=[kind.tag],
     )
+    add_exports(
+        router, kind.path, page_query=EntityQuery, schema=kind.public, rows=rows, name=plural,
+        plural=kind.plural, tags=[kind.tag],
+    )  # fmt: skip
     router.add_api_route(
         f"{kind.path}/{{item_id}}",
         get_item,

@@ -237,7 +237,11 @@ def figure(session: Session, metric_id: str, as_of: datetime | None, link: Any) 
         "chart": chart,
         "rows": rows,
         "citations": {
-            "APA": citations.apa(source, metric.evidence),
+            "APA": citations.styled(citations.CitationStyle.apa, source, metric.evidence),
+            "Vancouver": citations.styled(
+                citations.CitationStyle.vancouver, source, metric.evidence
+            ),
+            "RIS": citations.ris(source, metric.evidence),
             "BibTeX": citations.bibtex(source, metric.evidence),
             "CSL-JSON": citations.csl_json(source, metric.evidence),
         },
@@ -305,5 +309,5 @@ def source(session: Session, source_id: str, link: Any) -> dict[str, Any]:
         "blocks": article.blocks(text, spans),
         "metric_count": len(metrics),
         "entity_count": entity_count,
-        "citation": citations.apa(found),
+        "citation": citations.styled(citations.CitationStyle.apa, found),
     }

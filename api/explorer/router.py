@@ -187,12 +187,12 @@ def _browse_title(query: MetricQuery, context: dict[str, Any]) -> str:
 def _exports(request: Request) -> dict[str, str]:
     """The same query on the JSON API, as JSON, CSV and NDJSON."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "format"]
-    whole = [(k, v) for k, v in params if k not in ("limit", "offset")]
+    whole = urlencode([(k, v) for k, v in params if k not in ("limit", "offset")])
     json_query = urlencode(params)
     return {
         "JSON": "/v1/metrics" + (f"?{json_query}" if json_query else ""),
-        "CSV": "/v1/metrics?" + urlencode([*whole, ("format", "csv")]),
-        "NDJSON": "/v1/metrics?" + urlencode([*whole, ("format", "ndjson")]),
+        "CSV": "/v1/metrics.csv" + (f"?{whole}" if whole else ""),
+        "NDJSON": "/v1/metrics.ndjson" + (f"?{whole}" if whole else ""),
     }
 
 

@@ -1,20 +1,20 @@
 """Metric endpoints: the whole collection, its category views, facets and single metrics."""
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlmodel import Session
 
-from api import citations
-from api.citations import ItemQuery
-from api.exports import Format, choose_format, export, export_etag
+from api.downloads import add_exports
 from api.metrics import service
 from api.metrics.kind import METRIC as KIND
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
 from api.pagination import Page, page
-from api.records import asof
+from api.records import store
 from api.records.asof import ReadSessionDep
 from api.routing import collection_responses, item_responses, plain_responses
+from api.schemas import AsOfQuery
 from api.vocabulary import Category
 
 router = APIRouter(tags=["metrics"])
@@ -32,15 +32,21 @@ def _collection(
     session: Session,
     query: MetricQuery,
     category: Category | None,
-    filename: str,
-) -> Any:
-    fmt = choose_format(request, query.format)
-    if fmt is Format.json:
-        items, total = service.list_metrics(session, query=query, category=category)
-        return page(request, response, items, total, query.limit, query.offset)
-    etag = export_etag(asof.answered_at(session), request, fmt)
-    rows = service.stream_metrics(session, query=query, category=category)
-    return export(fmt, MetricPublic, rows, filename, etag)
+) -> Page[MetricPublic]:
+    items, total = service.list_metrics(session, query=query, category=category)
+    return page(request, response, items, total, query.limit, query.offset)
+
+
+def _exports(path: str, category: Category | None, name: str, plural: str) -> None:
+    """`<path>.csv` and `<path>.ndjson`: the metrics `GET <path>` selects, all of them."""
+
+    def rows(session: Session, query: MetricQuery) -> Iterator[MetricPublic]:
+        return service.stream_metrics(session, query=query, category=category)
+
+    add_exports(
+        router, path, page_query=MetricQuery, schema=MetricPublic, rows=rows, name=name,
+        plural=plural,
+    )  # fmt: skip
 
 
 @router.get(
@@ -53,8 +59,11 @@ def _collection(
 def list_metrics(
     request: Request, response: Response, session: ReadSessionDep, query: MetricParams
 ) -> Any:
-    """Every metric, filtered, searched, sorted and paged; or exported whole as CSV or NDJSON."""
-    return _collection(request, response, session, query, None, "metrics")
+    """Every metric, filtered, searched, sorted and paged (exported whole: `/v1/metrics.csv`)."""
+    return _collection(request, response, session, query, None)
+
+
+_exports("/metrics", None, "Metrics", "metrics")
 
 
 @router.get(
@@ -86,24 +95,23 @@ def get_metric_facets(
 )
 def get_metric(
     metric_id: MetricId,
-    request: Request,
     response: Response,
     session: ReadSessionDep,
-    query: Annotated[ItemQuery, Query()],
-) -> Any:
-    """The metric with this id and its evidence span; `?cite=` answers how to quote it."""
+    query: Annotated[AsOfQuery, Query()],
+) -> MetricPublic:
+    """The metric with this id and its evidence span (how to cite it: `.../citation`)."""
     metric = service.get_metric(session, metric_id=metric_id)
-    return citations.item_or_citation(request, response, session, KIND, metric, query.cite)
+    response.headers["ETag"] = store.item_etag(session, KIND, metric_id) or ""
+    return metric
 
 
 def _category_view(category: Category, path: str, operation_id: str, summary: str) -> None:
-    """Register `path` as the metric collection restricted to `category`."""
-    filename = path.strip("/").replace("/", "-")
+    """Register `path` (and its exports) as the metric collection restricted to `category`."""
 
     def list_category(
         request: Request, response: Response, session: ReadSessionDep, query: MetricParams
     ) -> Any:
-        return _collection(request, response, session, query, category, filename)
+        return _collection(request, response, session, query, category)
 
     list_category.__doc__ = f"Metrics of category `{category}`; the parameters of `/v1/metrics`."
     router.add_api_route(
@@ -115,6 +123,8 @@ def _category_view(category: Category, path: str, operation_id: str, summary: st
         response_model=Page[MetricPublic],
         responses=COLLECTION_RESPONSES,
     )
+    name = operation_id.removeprefix("list")
+    _exports(path, category, name, summary.removeprefix("List "))
 
 
 _category_view(Category.market, "/market", "listMarketMetrics", "List market metrics")

@@ -9,11 +9,12 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from functools import cache
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col
@@ -154,6 +155,40 @@ def _precondition(session: Session, kind: Kind, record_id: str, if_match: str | 
     return stored
 
 
+def _nullable(annotation: Any) -> bool:
+    return annotation is None or type(None) in get_args(annotation)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    # Leaving a member out changes nothing; there is no default to document.
+    schema.pop("default", None)
+
+
+@cache
+def patch_model(record: type[BaseModel]) -> type[BaseModel]:
+    """The body of a PATCH of `record`: every member optional, nested objects patched member by
+    member, and null allowed only where null is a value of the member (RFC 7396 merge patch)."""
+    fields: dict[str, Any] = {}
+    for name, field in record.model_fields.items():
+        annotation: Any = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = patch_model(annotation)
+        elif field.metadata:
+            annotation = Annotated[annotation, *field.metadata]
+        fields[name] = (
+            annotation,
+            Field(default=None, description=field.description, json_schema_extra=_no_default),
+        )
+    base = record.__name__.removesuffix("Record").removesuffix("In")
+    model: type[BaseModel] = create_model(
+        f"{base}Patch",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"A JSON merge patch (RFC 7396) of a {base}: the members to change.",
+        **fields,
+    )
+    return model
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7396 JSON merge patch."""
     if not isinstance(patch, dict):
@@ -199,6 +234,7 @@ def _register(kind: Kind) -> None:
     name = "".join(word.capitalize() for word in label.split())
     actor_dep = Depends(requires(kind.scope))
     record_type: Any = kind.record
+    patch_type: Any = patch_model(kind.record)
     item_id_type: Any = Annotated[
         str,
         Path(
@@ -249,10 +285,12 @@ def _register(kind: Kind) -> None:
     def update(
         item_id: item_id_type,
         session: WriteSessionDep,
-        patch: Annotated[dict[str, Any], Body()],
+        body: Annotated[patch_type, Body()],
         actor: Annotated[str, actor_dep],
         if_match: IfMatch = None,
     ) -> Response:
+        patch = body.model_dump(mode="json", exclude_unset=True)
+
         def work() -> Response:
             versions.lock(session)
             stored = _precondition(session, kind, item_id, if_match)
@@ -336,8 +374,8 @@ def _register(kind: Kind) -> None:
                 "required": True,
                 "description": "A JSON merge patch (RFC 7396) of the record's fields.",
                 "content": {
-                    "application/merge-patch+json": {"schema": {"type": "object"}},
-                    "application/json": {"schema": {"type": "object"}},
+                    media_type: {"schema": {"$ref": f"#/components/schemas/{patch_type.__name__}"}}
+                    for media_type in ("application/merge-patch+json", "application/json")
                 },
             }
         },

@@ -1,21 +1,18 @@
-"""Source endpoints: the documents, their verbatim text and their citations."""
+"""Source endpoints: the documents and their verbatim text (citations: api.citations)."""
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
+from sqlmodel import Session
 
-from api import citations
-from api.citations import CitationQuery, ItemQuery, TextQuery
-from api.exports import Format, choose_format, export, export_etag
+from api.downloads import add_exports
 from api.pagination import Page, page
-from api.records import asof
+from api.records import store
 from api.records.asof import ReadSessionDep
-from api.routing import (
-    collection_responses,
-    item_responses,
-    plain_responses,
-)
+from api.routing import collection_responses, item_responses, plain_responses
+from api.schemas import AsOfQuery
 from api.sources import service
 from api.sources.kind import SOURCE as KIND
 from api.sources.schemas import SourcePublic, SourceQuery
@@ -39,13 +36,19 @@ def list_sources(
     session: ReadSessionDep,
     query: Annotated[SourceQuery, Query()],
 ) -> Any:
-    """The documents the dataset's figures come from."""
-    fmt = choose_format(request, query.format)
-    if fmt is Format.json:
-        items, total = service.list_sources(session, query=query)
-        return page(request, response, items, total, query.limit, query.offset)
-    etag = export_etag(asof.answered_at(session), request, fmt)
-    return export(fmt, SourcePublic, service.stream_sources(session, query), "sources", etag)
+    """The documents the dataset's figures come from (exports: `/v1/sources.csv`, `.ndjson`)."""
+    items, total = service.list_sources(session, query=query)
+    return page(request, response, items, total, query.limit, query.offset)
+
+
+def _all_sources(session: Session, query: SourceQuery) -> Iterator[SourcePublic]:
+    return service.stream_sources(session, query)
+
+
+add_exports(
+    router, "/sources", page_query=SourceQuery, schema=SourcePublic, rows=_all_sources,
+    name="Sources", plural="sources",
+)  # fmt: skip
 
 
 @router.get(
@@ -57,32 +60,14 @@ def list_sources(
 )
 def get_source(
     source_id: SourceId,
-    request: Request,
     response: Response,
     session: ReadSessionDep,
-    query: Annotated[ItemQuery, Query()],
-) -> Any:
+    query: Annotated[AsOfQuery, Query()],
+) -> SourcePublic:
     """The citation data of one source and how many metrics come from it."""
     source = service.get_source(session, source_id=source_id)
-    return citations.item_or_citation(request, response, session, KIND, source, query.cite)
-
-
-@router.get(
-    "/sources/{source_id}/citation",
-    operation_id="getSourceCitation",
-    summary="Cite a source",
-    response_class=PlainTextResponse,
-    responses=plain_responses("The citation.", citations.citation_content(), 404),
-)
-def get_source_citation(
-    source_id: SourceId,
-    request: Request,
-    session: ReadSessionDep,
-    query: Annotated[CitationQuery, Query()],
-) -> Response:
-    """The source's citation in APA (text), BibTeX or CSL-JSON."""
-    source = service.get_source(session, source_id=source_id)
-    return citations.respond(request, query.style, source)
+    response.headers["ETag"] = store.item_etag(session, KIND, source_id) or ""
+    return source
 
 
 @router.get(
@@ -95,7 +80,7 @@ def get_source_citation(
     ),
 )
 def get_source_text(
-    source_id: SourceId, session: ReadSessionDep, query: Annotated[TextQuery, Query()]
+    source_id: SourceId, session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]
 ) -> PlainTextResponse:
     """The source exactly as stored; every evidence span indexes into this text (code points)."""
     text = service.get_source_text(session, source_id=source_id)

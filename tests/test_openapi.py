@@ -155,6 +155,7 @@ MEDIA_TYPES = {
     "/citation.ris": "application/x-research-info-systems",
     "/citation.json": "application/vnd.citationstyles.csl+json",
     "/text": "text/plain",
+    ".zip": "application/zip",
 }
 
 

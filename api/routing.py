@@ -25,7 +25,7 @@ _NOT_MODIFIED: Responses = {
     }
 }
 # Every /v1 operation can answer these.
-_ERRORS = (406, 422, 500, 503)
+_ERRORS = (406, 414, 422, 500, 503)
 
 
 def _ref(schema: str) -> dict[str, str]:
@@ -81,6 +81,8 @@ async def single_valued_parameters(request: Request) -> None:
     """Every parameter takes one value; `?limit=1&limit=2` is ambiguous, so it is refused.
 
     `async` only so that it runs on the event loop, not in a thread of its own."""
-    names = [name for name, _value in request.query_params.multi_items()]
-    for name in sorted({name for name in names if names.count(name) > 1}):
-        raise InvalidInput("query", name, "Given more than once; pass a single value.")
+    seen: set[str] = set()
+    for name, _value in request.query_params.multi_items():
+        if name in seen:
+            raise InvalidInput("query", name, "Given more than once; pass a single value.")
+        seen.add(name)

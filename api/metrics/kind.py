@@ -82,4 +82,5 @@ METRIC = Kind(
     present=_present,
     tag_variant=lambda _session, _record_id: str(service.current_year()),
     after_write=search.index_new,
+    reserved_ids=("facets",),
 )

@@ -5,7 +5,18 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.pagination import PageQuery
-from api.records.fields import EvidenceIn, FigureIn, Label, Name, Slug, Strict, Text
+from api.records.fields import (
+    EvidenceIn,
+    FigureIn,
+    Flag,
+    Label,
+    Labels,
+    Name,
+    Slug,
+    Strict,
+    Text,
+)
+from api.records.fields import Year as YearIn
 from api.schemas import (
     AS_OF_DESCRIPTION,
     Evidence,
@@ -203,11 +214,11 @@ class MetricIn(Strict):
     unit: Unit
     measure: Measure
     direction: Direction | None
-    year: Year | None
-    forecast: bool
-    base_year: Year | None
+    year: YearIn | None
+    forecast: Flag
+    base_year: YearIn | None
     geography: Label | None
-    subjects: list[Label]
+    subjects: Labels
     cited_as: Name | None
     baseline_id: Slug | None
     evidence: EvidenceIn

@@ -4,7 +4,7 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
-from api.records.fields import Name, Slug, Strict, Text, Title, Url
+from api.records.fields import Date, Name, Slug, Strict, Text, Title, Url
 from api.schemas import with_example
 from api.vocabulary import SourceKind
 
@@ -36,7 +36,7 @@ class SourceFields(Strict):
     title: Title
     publisher: Name
     author: Name | None = None
-    published_on: date
+    published_on: Date
     kind: SourceKind
     url: Url | None = None
 

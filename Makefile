@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install migrate seed run test lint format openapi bench bench-history lock clean
+.PHONY: install migrate seed run test fuzz lint format openapi bench bench-history lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# The Schemathesis stage alone (part of `make test`): a live server with an admin key, every
+# operation, SQLite and, with TEST_POSTGRES_URL, PostgreSQL (docs/security.md).
+fuzz: install
+	$(BIN)/pytest tests/test_fuzz.py
 
 # The benchmark suite (docs/benchmarks.md); wrk comes from Debian's packages, and Datasette (the
 # cold-cache comparison) into a virtualenv of its own, from its own hashed lock.

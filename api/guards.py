@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -126,15 +127,16 @@ class RequestGuards:
         await self.app(scope, receive, send)
 
     async def _redirect(self, scope: Scope, send: Send, path: str) -> None:
-        # Relative (path-absolute), so the Host header a client sends never becomes the target.
-        location = scope.get("root_path", "") + path
+        # Relative (path-absolute), so the Host header a client sends never becomes the target;
+        # percent-encoded again, so a CR or LF the client encoded never reaches a header.
+        location = quote(scope.get("root_path", "") + path).encode()
         if scope["query_string"]:
-            location += "?" + scope["query_string"].decode("latin-1")
+            location += b"?" + scope["query_string"]
         await send(
             {
                 "type": "http.response.start",
                 "status": 307,
-                "headers": [(b"location", location.encode()), (b"content-length", b"0")],
+                "headers": [(b"location", location), (b"content-length", b"0")],
             }
         )
         await send({"type": "http.response.body", "body": b""})

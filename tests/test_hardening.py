@@ -356,6 +356,9 @@ def test_a_trailing_slash_redirects_relative_whatever_the_host(shared: Writable)
     assert response.headers["location"] == "/v1/metrics?limit=2"
     sneaky = shared.client.get("//evil.example/", follow_redirects=False)
     assert sneaky.status_code == 404 and "location" not in sneaky.headers
+    split = shared.client.get("/v1/metrics/a%0D%0ASet-Cookie:%20x=1/", follow_redirects=False)
+    assert split.headers["location"] == "/v1/metrics/a%0D%0ASet-Cookie%3A%20x%3D1"
+    assert "set-cookie" not in split.headers
 
 
 @pytest.mark.parametrize(

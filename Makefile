@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install npm migrate seed run test lint format openapi bench bench-history lock clean
+.PHONY: install npm migrate seed run test fuzz lint format openapi bench bench-history lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ test: lint $(AXE)
 .PHONY: screenshots
 screenshots: install
 	$(BIN)/python tests/browser/screenshots.py docs/screenshots
+
+# The Schemathesis stage alone (part of `make test`): a live server with an admin key, every
+# operation, SQLite and, with TEST_POSTGRES_URL, PostgreSQL (docs/security.md).
+fuzz: install
+	$(BIN)/pytest tests/test_fuzz.py
 
 # The benchmark suite (docs/benchmarks.md); wrk comes from Debian's packages, and Datasette (the
 # cold-cache comparison) into a virtualenv of its own, from its own hashed lock.

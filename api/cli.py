@@ -170,6 +170,8 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda _signal, _frame: None)
     import uvicorn  # only the server needs it
 
+    from api.observability import log_config
+
     uvicorn.run(
         "api.main:create_app",
         factory=True,
@@ -177,6 +179,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=args.workers or settings.web_concurrency,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_level),
         access_log=False,  # the API writes its own JSON line per request (api.middleware)
         proxy_headers=True,
     )

@@ -58,6 +58,27 @@ class Settings(BaseSettings):
         description="Memory for finished GET responses, kept until the next write; 0 turns "
         "the cache off (every request is computed, as on a cold cache).",
     )
+    max_query_bytes: int = Field(
+        default=8 * 1024, ge=256, description="Longest query string accepted (414 above)."
+    )
+    max_query_parameters: int = Field(
+        default=64, ge=1, description="Most query parameters one request may carry (414 above)."
+    )
+    idempotency_retention_hours: float = Field(
+        default=24,
+        gt=0,
+        description="Hours an Idempotency-Key's first response is kept and replayed; older "
+        "records are deleted.",
+    )
+    auth_failure_limit: int = Field(
+        default=100,
+        ge=1,
+        description="Failed authentications one client address may make per AUTH_FAILURE_WINDOW "
+        "before it is answered 429 without a check.",
+    )
+    auth_failure_window: int = Field(
+        default=60, ge=1, description="Window of AUTH_FAILURE_LIMIT, in seconds."
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of uvicorn and of the API's JSON request log."
     )

@@ -1,7 +1,6 @@
 """Domain errors and their one translation into RFC 9457 `application/problem+json` responses."""
 
 import logging
-import re
 from http import HTTPStatus
 from typing import Any
 
@@ -13,11 +12,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
+from api.guards import route_table
 from api.schemas import with_example
 
 logger = logging.getLogger("api.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# A problem lists this many input errors and counts the rest: a body of 300,000 bad entries
+# is answered in a few kilobytes.
+MAX_PROBLEM_ERRORS = 50
 RETRY_AFTER_SECONDS = 5
 
 
@@ -42,7 +45,12 @@ class Problem(BaseModel):
     detail: str = Field(description="What went wrong in this occurrence.")
     instance: str | None = Field(default=None, description="The request path.")
     errors: list[ProblemError] | None = Field(
-        default=None, description="For input errors: each bad parameter or field."
+        default=None,
+        description=f"For input errors: each bad parameter or field (the first "
+        f"{MAX_PROBLEM_ERRORS}).",
+    )
+    more_errors: int | None = Field(
+        default=None, description="How many further input errors `errors` leaves out."
     )
 
 
@@ -55,6 +63,7 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        self.omitted = 0  # further errors, counted but not listed
 
 
 class NotFound(DomainError):
@@ -75,12 +84,12 @@ class InvalidInput(DomainError):
         )
 
     @classmethod
-    def many(cls, errors: list[ProblemError]) -> "InvalidInput":
-        """One 422 naming several bad fields."""
+    def many(cls, errors: list[ProblemError], omitted: int = 0) -> "InvalidInput":
+        """One 422 naming several bad fields (and counting `omitted` more)."""
         first = errors[0]
         exc = cls(first.in_, first.name, first.detail)
-        names = ", ".join(dict.fromkeys(f"{e.in_} {e.name!r}" for e in errors))
-        exc.detail, exc.errors = f"Invalid input: {names}.", errors
+        exc.detail, exc.errors = f"Invalid input: {named(errors, omitted)}.", errors
+        exc.omitted = omitted
         return exc
 
 
@@ -116,20 +125,33 @@ class Unavailable(DomainError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+def named(errors: list[ProblemError], omitted: int = 0) -> str:
+    """The distinct places of `errors`, in order, for a problem's detail (the first
+    MAX_PROBLEM_ERRORS, then how many more)."""
+    names = list(dict.fromkeys(f"{e.in_} {e.name!r}" for e in errors[:MAX_PROBLEM_ERRORS]))
+    rest = max(0, len(errors) - MAX_PROBLEM_ERRORS) + omitted
+    return ", ".join(names) + (f" and {rest} more" if rest > 0 else "")
+
+
 def problem_response(
     request: Request,
     status: int,
     detail: str,
     errors: list[ProblemError] | None = None,
     headers: dict[str, str] | None = None,
+    *,
+    omitted: int = 0,
 ) -> JSONResponse:
-    """The problem+json response for `status`; `title` is the standard reason phrase."""
+    """The problem+json response for `status`; `title` is the standard reason phrase. Past
+    MAX_PROBLEM_ERRORS, `errors` are counted (with `omitted` more the caller did not list)."""
+    more = max(0, len(errors or ()) - MAX_PROBLEM_ERRORS) + omitted
     body = Problem(
         title=HTTPStatus(status).phrase,
         status=status,
         detail=detail,
         instance=request.url.path,
-        errors=errors,
+        errors=errors[:MAX_PROBLEM_ERRORS] if errors else errors,
+        more_errors=more if more > 0 else None,
     )
     return JSONResponse(
         body.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -153,9 +175,13 @@ def describe(error: Any) -> ProblemError:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [describe(error) for error in exc.errors()]
+    found = exc.errors()
+    errors = [describe(error) for error in found[:MAX_PROBLEM_ERRORS]]
     names = ", ".join(sorted({f"{e.in_} {e.name!r}" for e in errors}))
-    return problem_response(request, 422, f"Invalid input: {names}.", errors)
+    rest = len(found) - len(errors)  # counted, not described
+    if rest:
+        names += f" and {rest} more"
+    return problem_response(request, 422, f"Invalid input: {names}.", errors, omitted=rest)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -174,19 +200,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> str:
-    """The methods the OpenAPI document gives this path (the router names only one route's).
-
-    As in OpenAPI, a concrete path outranks a template: /v1/metrics/facets is not
-    /v1/metrics/{metric_id}. HEAD is answered for every GET (api.middleware.HeadAsGet) but is
-    not an operation of its own."""
-    best: tuple[int, list[str]] | None = None
-    for template, operations in request.app.openapi()["paths"].items():
-        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-        if re.fullmatch(pattern, request.url.path):
-            params = template.count("{")
-            if best is None or params < best[0]:
-                best = (params, sorted(method.upper() for method in operations))
-    return ", ".join(best[1]) if best else ""
+    """The methods of the route at this path (api.guards.RouteTable: a concrete path outranks a
+    template, HEAD is implied by GET)."""
+    return route_table(request.app).allow(request.url.path)
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -198,7 +214,9 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)}
     elif exc.status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="cdmo-metrics"'}
-    return problem_response(request, exc.status, exc.detail, exc.errors, headers)
+    return problem_response(
+        request, exc.status, exc.detail, exc.errors, headers, omitted=exc.omitted
+    )
 
 
 # Deadlocks and serialisation failures: the database is there, the write met another one.

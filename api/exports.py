@@ -39,14 +39,21 @@ def columns(schema: type[BaseModel]) -> list[str]:
     return names
 
 
+# A spreadsheet runs a cell that begins with one of these as a formula (OWASP: CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
+    """One CSV cell; text that a spreadsheet would run as a formula is prefixed with `'`
+    (numbers, negative ones included, are written as they are)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list):
-        return ";".join(_cell(item) for item in value)
-    return str(value)
+    if isinstance(value, int | float):
+        return str(value)
+    text = ";".join(str(item) for item in value) if isinstance(value, list) else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def flatten(item: BaseModel) -> dict[str, str]:

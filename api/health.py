@@ -22,7 +22,12 @@ class Readiness(BaseModel):
     revision: str
 
 
-@router.get("/healthz", operation_id="getHealth", summary="Is the process up?")
+@router.get(
+    "/healthz",
+    operation_id="getHealth",
+    summary="Is the process up?",
+    responses=problem_responses(414),
+)
 def healthz() -> Health:
     """Answers as long as the process serves requests; never touches the database."""
     return Health()
@@ -33,7 +38,7 @@ def healthz() -> Health:
     operation_id="getReadiness",
     summary="Is the database reachable and migrated?",
     response_model=Readiness,
-    responses=problem_responses(503),
+    responses=problem_responses(414, 503),
 )
 def readyz(request: Request) -> Readiness | JSONResponse:
     """Ready when the database (and the read replica, if any) answers and stands at the

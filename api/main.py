@@ -24,13 +24,14 @@ from api.db import make_engine
 from api.entities.router import router as entities_router
 from api.errors import PROBLEM_MEDIA_TYPE, install_error_handlers
 from api.explorer import router as explorer
+from api.guards import RequestGuards
 from api.health import router as health_router
 from api.history.router import router as history_router
 from api.index import router as index_router
 from api.metrics.router import router as metrics_router
 from api.middleware import BodyLimit, HeadAsGet, RequestLog
 from api.negotiation import negotiate
-from api.observability import Instruments
+from api.observability import Instruments, JsonFormatter
 from api.observability import router as observability_router
 from api.records import asof
 from api.records.routes import router as records_router
@@ -76,6 +77,7 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.router.redirect_slashes = False  # api.guards redirects, relative to the request's host
     # Engines made here are the app's to close; engines passed in belong to the caller.
     app.state.own_engines = [] if engine else [make_engine(settings.database_url, settings)]
     app.state.engine = engine or app.state.own_engines[0]
@@ -124,6 +126,11 @@ def create_app(
         max_bytes=settings.response_cache_bytes,
     )
     app.add_middleware(
+        RequestGuards,
+        max_query_bytes=settings.max_query_bytes,
+        max_query_parameters=settings.max_query_parameters,
+    )
+    app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "OPTIONS"],
@@ -164,7 +171,7 @@ def _configure_logging(settings: Settings) -> None:
     logger.setLevel(settings.log_level.upper())
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
 
 

@@ -9,6 +9,8 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.guards import method_label
+
 
 class HeadAsGet:
     """Answer HEAD like GET without the body (RFC 9110 §9.3.2), so every GET route takes HEAD."""
@@ -160,7 +162,10 @@ class RequestLog:
             instruments = getattr(scope.get("app"), "state", None)
             if instruments is not None and hasattr(instruments, "instruments"):
                 instruments.instruments.observe(
-                    scope["method"], route_template(scope), status, time.perf_counter() - started
+                    method_label(scope["method"]),
+                    route_template(scope),
+                    status,
+                    time.perf_counter() - started,
                 )
 
 

@@ -1,5 +1,8 @@
-"""Prometheus metrics at /metrics: requests by route and status, latency, cache, pool, revision."""
+"""Prometheus metrics at /metrics (requests by route and status, latency, cache, pool,
+revision) and the one log format: a JSON object per line."""
 
+import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +18,40 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 router = APIRouter(include_in_schema=False)
+
+
+class JsonFormatter(logging.Formatter):
+    """Every log line one JSON object: control characters a client put in a path or header are
+    escaped, never written raw to a terminal. The access log's messages are JSON already."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.name == "api.access" and message.startswith("{"):
+            return message
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": message,
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration, with its lines (errors included) in the JSON format."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"default": handler},
+        "loggers": {
+            name: {"handlers": ["default"], "level": level.upper(), "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
 
 
 class Instruments:

@@ -9,6 +9,7 @@ is the only invalidation path, and it is exact across instances sharing the data
 
 import asyncio
 import contextlib
+import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -44,6 +45,23 @@ class _Store:
     revision: object = None
     entries: OrderedDict[tuple[Any, ...], _Entry] = field(default_factory=OrderedDict)
     size: int = 0
+
+
+def _key(scope: Scope, request: Headers) -> tuple[Any, ...]:
+    """What selects a cached response, in a bounded size whatever the client sends: the path,
+    query and Accept header (normalised: case and spaces do not count) as one 16-byte digest."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (
+        scope["path"].encode(),
+        scope["query_string"],
+        request.get("accept", "").replace(" ", "").lower().encode(),
+    ):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return (
+        digest.digest(),
+        _accepts_gzip(request.get("accept-encoding")),
+        metrics_service.current_year(),  # horizon_passed moves with the calendar
+    )
 
 
 class RevisionProbe:
@@ -210,13 +228,7 @@ class ResponseCache:
         if revision is None:
             await self.app(scope, receive, send)
             return
-        key = (
-            scope["path"],
-            scope["query_string"],
-            request.get("accept", "").replace(" ", "").lower(),
-            _accepts_gzip(request.get("accept-encoding")),
-            metrics_service.current_year(),  # horizon_passed moves with the calendar
-        )
+        key = _key(scope, request)
         with self.lock:
             if self.store.revision != revision:
                 self.store = _Store(revision=revision)

@@ -49,8 +49,8 @@ HEADERS: dict[str, dict[str, Any]] = {
     },
 }
 SUCCESS_HEADERS = {name: header(name) for name in ("ETag", "Cache-Control", "Dataset-Version")}
-# Every /v1 read can answer these.
-_ERRORS = (406, 422, 500, 503)
+# Every /v1 operation can answer these.
+_ERRORS = (406, 414, 422, 500, 503)
 
 
 def not_modified() -> Responses:
@@ -116,9 +116,11 @@ async def single_valued_parameters(request: Request) -> None:
     """Every parameter takes one value; `?limit=1&limit=2` is ambiguous, so it is refused.
 
     `async` only so that it runs on the event loop, not in a thread of its own."""
-    names = [name for name, _value in request.query_params.multi_items()]
-    for name in sorted({name for name in names if names.count(name) > 1}):
-        raise InvalidInput("query", name, "Given more than once; pass a single value.")
+    seen: set[str] = set()
+    for name, _value in request.query_params.multi_items():
+        if name in seen:
+            raise InvalidInput("query", name, "Given more than once; pass a single value.")
+        seen.add(name)
 
 
 async def retired_parameters(request: Request) -> None:

@@ -1,5 +1,9 @@
 """The dependencies that admit a write: a valid, unrevoked key of enough scope, within its rate."""
 
+import math
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Annotated
 
@@ -18,6 +22,48 @@ bearer = HTTPBearer(
 SCOPE_RANK = {"write": 1, "admin": 2}
 
 
+class FailureThrottle:
+    """Failed authentications per client address in fixed windows, in this process's memory:
+    past the limit an address is answered 429 without a look at the database. At most
+    MAX_ADDRESSES are tracked (a flood of addresses evicts the oldest), so memory stays small."""
+
+    MAX_ADDRESSES = 10_000
+
+    def __init__(self, limit: int, window_seconds: int) -> None:
+        self.limit = limit
+        self.window = window_seconds
+        self._lock = threading.Lock()
+        self._failures: OrderedDict[str, tuple[int, int]] = OrderedDict()
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds `address` must wait, or None if it may try."""
+        now = time.time()
+        window = int(now // self.window)
+        with self._lock:
+            started, count = self._failures.get(address, (window, 0))
+        if started == window and count >= self.limit:
+            return max(1, math.ceil((window + 1) * self.window - now))
+        return None
+
+    def failed(self, address: str) -> None:
+        """Count one failed attempt of `address`."""
+        window = int(time.time() // self.window)
+        with self._lock:
+            started, count = self._failures.pop(address, (window, 0))
+            self._failures[address] = (window, count + 1 if started == window else 1)
+            while len(self._failures) > self.MAX_ADDRESSES:
+                self._failures.popitem(last=False)
+
+
+def _throttle(request: Request) -> FailureThrottle:
+    throttle: FailureThrottle | None = getattr(request.app.state, "auth_throttle", None)
+    if throttle is None:
+        settings = request.app.state.settings
+        throttle = FailureThrottle(settings.auth_failure_limit, settings.auth_failure_window)
+        request.app.state.auth_throttle = throttle
+    return throttle
+
+
 def requires(scope: str) -> Callable[..., str]:
     """A dependency admitting keys of `scope` (admin covers write); it yields the key's name."""
 
@@ -27,25 +73,34 @@ def requires(scope: str) -> Callable[..., str]:
     ) -> str:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthorized("This operation needs an API key: Authorization: Bearer <key>.")
-        engine = writer(request.app.state.engine)
+        throttle = _throttle(request)
+        address = request.client.host if request.client else "unknown"
+        wait = throttle.retry_after(address)
+        if wait is not None:
+            raise TooManyRequests(
+                f"Too many failed authentications from {address}; retry in {wait} s.",
+                retry_after=wait,
+            )
+        # A plain read: a wrong key costs one indexed lookup, never the write lock.
+        with Session(request.app.state.engine) as session:
+            key = service.authenticate(session, credentials.credentials)
+        if key is None or key.revoked_at is not None:
+            throttle.failed(address)
+        if key is None:
+            raise Unauthorized("The API key is not valid.")
+        if key.revoked_at is not None:
+            raise Unauthorized(f"The API key {key.name!r} has been revoked.")
+        if SCOPE_RANK[key.scope] < SCOPE_RANK[scope]:
+            raise Forbidden(f"The key {key.name!r} has scope {key.scope!r}; this needs {scope!r}.")
+        name = key.name
         settings = request.app.state.settings
         window = settings.write_rate_window
-        redis = service.redis_client(settings.redis_url) if settings.redis_url else None
-        with Session(engine) as session, session.begin():
-            key = service.authenticate(session, credentials.credentials)
-            if key is None:
-                raise Unauthorized("The API key is not valid.")
-            if key.revoked_at is not None:
-                raise Unauthorized(f"The API key {key.name!r} has been revoked.")
-            if SCOPE_RANK[key.scope] < SCOPE_RANK[scope]:
-                raise Forbidden(
-                    f"The key {key.name!r} has scope {key.scope!r}; this needs {scope!r}."
-                )
-            name = key.name
-            if redis is None:
-                used, reset = service.count_write(session, key_name=name, window_seconds=window)
-        if redis is not None:  # after the transaction: a slow Redis holds no database connection
+        if settings.redis_url:  # no database connection held while Redis answers
+            redis = service.redis_client(settings.redis_url)
             used, reset = service.count_write_in_redis(redis, key_name=name, window_seconds=window)
+        else:
+            with Session(writer(request.app.state.engine)) as session, session.begin():
+                used, reset = service.count_write(session, key_name=name, window_seconds=window)
         if used > settings.write_rate_limit:
             raise TooManyRequests(
                 f"The key {name!r} made more than {settings.write_rate_limit} writes in "

@@ -18,10 +18,14 @@ from sqlmodel import Session, col
 
 from api.auth.models import ApiKey, RateWindow
 from api.errors import Conflict, NotFound, Unavailable
+from api.records.loading import LOADER_ACTORS
 
 logger = logging.getLogger("api.auth")
 
 SCOPES = ("write", "admin")
+# The actors the system writes as: a key of one of these names would pass its corrections off
+# as a load's, and the next load would revert them.
+RESERVED_NAMES = frozenset(LOADER_ACTORS)
 # A write waits at most about a second for Redis (one retry, for a pooled connection that a
 # Redis restart closed), then is refused with a 503: never a hang.
 REDIS_TIMEOUT_SECONDS = 0.5
@@ -35,6 +39,8 @@ def create_key(session: Session, *, name: str, scope: str) -> str:
     """Store a new key named `name` and return its token (the only time it is ever shown)."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+    if name.strip().lower() in RESERVED_NAMES:
+        raise Conflict(f"{name!r} is reserved: the loader records its own changes as that.")
     token = secrets.token_urlsafe(32)  # 32 random bytes: 256 bits
     session.add(
         ApiKey(name=name, scope=scope, token_hash=_hash(token), created_at=datetime.now(UTC))

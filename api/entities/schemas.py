@@ -3,7 +3,7 @@
 from pydantic import BaseModel, Field
 
 from api.pagination import PageQuery
-from api.records.fields import EvidenceIn, Label, Name, Slug, Strict, Text
+from api.records.fields import EvidenceIn, Label, Name, Names, Slug, Slugs, Strict, Text
 from api.schemas import Evidence, QueryText, with_example
 from api.search import QUERY_HELP
 
@@ -82,11 +82,11 @@ class EntityIn(Strict):
     name: Name
     summary: Text
     evidence: EvidenceIn
-    metric_ids: list[Slug] = Field(default_factory=list)
+    metric_ids: Slugs = Field(default_factory=list)
 
 
 class TechnologyIn(EntityIn):
-    examples: list[Name] = Field(default_factory=list)
+    examples: Names = Field(default_factory=list)
 
 
 class PricingModelIn(EntityIn):
@@ -99,7 +99,7 @@ class RegulatoryChangeIn(EntityIn):
 
 
 class BottleneckIn(EntityIn):
-    rank: int = Field(ge=1, le=1_000_000)
+    rank: int = Field(ge=1, le=1_000_000, strict=True)
 
 
 class FaqIn(EntityIn):

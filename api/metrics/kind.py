@@ -82,4 +82,5 @@ METRIC = Kind(
     present=_present,
     tag_variant=lambda _session, _record_id: str(service.current_year()),
     after_write=search.indexer("metric"),
+    reserved_ids=("facets",),
 )

@@ -7,7 +7,18 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from api import filters
 from api.filters import LIST_HELP, YEAR_HELP
 from api.pagination import PageQuery
-from api.records.fields import EvidenceIn, FigureIn, Label, Name, Slug, Strict, Text
+from api.records.fields import (
+    EvidenceIn,
+    FigureIn,
+    Flag,
+    Label,
+    Labels,
+    Name,
+    Slug,
+    Strict,
+    Text,
+)
+from api.records.fields import Year as YearIn
 from api.schemas import (
     AS_OF_DESCRIPTION,
     Evidence,
@@ -284,11 +295,11 @@ class MetricIn(Strict):
     unit: Unit
     measure: Measure
     direction: Direction | None
-    year: Year | None
-    forecast: bool
-    base_year: Year | None
+    year: YearIn | None
+    forecast: Flag
+    base_year: YearIn | None
     geography: Label | None
-    subjects: list[Label]
+    subjects: Labels
     cited_as: Name | None
     baseline_id: Slug | None
     evidence: EvidenceIn

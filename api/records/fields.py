@@ -1,27 +1,85 @@
-"""Field types of the record shapes every kind writes (dataset files, POST bodies, revisions)."""
+"""Field types of the record shapes every kind writes (dataset files, POST bodies, revisions).
 
-from typing import Annotated
+Bodies are strict JSON types: a number is a number ("30" and true are refused), a flag is
+true or false ("yes" is refused). Text holds no control characters but newline and tab, and a
+list holds at most MAX_ITEMS entries, so a record is always safe to show and cheap to check."""
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+import re
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from api.schemas import no_nul
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 Slug = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", min_length=1, max_length=100)
 ]
 
-
 MAX_TEXT = 100_000  # characters of one text field, a source's verbatim text included
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT), AfterValidator(no_nul)]
+MAX_ITEMS = 50  # entries of one list (subjects, examples, metric_ids)
+# C0 controls but tab and newline, DEL and the C1 controls (NUL included: PostgreSQL cannot
+# store it; an escape sequence rewrites the terminal of whoever prints the record).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_nul)]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(no_nul)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(no_nul)]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(no_nul)]
-Offset = Annotated[int, Field(ge=0, le=2**31 - 1)]
-Year = Annotated[int, Field(ge=1900, le=2200)]
-FigureIn = Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)]
+def no_control(value: str) -> str:
+    """`value`, unless it holds a control character other than newline and tab."""
+    found = _CONTROL.search(value)
+    if found:
+        raise ValueError(
+            f"must not contain control characters (U+{ord(found.group()):04X} at "
+            f"{found.start()}); newline and tab are allowed"
+        )
+    return value
+
+
+NoControl = AfterValidator(no_control)
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT), NoControl]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), NoControl]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=100), NoControl]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=500), NoControl]
+
+
+def _web_address(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// address")
+    return value
+
+
+Url = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2000),
+    NoControl,
+    AfterValidator(_web_address),
+]
+Offset = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
+Year = Annotated[int, Field(ge=1900, le=2200, strict=True)]
+FigureIn = Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
+
+
+def _iso_date(value: Any) -> Any:
+    # A JSON body gives a date as a string; a dataset file's YAML may give a date already.
+    # Numbers (read as Unix time by pydantic) are not dates here.
+    if not isinstance(value, str | date):
+        raise ValueError("must be a date, YYYY-MM-DD")
+    return value
+
+
+Date = Annotated[date, BeforeValidator(_iso_date)]
+
+
+Labels = Annotated[list[Label], Field(max_length=MAX_ITEMS)]
+Names = Annotated[list[Name], Field(max_length=MAX_ITEMS)]
+Slugs = Annotated[list[Slug], Field(max_length=MAX_ITEMS)]
 
 
 class Strict(BaseModel):

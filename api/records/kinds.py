@@ -65,6 +65,9 @@ class Kind:
     evidence: bool = True
     tag: str = ""  # the OpenAPI tag of its read routes
     order_by: str = "id"  # the order of its collection, after source_id for entities
+    # Words of routes beside its items (/v1/metrics/facets): no record may take them as ids,
+    # or it could be written and never read.
+    reserved_ids: tuple[str, ...] = ()
 
     @property
     def table(self) -> Table:

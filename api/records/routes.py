@@ -8,14 +8,14 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col
 
@@ -24,6 +24,7 @@ from api.auth.models import IdempotentResponse
 from api.caching import matches_if_match
 from api.db import writer
 from api.errors import (
+    MAX_PROBLEM_ERRORS,
     Conflict,
     InvalidInput,
     PreconditionFailed,
@@ -76,7 +77,7 @@ IdempotencyKey = Annotated[
         examples=["3f1c0c7e-8d0b-4c55-9a51-2a9b6cc0b0a4"],
     ),
 ]
-WRITE_ERRORS = problem_responses(400, 401, 403, 406, 413, 422, 429, 500, 503)
+WRITE_ERRORS = problem_responses(400, 401, 403, 406, 413, 414, 422, 429, 500, 503)
 
 
 def refusal(problems: list[Problem]) -> InvalidInput:
@@ -101,8 +102,13 @@ def _shape(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
     try:
         return store.canonical(kind, data)
     except ValidationError as exc:
+        found = exc.errors()
         raise InvalidInput.many(
-            [describe({**error, "loc": ("body", *error["loc"])}) for error in exc.errors()]
+            [
+                describe({**error, "loc": ("body", *error["loc"])})
+                for error in found[:MAX_PROBLEM_ERRORS]
+            ],
+            omitted=max(0, len(found) - MAX_PROBLEM_ERRORS),
         ) from None
 
 
@@ -207,6 +213,13 @@ def _request_hash(path: str, body: Any) -> str:
     return hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
 
 
+def _forget_expired(session: Session, retention_hours: float) -> None:
+    """Delete the first responses kept longer than the retention (IDEMPOTENCY_RETENTION_HOURS):
+    a retry after that creates anew, and the table stays as small as a day's POSTs."""
+    cutoff = datetime.now(UTC) - timedelta(hours=retention_hours)
+    session.execute(delete(IdempotentResponse).where(col(IdempotentResponse.created_at) < cutoff))
+
+
 def _replay(session: Session, actor: str, key: str, request_hash: str) -> Response | None:
     """The first response to a POST retried with the same Idempotency-Key, if there was one."""
     earlier = session.execute(
@@ -257,6 +270,7 @@ def _register(kind: Kind) -> None:
         def work() -> Response:
             versions.lock(session)
             if idempotency_key is not None:
+                _forget_expired(session, request.app.state.settings.idempotency_retention_hours)
                 replayed = _replay(session, actor, idempotency_key, request_hash)
                 if replayed is not None:
                     return replayed

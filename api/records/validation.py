@@ -83,6 +83,9 @@ class Check:
 def check_record(kind: Kind, data: dict[str, Any], check: Check) -> list[Problem]:
     """Every problem of one record (already of its kind's shape) in the dataset `check`."""
     problems: list[Problem] = []
+    if data["id"] in kind.reserved_ids:
+        path = f"/v1{kind.path}/{data['id']}"
+        problems.append(Problem("id", f"{data['id']!r} is reserved: {path} is another route"))
     if kind.evidence and check.changed(data, "evidence", "source_id"):
         problems += _evidence(data, check)
     for ref in kind.refs:

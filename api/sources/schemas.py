@@ -5,7 +5,7 @@ from datetime import date
 from pydantic import BaseModel, Field
 
 from api.pagination import PageQuery
-from api.records.fields import Name, Slug, Strict, Text, Title, Url
+from api.records.fields import Date, Name, Slug, Strict, Text, Title, Url
 from api.schemas import QueryText, with_example
 from api.search import QUERY_HELP
 from api.vocabulary import SourceKind
@@ -49,7 +49,7 @@ class SourceFields(Strict):
     title: Title
     publisher: Name
     author: Name | None = None
-    published_on: date
+    published_on: Date
     kind: SourceKind
     url: Url | None = None
 

@@ -1,0 +1,451 @@
+"""Hardened edges (docs/security.md): what an anonymous or careless client sends is bounded,
+refused with a problem, or neutralised, and never stored or echoed unsafely."""
+
+import concurrent.futures
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text, update
+from sqlmodel import Session
+
+from api import migrate
+from api.auth import service as auth_service
+from api.auth.models import IdempotentResponse
+from api.config import Settings
+from api.db import writer
+from api.errors import Conflict
+from api.exports import _cell
+from api.guards import route_table
+from api.main import create_app
+from api.observability import JsonFormatter, log_config
+from api.records.registry import KINDS
+from tests.conftest import DatabaseFactory, seed, serving
+from tests.helpers import SOURCE, Writable, make_keys, new_metric
+
+# --- shared: one seeded database with keys per backend, for requests that change nothing ----
+
+
+@pytest.fixture(scope="module")
+def shared(databases: DatabaseFactory) -> Iterator[Writable]:
+    engine = databases.new_engine()
+    migrate.upgrade(engine)
+    seed(engine)
+    keys = make_keys(engine)
+    with TestClient(create_app(engine=engine), raise_server_exceptions=False) as client:
+        yield Writable(client, engine, keys)
+    engine.dispose()
+
+
+def problem(response: httpx.Response, status: int) -> dict:  # type: ignore[type-arg]
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status
+    return body  # type: ignore[no-any-return]
+
+
+# --- query-string floods ----------------------------------------------------------------------
+
+
+def test_a_query_string_over_8_kib_is_414(shared: Writable) -> None:
+    body = problem(shared.client.get("/v1/metrics?q=" + "a" * 8200), 414)
+    assert body["detail"] == "Query strings are limited to 8192 bytes."
+
+
+def test_more_than_64_parameters_is_414(shared: Writable) -> None:
+    query = "&".join(f"p{n}=1" for n in range(65))
+    body = problem(shared.client.get(f"/v1/metrics?{query}"), 414)
+    assert body["detail"] == "A request takes at most 64 query parameters."
+    assert problem(shared.client.get("/healthz?" + "&" * 5000), 414)["status"] == 414
+
+
+def test_a_problem_lists_50_errors_and_counts_the_rest(shared: Writable) -> None:
+    query = "&".join(f"p{n}=1" for n in range(60))
+    body = problem(shared.client.get(f"/v1/metrics?{query}"), 422)
+    assert len(body["errors"]) == 50 and body["more_errors"] == 10
+    assert body["detail"].endswith(" and 10 more.")
+
+
+# --- 422 amplification on writes ----------------------------------------------------------
+
+
+def test_a_body_of_300000_empty_subjects_gets_a_small_422(shared: Writable) -> None:
+    body = new_metric(subjects=[""] * 300_000)
+    response = shared.client.post("/v1/metrics", json=body, headers=shared.auth())
+    refused = problem(response, 422)
+    assert len(response.content) < 2000
+    assert refused["errors"] == [
+        {
+            "in": "body",
+            "name": "subjects",
+            "detail": "List should have at most 50 items after validation, not 300000",
+        }
+    ]
+
+
+def test_a_patch_of_60000_unknown_fields_gets_a_small_422(shared: Writable) -> None:
+    path = "/v1/metrics/viral-vector-lead-time"
+    patch = {f"x{n}": 1 for n in range(60_000)}
+    headers = {**shared.auth(), "If-Match": shared.etag(path)}
+    response = shared.client.patch(path, json=patch, headers=headers)
+    refused = problem(response, 422)
+    assert len(refused["errors"]) == 50 and refused["more_errors"] == 59_950
+    assert len(response.content) < 10_000
+
+
+# --- strict JSON types, control characters, list caps, URLs --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "name", "detail"),
+    [
+        ({"value": "30"}, "value", "Input should be a valid number"),
+        ({"value": True}, "value", "Input should be a valid number"),
+        ({"year": "2025"}, "year", "Input should be a valid integer"),
+        ({"year": 2025.0}, "year", "Input should be a valid integer"),
+        ({"forecast": "yes"}, "forecast", "Input should be a valid boolean"),
+        ({"forecast": 1}, "forecast", "Input should be a valid boolean"),
+        (
+            {"name": "Red \x1b[31malert"},
+            "name",
+            "must not contain control characters (U+001B at 4); newline and tab are allowed",
+        ),
+        (
+            {"description": "carriage\rreturn"},
+            "description",
+            "must not contain control characters (U+000D at 8); newline and tab are allowed",
+        ),
+        (
+            {"subjects": [f"s{n}" for n in range(51)]},
+            "subjects",
+            "List should have at most 50 items after validation, not 51",
+        ),
+    ],
+)
+def test_bodies_are_strict_json_without_control_characters(
+    shared: Writable, changes: dict[str, object], name: str, detail: str
+) -> None:
+    response = shared.client.post("/v1/metrics", json=new_metric(**changes), headers=shared.auth())
+    assert problem(response, 422)["errors"] == [{"in": "body", "name": name, "detail": detail}]
+    path = "/v1/metrics/viral-vector-lead-time"
+    headers = {**shared.auth(), "If-Match": shared.etag(path)}
+    patched = shared.client.patch(path, json=changes, headers=headers)
+    assert problem(patched, 422)["errors"] == [{"in": "body", "name": name, "detail": detail}]
+    assert shared.client.get(f"/v1/metrics/{new_metric()['id']}").status_code == 404
+
+
+def test_newline_and_tab_are_text(writable: Writable) -> None:
+    body = new_metric(description="Two lines:\n\tthe second indented.")
+    created = writable.client.post("/v1/metrics", json=body, headers=writable.auth())
+    assert created.status_code == 201, created.text
+    assert created.json()["description"] == "Two lines:\n\tthe second indented."
+
+
+@pytest.mark.parametrize(
+    ("field", "values"),
+    [("examples", [f"Platform {n}" for n in range(51)]), ("metric_ids", ["a"] * 51)],
+)
+def test_entity_lists_hold_at_most_50(shared: Writable, field: str, values: list[str]) -> None:
+    path = "/v1/technologies/closed-system-automation"
+    headers = {**shared.auth(), "If-Match": shared.etag(path)}
+    response = shared.client.patch(path, json={field: values}, headers=headers)
+    detail = "List should have at most 50 items after validation, not 51"
+    assert problem(response, 422)["errors"] == [{"in": "body", "name": field, "detail": detail}]
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "ftp://example.com/a", "data:text/html,x", "http://"]
+)
+def test_a_source_url_is_http_or_https(shared: Writable, url: str) -> None:
+    path = f"/v1/sources/{SOURCE}"
+    headers = {**shared.auth("root"), "If-Match": shared.etag(path)}
+    response = shared.client.patch(path, json={"url": url}, headers=headers)
+    detail = "must be an http:// or https:// address"
+    assert problem(response, 422)["errors"] == [{"in": "body", "name": "url", "detail": detail}]
+
+
+def test_a_source_date_is_a_string(shared: Writable) -> None:
+    path = f"/v1/sources/{SOURCE}"
+    headers = {**shared.auth("root"), "If-Match": shared.etag(path)}
+    response = shared.client.patch(path, json={"published_on": 1_700_000_000}, headers=headers)
+    assert problem(response, 422)["errors"][0]["name"] == "published_on"
+
+
+# --- reserved ids and actor names --------------------------------------------------------
+
+
+def test_a_route_word_is_not_an_id(shared: Writable) -> None:
+    created = shared.client.post("/v1/metrics", json=new_metric(id="facets"), headers=shared.auth())
+    assert problem(created, 422)["errors"] == [
+        {
+            "in": "body",
+            "name": "id",
+            "detail": "'facets' is reserved: /v1/metrics/facets is another route",
+        }
+    ]
+
+
+def test_every_route_word_beside_an_item_route_is_reserved_by_its_kind(shared: Writable) -> None:
+    templates = [route.template for route in route_table(shared.client.app).routes]
+    for kind in KINDS.values():
+        collection = f"/v1{kind.path}/"
+        words = {
+            t.removeprefix(collection)
+            for t in templates
+            if t.startswith(collection) and "/" not in t.removeprefix(collection) and "{" not in t
+        }
+        assert words <= set(kind.reserved_ids), (kind.name, words)
+
+
+@pytest.mark.parametrize("name", ["seed", "import", "Seed"])
+def test_the_loaders_actor_names_cannot_be_key_names(shared: Writable, name: str) -> None:
+    with (
+        Session(writer(shared.engine)) as session,
+        session.begin(),
+        pytest.raises(Conflict, match="reserved"),
+    ):
+        auth_service.create_key(session, name=name, scope="write")
+
+
+# --- idempotency records expire -----------------------------------------------------------
+
+
+def test_idempotency_records_are_kept_24_hours_then_deleted(writable: Writable) -> None:
+    headers = {**writable.auth(), "Idempotency-Key": "k-1"}
+    first = writable.client.post("/v1/metrics", json=new_metric(), headers=headers)
+    assert first.status_code == 201
+    again = writable.client.post("/v1/metrics", json=new_metric(), headers=headers)
+    assert again.headers["idempotent-replayed"] == "true"
+    with Session(writer(writable.engine)) as session, session.begin():
+        session.execute(
+            update(IdempotentResponse).values(created_at=datetime.now(UTC) - timedelta(hours=25))
+        )
+    other = new_metric(id="quality-failure-cost-multiple-third")
+    later = writable.client.post("/v1/metrics", json=other, headers=headers)
+    assert later.status_code == 201 and "idempotent-replayed" not in later.headers
+    with Session(writable.engine) as session:
+        kept = session.execute(text("SELECT count(*) FROM idempotent_response")).scalar_one()
+    assert kept == 1  # the expired record went; the new one stays
+
+
+# --- authentication ------------------------------------------------------------------------
+
+
+def test_failed_authentication_is_throttled_per_address(migrated_engine: Engine) -> None:
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    settings = Settings(database_url="sqlite://", auth_failure_limit=3)
+    app = create_app(settings=settings, engine=migrated_engine)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        bad = {"Authorization": "Bearer not-a-key"}
+        for _ in range(3):
+            assert client.post("/v1/metrics", json=new_metric(), headers=bad).status_code == 401
+        refused = client.post("/v1/metrics", json=new_metric(), headers=bad)
+        assert problem(refused, 429)["detail"].startswith("Too many failed authentications")
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        good = {"Authorization": f"Bearer {keys['alice']}"}
+        assert client.post("/v1/metrics", json=new_metric(), headers=good).status_code == 429
+        other = TestClient(app, client=("10.0.0.9", 5000), raise_server_exceptions=False)
+        assert other.post("/v1/metrics", json=new_metric(), headers=good).status_code == 201
+
+
+def test_a_wrong_key_does_not_wait_for_the_write_lock(writable: Writable) -> None:
+    engine = writable.engine
+    with writer(engine).connect() as holder:  # a writer holds the write lock
+        holder.exec_driver_sql(
+            "SELECT version FROM dataset_state WHERE id = 1"
+            + (" FOR UPDATE" if engine.dialect.name == "postgresql" else "")
+        )
+        bad = {"Authorization": "Bearer not-a-key"}
+        response = writable.client.post("/v1/metrics", json=new_metric(), headers=bad)
+        holder.rollback()
+    assert problem(response, 401)["detail"] == "The API key is not valid."
+
+
+# --- unbounded growth: cache keys and metrics labels ---------------------------------------
+
+
+def test_cache_keys_stay_small_whatever_accept_says(shared: Writable) -> None:
+    cache = shared.client.app.state.response_cache  # type: ignore[attr-defined]
+    for n in range(3):
+        accept = f"application/json, text/x-{n}" + ", x/y;q=0.1" * 10_000
+        assert shared.client.get("/v1/metrics", headers={"Accept": accept}).status_code == 200
+    keys = list(cache.store.entries)
+    assert keys and all(len(repr(key)) < 100 for key in keys)
+    same = shared.client.get("/v1/metrics", headers={"Accept": "Application/JSON"})
+    again = shared.client.get("/v1/metrics", headers={"Accept": "application/json"})
+    assert same.content == again.content
+
+
+def test_unknown_methods_are_one_metrics_label(shared: Writable) -> None:
+    for n in range(30):
+        shared.client.request(f"X-RANDOM-{n}", "/v1/metrics")
+    shared.client.request("BREW", f"/nowhere/{n}")
+    exposition = shared.client.get("/metrics").text
+    assert "X-RANDOM" not in exposition and "BREW" not in exposition
+    assert 'method="other",route="/v1/metrics",status="405"' in exposition
+    assert "/nowhere" not in exposition
+
+
+# --- CSV formula injection ------------------------------------------------------------------
+
+
+def test_csv_cells_that_would_run_as_formulas_are_prefixed(writable: Writable) -> None:
+    name = '=HYPERLINK("http://evil.example","x")'
+    body = new_metric(name=name, subjects=["@SUM(A1)", "+cmd", "plain"], geography="-1+2")
+    assert (
+        writable.client.post("/v1/metrics", json=body, headers=writable.auth()).status_code == 201
+    )
+    exported = writable.client.get("/v1/metrics?format=csv")
+    rows = {row["id"]: row for row in csv.DictReader(io.StringIO(exported.text))}
+    row = rows[str(body["id"])]
+    assert row["name"] == "'" + name
+    assert row["subjects"] == "'@SUM(A1);+cmd;plain"
+    assert row["geography"] == "'-1+2"
+    assert row["value"] == "3.5"
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [(-12.5, "-12.5"), (-3, "-3"), ("-3", "'-3"), ("\tx", "'\tx"), ("\rx", "'\rx"), ("a=b", "a=b")],
+)
+def test_numbers_stay_numbers_and_text_is_neutralised(value: object, cell: str) -> None:
+    assert _cell(value) == cell
+
+
+# --- logs ---------------------------------------------------------------------------------
+
+
+def test_every_log_line_is_json_with_control_characters_escaped() -> None:
+    formatter = JsonFormatter()
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.getLogger("api.errors").makeRecord(
+            "api.errors", logging.ERROR, __file__, 1, "unhandled error on %s %s",
+            ("GET", "/v1/\x1b[2J\x1b[31mred"), sys.exc_info(),
+        )  # fmt: skip
+    line = formatter.format(record)
+    assert "\x1b" not in line and "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "unhandled error on GET /v1/\x1b[2J\x1b[31mred"
+    assert entry["level"] == "error" and "RuntimeError: boom" in entry["exception"]
+    config = log_config("info")
+    assert config["formatters"]["json"]["()"] is JsonFormatter
+    assert {"uvicorn", "uvicorn.error"} <= set(config["loggers"])
+    api_handlers = logging.getLogger("api").handlers
+    assert api_handlers and all(isinstance(h.formatter, JsonFormatter) for h in api_handlers)
+
+
+# --- HTTP exactness -----------------------------------------------------------------------
+
+
+def test_a_trailing_slash_redirects_relative_whatever_the_host(shared: Writable) -> None:
+    response = shared.client.get(
+        "/v1/metrics/?limit=2", headers={"Host": "evil.example"}, follow_redirects=False
+    )
+    assert response.status_code == 307
+    assert response.headers["location"] == "/v1/metrics?limit=2"
+    sneaky = shared.client.get("//evil.example/", follow_redirects=False)
+    assert sneaky.status_code == 404 and "location" not in sneaky.headers
+    split = shared.client.get("/v1/metrics/a%0D%0ASet-Cookie:%20x=1/", follow_redirects=False)
+    assert split.headers["location"] == "/v1/metrics/a%0D%0ASet-Cookie%3A%20x%3D1"
+    assert "set-cookie" not in split.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/metrics", "GET"),
+        ("DELETE", "/openapi.json", "GET"),
+        ("PUT", "/docs", "GET"),
+        ("POST", "/redoc", "GET"),
+        ("POST", "/healthz", "GET"),
+        ("DELETE", "/v1/metrics/facets", "GET"),
+        ("PATCH", "/v1/metrics/facets", "GET"),
+        ("OPTIONS", "/v1/metrics", "GET, POST"),
+        ("POST", "/docs-assets/swagger-ui.css", "GET"),
+    ],
+)
+def test_every_405_names_the_allowed_methods(
+    shared: Writable, method: str, path: str, allow: str
+) -> None:
+    response = shared.client.request(method, path, headers=shared.auth())
+    assert problem(response, 405)["detail"] == f"{method} is not allowed on {path}."
+    assert response.headers["allow"] == allow
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+@pytest.mark.parametrize("kind", list(KINDS.values()), ids=lambda kind: kind.name)
+def test_a_nul_in_a_path_id_is_404(shared: Writable, method: str, kind: object) -> None:
+    path = f"/v1{kind.path}/a%00b"  # type: ignore[attr-defined]
+    response = shared.client.request(method, path, headers={**shared.auth("root"), "If-Match": "*"})
+    assert problem(response, 404)["detail"] == f"No resource at /v1{kind.path}/a\x00b."  # type: ignore[attr-defined]
+    revisions = shared.client.get(f"{path}/revisions")
+    assert problem(revisions, 404)["status"] == 404
+
+
+# --- If-Match: * under concurrency --------------------------------------------------------
+
+RACERS = 16
+
+
+@pytest.fixture
+def server(migrated_engine: Engine) -> Iterator[tuple[str, dict[str, str]]]:
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    with serving(migrated_engine, WRITE_RATE_LIMIT="10000") as (_server, url):
+        yield url, {"Authorization": f"Bearer {keys['alice']}"}
+
+
+def test_concurrent_patches_with_if_match_star_all_land_in_turn(
+    server: tuple[str, dict[str, str]],
+) -> None:
+    """If-Match: * means "it exists" (RFC 9110 §13.1.1): each PATCH is applied in turn."""
+    url, auth = server
+    path = f"{url}/v1/metrics/viral-vector-lead-time"
+    headers = {**auth, "If-Match": "*"}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=RACERS) as pool:
+        answers = list(
+            pool.map(
+                lambda n: httpx.patch(path, json={"name": f"Writer {n}"}, headers=headers),
+                range(RACERS),
+            )
+        )
+    assert [a.status_code for a in answers] == [200] * RACERS
+    revisions = httpx.get(f"{path}/revisions", params={"limit": 100}).json()
+    assert revisions["total"] == RACERS + 1  # the seed's, then one per PATCH
+    assert httpx.get(path).json()["name"] in {f"Writer {n}" for n in range(RACERS)}
+
+
+def test_if_match_star_after_a_concurrent_delete_is_404(
+    server: tuple[str, dict[str, str]],
+) -> None:
+    url, auth = server
+    created = httpx.post(f"{url}/v1/metrics", json=new_metric(), headers=auth)
+    assert created.status_code == 201
+    path = f"{url}/v1/metrics/{new_metric()['id']}"
+    headers = {**auth, "If-Match": "*"}
+
+    def work(n: int) -> httpx.Response:
+        if n == RACERS // 2:
+            return httpx.delete(path, headers=headers)
+        return httpx.patch(path, json={"name": f"Writer {n}"}, headers=headers)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=RACERS) as pool:
+        answers = list(pool.map(work, range(RACERS)))
+    codes = [a.status_code for a in answers]
+    assert codes[RACERS // 2] == 204
+    assert set(codes) <= {200, 204, 404}
+    patched = [n for n, code in enumerate(codes) if code == 200]
+    revisions = httpx.get(f"{path}/revisions", params={"limit": 100}).json()
+    assert revisions["total"] == 1 + len(patched) + 1  # created, each 200 PATCH, the delete
+    assert httpx.get(path).status_code == 404

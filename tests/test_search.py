@@ -82,7 +82,7 @@ def test_q_keeps_the_other_filters_and_paging(client: TestClient) -> None:
 
 
 def test_q_in_exports(client: TestClient) -> None:
-    csv = client.get("/v1/bottlenecks", params={"q": "viral OR cold", "format": "csv"}).text
+    csv = client.get("/v1/bottlenecks.csv", params={"q": "viral OR cold"}).text
     assert len(csv.strip().splitlines()) == 3  # the header and two rows
 
 

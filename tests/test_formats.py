@@ -190,6 +190,5 @@ def test_the_history_exports_too(client: TestClient) -> None:
     assert [json.loads(line) for line in lines] == feed["items"]
     releases = rows(client.get("/v1/releases.csv").text)
     assert [(r["label"], r["added"]) for r in releases] == [
-        (item["label"], str(item["added"]))
-        for item in client.get("/v1/releases").json()["items"]
+        (item["label"], str(item["added"])) for item in client.get("/v1/releases").json()["items"]
     ]

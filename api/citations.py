@@ -31,6 +31,7 @@ from api.errors import problem_responses
 from api.records.asof import ReadSessionDep
 from api.records.kinds import Kind
 from api.records.registry import KINDS
+from api.routing import SUCCESS_HEADERS, header, not_modified, read_errors
 from api.schemas import AS_OF_DESCRIPTION, EXAMPLES, AsOfQuery, Evidence, Timestamp
 from api.sources import service as sources_service
 from api.sources.schemas import SourcePublic
@@ -246,11 +247,9 @@ def _answer(body: str, media_type: str, filename: str | None = None) -> Response
 
 
 def _responses(description: str, media_type: str, schema: dict[str, Any]) -> dict[int | str, Any]:
-    from api.routing import SUCCESS_HEADERS, not_modified, read_errors
-
     headers = dict(SUCCESS_HEADERS)
     if media_type != TEXT:
-        headers["Content-Disposition"] = {"$ref": "#/components/headers/Content-Disposition"}
+        headers["Content-Disposition"] = header("Content-Disposition")
     return {
         200: {
             "description": description,

@@ -52,15 +52,27 @@ def _cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    text = ";".join(str(item) for item in value) if isinstance(value, list) else str(value)
+    if isinstance(value, dict):  # a free-form object (a revision's record): one JSON cell
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    elif isinstance(value, list):
+        text = ";".join(
+            json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+            if isinstance(item, dict)
+            else str(item)
+            for item in value
+        )
+    else:
+        text = str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def flatten(item: BaseModel) -> dict[str, str]:
-    """One CSV row: nested objects spread into prefixed columns, lists joined with `;`."""
+    """One CSV row: nested models spread into prefixed columns, lists joined with `;`."""
     row: dict[str, str] = {}
+    fields = type(item).model_fields
     for name, value in item.model_dump(mode="json").items():
-        if isinstance(value, dict):
+        annotation = fields[name].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             row.update({f"{name}_{sub}": _cell(inner) for sub, inner in value.items()})
         else:
             row[name] = _cell(value)

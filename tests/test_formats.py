@@ -142,6 +142,10 @@ def test_json_operations_answer_json_only(client: TestClient) -> None:
         ),
         (
             "/v1/changes?format=csv",
+            "Retired: GET /v1/changes.csv exports the whole collection with the same filters.",
+        ),
+        (
+            "/v1/metrics/facets?format=csv",
             "Retired: this URL answers JSON only; exports are at /v1/<collection>.csv and .ndjson.",
         ),
         (
@@ -171,4 +175,20 @@ def test_exports_take_no_paging(client: TestClient) -> None:
     assert response.status_code == 422
     assert response.json()["errors"] == [
         {"in": "query", "name": "limit", "detail": "Unknown parameter."}
+    ]
+
+
+def test_the_history_exports_too(client: TestClient) -> None:
+    feed = client.get("/v1/changes", params={"limit": 500}).json()
+    table = rows(client.get("/v1/changes.csv").text)
+    assert len(table) == feed["total"] == 67
+    first = feed["items"][0]
+    assert table[0]["id"] == str(first["id"])
+    assert table[0]["changes"] == ";".join(first["changes"])
+    assert json.loads(table[0]["data"]) == first["data"]  # the record, one JSON cell
+    lines = client.get("/v1/changes.ndjson", params={"since": first["at"]}).text.splitlines()
+    assert [json.loads(line) for line in lines] == feed["items"]
+    releases = rows(client.get("/v1/releases.csv").text)
+    assert [(r["label"], r["added"]) for r in releases] == [
+        (item["label"], str(item["added"])) for item in client.get("/v1/releases").json()["items"]
     ]

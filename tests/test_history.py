@@ -89,7 +89,7 @@ def test_extreme_timestamps_are_answered_or_refused_never_5xx(
 
 def test_every_read_names_its_dataset_version(client: TestClient) -> None:
     for path in ["/v1/metrics", METRIC, "/v1/metrics/facets", "/v1/faq", "/v1/sources",
-                 "/v1/metrics.csv", "/v1/changes", "/v1/releases"]:  # fmt: skip
+                 "/v1/metrics.csv", f"{METRIC}/citation", "/v1/changes", "/v1/releases"]:  # fmt: skip
         answer = client.get(path)
         assert answer.status_code == 200
         assert answer.headers["dataset-version"] == "1", path

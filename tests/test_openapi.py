@@ -60,6 +60,8 @@ COLLECTIONS = {
     "/v1/bottlenecks": "Bottlenecks",
     "/v1/faq": "Faqs",
     "/v1/sources": "Sources",
+    "/v1/changes": "Changes",
+    "/v1/releases": "Releases",
 }
 for _path, _plural in COLLECTIONS.items():
     OPERATIONS |= {

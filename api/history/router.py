@@ -1,9 +1,12 @@
 """History endpoints: each record's revisions, the change feed and the releases."""
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlmodel import Session
 
+from api.downloads import add_exports
 from api.history import service
 from api.history.schemas import ChangesQuery, ReleasePublic, RevisionPublic
 from api.pagination import Page, PageQuery, page
@@ -38,6 +41,16 @@ def list_changes(
     return page(request, response, items, total, query.limit, query.offset)
 
 
+def _changes_rows(session: Session, query: ChangesQuery) -> Iterator[RevisionPublic]:
+    return service.stream_changes(session, since=query.since, as_of=query.as_of)
+
+
+add_exports(
+    router, "/changes", page_query=ChangesQuery, schema=RevisionPublic, rows=_changes_rows,
+    name="Changes", plural="changes",
+)  # fmt: skip
+
+
 @router.get(
     "/releases",
     operation_id="listReleases",
@@ -56,3 +69,13 @@ def list_releases(
         session, limit=query.limit, offset=query.offset, as_of=query.as_of
     )
     return page(request, response, items, total, query.limit, query.offset)
+
+
+def _release_rows(session: Session, query: PageQuery) -> Iterator[ReleasePublic]:
+    return service.stream_releases(session, as_of=query.as_of)
+
+
+add_exports(
+    router, "/releases", page_query=PageQuery, schema=ReleasePublic, rows=_release_rows,
+    name="Releases", plural="releases",
+)  # fmt: skip

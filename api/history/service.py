@@ -1,5 +1,6 @@
 """Reading the history: revisions of one record, the change feed, releases."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, func, select, true
@@ -46,6 +47,18 @@ def record_revisions(
     return [_public(row) for row in rows], total
 
 
+def _changes_where(
+    session: Session, since: datetime | None, as_of: datetime | None
+) -> ColumnElement[bool]:
+    where: ColumnElement[bool] = true()
+    start, until = _until(session, since), _until(session, as_of)
+    if start is not None:
+        where = where & (col(Revision.at) >= start)
+    if until is not None:
+        where = where & (col(Revision.at) <= until)
+    return where
+
+
 def changes(
     session: Session,
     *,
@@ -55,12 +68,7 @@ def changes(
     as_of: datetime | None = None,
 ) -> tuple[list[RevisionPublic], int]:
     """Every revision at or after `since` (and up to `as_of`), oldest first."""
-    where: ColumnElement[bool] = true()
-    start, until = _until(session, since), _until(session, as_of)
-    if start is not None:
-        where = where & (col(Revision.at) >= start)
-    if until is not None:
-        where = where & (col(Revision.at) <= until)
+    where = _changes_where(session, since, as_of)
     total = session.execute(select(func.count()).select_from(Revision).where(where)).scalar_one()
     rows = session.execute(
         select(Revision).where(where).order_by(col(Revision.id)).limit(limit).offset(offset)
@@ -68,12 +76,33 @@ def changes(
     return [_public(row) for row in rows], total
 
 
+def stream_changes(
+    session: Session, *, since: datetime | None, as_of: datetime | None = None
+) -> Iterator[RevisionPublic]:
+    """Every revision at or after `since` (and up to `as_of`), oldest first, in batches."""
+    statement = select(Revision).where(_changes_where(session, since, as_of))
+    rows = session.execute(statement.order_by(col(Revision.id)).execution_options(yield_per=500))
+    for batch in rows.scalars().partitions():
+        yield from (_public(row) for row in batch)
+
+
+def _releases_where(session: Session, as_of: datetime | None) -> ColumnElement[bool]:
+    until = _until(session, as_of)
+    return true() if until is None else col(Release.created_at) <= until
+
+
+def stream_releases(session: Session, *, as_of: datetime | None = None) -> Iterator[ReleasePublic]:
+    """Every release (up to `as_of`), newest first."""
+    statement = select(Release).where(_releases_where(session, as_of))
+    rows = session.execute(statement.order_by(col(Release.id).desc()))
+    yield from (ReleasePublic.model_validate(row, from_attributes=True) for row in rows.scalars())
+
+
 def releases(
     session: Session, *, limit: int, offset: int, as_of: datetime | None = None
 ) -> tuple[list[ReleasePublic], int]:
     """Seed runs and imports that changed something (up to `as_of`), newest first."""
-    until = _until(session, as_of)
-    where: ColumnElement[bool] = true() if until is None else col(Release.created_at) <= until
+    where = _releases_where(session, as_of)
     total = session.execute(select(func.count()).select_from(Release).where(where)).scalar_one()
     rows = session.execute(
         select(Release).where(where).order_by(col(Release.id).desc()).limit(limit).offset(offset)

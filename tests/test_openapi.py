@@ -82,9 +82,9 @@ def test_every_parameter_is_described_with_an_example(client: TestClient) -> Non
 def test_every_status_is_declared_and_errors_are_problem_details(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
     get_metric = document["paths"]["/v1/metrics/{metric_id}"]["get"]["responses"]
-    assert set(get_metric) == {"200", "304", "404", "406", "422", "500", "503"}
+    assert set(get_metric) == {"200", "304", "404", "406", "414", "422", "500", "503"}
     list_metrics = document["paths"]["/v1/metrics"]["get"]["responses"]
-    assert set(list_metrics) == {"200", "304", "406", "422", "500", "503"}
+    assert set(list_metrics) == {"200", "304", "406", "414", "422", "500", "503"}
     assert set(list_metrics["200"]["content"]) == {
         "application/json",
         "text/csv",

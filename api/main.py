@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+from api.auth.deps import FailureThrottle
 from api.caching import HttpCaching
 from api.config import Settings, get_settings
 from api.db import make_engine
@@ -79,6 +80,9 @@ def create_app(
         read_engine = make_engine(settings.database_read_url, settings)
         app.state.own_engines.append(read_engine)
     app.state.read_engine = read_engine or app.state.engine
+    app.state.auth_throttle = FailureThrottle(
+        settings.auth_failure_limit, settings.auth_failure_window
+    )
     asof.install(app.state.read_engine)
     install_error_handlers(app)
 

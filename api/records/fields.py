@@ -16,7 +16,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    model_validator,
 )
+
+from api.errors import MAX_PROBLEM_ERRORS
 
 Slug = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", min_length=1, max_length=100)
@@ -84,6 +87,18 @@ Slugs = Annotated[list[Slug], Field(max_length=MAX_ITEMS)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_unknown_fields(cls, data: Any) -> Any:
+        # Each unknown field is an error of its own; past MAX_PROBLEM_ERRORS they are one, so
+        # a body of 60,000 made-up fields costs one pass over its keys, not 60,000 errors.
+        if isinstance(data, dict) and len(data) > len(cls.model_fields) + MAX_PROBLEM_ERRORS:
+            unknown = [name for name in data if name not in cls.model_fields]
+            if len(unknown) > MAX_PROBLEM_ERRORS:
+                shown = ", ".join(repr(name) for name in unknown[:5])
+                raise ValueError(f"{len(unknown)} unknown or server-owned fields ({shown}, ...)")
+        return data
 
 
 class EvidenceIn(Strict):

@@ -174,13 +174,14 @@ def test_entity_lists_hold_at_most_50(shared: Writable, field: str, values: list
 
 
 @pytest.mark.parametrize(
-    "url", ["javascript:alert(1)", "ftp://example.com/a", "data:text/html,x", "http://"]
+    "url",
+    ["javascript:alert(1)", "ftp://example.com/a", "data:text/html,x", "http://", "http://a b"],
 )
 def test_a_source_url_is_http_or_https(shared: Writable, url: str) -> None:
     path = f"/v1/sources/{SOURCE}"
     headers = {**shared.auth("root"), "If-Match": shared.etag(path)}
     response = shared.client.patch(path, json={"url": url}, headers=headers)
-    detail = "must be an http:// or https:// address"
+    detail = "must be an http:// or https:// address, without spaces"
     assert problem(response, 422)["errors"] == [{"in": "body", "name": "url", "detail": detail}]
 
 

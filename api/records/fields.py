@@ -44,16 +44,30 @@ def no_control(value: str) -> str:
 
 
 NoControl = AfterValidator(no_control)
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT), NoControl]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), NoControl]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=100), NoControl]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=500), NoControl]
+# The same rule in the OpenAPI document, so clients and fuzzers know it.
+NO_CONTROL_PATTERN = Field(
+    json_schema_extra={"pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"}
+)
+Text = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_TEXT), NoControl, NO_CONTROL_PATTERN
+]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), NoControl, NO_CONTROL_PATTERN
+]
+Label = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), NoControl, NO_CONTROL_PATTERN
+]
+Title = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), NoControl, NO_CONTROL_PATTERN
+]
+
+
+_WEB_ADDRESS = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20]+")
 
 
 def _web_address(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an http:// or https:// address")
+    if not _WEB_ADDRESS.fullmatch(value) or not urlsplit(value).netloc:
+        raise ValueError("must be an http:// or https:// address, without spaces")
     return value
 
 
@@ -62,6 +76,7 @@ Url = Annotated[
     StringConstraints(min_length=1, max_length=2000),
     NoControl,
     AfterValidator(_web_address),
+    Field(json_schema_extra={"pattern": "^" + _WEB_ADDRESS.pattern.replace("\\x", "\\u00") + "$"}),
 ]
 Offset = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
 Year = Annotated[int, Field(ge=1900, le=2200, strict=True)]

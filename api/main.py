@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+from api.auth.deps import FailureThrottle
 from api.bulk import router as bulk_router
 from api.caching import HttpCaching
 from api.citations import router as citations_router
@@ -85,6 +86,9 @@ def create_app(
         read_engine = make_engine(settings.database_read_url, settings)
         app.state.own_engines.append(read_engine)
     app.state.read_engine = read_engine or app.state.engine
+    app.state.auth_throttle = FailureThrottle(
+        settings.auth_failure_limit, settings.auth_failure_window
+    )
     asof.install(app.state.read_engine)
     install_error_handlers(app)
 

@@ -16,7 +16,7 @@ from tests.conftest import seed, serving
 from tests.helpers import make_keys
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "10")
+EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "5")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 
@@ -29,7 +29,9 @@ def test_schemathesis_finds_no_failure(migrated_engine: Engine, tmp_path: Path) 
             "--phases": "examples,coverage,fuzzing",
             "--max-examples": EXAMPLES,
             "--seed": "1",
-            "--workers": "2",
+            # One worker: Hypothesis describes strategies by parsing source with `ast`, which is
+            # not thread-safe on Python 3.11 ("AST constructor recursion depth mismatch").
+            "--workers": "1",
             "--header": f"Authorization: Bearer {token}",
         }
         command = [str(SCHEMATHESIS), "--config-file", str(CONFIG), "--no-color", "run"]

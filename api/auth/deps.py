@@ -55,15 +55,6 @@ class FailureThrottle:
                 self._failures.popitem(last=False)
 
 
-def _throttle(request: Request) -> FailureThrottle:
-    throttle: FailureThrottle | None = getattr(request.app.state, "auth_throttle", None)
-    if throttle is None:
-        settings = request.app.state.settings
-        throttle = FailureThrottle(settings.auth_failure_limit, settings.auth_failure_window)
-        request.app.state.auth_throttle = throttle
-    return throttle
-
-
 def requires(scope: str) -> Callable[..., str]:
     """A dependency admitting keys of `scope` (admin covers write); it yields the key's name."""
 
@@ -73,7 +64,7 @@ def requires(scope: str) -> Callable[..., str]:
     ) -> str:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthorized("This operation needs an API key: Authorization: Bearer <key>.")
-        throttle = _throttle(request)
+        throttle: FailureThrottle = request.app.state.auth_throttle
         address = request.client.host if request.client else "unknown"
         wait = throttle.retry_after(address)
         if wait is not None:

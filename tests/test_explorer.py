@@ -209,6 +209,7 @@ def test_as_of_shows_the_data_then_and_says_so(writable: Writable) -> None:
     assert "CAR-T dose manufacturing cost via a CDMO" in text
     assert "Renamed dose cost" not in text
     assert "1 revision, newest first" in text
+    assert f'<a href="{FIGURE_PAGE}">View the current data</a>' in earlier.text
     # Its links keep the moment.
     assert re.search(r'href="/explore/metrics\?as_of=[^"]+"', earlier.text)
 

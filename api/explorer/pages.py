@@ -72,18 +72,21 @@ def category_metrics(session: Session, category: Category | None) -> list[Metric
     return items
 
 
-def entities(session: Session, name: str) -> list[Any]:
-    """Every context entity of kind `name`, in the order its source presents them."""
+def _entity_page(session: Session, name: str, limit: int) -> tuple[list[Any], int]:
     kind = KINDS[name]
     schema: Any = kind.public
-    items, _total = entities_service.list_entities(
+    return entities_service.list_entities(
         session,
         model=kind.model,  # type: ignore[arg-type]
         schema=schema,
-        query=EntityQuery(limit=ALL),
+        query=EntityQuery(limit=limit),
         order_by=[kind.table.c.source_id, kind.table.c[kind.order_by]],
     )
-    return items
+
+
+def entities(session: Session, name: str) -> list[Any]:
+    """Every context entity of kind `name`, in the order its source presents them."""
+    return _entity_page(session, name, ALL)[0]
 
 
 def home(session: Session, as_of: datetime | None) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def home(session: Session, as_of: datetime | None) -> dict[str, Any]:
         session, since=None, limit=8, offset=max(change_total - 8, 0), as_of=as_of
     )
     releases, _ = history_service.releases(session, limit=5, offset=0, as_of=as_of)
-    entity_counts = {name: len(entities(session, name)) for name in KINDS}
+    entity_counts = {name: _entity_page(session, name, 1)[1] for name in KINDS}
     return {
         "total": counts.total,
         "categories": {c.value: c.count for c in counts.facets["category"]},

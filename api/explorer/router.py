@@ -36,6 +36,9 @@ templates.env.globals.update(
     static=STATIC_PATH,
 )
 router = APIRouter(include_in_schema=False)
+# The most values shown per facet: the commonest first (a page stays small however many
+# subjects a large dataset has).
+FACET_VALUES = 25
 AsOf = Annotated[Timestamp | None, Query(description=AS_OF_DESCRIPTION)]
 
 
@@ -120,10 +123,17 @@ def _render(
             "link": linker(as_of),
             "sections": SECTIONS,
             "path": request.url.path,
+            "live": _without_as_of(request),
             **context,
         },
         status_code=status_code,
     )
+
+
+def _without_as_of(request: Request) -> str:
+    """This page's address on the live data."""
+    live = request.url.remove_query_params("as_of")
+    return f"{live.path}?{live.query}" if live.query else live.path
 
 
 def linker(as_of: str | None) -> Callable[..., str]:
@@ -174,6 +184,7 @@ def browse(
         sort_link=lambda field: here({"sort": field}),
         sortable=SORTABLE_FIELDS,
         filterable=pages.FILTERABLE,
+        facet_limit=FACET_VALUES,
         exports=_exports(request),
     )
     return _render(request, session, "metrics.html", _browse_title(query, context), context)

@@ -18,7 +18,7 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.browser.pages import FIGURE, SOURCE, launch  # noqa: E402
+from tests.browser.pages import FIGURE, SOURCE, launch
 
 SHOTS = {
     "home": "/",

@@ -2,6 +2,7 @@
 
     python bench/explorer.py                      # SQLite, and PostgreSQL if reachable
     python bench/explorer.py --databases sqlite --repeat 3
+    python bench/explorer.py --synthetic 10000    # the seed and 10,000 made-up metrics
 
 For each database it migrates and seeds a fresh one, starts `cdmo-metrics serve` with the
 response cache off (RESPONSE_CACHE_BYTES=0: every request renders the page again), and asks
@@ -103,10 +104,16 @@ def _in_browser(base: str) -> dict[str, tuple[float, int]]:
     return found
 
 
-def _measure(url: str, repeat: int) -> list[tuple[str, float, float, int, float, int]]:
+def _measure(
+    url: str, repeat: int, synthetic: Path | None
+) -> list[tuple[str, float, float, int, float, int]]:
     env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "warning", "RESPONSE_CACHE_BYTES": "0"}
     subprocess.run([CLI, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([CLI, "seed"], env=env, check=True, stdout=subprocess.DEVNULL)
+    if synthetic is not None:
+        subprocess.run(
+            [CLI, "import", str(synthetic)], env=env, check=True, stdout=subprocess.DEVNULL
+        )
     port = _free_port()
     server = subprocess.Popen([CLI, "serve", "--port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
@@ -146,6 +153,12 @@ def main() -> int:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        help="also import this many made-up metrics (bench/synthetic.py) beside the seed",
+    )
+    parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
             "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -158,9 +171,16 @@ def main() -> int:
     )
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
+        synthetic = None
+        if args.synthetic:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import synthetic as made_up
+
+            synthetic = Path(folder) / "synthetic"
+            made_up.write(synthetic, args.synthetic, max(1, args.synthetic // 200))
         for kind in args.databases.split(","):
             with _database(kind, folder, args.postgres_url) as url:
-                for page, first, median, size, load, total in _measure(url, args.repeat):
+                for page, first, median, size, load, total in _measure(url, args.repeat, synthetic):
                     met = load < TIME_TARGET_MS and (
                         page.startswith(ARTICLE) or total < SIZE_TARGET
                     )

@@ -28,6 +28,10 @@ from api.vocabulary import Category, Unit
 
 ALL = 500  # the largest page the services serve
 PEERS = 12
+# A section page lists this many figures at most, and charts at most CHART_ROWS per chart
+# (a large dataset's sections link to the figure browser for the rest).
+SECTION_FIGURES = 100
+CHART_ROWS = 30
 PEER_SPREAD = 100
 KINDS: dict[str, Kind] = {kind.name: kind for kind in ENTITIES}
 FACET_LABELS = {
@@ -64,12 +68,11 @@ def metrics_by_ids(session: Session, ids: Iterable[str]) -> list[MetricPublic]:
     return found
 
 
-def category_metrics(session: Session, category: Category | None) -> list[MetricPublic]:
-    """The metrics of `category` (all of them, up to the services' largest page), by id."""
-    items, _total = metrics_service.list_metrics(
-        session, query=MetricQuery(limit=ALL), category=category
+def category_metrics(session: Session, category: Category | None) -> tuple[list[MetricPublic], int]:
+    """The first SECTION_FIGURES metrics of `category` by id, and how many there are."""
+    return metrics_service.list_metrics(
+        session, query=MetricQuery(limit=SECTION_FIGURES), category=category
     )
-    return items
 
 
 def _entity_page(session: Session, name: str, limit: int) -> tuple[list[Any], int]:
@@ -196,6 +199,9 @@ def unit_charts(metrics: list[MetricPublic], link: Any, title: str) -> list[dict
             continue
         group.sort(key=lambda m: (m.year or 0, m.id))
         label = f"{title}: {measure.replace('_', ' ')} in {unit.value}"
+        if len(group) > CHART_ROWS:
+            label += f" (the first {CHART_ROWS} of {len(group)} by year)"
+            group = group[:CHART_ROWS]
         bars = [_bar(m, "peer", link(f"/explore/metrics/{m.id}")) for m in group]
         description = "; ".join(f"{m.name}: {words.in_words(m)}" for m in group)
         result.append(

@@ -235,11 +235,14 @@ def source(
 def _section_route(section: Section) -> None:
     def show(request: Request, session: ReadSessionDep, as_of: AsOf = None) -> HTMLResponse:
         link = linker(request.query_params.get("as_of"))
-        metrics = pages.category_metrics(session, section.category) if section.category else []
+        metrics, total = (
+            pages.category_metrics(session, section.category) if section.category else ([], 0)
+        )
         items = pages.entities(session, section.kind) if section.kind else []
         context = {
             "section": section,
             "metrics": metrics,
+            "total": total,
             "charts": pages.unit_charts(metrics, link, section.title),
             "entities": items,
             "entity_metrics": {

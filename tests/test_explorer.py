@@ -10,9 +10,9 @@ from html import unescape
 import pytest
 from fastapi.testclient import TestClient
 
-from api.explorer import words
+from api.explorer import charts, words
 from api.metrics.schemas import MetricPublic
-from api.vocabulary import Unit
+from api.vocabulary import Qualifier, Unit
 from tests.browser.pages import FIGURE, PAGES, SOURCE
 from tests.helpers import Writable
 
@@ -240,3 +240,16 @@ def test_figures_in_words_say_the_qualifier_direction_and_period(client: TestCli
     )
     assert said("personalized-cancer-medicine-market-cagr") == "11.2% a year, 2023–2028 (projected)"
     assert said(FIGURE) == "$45,000–$65,000, 2026"
+
+
+def test_a_chart_axis_reaches_past_its_highest_figure() -> None:
+    bars = [
+        charts.Bar("Shelf life", 48, 72, Qualifier.eq, "/x"),
+        charts.Bar("Viability", 18, 72, Qualifier.eq, "/y"),
+    ]
+    svg = charts.interval_chart(bars, Unit.hours, "Durations", "Two ranges in hours.")
+    for x, width in re.findall(
+        r'<rect class="bar[^"]*" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', svg
+    ):
+        assert float(x) + float(width) <= charts.PLOT_RIGHT + 0.1
+    assert ">80 hours</text>" in svg  # the axis ends on the tick after 72

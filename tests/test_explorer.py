@@ -253,3 +253,8 @@ def test_a_chart_axis_reaches_past_its_highest_figure() -> None:
     ):
         assert float(x) + float(width) <= charts.PLOT_RIGHT + 0.1
     assert ">80 hours</text>" in svg  # the axis ends on the tick after 72
+
+
+def test_a_range_in_other_units_names_its_unit_once(client: TestClient) -> None:
+    data = client.get("/v1/metrics/viral-vector-lead-time").json()
+    assert words.figure(MetricPublic.model_validate(data)) == "12–18 months"

@@ -131,7 +131,8 @@ def test_searching_and_clicking_facets_narrow_the_table(visit: Visit) -> None:
     visit.page.get_by_role("link", name="Remove filter Category: Market").click()
     assert "category=" not in visit.page.url and "forecast=false" in visit.page.url
 
-    # The same query as data.
+    # The query as a link to share, and as data.
+    assert visit.page.locator("#share-url").input_value() == visit.page.url
     csv = visit.page.get_by_role("link", name="CSV", exact=True).get_attribute("href")
     assert csv == "/v1/metrics?forecast=false&q=cost&format=csv"
     assert visit.errors == [] and visit.foreign == []

@@ -258,3 +258,12 @@ def test_a_chart_axis_reaches_past_its_highest_figure() -> None:
 def test_a_range_in_other_units_names_its_unit_once(client: TestClient) -> None:
     data = client.get("/v1/metrics/viral-vector-lead-time").json()
     assert words.figure(MetricPublic.model_validate(data)) == "12–18 months"
+
+
+def test_a_figure_page_links_the_entries_it_quantifies(client: TestClient) -> None:
+    html = client.get("/explore/metrics/closed-system-operator-variability-reduction").text
+    assert (
+        '<a href="/explore/technologies#closed-system-automation">'
+        "technology: Automated closed-system bioreactors</a>"
+    ) in html
+    assert 'id="closed-system-automation"' in client.get("/explore/technologies").text

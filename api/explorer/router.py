@@ -122,6 +122,7 @@ def _render(
             "version": pages.version(session),
             "link": linker(as_of),
             "sections": SECTIONS,
+            "section_of": {section.kind: section.slug for section in SECTIONS if section.kind},
             "path": request.url.path,
             "live": _without_as_of(request),
             **context,

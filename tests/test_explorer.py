@@ -10,9 +10,9 @@ from html import unescape
 import pytest
 from fastapi.testclient import TestClient
 
-from api.explorer import words
+from api.explorer import charts, words
 from api.metrics.schemas import MetricPublic
-from api.vocabulary import Unit
+from api.vocabulary import Qualifier, Unit
 from tests.browser.pages import FIGURE, PAGES, SOURCE
 from tests.helpers import Writable
 
@@ -209,6 +209,7 @@ def test_as_of_shows_the_data_then_and_says_so(writable: Writable) -> None:
     assert "CAR-T dose manufacturing cost via a CDMO" in text
     assert "Renamed dose cost" not in text
     assert "1 revision, newest first" in text
+    assert f'<a href="{FIGURE_PAGE}">View the current data</a>' in earlier.text
     # Its links keep the moment.
     assert re.search(r'href="/explore/metrics\?as_of=[^"]+"', earlier.text)
 
@@ -239,3 +240,30 @@ def test_figures_in_words_say_the_qualifier_direction_and_period(client: TestCli
     )
     assert said("personalized-cancer-medicine-market-cagr") == "11.2% a year, 2023–2028 (projected)"
     assert said(FIGURE) == "$45,000–$65,000, 2026"
+
+
+def test_a_chart_axis_reaches_past_its_highest_figure() -> None:
+    bars = [
+        charts.Bar("Shelf life", 48, 72, Qualifier.eq, "/x"),
+        charts.Bar("Viability", 18, 72, Qualifier.eq, "/y"),
+    ]
+    svg = charts.interval_chart(bars, Unit.hours, "Durations", "Two ranges in hours.")
+    for x, width in re.findall(
+        r'<rect class="bar[^"]*" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', svg
+    ):
+        assert float(x) + float(width) <= charts.PLOT_RIGHT + 0.1
+    assert ">80 hours</text>" in svg  # the axis ends on the tick after 72
+
+
+def test_a_range_in_other_units_names_its_unit_once(client: TestClient) -> None:
+    data = client.get("/v1/metrics/viral-vector-lead-time").json()
+    assert words.figure(MetricPublic.model_validate(data)) == "12–18 months"
+
+
+def test_a_figure_page_links_the_entries_it_quantifies(client: TestClient) -> None:
+    html = client.get("/explore/metrics/closed-system-operator-variability-reduction").text
+    assert (
+        '<a href="/explore/technologies#closed-system-automation">'
+        "technology: Automated closed-system bioreactors</a>"
+    ) in html
+    assert 'id="closed-system-automation"' in client.get("/explore/technologies").text

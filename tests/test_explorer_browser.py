@@ -7,6 +7,8 @@ narrow the table; the figure page and the article show and link what they promis
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, Playwright, Request, sync_playwright
 
+from api import PROJECT_ROOT
 from tests.browser.pages import CHROMIUM_PATH, FIGURE, PAGES, SOURCE, launch
 
 AXE = Path(__file__).parent / "browser" / "node_modules" / "axe-core" / "axe.min.js"
@@ -128,7 +131,8 @@ def test_searching_and_clicking_facets_narrow_the_table(visit: Visit) -> None:
     visit.page.get_by_role("link", name="Remove filter Category: Market").click()
     assert "category=" not in visit.page.url and "forecast=false" in visit.page.url
 
-    # The same query as data.
+    # The query as a link to share, and as data.
+    assert visit.page.locator("#share-url").input_value() == visit.page.url
     csv = visit.page.get_by_role("link", name="CSV", exact=True).get_attribute("href")
     assert csv == "/v1/metrics.csv?forecast=false&q=cost"
     assert visit.errors == [] and visit.foreign == []
@@ -189,3 +193,14 @@ def test_the_article_links_all_42_figures_from_their_highlighted_sentences(visit
     visit.page.locator(f"#m-{FIGURE}").click()
     visit.page.wait_for_url(f"**/explore/metrics/{FIGURE}")
     assert visit.page.locator("#value-in-words").inner_text() == "$45,000–$65,000, 2026"
+
+
+def test_the_explorer_benchmark_runs(tmp_path: Path) -> None:
+    """bench/explorer.py (one round, SQLite) runs and reports every page; no timing asserted."""
+    result = subprocess.run(
+        [sys.executable, "bench/explorer.py", "--databases", "sqlite", "--repeat", "1"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("| sqlite |") == 12
+    assert f"| `/explore/metrics/{FIGURE}` | sqlite |" in result.stdout

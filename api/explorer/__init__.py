@@ -1,0 +1,1 @@
+"""The explorer: HTML pages for people, served by the API itself (see router.py)."""

@@ -27,6 +27,10 @@ from api.vocabulary import Category, Unit
 
 ALL = 500  # the largest page the services serve
 PEERS = 12
+# A section page lists this many figures at most, and charts at most CHART_ROWS per chart
+# (a large dataset's sections link to the figure browser for the rest).
+SECTION_FIGURES = 100
+CHART_ROWS = 30
 PEER_SPREAD = 100
 KINDS: dict[str, Kind] = {kind.name: kind for kind in ENTITIES}
 FACET_LABELS = {
@@ -63,26 +67,28 @@ def metrics_by_ids(session: Session, ids: Iterable[str]) -> list[MetricPublic]:
     return found
 
 
-def category_metrics(session: Session, category: Category | None) -> list[MetricPublic]:
-    """The metrics of `category` (all of them, up to the services' largest page), by id."""
-    items, _total = metrics_service.list_metrics(
-        session, query=MetricQuery(limit=ALL), category=category
+def category_metrics(session: Session, category: Category | None) -> tuple[list[MetricPublic], int]:
+    """The first SECTION_FIGURES metrics of `category` by id, and how many there are."""
+    return metrics_service.list_metrics(
+        session, query=MetricQuery(limit=SECTION_FIGURES), category=category
     )
-    return items
+
+
+def _entity_page(session: Session, name: str, limit: int) -> tuple[list[Any], int]:
+    kind = KINDS[name]
+    schema: Any = kind.public
+    return entities_service.list_entities(
+        session,
+        model=kind.model,  # type: ignore[arg-type]
+        schema=schema,
+        query=EntityQuery(limit=limit),
+        order_by=[kind.table.c.source_id, kind.table.c[kind.order_by]],
+    )
 
 
 def entities(session: Session, name: str) -> list[Any]:
     """Every context entity of kind `name`, in the order its source presents them."""
-    kind = KINDS[name]
-    schema: Any = kind.public
-    items, _total = entities_service.list_entities(
-        session,
-        model=kind.model,  # type: ignore[arg-type]
-        schema=schema,
-        query=EntityQuery(limit=ALL),
-        order_by=[kind.table.c.source_id, kind.table.c[kind.order_by]],
-    )
-    return items
+    return _entity_page(session, name, ALL)[0]
 
 
 def home(session: Session, as_of: datetime | None) -> dict[str, Any]:
@@ -96,7 +102,7 @@ def home(session: Session, as_of: datetime | None) -> dict[str, Any]:
         session, since=None, limit=8, offset=max(change_total - 8, 0), as_of=as_of
     )
     releases, _ = history_service.releases(session, limit=5, offset=0, as_of=as_of)
-    entity_counts = {name: len(entities(session, name)) for name in KINDS}
+    entity_counts = {name: _entity_page(session, name, 1)[1] for name in KINDS}
     return {
         "total": counts.total,
         "categories": {c.value: c.count for c in counts.facets["category"]},
@@ -199,6 +205,9 @@ def unit_charts(metrics: list[MetricPublic], link: Any, title: str) -> list[dict
             continue
         group.sort(key=lambda m: (m.year or 0, m.id))
         label = f"{title}: {measure.replace('_', ' ')} in {unit.value}"
+        if len(group) > CHART_ROWS:
+            label += f" (the first {CHART_ROWS} of {len(group)} by year)"
+            group = group[:CHART_ROWS]
         bars = [_bar(m, "peer", link(f"/explore/metrics/{m.id}")) for m in group]
         description = "; ".join(f"{m.name}: {words.in_words(m)}" for m in group)
         result.append(

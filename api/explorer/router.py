@@ -36,6 +36,9 @@ templates.env.globals.update(
     static=STATIC_PATH,
 )
 router = APIRouter(include_in_schema=False)
+# The most values shown per facet: the commonest first (a page stays small however many
+# subjects a large dataset has).
+FACET_VALUES = 25
 AsOf = Annotated[Timestamp | None, Query(description=AS_OF_DESCRIPTION)]
 
 
@@ -119,11 +122,19 @@ def _render(
             "version": pages.version(session),
             "link": linker(as_of),
             "sections": SECTIONS,
+            "section_of": {section.kind: section.slug for section in SECTIONS if section.kind},
             "path": request.url.path,
+            "live": _without_as_of(request),
             **context,
         },
         status_code=status_code,
     )
+
+
+def _without_as_of(request: Request) -> str:
+    """This page's address on the live data."""
+    live = request.url.remove_query_params("as_of")
+    return f"{live.path}?{live.query}" if live.query else live.path
 
 
 def linker(as_of: str | None) -> Callable[..., str]:
@@ -174,6 +185,7 @@ def browse(
         sort_link=lambda field: here({"sort": field}),
         sortable=SORTABLE_FIELDS,
         filterable=pages.FILTERABLE,
+        facet_limit=FACET_VALUES,
         exports=_exports(request),
     )
     return _render(request, session, "metrics.html", _browse_title(query, context), context)
@@ -224,11 +236,14 @@ def source(
 def _section_route(section: Section) -> None:
     def show(request: Request, session: ReadSessionDep, as_of: AsOf = None) -> HTMLResponse:
         link = linker(request.query_params.get("as_of"))
-        metrics = pages.category_metrics(session, section.category) if section.category else []
+        metrics, total = (
+            pages.category_metrics(session, section.category) if section.category else ([], 0)
+        )
         items = pages.entities(session, section.kind) if section.kind else []
         context = {
             "section": section,
             "metrics": metrics,
+            "total": total,
             "charts": pages.unit_charts(metrics, link, section.title),
             "entities": items,
             "entity_metrics": {

@@ -69,8 +69,10 @@ def figure(metric: MetricPublic) -> str:
     low, high = metric.value_low, metric.value_high
     if low == high:
         text = amount(low, metric.unit)
-    else:
+    elif metric.unit in (Unit.usd, Unit.count_):  # "$45,000–$65,000", "$1.2 billion–$1.5 billion"
         text = f"{amount(low, metric.unit)}–{amount(high, metric.unit)}"
+    else:  # the unit once: "12–18 months", "25–30%", "3–5×"
+        text = f"{number(low)}–{amount(high, metric.unit)}"
     text = QUALIFIER_WORDS[metric.qualifier] + text
     if metric.measure is Measure.change and metric.direction is not None:
         text = ("up " if metric.direction == "increase" else "down ") + text

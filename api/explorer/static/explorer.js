@@ -2,6 +2,10 @@
 // pages work without it; nothing here fetches anything.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
+  // The page is cached whatever host it was asked through: the full address is the reader's.
+  for (const field of document.querySelectorAll("input[data-absolute]")) {
+    field.value = new URL(field.value, location.href).href;
+  }
   for (const target of document.querySelectorAll(".copyable")) {
     const button = document.createElement("button");
     button.type = "button";

@@ -10,6 +10,7 @@ is the only invalidation path, and it is exact across instances sharing the data
 import asyncio
 import contextlib
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,13 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.caching import _accepts_gzip, _matches
 from api.metrics import service as metrics_service
-from api.middleware import route_template
+from api.middleware import finished, request_id_of, route_template
 
 MAX_ENTRIES = 4096
 MAX_ENTRY_BYTES = 8 * 1024 * 1024
 MAX_TOTAL_BYTES = 48 * 1024 * 1024
 CACHED_PREFIX = "/v1/"
 NOT_MODIFIED_HEADERS = (b"etag", b"cache-control", b"vary", b"dataset-version")
+REVISION_KEY = "cdmo.revision"
 
 
 @dataclass
@@ -36,6 +38,17 @@ class _Entry:
     body: bytes
     etag: str | None
     route: str = "unmatched"
+    # The headers as the outer layers finish them for a request without `Origin` (CORS adds
+    # `Vary: Origin`): made once, on the first hit answered at the edge.
+    edge: list[tuple[bytes, bytes]] | None = None
+    edge_304: list[tuple[bytes, bytes]] | None = None
+
+
+def _vary_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` as CORS finishes them for a request without `Origin`: `Origin` in `Vary`."""
+    varies = [value for name, value in headers if name == b"vary"]
+    kept = [(name, value) for name, value in headers if name != b"vary"]
+    return [*kept, (b"vary", b", ".join([*varies, b"Origin"]))]
 
 
 @dataclass
@@ -64,6 +77,7 @@ class RevisionProbe:
         self._listening = False
         self._stopped = threading.Event()
         self._local = engine.dialect.name == "sqlite"
+        self._stamp: object = None  # SQLite's data_version at the last read of the row
         self._batch: asyncio.Future[object] | None = None
         self._reading = False
         self._listener: threading.Thread | None = None
@@ -111,11 +125,14 @@ class RevisionProbe:
         if not exact and self._trusted():
             return self._known
         with self._lock:
-            self._dirty = False
             try:
                 if self._connection is None:
                     self._connection = self._engine.raw_connection()
                 cursor = self._connection.cursor()
+                if self._local and self._unchanged_file(cursor):
+                    cursor.close()
+                    return self._known
+                self._dirty = False
                 cursor.execute("SELECT version, changed_at FROM dataset_state WHERE id = 1")
                 row = cursor.fetchone()
                 cursor.close()
@@ -125,6 +142,18 @@ class RevisionProbe:
                 self._reset()
                 self._known = None
             return self._known
+
+    def _unchanged_file(self, cursor: Any) -> bool:
+        """SQLite: whether no connection has committed to the file since the last look.
+
+        `PRAGMA data_version` on this dedicated connection changes whenever any other connection,
+        in this process or another, commits: no table read and no transaction when nothing did.
+        """
+        cursor.execute("PRAGMA data_version")
+        stamp = cursor.fetchone()[0]
+        unchanged = stamp == self._stamp and not self._dirty and self._known is not None
+        self._stamp = stamp
+        return unchanged
 
     def changed_here(self) -> None:
         """A write went through this process: read the row again before trusting it."""
@@ -159,6 +188,7 @@ class RevisionProbe:
         self._listening = False
 
     def _reset(self) -> None:
+        self._stamp = None
         try:
             if self._connection is not None:
                 self._connection.invalidate()
@@ -190,6 +220,67 @@ class ResponseCache:
         # instead of computing it again (16 cold exports at once would each take 16 times longer).
         self.inflight: dict[tuple[Any, ...], asyncio.Event] = {}
 
+    async def answer_at_edge(self, scope: Scope, send: Send) -> bool:
+        """Answer a GET or HEAD from the cache before any other layer runs, and say whether it
+        did: a hit costs the revision check, one lookup and one send, plus what the outer layers
+        would add (`X-Request-ID`, `Vary: Origin`, the log line and the request metrics).
+        Requests with `Origin` (CORS) and misses go the whole way."""
+        method = scope["method"]
+        if (
+            (method != "GET" and method != "HEAD")
+            or self.max_bytes == 0
+            or not scope["path"].startswith(CACHED_PREFIX)
+        ):
+            return False
+        started = time.perf_counter()
+        accept = b""
+        encoding = if_none_match = given_id = None
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                accept = value
+            elif name == b"accept-encoding":
+                encoding = value
+            elif name == b"if-none-match":
+                if_none_match = value
+            elif name == b"x-request-id":
+                given_id = value
+            elif name == b"origin":
+                return False
+        revision = await self.probe.revision(exact=if_none_match is not None)
+        scope[REVISION_KEY] = revision  # the inner cache need not ask again on a miss
+        if revision is None:
+            return False
+        key = (
+            scope["path"],
+            scope["query_string"],
+            accept.decode("latin-1").replace(" ", "").lower(),
+            _accepts_gzip(encoding.decode("latin-1") if encoding is not None else None),
+            metrics_service.current_year(),
+        )
+        with self.lock:
+            entry = self.store.entries.get(key) if self.store.revision == revision else None
+            if entry is None:
+                return False
+            self.store.entries.move_to_end(key)
+        self.hits += 1
+        request_id = request_id_of(given_id)
+        if entry.edge is None or entry.edge_304 is None:
+            entry.edge = _vary_origin(entry.headers)
+            entry.edge_304 = _vary_origin(
+                [(n, v) for n, v in entry.headers if n in NOT_MODIFIED_HEADERS]
+            )
+        tagged = (b"x-request-id", request_id.encode())
+        if entry.etag is not None and _matches(
+            if_none_match.decode("latin-1") if if_none_match is not None else None, entry.etag
+        ):
+            status, headers, body = 304, entry.edge_304, b""
+        else:
+            status, headers, body = entry.status, entry.edge, entry.body
+        await send({"type": "http.response.start", "status": status, "headers": [*headers, tagged]})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        finished(scope, status, started, request_id, entry.route)
+        return True
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -204,7 +295,10 @@ class ResponseCache:
             await self.app(scope, receive, send)
             return
         request = Headers(scope=scope)
-        revision = await self.probe.revision(exact="if-none-match" in request)
+        if REVISION_KEY in scope:  # asked at the edge, for this very request
+            revision = scope[REVISION_KEY]
+        else:
+            revision = await self.probe.revision(exact="if-none-match" in request)
         if revision is None:
             await self.app(scope, receive, send)
             return

@@ -58,6 +58,15 @@ class Settings(BaseSettings):
         description="Memory for finished GET responses, kept until the next write; 0 turns "
         "the cache off (every request is computed, as on a cold cache).",
     )
+    exports_per_client: int = Field(
+        default=4, ge=1, description="CSV/NDJSON exports one client address may run at once."
+    )
+    export_send_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds an export waits for a client to take the next chunk before it "
+        "drops the connection.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of uvicorn and of the API's JSON request log."
     )

@@ -124,5 +124,5 @@ def test_schemas_are_api_shapes_not_tables(client: TestClient) -> None:
     parameters = client.get("/openapi.json").json()["paths"]["/v1/metrics"]["get"]["parameters"]
     assert [p["name"] for p in parameters] == [
         "limit", "offset", "format", "as_of", "category", "unit", "measure", "geography",
-        "subject", "source", "year", "forecast", "horizon_passed", "q", "sort",
+        "subject", "source", "year", "forecast", "horizon_passed", "q", "sort", "after", "count",
     ]  # fmt: skip

@@ -7,11 +7,11 @@ from sqlmodel import Session
 
 from api import citations
 from api.citations import ItemQuery
-from api.exports import Format, choose_format, export, export_etag
+from api.exports import Chunk, Format, choose_format, export_chunks, export_etag
 from api.metrics import service
 from api.metrics.kind import METRIC as KIND
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
-from api.pagination import Page, page
+from api.pagination import Page, encode_cursor, json_page
 from api.records import asof
 from api.records.asof import ReadSessionDep
 from api.routing import collection_responses, item_responses, plain_responses
@@ -28,7 +28,6 @@ MetricId = Annotated[
 
 def _collection(
     request: Request,
-    response: Response,
     session: Session,
     query: MetricQuery,
     category: Category | None,
@@ -36,11 +35,31 @@ def _collection(
 ) -> Any:
     fmt = choose_format(request, query.format)
     if fmt is Format.json:
-        items, total = service.list_metrics(session, query=query, category=category)
-        return page(request, response, items, total, query.limit, query.offset)
-    etag = export_etag(asof.answered_at(session), request, fmt)
-    rows = service.stream_metrics(session, query=query, category=category)
-    return export(fmt, MetricPublic, rows, filename, etag)
+        rows, total = service.list_metrics(session, query=query, category=category)
+        next_params: list[tuple[str, str]] | None = None
+        if rows.more:
+            next_params = [("limit", str(query.limit))]
+            if rows.last is not None:
+                next_params.append(("after", encode_cursor(rows.last)))
+            else:  # ranked by relevance: paged by offset
+                next_params.append(("offset", str(query.offset + query.limit)))
+        return json_page(request, rows.items, total, query.limit, query.offset, next_params)
+    version = asof.answered_at(session)
+    session.close()  # the export reads in chunks of its own: hold no connection meanwhile
+    etag = export_etag(version, request, fmt)
+
+    ranked = query.q is not None and not query.sort_keys()  # by relevance: not keyed
+
+    def read(chunk_session: Session, after: list[Any] | None, limit: int) -> Chunk:
+        if ranked:  # `after` is the count of rows sent (one version: the same rows)
+            skip = after[0] if after else 0
+            rows = service.read_page(chunk_session, query, category, after=None, limit=limit,
+                                     offset=skip)  # fmt: skip
+            return Chunk(rows.items, [skip + len(rows.items)] if rows.more else None)
+        rows = service.read_page(chunk_session, query, category, after=after, limit=limit)
+        return Chunk(rows.items, rows.last if rows.more else None)
+
+    return export_chunks(request, fmt, MetricPublic, read, version, filename, etag)
 
 
 @router.get(
@@ -50,11 +69,9 @@ def _collection(
     response_model=Page[MetricPublic],
     responses=COLLECTION_RESPONSES,
 )
-def list_metrics(
-    request: Request, response: Response, session: ReadSessionDep, query: MetricParams
-) -> Any:
+def list_metrics(request: Request, session: ReadSessionDep, query: MetricParams) -> Any:
     """Every metric, filtered, searched, sorted and paged; or exported whole as CSV or NDJSON."""
-    return _collection(request, response, session, query, None, "metrics")
+    return _collection(request, session, query, None, "metrics")
 
 
 @router.get(
@@ -95,10 +112,8 @@ def _category_view(category: Category, path: str, operation_id: str, summary: st
     """Register `path` as the metric collection restricted to `category`."""
     filename = path.strip("/").replace("/", "-")
 
-    def list_category(
-        request: Request, response: Response, session: ReadSessionDep, query: MetricParams
-    ) -> Any:
-        return _collection(request, response, session, query, category, filename)
+    def list_category(request: Request, session: ReadSessionDep, query: MetricParams) -> Any:
+        return _collection(request, session, query, category, filename)
 
     list_category.__doc__ = f"Metrics of category `{category}`; the parameters of `/v1/metrics`."
     router.add_api_route(

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from api.pagination import PageQuery
+from api.pagination import AFTER_DESCRIPTION, COUNT_DESCRIPTION, Count, Cursor, PageQuery
 from api.records.fields import EvidenceIn, FigureIn, Label, Name, Slug, Strict, Text
 from api.schemas import (
     AS_OF_DESCRIPTION,
@@ -154,6 +154,11 @@ class MetricQuery(MetricFilters, PageQuery):
         "when `q` is given. Fields: " + ", ".join(SORTABLE_FIELDS) + ".",
         examples=["category,-value_high"],
     )
+
+    after: Cursor | None = Field(
+        default=None, description=AFTER_DESCRIPTION, examples=["WyJhYm9ydGlvbiJd"]
+    )
+    count: Count = Field(default="exact", description=COUNT_DESCRIPTION, examples=["none"])
 
     def sort_keys(self) -> list[tuple[str, bool]]:
         """(field, descending) pairs in order; a repeated field counts once, first wins."""

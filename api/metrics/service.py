@@ -1,6 +1,7 @@
 """Reading metrics: filters, full-text search, sorting, paging, streaming and facet counts."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -8,21 +9,22 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     FromClause,
-    Select,
     and_,
+    bindparam,
     case,
     exists,
     false,
     func,
     literal,
     not_,
+    or_,
     select,
     true,
 )
 from sqlmodel import Session
 
 from api import search
-from api.errors import NotFound
+from api.errors import InvalidInput, NotFound
 from api.metrics.models import Metric, MetricSubject
 from api.metrics.schemas import (
     FacetQuery,
@@ -32,12 +34,11 @@ from api.metrics.schemas import (
     MetricPublic,
     MetricQuery,
 )
-from api.schemas import Evidence
+from api.pagination import cursor_values
 from api.vocabulary import Category
 
 METRIC = Metric.__table__  # type: ignore[attr-defined]
 SUBJECT = MetricSubject.__table__  # type: ignore[attr-defined]
-STREAM_BATCH = 500
 
 
 def current_year() -> int:
@@ -92,81 +93,226 @@ def _selection(
     return from_clause, and_(true(), *conditions), score
 
 
-def _ordered(
-    query: MetricQuery, statement: Select[Any], score: ColumnElement[Any] | None
-) -> Select[Any]:
+SortKey = tuple[ColumnElement[Any], bool, bool]  # (expression, descending, may be null)
+# The columns a page reads, in the order `_item` takes them.
+FIELDS = (
+    "id", "category", "name", "description", "value", "value_low", "value_high", "qualifier",
+    "unit", "measure", "direction", "year", "forecast", "base_year", "geography", "cited_as",
+    "baseline_id", "source_id", "evidence_quote", "evidence_start", "evidence_end",
+)  # fmt: skip
+_POSITION = {name: index for index, name in enumerate(FIELDS)}
+_EXACT_INTEGER_LIMIT = 2**53
+
+
+def _sort_keys(query: MetricQuery, score: ColumnElement[Any] | None) -> list[SortKey]:
+    """The total order of a collection: the requested fields (default id, or relevance with
+    `q`), then id to break ties."""
     keys = query.sort_keys()
     if not keys and score is not None:
-        return statement.order_by(score.desc(), METRIC.c.id)
-    order = [
-        (METRIC.c[name].desc() if descending else METRIC.c[name].asc()).nulls_last()
-        for name, descending in keys or [("id", False)]
+        return [(score, True, False), (METRIC.c.id, False, False)]
+    keys = keys or [("id", False)]
+    order: list[SortKey] = [
+        (METRIC.c[name], descending, bool(METRIC.c[name].nullable)) for name, descending in keys
     ]
     if "id" not in dict(keys):
-        order.append(METRIC.c.id.asc())
-    return statement.order_by(*order)
+        order.append((METRIC.c.id, False, False))
+    return order
 
 
-def _subjects(session: Session, metric_ids: Sequence[str]) -> dict[str, list[str]]:
-    rows = session.execute(
-        select(SUBJECT.c.metric_id, SUBJECT.c.subject)
-        .where(SUBJECT.c.metric_id.in_(list(metric_ids)))
-        .order_by(SUBJECT.c.metric_id, SUBJECT.c.position)
+def _order_by(keys: Sequence[SortKey], table: Any = None) -> list[ColumnElement[Any]]:
+    """ORDER BY terms; nulls sort last, and NULLS LAST is said only for columns that may hold
+    a null (on PostgreSQL it would keep a descending walk of a plain index from being used)."""
+    terms = []
+    for column, descending, nullable in keys:
+        expression = column if table is None else table.c[column.name]
+        term = expression.desc() if descending else expression.asc()
+        terms.append(term.nulls_last() if nullable else term)
+    return terms
+
+
+def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows that sort after the row whose sort values are `values` (keyset paging)."""
+    if len(values) != len(keys):
+        raise InvalidInput("query", "after", "this cursor is for another sort order")
+    bound = [_bound(column, value, nullable) for (column, _d, nullable), value in zip(
+        keys, values, strict=True)]  # fmt: skip
+    alternatives = []
+    for index, (column, descending, nullable) in enumerate(keys):
+        value = bound[index]
+        if value is None:
+            continue  # nulls sort last: nothing after a null at this level but other nulls
+        beyond: ColumnElement[bool] = column < value if descending else column > value
+        if nullable:
+            beyond = or_(beyond, column.is_(None))
+        same = [
+            c.is_(None) if v is None else c == v
+            for (c, _d, _n), v in zip(keys[:index], bound[:index], strict=True)
+        ]
+        alternatives.append(and_(*same, beyond))
+    return or_(false(), *alternatives)
+
+
+def _bound(column: ColumnElement[Any], value: Any, nullable: bool) -> Any:
+    """A cursor value as a bound parameter of its column's type; a value of another type
+    (not a token this API gave) is a 422, never a database error."""
+    if value is None:
+        if nullable:
+            return None
+    else:
+        python_type = column.type.python_type
+        expected: tuple[type, ...] = (
+            (int, float) if python_type is float else (str,) if issubclass(python_type, str)
+            else (python_type,)
+        )  # fmt: skip
+        right = isinstance(value, expected) and (python_type is bool) == isinstance(value, bool)
+        if right and not (isinstance(value, str) and ("\x00" in value or len(value) > 1000)):
+            return bindparam(None, value, type_=column.type)
+    raise InvalidInput("query", "after", "not a cursor this API gave (use the `next` link)")
+
+
+def _figure(value: float | None) -> float | int | None:
+    """As the API writes figures: integral values without a ".0" (api.schemas.Figure)."""
+    if value is not None and value.is_integer() and abs(value) < _EXACT_INTEGER_LIMIT:
+        return int(value)
+    return value
+
+
+def _item(r: Sequence[Any], subjects: list[str], year: int) -> dict[str, Any]:
+    """A metric row as its public JSON object (MetricPublic's fields, in its order)."""
+    forecast, when = r[12], r[11]
+    return {
+        "id": r[0],
+        "category": r[1],
+        "name": r[2],
+        "description": r[3],
+        "value": _figure(r[4]),
+        "value_low": _figure(r[5]),
+        "value_high": _figure(r[6]),
+        "qualifier": r[7],
+        "unit": r[8],
+        "measure": r[9],
+        "direction": r[10],
+        "year": when,
+        "forecast": forecast,
+        "horizon_passed": bool(forecast and when is not None and when < year),
+        "base_year": r[13],
+        "geography": r[14],
+        "subjects": subjects,
+        "cited_as": r[15],
+        "baseline_id": r[16],
+        "source_id": r[17],
+        "evidence": {"quote": r[18], "start": r[19], "end": r[20]},
+    }
+
+
+def _plain_value(value: Any) -> Any:
+    return value.value if isinstance(value, StrEnum) else value
+
+
+@dataclass
+class Rows:
+    """One read of a collection: the items as JSON-ready dicts, in order, and where it ended."""
+
+    items: list[dict[str, Any]]
+    more: bool  # whether rows follow the last one
+    last: list[Any] | None  # the sort values of the last item (for `after=`), when keyed
+
+
+def read_page(
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
+    *,
+    after: Sequence[Any] | None,
+    limit: int,
+    offset: int = 0,
+) -> Rows:
+    """Up to `limit` metrics in the collection's order, after the row `after` names (keyset)
+    and `offset` more: one query, the subjects joined to the page."""
+    from_clause, where, score = _selection(session, query, category)
+    keys = _sort_keys(query, score)
+    if after is not None:
+        if score is not None and not query.sort_keys():
+            raise InvalidInput(
+                "query", "after", "results ranked by relevance page by offset; give `sort`"
+            )
+        where = and_(where, _after(keys, after))
+    extra = [score.label("score")] if score is not None else []
+    page = (
+        select(*(METRIC.c[name] for name in FIELDS), *extra)
+        .select_from(from_clause)
+        .where(where)
+        .order_by(*_order_by(keys))
+        .limit(limit + 1)
+        .offset(offset)
+        .subquery("page")
     )
-    result: dict[str, list[str]] = {}
-    for metric_id, subject in rows:
-        result.setdefault(metric_id, []).append(subject)
-    return result
-
-
-def _public(rows: Sequence[Any], session: Session) -> list[MetricPublic]:
-    subjects = _subjects(session, [row["id"] for row in rows])
+    ranked = [(page.c.score, True, False)] if score is not None and not query.sort_keys() else []
+    outer_keys = ranked or [(page.c[c.name], d, n) for c, d, n in keys]
+    statement = (
+        select(*(page.c[name] for name in FIELDS), SUBJECT.c.subject)
+        .select_from(page.outerjoin(SUBJECT, SUBJECT.c.metric_id == page.c.id))
+        .order_by(*_order_by(outer_keys), *([page.c.id] if ranked else []), SUBJECT.c.position)
+    )
     year = current_year()
-    return [
-        MetricPublic(
-            **{name: row[name] for name in MetricPublic.model_fields if name in row},
-            horizon_passed=bool(row["forecast"] and row["year"] is not None and row["year"] < year),
-            subjects=subjects.get(row["id"], []),
-            evidence=Evidence(
-                quote=row["evidence_quote"], start=row["evidence_start"], end=row["evidence_end"]
-            ),
-        )
-        for row in rows
-    ]
+    items: list[dict[str, Any]] = []
+    rows: list[Any] = []
+    for row in session.execute(statement):
+        if rows and rows[-1][0] == row[0]:
+            items[-1]["subjects"].append(row[21])
+            continue
+        if len(items) == limit:
+            return Rows(items, True, _last(keys, rows[-1], score, query))
+        rows.append(row)
+        items.append(_item(row, [] if row[21] is None else [row[21]], year))
+    return Rows(items, False, _last(keys, rows[-1], score, query) if rows else None)
+
+
+def _last(
+    keys: Sequence[SortKey], row: Sequence[Any], score: Any, query: MetricQuery
+) -> list[Any] | None:
+    if score is not None and not query.sort_keys():
+        return None  # relevance: not keyed
+    return [_plain_value(row[_POSITION[column.name]]) for column, _d, _n in keys]
+
+
+def count_metrics(session: Session, query: MetricFilters, category: Category | None) -> int:
+    """How many metrics match the filters."""
+    from_clause, where, _score = _selection(session, query, category)
+    return int(
+        session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
+    )
 
 
 def list_metrics(
     session: Session, *, query: MetricQuery, category: Category | None = None
-) -> tuple[list[MetricPublic], int]:
-    """One page of metrics matching `query` (within `category` if given), and the total."""
-    from_clause, where, score = _selection(session, query, category)
-    total = session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
-    statement = select(METRIC).select_from(from_clause).where(where)
-    rows = (
-        session.execute(_ordered(query, statement, score).limit(query.limit).offset(query.offset))
-        .mappings()
-        .all()
-    )
-    return _public(rows, session), total
-
-
-def stream_metrics(
-    session: Session, *, query: MetricQuery, category: Category | None = None
-) -> Iterator[MetricPublic]:
-    """Every metric matching `query`, in order, fetched in batches (no paging)."""
-    from_clause, where, score = _selection(session, query, category)
-    statement = _ordered(query, select(METRIC).select_from(from_clause).where(where), score)
-    result = session.execute(statement.execution_options(yield_per=STREAM_BATCH)).mappings()
-    for rows in result.partitions():
-        yield from _public(rows, session)
+) -> tuple[Rows, int | None]:
+    """One page of metrics matching `query` (within `category` if given), and the total
+    (None with `count=none`). A first page that holds every match is its own count."""
+    after = cursor_values(query.after) if query.after is not None else None
+    rows = read_page(session, query, category, after=after, limit=query.limit, offset=query.offset)
+    total: int | None = None
+    if query.count == "exact":
+        if after is None and not rows.more and (rows.items or query.offset == 0):
+            total = query.offset + len(rows.items)
+        else:
+            total = count_metrics(session, query, category)
+    return rows, total
 
 
 def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
     """The metric `metric_id`; NotFound when there is none."""
-    row = session.execute(select(METRIC).where(METRIC.c.id == metric_id)).mappings().first()
-    if row is None:
+    statement = (
+        select(*(METRIC.c[name] for name in FIELDS), SUBJECT.c.subject)
+        .select_from(METRIC.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id))
+        .where(METRIC.c.id == metric_id)
+        .order_by(SUBJECT.c.position)
+    )
+    rows = session.execute(statement).all()
+    if not rows:
         raise NotFound(f"There is no metric {metric_id!r}.")
-    return _public([row], session)[0]
+    subjects = [row[21] for row in rows if row[21] is not None]
+    return MetricPublic.model_validate(_item(rows[0], subjects, current_year()))
 
 
 def _facet_column(name: str) -> tuple[ColumnElement[Any], bool]:

@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Enum,
     FromClause,
+    String,
     and_,
     bindparam,
     case,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
 )
 from sqlmodel import Session
 
@@ -205,6 +208,14 @@ def _item(r: Sequence[Any], subjects: list[str], year: int) -> dict[str, Any]:
     }
 
 
+def _plain_column(column: Any) -> Any:
+    """Enumerated columns read as the plain strings they hold (their values are valid by the
+    table's CHECK): no enum member made per value."""
+    if isinstance(column.type, Enum):
+        return type_coerce(column, String)
+    return column
+
+
 def _plain_value(value: Any) -> Any:
     return value.value if isinstance(value, StrEnum) else value
 
@@ -250,14 +261,14 @@ def read_page(
     ranked = [(page.c.score, True, False)] if score is not None and not query.sort_keys() else []
     outer_keys = ranked or [(page.c[c.name], d, n) for c, d, n in keys]
     statement = (
-        select(*(page.c[name] for name in FIELDS), SUBJECT.c.subject)
+        select(*(_plain_column(page.c[name]) for name in FIELDS), SUBJECT.c.subject)
         .select_from(page.outerjoin(SUBJECT, SUBJECT.c.metric_id == page.c.id))
         .order_by(*_order_by(outer_keys), *([page.c.id] if ranked else []), SUBJECT.c.position)
     )
     year = current_year()
     items: list[dict[str, Any]] = []
     rows: list[Any] = []
-    for row in session.execute(statement):
+    for row in session.execute(statement).all():  # fetchall: the driver's fastest path
         if rows and rows[-1][0] == row[0]:
             items[-1]["subjects"].append(row[21])
             continue

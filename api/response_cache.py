@@ -78,6 +78,7 @@ class RevisionProbe:
         self._stopped = threading.Event()
         self._local = engine.dialect.name == "sqlite"
         self._stamp: object = None  # SQLite's data_version at the last read of the row
+        self._pragma: Any = None
         self._batch: asyncio.Future[object] | None = None
         self._reading = False
         self._listener: threading.Thread | None = None
@@ -128,11 +129,10 @@ class RevisionProbe:
             try:
                 if self._connection is None:
                     self._connection = self._engine.raw_connection()
-                cursor = self._connection.cursor()
-                if self._local and self._unchanged_file(cursor):
-                    cursor.close()
+                if self._local and self._unchanged_file():
                     return self._known
                 self._dirty = False
+                cursor = self._connection.cursor()
                 cursor.execute("SELECT version, changed_at FROM dataset_state WHERE id = 1")
                 row = cursor.fetchone()
                 cursor.close()
@@ -143,14 +143,15 @@ class RevisionProbe:
                 self._known = None
             return self._known
 
-    def _unchanged_file(self, cursor: Any) -> bool:
+    def _unchanged_file(self) -> bool:
         """SQLite: whether no connection has committed to the file since the last look.
 
         `PRAGMA data_version` on this dedicated connection changes whenever any other connection,
         in this process or another, commits: no table read and no transaction when nothing did.
         """
-        cursor.execute("PRAGMA data_version")
-        stamp = cursor.fetchone()[0]
+        if self._pragma is None:  # the driver's own cursor, kept: a few microseconds a look
+            self._pragma = self._connection.driver_connection.cursor()
+        stamp = self._pragma.execute("PRAGMA data_version").fetchone()[0]
         unchanged = stamp == self._stamp and not self._dirty and self._known is not None
         self._stamp = stamp
         return unchanged
@@ -167,8 +168,10 @@ class RevisionProbe:
         with self._lock:
             if self._connection is not None:
                 with contextlib.suppress(Exception):  # already broken: nothing to release
+                    if self._pragma is not None:
+                        self._pragma.close()
                     self._connection.close()
-                self._connection = None
+                self._connection = self._pragma = None
 
     def _listen(self) -> None:
         import psycopg
@@ -188,7 +191,7 @@ class RevisionProbe:
         self._listening = False
 
     def _reset(self) -> None:
-        self._stamp = None
+        self._stamp = self._pragma = None
         try:
             if self._connection is not None:
                 self._connection.invalidate()

@@ -1,5 +1,6 @@
 """Reading metrics: filters, full-text search, sorting, paging, streaming and facet counts."""
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,9 +45,18 @@ METRIC = Metric.__table__  # type: ignore[attr-defined]
 SUBJECT = MetricSubject.__table__  # type: ignore[attr-defined]
 
 
+_year = (0, 0.0)  # (the year, until when it holds), so that a cached answer asks no clock
+
+
 def current_year() -> int:
     """The calendar year now (UTC): forecasts for earlier years have passed their horizon."""
-    return datetime.now(UTC).year
+    global _year
+    year, until = _year
+    now = time.time()
+    if now >= until or now < until - 60:
+        year = datetime.now(UTC).year
+        _year = (year, now + 1.0)  # looked up again at most once a second
+    return year
 
 
 def _horizon_passed() -> ColumnElement[bool]:
@@ -216,6 +226,9 @@ def _plain_column(column: Any) -> Any:
     return column
 
 
+_ROW_COLUMNS = [*(_plain_column(METRIC.c[name]) for name in FIELDS), SUBJECT.c.subject]
+
+
 def _plain_value(value: Any) -> Any:
     return value.value if isinstance(value, StrEnum) else value
 
@@ -248,9 +261,11 @@ def read_page(
                 "query", "after", "results ranked by relevance page by offset; give `sort`"
             )
         where = and_(where, _after(keys, after))
-    extra = [score.label("score")] if score is not None else []
+    # The page is found by its keys alone; its rows and subjects are then joined to it (a
+    # subquery of one or two columns costs far less to build than one of every column).
+    ranked = score is not None and not query.sort_keys()
     page = (
-        select(*(METRIC.c[name] for name in FIELDS), *extra)
+        select(METRIC.c.id, *([score.label("score")] if ranked and score is not None else []))
         .select_from(from_clause)
         .where(where)
         .order_by(*_order_by(keys))
@@ -258,12 +273,15 @@ def read_page(
         .offset(offset)
         .subquery("page")
     )
-    ranked = [(page.c.score, True, False)] if score is not None and not query.sort_keys() else []
-    outer_keys = ranked or [(page.c[c.name], d, n) for c, d, n in keys]
+    order = [page.c.score.desc(), METRIC.c.id] if ranked else _order_by(keys)
     statement = (
-        select(*(_plain_column(page.c[name]) for name in FIELDS), SUBJECT.c.subject)
-        .select_from(page.outerjoin(SUBJECT, SUBJECT.c.metric_id == page.c.id))
-        .order_by(*_order_by(outer_keys), *([page.c.id] if ranked else []), SUBJECT.c.position)
+        select(*_ROW_COLUMNS)
+        .select_from(
+            page.join(METRIC, METRIC.c.id == page.c.id).outerjoin(
+                SUBJECT, SUBJECT.c.metric_id == METRIC.c.id
+            )
+        )
+        .order_by(*order, SUBJECT.c.position)
     )
     year = current_year()
     items: list[dict[str, Any]] = []

@@ -273,6 +273,19 @@ def _ndjson_chunk(items: list[dict[str, Any]]) -> bytes:
     return b"".join([dumps(item) + b"\n" for item in items])
 
 
+def _readers(app_state: Any, engine: Engine) -> anyio.Semaphore:
+    """Chunk reads under way at once, all exports together: at most half the pool, so that
+    however many exports run, plain reads always find a connection."""
+    readers: anyio.Semaphore | None = getattr(app_state, "export_readers", None)
+    if readers is None:
+        pool = engine.pool
+        capacity = int(getattr(pool, "size", lambda: 2)()) + max(
+            0, int(getattr(pool, "_max_overflow", 0))
+        )
+        readers = app_state.export_readers = anyio.Semaphore(max(1, capacity // 2))
+    return readers
+
+
 def export_chunks(
     request: Request,
     fmt: Format,
@@ -297,12 +310,14 @@ def export_chunks(
     names = columns(schema)
 
     async def body() -> AsyncIterator[bytes]:
+        readers = _readers(app_state, engine)  # made on the event loop, where it is used
         after: list[Any] | None = None
         first = True
         while True:
-            chunk = await anyio.to_thread.run_sync(
-                _read_chunk, engine, version, read, after, CHUNK_ROWS
-            )
+            async with readers:
+                chunk = await anyio.to_thread.run_sync(
+                    _read_chunk, engine, version, read, after, CHUNK_ROWS
+                )
             if fmt is Format.csv:
                 yield _csv_chunk(names, chunk.items, header=first)
             elif chunk.items:

@@ -70,8 +70,8 @@ class _RequestCollector(Collector):
             cumulative = 0.0
             buckets: list[tuple[str, float]] = []
             bounds: list[float] = [*BUCKETS, float("inf")]
-            for bound, count in zip(bounds, series[:-1], strict=True):
-                cumulative += count
+            for bound, observed in zip(bounds, series[:-1], strict=True):
+                cumulative += observed
                 buckets.append((_go_float(bound), cumulative))
             latency.add_metric([method, route], buckets, sum_value=series[-1])
         yield latency

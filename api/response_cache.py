@@ -29,6 +29,7 @@ MAX_TOTAL_BYTES = 48 * 1024 * 1024
 CACHED_PREFIX = "/v1/"
 NOT_MODIFIED_HEADERS = (b"etag", b"cache-control", b"vary", b"dataset-version")
 REVISION_KEY = "cdmo.revision"
+REVISION_SQL = "SELECT version, changed_at FROM dataset_state WHERE id = 1"
 
 
 @dataclass
@@ -79,6 +80,8 @@ class RevisionProbe:
         self._local = engine.dialect.name == "sqlite"
         self._stamp: object = None  # SQLite's data_version at the last read of the row
         self._pragma: Any = None
+        self._async: Any = None  # PostgreSQL: the revalidations' connection, on the loop
+        self._async_loop: Any = None
         self._batch: asyncio.Future[object] | None = None
         self._reading = False
         self._listener: threading.Thread | None = None
@@ -94,8 +97,9 @@ class RevisionProbe:
             self._listener.start()
 
     async def revision(self, *, exact: bool = False) -> object:
-        """`current`, for the event loop: a read of the row over the network is made in a
-        thread, and requests that need one while it is under way share the next one."""
+        """`current`, for the event loop: a read of the row over the network is made on the
+        loop (an async connection), and requests that need one while it is under way share the
+        next one."""
         if self._local:  # a read of a local file: cheaper than any hand-off
             return self.current(exact=exact)
         if not exact and self._trusted():
@@ -117,9 +121,38 @@ class RevisionProbe:
         try:
             while self._batch is not None:
                 batch, self._batch = self._batch, None
-                batch.set_result(await asyncio.to_thread(self.current, exact=True))
+                batch.set_result(await self._read_on_loop())
         finally:
             self._reading = False
+
+    async def _read_on_loop(self) -> object:
+        """The row, read on the event loop over an async connection of the probe's own: the
+        fence a revalidation needs costs one round trip and no thread hand-off."""
+        import psycopg
+
+        loop = asyncio.get_running_loop()
+        try:
+            if self._async is None or self._async_loop is not loop or self._async.closed:
+                self._drop_async()
+                url = self._engine.url.set(drivername="postgresql")
+                self._async = await psycopg.AsyncConnection.connect(
+                    url.render_as_string(hide_password=False), autocommit=True, connect_timeout=5
+                )
+                self._async_loop = loop
+            self._dirty = False
+            cursor = await self._async.execute(REVISION_SQL)
+            row = await cursor.fetchone()
+            self._known = tuple(row) if row else None
+        except Exception:  # any failure just means "do not use the cache"
+            self._drop_async()
+            self._known = None
+        return self._known
+
+    def _drop_async(self) -> None:
+        if self._async is not None:
+            with contextlib.suppress(Exception):  # closed at once, from any thread or loop
+                self._async.pgconn.finish()
+        self._async = self._async_loop = None
 
     def current(self, *, exact: bool = False) -> object:
         """The revision and change time, or None when the database cannot say."""
@@ -133,7 +166,7 @@ class RevisionProbe:
                     return self._known
                 self._dirty = False
                 cursor = self._connection.cursor()
-                cursor.execute("SELECT version, changed_at FROM dataset_state WHERE id = 1")
+                cursor.execute(REVISION_SQL)
                 row = cursor.fetchone()
                 cursor.close()
                 self._connection.commit()  # end the read: the next one sees newer commits
@@ -165,6 +198,7 @@ class RevisionProbe:
         self._stopped.set()
         if self._listener is not None and self._listener.is_alive():
             self._listener.join(timeout=3)
+        self._drop_async()
         with self._lock:
             if self._connection is not None:
                 with contextlib.suppress(Exception):  # already broken: nothing to release

@@ -104,7 +104,10 @@ def test_stalled_export_readers_leave_plain_reads_answering(
                 page = reader.get("/v1/metrics", params={"limit": n, "sort": "-value_high"})
                 elapsed = time.perf_counter() - started
                 assert page.status_code == 200 and len(page.json()["items"]) == n
-                assert elapsed < 2.0, elapsed  # (100 ms on a quiet machine; the pool wait was 5 s)
+                # Under 100 ms on a quiet machine. Before, with every pooled connection held by
+                # an export, a read waited out the pool timeout (5 s) and answered 503; the
+                # bound is generous because the machine running the tests may be shared.
+                assert elapsed < 4.0, elapsed
             assert reader.get("/readyz").status_code == 200
 
 

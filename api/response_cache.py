@@ -80,6 +80,7 @@ class RevisionProbe:
         self._local = engine.dialect.name == "sqlite"
         self._stamp: object = None  # SQLite's data_version at the last read of the row
         self._pragma: Any = None
+        self._writes = 0  # writes through this process under way
         self._async: Any = None  # PostgreSQL: the revalidations' connection, on the loop
         self._async_loop: Any = None
         self._batch: asyncio.Future[object] | None = None
@@ -114,8 +115,10 @@ class RevisionProbe:
         return await asyncio.shield(self._batch)
 
     def _trusted(self) -> bool:
-        """Whether the last known revision stands: the listener is up and has had no news."""
-        return self._listening and not self._dirty and self._known is not None
+        """Whether the last known revision stands: the listener is up and has had no news, and
+        no write through this process is under way (its answer may reach the client, and the
+        client's next read arrive, before the write's request has finished here)."""
+        return self._listening and not self._dirty and not self._writes and self._known is not None
 
     async def _read_batches(self) -> None:
         try:
@@ -189,8 +192,14 @@ class RevisionProbe:
         self._stamp = stamp
         return unchanged
 
+    def writing(self) -> None:
+        """A write through this process begins: until it has finished, reads read the row."""
+        self._writes += 1
+        self._dirty = True
+
     def changed_here(self) -> None:
         """A write went through this process: read the row again before trusting it."""
+        self._writes = max(0, self._writes - 1)
         self._dirty = True
 
     def stop(self) -> None:
@@ -323,6 +332,7 @@ class ResponseCache:
             await self.app(scope, receive, send)
             return
         if scope["method"] != "GET":
+            self.probe.writing()
             try:
                 await self.app(scope, receive, send)
             finally:

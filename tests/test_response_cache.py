@@ -229,3 +229,27 @@ def test_a_commit_by_any_other_connection_is_seen_by_the_next_hit(
         after = client.get(ITEM)
         assert after.json()["geography"] == "Mars" and cache.hits == hits + 1
         assert int(after.headers["dataset-version"]) == int(before.headers["dataset-version"]) + 1
+
+
+def test_a_live_server_read_right_after_its_write_sees_it(migrated_engine: Engine) -> None:
+    """Over real connections the write's answer reaches the client, and its next read can
+    arrive, before the write's request has finished in the server: that read must still see it
+    (on PostgreSQL, before the write's own NOTIFY has come back)."""
+    from tests.conftest import serving
+
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    with serving(migrated_engine) as (_server, url), httpx.Client(base_url=url) as client:
+        path = ITEM
+        tag = client.get(path).headers["etag"]
+        for n in range(60):
+            name = f"Viral vector lead time, round {n}"
+            written = client.patch(
+                path,
+                json={"name": name},
+                headers={"Authorization": f"Bearer {keys['alice']}", "If-Match": tag},
+            )
+            assert written.status_code == 200, written.text
+            read = client.get(path)
+            assert read.json()["name"] == name, n
+            tag = read.headers["etag"]

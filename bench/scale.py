@@ -73,14 +73,21 @@ def export_rate(client: httpx.Client, fmt: str) -> tuple[float, int]:
     return (rows - (1 if fmt == "csv" else 0)) / seconds, rows
 
 
-def round_for(kind: str, url: str, folder: Path, size: int, requests: int, work: Path) -> None:
+def round_for(
+    kind: str, url: str, folder: Path | None, size: int, requests: int, work: Path
+) -> None:
+    """Migrate, import `folder` (None: `url` already holds the dataset), serve and measure."""
     env = {**os.environ, "DATABASE_URL": url, "TMPDIR": str(work), "LOG_LEVEL": "warning"}
     migrated = Importer._cli(["migrate"], env)
     if migrated.returncode != 0:
         raise SystemExit(f"cdmo-metrics migrate exited {migrated.returncode}:\n{migrated.stderr}")
-    importer = Importer(env)
-    seconds, _ = importer.run(folder, "scale", env)
-    print(f"\n### {kind}, {size:,} metrics (import: {seconds:.0f} s, {size / seconds:,.0f}/s)\n")
+    if folder is None:
+        print(f"\n### {kind}, {size:,} metrics (loaded before)\n")
+    else:
+        seconds, _ = Importer(env).run(folder, "scale", env)
+        print(
+            f"\n### {kind}, {size:,} metrics (import: {seconds:.0f} s, {size / seconds:,.0f}/s)\n"
+        )
     print("| case | p50 ms | p95 ms | target | met |")
     print("|---|---:|---:|---|---|")
     with server(url, env) as (process, base), httpx.Client(base_url=base, timeout=600) as client:
@@ -161,7 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--database-url",
+        help="measure this database, which already holds the SYNTHETIC dataset of --size "
+        "metrics (no generation, no import)",
+    )
     args = parser.parse_args(argv)
+    if args.database_url:
+        kind = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
+        work = Path(tempfile.mkdtemp(prefix="cdmo-scale-"))
+        round_for(kind, args.database_url, None, args.size, args.requests, work)
+        return 0
     run(args.size, args.requests, args.databases.split(","))
     return 0
 

@@ -1,6 +1,7 @@
 """Reading metrics: filters, full-text search, sorting, paging, streaming and facet counts."""
 
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -325,8 +326,30 @@ def list_metrics(
         if after is None and not rows.more and (rows.items or query.offset == 0):
             total = query.offset + len(rows.items)
         else:
-            total = count_metrics(session, query, category)
+            total = _counted(session, query, category)
     return rows, total
+
+
+# Totals by (dataset version, filters): the pages after the first, and the same filters
+# sorted another way, count nothing again while the dataset stands still.
+_COUNTS: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+_COUNTS_KEPT = 1024
+_NOT_FILTERS = {"limit", "offset", "format", "sort", "after", "count"}
+
+
+def _counted(session: Session, query: MetricQuery, category: Category | None) -> int:
+    version = session.info.get("dataset_version")
+    if version is None:  # not a request's read session: no version to key on
+        return count_metrics(session, query, category)
+    filters = query.model_dump(exclude=_NOT_FILTERS)
+    key = (version, current_year(), category, *sorted(filters.items()))
+    total = _COUNTS.get(key)
+    if total is None:
+        total = count_metrics(session, query, category)
+        _COUNTS[key] = total
+        while len(_COUNTS) > _COUNTS_KEPT:
+            _COUNTS.popitem(last=False)
+    return total
 
 
 def get_metric(session: Session, *, metric_id: str) -> MetricPublic:

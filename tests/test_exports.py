@@ -105,9 +105,10 @@ def test_stalled_export_readers_leave_plain_reads_answering(
                 elapsed = time.perf_counter() - started
                 assert page.status_code == 200 and len(page.json()["items"]) == n
                 # Under 100 ms on a quiet machine. Before, with every pooled connection held by
-                # an export, a read waited out the pool timeout (5 s) and answered 503; the
-                # bound is generous because the machine running the tests may be shared.
-                assert elapsed < 4.0, elapsed
+                # an export, a read waited out the pool (5 s on PostgreSQL, then 503; 30 s on
+                # SQLite): the status is the check, and the bound is generous because the
+                # machine running the tests may be shared.
+                assert elapsed < 10.0, elapsed
             assert reader.get("/readyz").status_code == 200
 
 

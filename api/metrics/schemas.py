@@ -155,9 +155,7 @@ class MetricQuery(MetricFilters, PageQuery):
         examples=["category,-value_high"],
     )
 
-    after: Cursor | None = Field(
-        default=None, description=AFTER_DESCRIPTION, examples=["WyJhYm9ydGlvbiJd"]
-    )
+    after: Cursor | None = Field(default=None, description=AFTER_DESCRIPTION)
     count: Count = Field(default="exact", description=COUNT_DESCRIPTION, examples=["none"])
 
     def sort_keys(self) -> list[tuple[str, bool]]:

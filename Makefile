@@ -76,7 +76,8 @@ $(BENCH_VENV)/.installed: bench/requirements.lock
 
 bench: install $(BENCH_VENV)/.installed
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(BIN)/python bench/run.py --datasette $(BENCH_VENV)/bin/datasette $(BENCH_ARGS)
+	$(BIN)/python bench/run.py --datasette $(BENCH_VENV)/bin/datasette \
+		--granian $(BENCH_VENV)/bin/granian $(BENCH_ARGS)
 
 # Imports and as_of reads at 10,000 and 100,000 metrics on SQLite and PostgreSQL
 # (docs/benchmarks.md); BENCH_POSTGRES_URL names the PostgreSQL server.

@@ -7,6 +7,7 @@ data always yields the same tag. Starlette's GZipMiddleware stamps the current t
 body, which would make strong tags meaningless.
 """
 
+import functools
 import gzip
 import hashlib
 import zlib
@@ -56,6 +57,7 @@ def matches_if_match(if_match: str, etag: str) -> bool:
     return any(not tag.startswith("W/") and _opaque(tag) == _opaque(etag) for tag in tags)
 
 
+@functools.lru_cache(maxsize=256)
 def _accepts_gzip(accept_encoding: str | None) -> bool:
     for part in (accept_encoding or "").split(","):
         coding, *params = (piece.strip().lower() for piece in part.split(";"))

@@ -182,6 +182,10 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=log_config(settings.log_level),
         access_log=False,  # the API writes its own JSON line per request (api.middleware)
         proxy_headers=True,
+        # uvloop's event loop and httptools' parser (uvicorn[standard]): 3-4x the requests/s
+        # of asyncio and h11 on this service (docs/benchmarks.md).
+        loop="uvloop",
+        http="httptools",
     )
     return 0
 

@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     auth_failure_window: int = Field(
         default=60, ge=1, description="Window of AUTH_FAILURE_LIMIT, in seconds."
     )
+    exports_per_client: int = Field(
+        default=4, ge=1, description="CSV/NDJSON exports one client address may run at once."
+    )
+    export_send_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds an export waits for a client to take the next chunk before it "
+        "drops the connection.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of uvicorn and of the API's JSON request log."
     )

@@ -12,7 +12,15 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sqlmodel import Session
 
-from api.exports import MEDIA_TYPES, Format, columns, export, export_etag
+from api.exports import (
+    MEDIA_TYPES,
+    ChunkReader,
+    Format,
+    columns,
+    export,
+    export_chunks,
+    export_etag,
+)
 from api.records import asof
 from api.records.asof import ReadSessionDep
 from api.routing import export_responses
@@ -73,16 +81,18 @@ def add_exports(
     *,
     page_query: type[BaseModel],
     schema: type[BaseModel],
-    rows: Callable[[Session, Any], Iterable[BaseModel]],
     name: str,
     plural: str,
+    rows: Callable[[Session, Any], Iterable[BaseModel]] | None = None,
+    chunks: Callable[[Any], ChunkReader] | None = None,
     tags: list[str | Enum] | None = None,
 ) -> None:
-    """Register `GET <path>.csv` and `GET <path>.ndjson` exporting what `rows` yields for the
-    collection parameters (`page_query`) of `GET <path>`."""
+    """Register `GET <path>.csv` and `GET <path>.ndjson` exporting the collection parameters
+    (`page_query`) of `GET <path>` select: read whole by `rows`, for a small collection, or in
+    keyset chunks by the reader `chunks` makes for them, for a large one (api.exports)."""
     filename = path.strip("/").replace("/", "-")
     for fmt, describe in ((Format.csv, _csv_schema), (Format.ndjson, _ndjson_schema)):
-        download = _download(fmt, page_query, schema, rows, filename)
+        download = _download(fmt, page_query, schema, rows, chunks, filename)
         download.__doc__ = (
             f"All {plural} the filters select, in the collection's order, as one streamed "
             f"{fmt.upper()} file (no paging)."
@@ -105,7 +115,8 @@ def _download(
     fmt: Format,
     page_query: type[BaseModel],
     schema: type[BaseModel],
-    rows: Callable[[Session, Any], Iterable[BaseModel]],
+    rows: Callable[[Session, Any], Iterable[BaseModel]] | None,
+    chunks: Callable[[Any], ChunkReader] | None,
     filename: str,
 ) -> Callable[..., StreamingResponse]:
     query_model: Any = export_query(page_query, fmt)
@@ -114,8 +125,19 @@ def _download(
         request: Request, session: ReadSessionDep, query: Annotated[query_model, Query()]
     ) -> StreamingResponse:
         selection = _selection(page_query, query)
-        etag = export_etag(asof.answered_at(session), request, fmt)
+        version = asof.answered_at(session)
+        etag = export_etag(version, request, fmt)
         bom = bool(getattr(query, "bom", False))
-        return export(fmt, schema, rows(session, selection), filename, etag, bom=bom)
+        if chunks is not None:
+            session.close()  # the export reads in chunks of its own: hold no connection
+            return export_chunks(
+                request, fmt, schema, chunks(selection), version, filename, etag, bom=bom
+            )
+        assert rows is not None
+        # A small collection, read whole before the first byte is sent: the connection goes
+        # back to the pool before the client reads.
+        items = list(rows(session, selection))
+        session.close()
+        return export(fmt, schema, items, filename, etag, bom=bom)
 
     return download

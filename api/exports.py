@@ -1,17 +1,34 @@
-"""Whole-collection exports as CSV or NDJSON, streamed row by row."""
+"""Whole-collection exports as CSV or NDJSON, streamed row by row.
 
+The export engine (`export_chunks`) never holds a pooled connection while it waits on a
+client: it reads the collection in bounded keyset chunks, each a short read of its own at the
+one dataset version the export answers at, and sends each chunk before reading the next. A
+client that stops reading for longer than `EXPORT_SEND_TIMEOUT` is dropped, and each client
+address may run at most `EXPORTS_PER_CLIENT` exports at once (429 beyond).
+"""
+
+import asyncio
 import csv
 import hashlib
 import io
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import anyio
+import orjson
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+from starlette.types import Message, Send
+
+from api.errors import TooManyRequests
 
 
 class Format(StrEnum):
@@ -134,3 +151,199 @@ def export_etag(revision: int, request: Request, fmt: Format) -> str:
     params = sorted(request.query_params.multi_items())
     key = f"{revision}|{fmt}|{request.url.path}|{params}"
     return f'"x{hashlib.sha256(key.encode()).hexdigest()[:31]}"'
+
+
+# The export engine.
+
+BOM = "\ufeff".encode()
+
+# Rows per read: bounds what one export holds in memory (about 1.5 MB of metrics) while it
+# waits on its client.
+CHUNK_ROWS = 2000
+
+
+@dataclass
+class Chunk:
+    """One read of an export: its rows as JSON-ready dicts, and where the next read starts."""
+
+    items: list[dict[str, Any]]
+    after: list[Any] | None  # the sort values of the last row; None when the export is done
+
+
+# reads up to `limit` rows after the row `after` names (None: from the start)
+ChunkReader = Callable[[Session, list[Any] | None, int], Chunk]
+
+
+class ExportGate:
+    """At most `per_client` exports at once per client address."""
+
+    def __init__(self, per_client: int) -> None:
+        self.per_client = per_client
+        self.running: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def enter(self, client: str) -> None:
+        with self.lock:
+            if self.running.get(client, 0) >= self.per_client:
+                raise TooManyRequests(
+                    f"At most {self.per_client} exports may run at once per client; "
+                    "retry when one has finished.",
+                    retry_after=5,
+                )
+            self.running[client] = self.running.get(client, 0) + 1
+
+    def leave(self, client: str) -> None:
+        with self.lock:
+            left = self.running.get(client, 1) - 1
+            if left:
+                self.running[client] = left
+            else:
+                self.running.pop(client, None)
+
+
+class SlowReader(Exception):
+    """The client stopped reading an export for longer than the send timeout."""
+
+
+class _ExportResponse(StreamingResponse):
+    """A streamed export that releases its client's slot when done, and gives up on a client
+    that does not take a chunk within `send_timeout` seconds (the connection is closed)."""
+
+    def __init__(
+        self, content: AsyncIterator[bytes], *, send_timeout: float, release: Callable[[], None],
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(content, **kwargs)
+        self.send_timeout = send_timeout
+        self.release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+    async def stream_response(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        async for chunk in self.body_iterator:
+            await self._send(send, {"type": "http.response.body", "body": chunk, "more_body": True})
+        await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send(self, send: Send, message: Message) -> None:
+        # The server's send waits while the client's socket is full.
+        try:
+            await asyncio.wait_for(send(message), self.send_timeout)
+        except TimeoutError:
+            raise SlowReader(f"no chunk taken in {self.send_timeout} s") from None
+
+
+def _read_chunk(
+    engine: Engine, version: int, read: ChunkReader, after: list[Any] | None, limit: int
+) -> Chunk:
+    """One short read at dataset `version`: the live tables while they are still at it, else
+    their history at it (api.records.asof); the connection goes back to the pool at once."""
+    from api.records import asof, versions
+
+    with Session(engine) as session:
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":  # the version and the rows: one snapshot
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        current = connection.execute(
+            select(versions.DatasetState.version).where(versions.DatasetState.id == 1)  # type: ignore[call-overload]
+        ).scalar_one()
+        if current != version:
+            connection.execution_options(**{asof.OPTION: version})
+        return read(session, after, limit)
+
+
+def _csv_chunk(names: list[str], items: list[dict[str, Any]], header: bool) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if header:
+        writer.writerow(names)
+    for item in items:
+        row: list[str] = []
+        for value in item.values():
+            if isinstance(value, dict):
+                row += [_cell(inner) for inner in value.values()]
+            else:
+                row.append(_cell(value))
+        writer.writerow(row)
+    return buffer.getvalue().encode()
+
+
+def _ndjson_chunk(items: list[dict[str, Any]]) -> bytes:
+    dumps = orjson.dumps
+    return b"".join([dumps(item) + b"\n" for item in items])
+
+
+def _readers(app_state: Any, engine: Engine) -> anyio.Semaphore:
+    """Chunk reads under way at once, all exports together: at most half the pool, so that
+    however many exports run, plain reads always find a connection."""
+    readers: anyio.Semaphore | None = getattr(app_state, "export_readers", None)
+    if readers is None:
+        pool = engine.pool
+        capacity = int(getattr(pool, "size", lambda: 2)()) + max(
+            0, int(getattr(pool, "_max_overflow", 0))
+        )
+        readers = app_state.export_readers = anyio.Semaphore(max(1, capacity // 2))
+    return readers
+
+
+def export_chunks(
+    request: Request,
+    fmt: Format,
+    schema: type[BaseModel],
+    read: ChunkReader,
+    version: int,
+    filename: str,
+    etag: str,
+    *,
+    bom: bool = False,
+) -> StreamingResponse:
+    """Stream the collection `read` gives, chunk by chunk at dataset `version`, as CSV or
+    NDJSON (a download named `<filename>.<format>`; `bom` starts a CSV with U+FEFF). The
+    caller must hold no transaction open: nothing here keeps a connection while the client
+    reads."""
+    app_state = request.app.state
+    settings = app_state.settings
+    gate: ExportGate = getattr(app_state, "export_gate", None) or ExportGate(
+        settings.exports_per_client
+    )
+    app_state.export_gate = gate
+    client = request.client.host if request.client else "unknown"
+    gate.enter(client)
+    engine = app_state.read_engine
+    names = columns(schema)
+
+    async def body() -> AsyncIterator[bytes]:
+        readers = _readers(app_state, engine)  # made on the event loop, where it is used
+        after: list[Any] | None = None
+        first = True
+        while True:
+            async with readers:
+                chunk = await anyio.to_thread.run_sync(
+                    _read_chunk, engine, version, read, after, CHUNK_ROWS
+                )
+            if fmt is Format.csv:
+                yield (BOM if first and bom else b"") + _csv_chunk(names, chunk.items, first)
+            elif chunk.items:
+                yield _ndjson_chunk(chunk.items)
+            first = False
+            if chunk.after is None:
+                return
+            after = chunk.after
+
+    media_type = MEDIA_TYPES[fmt] + ("; charset=utf-8" if fmt is Format.csv else "")
+    return _ExportResponse(
+        body(),
+        send_timeout=settings.export_send_timeout,
+        release=lambda: gate.leave(client),
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}.{fmt}"',
+            "ETag": etag,
+        },
+    )

@@ -127,8 +127,7 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else _new_request_id()
+        request_id = request_id_of(dict(scope["headers"]).get(b"x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 
@@ -148,30 +147,39 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            entry = {
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "request_id": request_id,
-            }
-            key_name = scope["state"].get("key_name")
-            if key_name:
-                entry["key"] = key_name
-            access_log.info(json.dumps(entry))
-            instruments = getattr(scope.get("app"), "state", None)
-            if instruments is not None and hasattr(instruments, "instruments"):
-                instruments.instruments.observe(
-                    method_label(scope["method"]),
-                    route_template(scope),
-                    status,
-                    time.perf_counter() - started,
-                )
+            finished(scope, status, started, request_id, route_template(scope))
+
+
+def request_id_of(given: bytes | None) -> str:
+    """The client's `X-Request-ID` when it is safe to echo, else a new one."""
+    text = given.decode("latin-1") if given else ""
+    return text if _REQUEST_ID.match(text) else _new_request_id()
+
+
+def finished(scope: Scope, status: int, started: float, request_id: str, route: str) -> None:
+    """The request's log line (formatted only when it is written) and its metrics."""
+    seconds = time.perf_counter() - started
+    if access_log.isEnabledFor(logging.INFO):
+        entry = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "request_id": request_id,
+        }
+        key_name = scope.get("state", {}).get("key_name")
+        if key_name:
+            entry["key"] = key_name
+        access_log.info(json.dumps(entry))
+    state = getattr(scope.get("app"), "state", None)
+    instruments = getattr(state, "instruments", None) if state is not None else None
+    if instruments is not None:
+        instruments.observe(method_label(scope["method"]), route, status, seconds)
 
 
 def route_template(scope: Scope) -> str:
     """The route template that answered (bounded label values), else "unmatched"."""
-    route = scope.get("route") or scope["state"].get("route")
+    route = scope.get("route") or scope.get("state", {}).get("route")
     template = str(getattr(route, "path", None) or route or "unmatched")
     # Routes included under /v1 carry their path without the prefix.
     if (

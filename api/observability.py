@@ -3,19 +3,15 @@ revision) and the one log format: a JSON object per line."""
 
 import json
 import logging
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString as _float_to_go
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,29 +50,68 @@ def log_config(level: str) -> dict[str, Any]:
     }
 
 
+def _go_float(value: float) -> str:
+    """A bucket bound as Prometheus writes it ("0.005", "+Inf")."""
+    return str(_float_to_go(value))  # type: ignore[no-untyped-call]
+
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
 class Instruments:
-    """The metrics of one application instance, in a registry of its own."""
+    """The metrics of one application instance, in a registry of its own.
+
+    Requests are counted in plain dicts (the event loop's thread writes them; a scrape reads
+    them), not in prometheus_client's locked children: a cached answer costs a few microseconds,
+    and the count must not cost more than the answer."""
 
     def __init__(self, app: Any) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "cdmo_http_requests_total",
-            "HTTP requests answered, by method, route template and status.",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "cdmo_http_request_duration_seconds",
-            "Time to answer, by method and route template.",
-            ["method", "route"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=self.registry,
-        )
+        self.counts: dict[tuple[str, str, int], int] = {}
+        # per (method, route): a count per bucket (the last for +Inf), then the sum of seconds
+        self.latencies: dict[tuple[str, str], list[float]] = {}
+        self.registry.register(_RequestCollector(self))
         self.registry.register(_StateCollector(app))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        series = self.latencies.get((method, route))
+        if series is None:
+            series = self.latencies[(method, route)] = [0.0] * (len(BUCKETS) + 2)
+        series[bisect_left(BUCKETS, seconds)] += 1
+        series[-1] += seconds
+
+
+class _RequestCollector(Collector):
+    """The request counts and latency histogram, as Prometheus counter and histogram."""
+
+    def __init__(self, instruments: Instruments) -> None:
+        self.instruments = instruments
+
+    def collect(self) -> Iterator[Any]:
+        requests = CounterMetricFamily(
+            "cdmo_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            labels=["method", "route", "status"],
+        )
+        for (method, route, status), count in list(self.instruments.counts.items()):
+            requests.add_metric([method, route, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "cdmo_http_request_duration_seconds",
+            "Time to answer, by method and route template.",
+            labels=["method", "route"],
+        )
+        for (method, route), series in list(self.instruments.latencies.items()):
+            cumulative = 0.0
+            buckets: list[tuple[str, float]] = []
+            bounds: list[float] = [*BUCKETS, float("inf")]
+            for bound, observed in zip(bounds, series[:-1], strict=True):
+                cumulative += observed
+                buckets.append((_go_float(bound), cumulative))
+            latency.add_metric([method, route], buckets, sum_value=series[-1])
+        yield latency
 
 
 class _StateCollector(Collector):

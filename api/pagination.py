@@ -1,10 +1,13 @@
 """The collection envelope, its paging parameters, and the `next` link."""
 
-from typing import Annotated, Generic, TypeVar
+import base64
+import binascii
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlencode
 
+import orjson
 from fastapi import Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.schemas import AS_OF_DESCRIPTION, Timestamp
 
@@ -38,12 +41,16 @@ class Page(BaseModel, Generic[T]):
     """One page of a collection."""
 
     items: list[T]
-    total: int = Field(description="Items matching the request across all pages.", examples=[42])
+    total: int | None = Field(
+        description="Items matching the request across all pages; null when the request said "
+        "`count=none`.",
+        examples=[42],
+    )
     limit: int = Field(examples=[50])
     offset: int = Field(examples=[0])
     next: str | None = Field(
         description="Relative URL of the next page, or null on the last page.",
-        examples=["/v1/metrics?limit=50&offset=50"],
+        examples=["/v1/metrics?limit=50&after=WyJhYm9ydGlvbiJd"],
     )
 
 
@@ -63,3 +70,72 @@ def page(
         next_url = f"{path}?{urlencode(params, safe=',')}"
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return Page[T](items=items, total=total, limit=limit, offset=offset, next=next_url)
+
+
+# Keyset paging (metric collections): `next` carries `after=`, the sort values of the page's last
+# item, so a deep page is found by the index as fast as the first, and stays put when items are
+# added before it.
+
+
+def encode_cursor(values: list[Any]) -> str:
+    """An opaque `after=` token for the sort values of an item (base64url of a JSON array)."""
+    return base64.urlsafe_b64encode(orjson.dumps(values)).rstrip(b"=").decode()
+
+
+def _decode_cursor(token: str) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):
+        raise ValueError("not a cursor this API gave (use the `next` link as is)") from None
+    if not isinstance(values, list) or not values:
+        raise ValueError("not a cursor this API gave (use the `next` link as is)")
+    if not all(v is None or isinstance(v, str | int | float | bool) for v in values):
+        raise ValueError("not a cursor this API gave (use the `next` link as is)")
+    return values
+
+
+Cursor = Annotated[
+    str,
+    StringConstraints(max_length=2000, pattern=r"^[A-Za-z0-9_-]+$"),
+    AfterValidator(lambda token: (_decode_cursor(token), token)[1]),
+]
+AFTER_DESCRIPTION = (
+    "Keyset paging: the page after the item this token names. Take it from `next`, which "
+    "carries it; deep pages are then as fast as the first. Offset, if given too, counts from there."
+)
+Count = Literal["exact", "none"]
+COUNT_DESCRIPTION = (
+    "`exact` (default): `total` counts every match; `none`: `total` is null, and the count "
+    "query is not run (as PostgREST's `Prefer: count`)."
+)
+
+
+def cursor_values(token: str) -> list[Any]:
+    """The sort values an `after=` token (validated by `Cursor`) carries."""
+    return _decode_cursor(token)
+
+
+def json_page(
+    request: Request,
+    items: list[dict[str, Any]],
+    total: int | None,
+    limit: int,
+    offset: int,
+    next_params: list[tuple[str, str]] | None,
+) -> Response:
+    """A page envelope as JSON bytes (orjson, no model per item), with `next` in the body and
+    in a `Link` header. `next_params` are the paging parameters of the next page, or None."""
+    headers = {}
+    next_url = None
+    if next_params is not None:
+        replaced = {name for name, _ in next_params} | {"offset", "after"}
+        params = [
+            (key, value) for key, value in request.query_params.multi_items() if key not in replaced
+        ]
+        path = request.scope.get("root_path", "") + request.url.path
+        next_url = f"{path}?{urlencode([*params, *next_params], safe=',')}"
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    body = orjson.dumps(
+        {"items": items, "total": total, "limit": limit, "offset": offset, "next": next_url}
+    )
+    return Response(body, media_type="application/json", headers=headers)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.caching import _accepts_gzip, _matches
 from api.metrics import service as metrics_service
-from api.middleware import route_template
+from api.middleware import finished, request_id_of, route_template
 
 MAX_ENTRIES = 4096
 MAX_ENTRY_BYTES = 8 * 1024 * 1024
@@ -29,6 +30,8 @@ MAX_TOTAL_BYTES = 48 * 1024 * 1024
 # The API and the explorer's pages (its start page is "/").
 CACHED_PREFIXES = ("/v1", "/explore/")
 NOT_MODIFIED_HEADERS = (b"etag", b"cache-control", b"vary", b"dataset-version")
+REVISION_KEY = "cdmo.revision"
+REVISION_SQL = "SELECT version, changed_at FROM dataset_state WHERE id = 1"
 
 
 @dataclass
@@ -38,6 +41,17 @@ class _Entry:
     body: bytes
     etag: str | None
     route: str = "unmatched"
+    # The headers as the outer layers finish them for a request without `Origin` (CORS adds
+    # `Vary: Origin`): made once, on the first hit answered at the edge.
+    edge: list[tuple[bytes, bytes]] | None = None
+    edge_304: list[tuple[bytes, bytes]] | None = None
+
+
+def _vary_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` as CORS finishes them for a request without `Origin`: `Origin` in `Vary`."""
+    varies = [value for name, value in headers if name == b"vary"]
+    kept = [(name, value) for name, value in headers if name != b"vary"]
+    return [*kept, (b"vary", b", ".join([*varies, b"Origin"]))]
 
 
 @dataclass
@@ -48,18 +62,24 @@ class _Store:
 
 
 def _key(scope: Scope, request: Headers) -> tuple[Any, ...]:
+    """What selects a cached response (see `_key_of`)."""
+    return _key_of(
+        scope["path"],
+        scope["query_string"],
+        request.get("accept", ""),
+        _accepts_gzip(request.get("accept-encoding")),
+    )
+
+
+def _key_of(path: str, query: bytes, accept: str, gzip: bool) -> tuple[Any, ...]:
     """What selects a cached response, in a bounded size whatever the client sends: the path,
     query and Accept header (normalised: case and spaces do not count) as one 16-byte digest."""
     digest = hashlib.blake2b(digest_size=16)
-    for part in (
-        scope["path"].encode(),
-        scope["query_string"],
-        request.get("accept", "").replace(" ", "").lower().encode(),
-    ):
+    for part in (path.encode(), query, accept.replace(" ", "").lower().encode()):
         digest.update(len(part).to_bytes(8, "big") + part)
     return (
         digest.digest(),
-        _accepts_gzip(request.get("accept-encoding")),
+        gzip,
         metrics_service.current_year(),  # horizon_passed moves with the calendar
     )
 
@@ -83,6 +103,11 @@ class RevisionProbe:
         self._listening = False
         self._stopped = threading.Event()
         self._local = engine.dialect.name == "sqlite"
+        self._stamp: object = None  # SQLite's data_version at the last read of the row
+        self._pragma: Any = None
+        self._writes = 0  # writes through this process under way
+        self._async: Any = None  # PostgreSQL: the revalidations' connection, on the loop
+        self._async_loop: Any = None
         self._batch: asyncio.Future[object] | None = None
         self._reading = False
         self._listener: threading.Thread | None = None
@@ -98,8 +123,9 @@ class RevisionProbe:
             self._listener.start()
 
     async def revision(self, *, exact: bool = False) -> object:
-        """`current`, for the event loop: a read of the row over the network is made in a
-        thread, and requests that need one while it is under way share the next one."""
+        """`current`, for the event loop: a read of the row over the network is made on the
+        loop (an async connection), and requests that need one while it is under way share the
+        next one."""
         if self._local:  # a read of a local file: cheaper than any hand-off
             return self.current(exact=exact)
         if not exact and self._trusted():
@@ -114,28 +140,61 @@ class RevisionProbe:
         return await asyncio.shield(self._batch)
 
     def _trusted(self) -> bool:
-        """Whether the last known revision stands: the listener is up and has had no news."""
-        return self._listening and not self._dirty and self._known is not None
+        """Whether the last known revision stands: the listener is up and has had no news, and
+        no write through this process is under way (its answer may reach the client, and the
+        client's next read arrive, before the write's request has finished here)."""
+        return self._listening and not self._dirty and not self._writes and self._known is not None
 
     async def _read_batches(self) -> None:
         try:
             while self._batch is not None:
                 batch, self._batch = self._batch, None
-                batch.set_result(await asyncio.to_thread(self.current, exact=True))
+                batch.set_result(await self._read_on_loop())
         finally:
             self._reading = False
+
+    async def _read_on_loop(self) -> object:
+        """The row, read on the event loop over an async connection of the probe's own: the
+        fence a revalidation needs costs one round trip and no thread hand-off."""
+        import psycopg
+
+        loop = asyncio.get_running_loop()
+        try:
+            if self._async is None or self._async_loop is not loop or self._async.closed:
+                self._drop_async()
+                url = self._engine.url.set(drivername="postgresql")
+                self._async = await psycopg.AsyncConnection.connect(
+                    url.render_as_string(hide_password=False), autocommit=True, connect_timeout=5
+                )
+                self._async_loop = loop
+            self._dirty = False
+            cursor = await self._async.execute(REVISION_SQL)
+            row = await cursor.fetchone()
+            self._known = tuple(row) if row else None
+        except Exception:  # any failure just means "do not use the cache"
+            self._drop_async()
+            self._known = None
+        return self._known
+
+    def _drop_async(self) -> None:
+        if self._async is not None:
+            with contextlib.suppress(Exception):  # closed at once, from any thread or loop
+                self._async.pgconn.finish()
+        self._async = self._async_loop = None
 
     def current(self, *, exact: bool = False) -> object:
         """The revision and change time, or None when the database cannot say."""
         if not exact and self._trusted():
             return self._known
         with self._lock:
-            self._dirty = False
             try:
                 if self._connection is None:
                     self._connection = self._engine.raw_connection()
+                if self._local and self._unchanged_file():
+                    return self._known
+                self._dirty = False
                 cursor = self._connection.cursor()
-                cursor.execute("SELECT version, changed_at FROM dataset_state WHERE id = 1")
+                cursor.execute(REVISION_SQL)
                 row = cursor.fetchone()
                 cursor.close()
                 self._connection.commit()  # end the read: the next one sees newer commits
@@ -145,8 +204,27 @@ class RevisionProbe:
                 self._known = None
             return self._known
 
+    def _unchanged_file(self) -> bool:
+        """SQLite: whether no connection has committed to the file since the last look.
+
+        `PRAGMA data_version` on this dedicated connection changes whenever any other connection,
+        in this process or another, commits: no table read and no transaction when nothing did.
+        """
+        if self._pragma is None:  # the driver's own cursor, kept: a few microseconds a look
+            self._pragma = self._connection.driver_connection.cursor()
+        stamp = self._pragma.execute("PRAGMA data_version").fetchone()[0]
+        unchanged = stamp == self._stamp and not self._dirty and self._known is not None
+        self._stamp = stamp
+        return unchanged
+
+    def writing(self) -> None:
+        """A write through this process begins: until it has finished, reads read the row."""
+        self._writes += 1
+        self._dirty = True
+
     def changed_here(self) -> None:
         """A write went through this process: read the row again before trusting it."""
+        self._writes = max(0, self._writes - 1)
         self._dirty = True
 
     def stop(self) -> None:
@@ -154,11 +232,14 @@ class RevisionProbe:
         self._stopped.set()
         if self._listener is not None and self._listener.is_alive():
             self._listener.join(timeout=3)
+        self._drop_async()
         with self._lock:
             if self._connection is not None:
                 with contextlib.suppress(Exception):  # already broken: nothing to release
+                    if self._pragma is not None:
+                        self._pragma.close()
                     self._connection.close()
-                self._connection = None
+                self._connection = self._pragma = None
 
     def _listen(self) -> None:
         import psycopg
@@ -178,6 +259,7 @@ class RevisionProbe:
         self._listening = False
 
     def _reset(self) -> None:
+        self._stamp = self._pragma = None
         try:
             if self._connection is not None:
                 self._connection.invalidate()
@@ -209,11 +291,72 @@ class ResponseCache:
         # instead of computing it again (16 cold exports at once would each take 16 times longer).
         self.inflight: dict[tuple[Any, ...], asyncio.Event] = {}
 
+    async def answer_at_edge(self, scope: Scope, send: Send) -> bool:
+        """Answer a GET or HEAD from the cache before any other layer runs, and say whether it
+        did: a hit costs the revision check, one lookup and one send, plus what the outer layers
+        would add (`X-Request-ID`, `Vary: Origin`, the log line and the request metrics).
+        Requests with `Origin` (CORS) and misses go the whole way."""
+        method = scope["method"]
+        if (
+            (method != "GET" and method != "HEAD")
+            or self.max_bytes == 0
+            or not (scope["path"] == "/" or scope["path"].startswith(CACHED_PREFIXES))
+        ):
+            return False
+        started = time.perf_counter()
+        accept = b""
+        encoding = if_none_match = given_id = None
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                accept = value
+            elif name == b"accept-encoding":
+                encoding = value
+            elif name == b"if-none-match":
+                if_none_match = value
+            elif name == b"x-request-id":
+                given_id = value
+            elif name == b"origin":
+                return False
+        revision = await self.probe.revision(exact=if_none_match is not None)
+        scope[REVISION_KEY] = revision  # the inner cache need not ask again on a miss
+        if revision is None:
+            return False
+        key = _key_of(
+            scope["path"],
+            scope["query_string"],
+            accept.decode("latin-1"),
+            _accepts_gzip(encoding.decode("latin-1") if encoding is not None else None),
+        )
+        with self.lock:
+            entry = self.store.entries.get(key) if self.store.revision == revision else None
+            if entry is None:
+                return False
+            self.store.entries.move_to_end(key)
+        self.hits += 1
+        request_id = request_id_of(given_id)
+        if entry.edge is None or entry.edge_304 is None:
+            entry.edge = _vary_origin(entry.headers)
+            entry.edge_304 = _vary_origin(
+                [(n, v) for n, v in entry.headers if n in NOT_MODIFIED_HEADERS]
+            )
+        tagged = (b"x-request-id", request_id.encode())
+        if entry.etag is not None and _matches(
+            if_none_match.decode("latin-1") if if_none_match is not None else None, entry.etag
+        ):
+            status, headers, body = 304, entry.edge_304, b""
+        else:
+            status, headers, body = entry.status, entry.edge, entry.body
+        await send({"type": "http.response.start", "status": status, "headers": [*headers, tagged]})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        finished(scope, status, started, request_id, entry.route)
+        return True
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if scope["method"] != "GET":
+            self.probe.writing()
             try:
                 await self.app(scope, receive, send)
             finally:
@@ -224,7 +367,10 @@ class ResponseCache:
             await self.app(scope, receive, send)
             return
         request = Headers(scope=scope)
-        revision = await self.probe.revision(exact="if-none-match" in request)
+        if REVISION_KEY in scope:  # asked at the edge, for this very request
+            revision = scope[REVISION_KEY]
+        else:
+            revision = await self.probe.revision(exact="if-none-match" in request)
         if revision is None:
             await self.app(scope, receive, send)
             return

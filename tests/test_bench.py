@@ -50,3 +50,16 @@ def test_history_benchmark_runs_a_short_round() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     for case in ("import 200 metrics (creates)", "import 200 metrics (updates)", "cold as_of item"):
         assert case in result.stdout, case
+
+
+def test_scale_benchmark_runs_a_short_round() -> None:
+    """bench/scale.py (the 1,000,000-metric round of issue 12) on SQLite at 400 metrics."""
+    result = subprocess.run(
+        [sys.executable, "bench/scale.py", "--size", "400", "--databases", "sqlite",
+         "--requests", "2"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for case in ("one metric", "deep page of 50 by keyset", "NDJSON export", "CSV export"):
+        assert f"| {case}" in result.stdout, case
+    assert "server peak memory (VmHWM)" in result.stdout

@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import Engine
 
 from api.db import make_engine
@@ -62,4 +63,8 @@ def bound_app(seeded_engine: Engine) -> Iterator[None]:
     suppress_health_check=list(HealthCheck),
 )
 def test_every_operation_honours_the_contract(case: schemathesis.Case, bound_app: None) -> None:
-    case.call_and_validate(additional_checks=[errors_are_problem_details])
+    # `after` is an opaque keyset cursor, valid only as the API gives it in `next`: any other
+    # string of its pattern is rightly a 422, so with one the "valid data is accepted" check
+    # does not apply (tests/test_metrics.py walks real cursors and checks bad ones).
+    excluded = [positive_data_acceptance] if case.query and "after" in case.query else []
+    case.call_and_validate(additional_checks=[errors_are_problem_details], excluded_checks=excluded)

@@ -3,6 +3,8 @@
 import pytest
 from fastapi.testclient import TestClient
 
+from api.pagination import encode_cursor
+
 TOTAL = 42
 
 
@@ -39,12 +41,49 @@ def test_paging_links_in_body_and_header_until_the_last_page(client: TestClient)
     market = client.get("/v1/metrics", params={"category": "market", "limit": 500}).json()
     assert pages == 1 and len(seen) == market["total"] == 10
 
+    # `next` pages by keyset: `after=` names the last item's sort values (here its id).
     first = client.get("/v1/metrics", params={"limit": 20}).json()
-    assert first["next"] == "/v1/metrics?limit=20&offset=20"
+    last = ids(first)[-1]
+    assert first["next"] == f"/v1/metrics?limit=20&after={encode_cursor([last])}"
     second = client.get(first["next"]).json()
     third = client.get(second["next"]).json()
-    assert (second["offset"], third["offset"], third["next"]) == (20, 40, None)
-    assert len(set(ids(first) + ids(second) + ids(third))) == TOTAL
+    assert (second["offset"], third["offset"], third["next"]) == (0, 0, None)
+    assert ids(first) + ids(second) + ids(third) == sorted(
+        item["id"] for item in client.get("/v1/metrics", params={"limit": 500}).json()["items"]
+    )
+    assert (first["total"], second["total"], third["total"]) == (TOTAL, TOTAL, TOTAL)
+
+
+@pytest.mark.parametrize(
+    "sort", ["-value_high", "year,-value", "-geography,name", "forecast,-base_year,cited_as"]
+)
+def test_keyset_pages_follow_any_sort_order_with_nulls_last(client: TestClient, sort: str) -> None:
+    """Walking `next` links (after=) gives exactly the one-page listing, on any sort with
+    nullable fields, for every page size."""
+    whole = ids(client.get("/v1/metrics", params={"sort": sort, "limit": 500}).json())
+    assert len(whole) == TOTAL
+    for limit in (1, 4, 7):
+        seen: list[str] = []
+        url: str | None = f"/v1/metrics?sort={sort}&limit={limit}"
+        while url:
+            body = client.get(url).json()
+            seen += ids(body)
+            url = body["next"]
+            assert url is None or "after=" in url
+        assert seen == whole
+
+
+def test_count_none_skips_the_total_and_bad_cursors_are_422(client: TestClient) -> None:
+    body = client.get("/v1/metrics", params={"limit": 5, "count": "none"}).json()
+    assert body["total"] is None and len(body["items"]) == 5 and "count=none" in body["next"]
+    assert client.get("/v1/metrics", params={"limit": 500, "count": "none"}).json()["next"] is None
+    for bad in ("!!!", "bm90IGpzb24", encode_cursor([1, 2, 3, 4])):
+        response = client.get("/v1/metrics", params={"after": bad})
+        assert response.status_code == 422, bad
+        assert response.headers["content-type"] == "application/problem+json"
+    # Ranked by relevance (q, no sort): paged by offset.
+    ranked = client.get("/v1/metrics", params={"q": "cell", "limit": 2}).json()
+    assert "offset=2" in ranked["next"] and "after=" not in ranked["next"]
 
 
 def test_offset_past_the_end_is_an_empty_page(client: TestClient) -> None:
@@ -253,7 +292,7 @@ def test_category_views_are_filtered_metric_collections(
     body = client.get(path, params={"limit": 3}).json()
     assert body["total"] == total
     assert {item["category"] for item in body["items"]} == {category}
-    assert body["next"] == f"{path}?limit=3&offset=3"
+    assert body["next"] == f"{path}?limit=3&after={encode_cursor([ids(body)[-1]])}"
     same = client.get("/v1/metrics", params={"category": category, "limit": 3}).json()
     assert body["items"] == same["items"]
     filtered = client.get(path, params={"forecast": "true", "sort": "-year"}).json()

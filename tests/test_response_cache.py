@@ -7,6 +7,7 @@ import io
 import time
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -177,3 +178,78 @@ def test_a_client_that_only_revalidates_is_answered_from_the_cache(client: TestC
     whole = client.get("/v1/metrics?limit=9", headers={"Accept": "*/*"})
     assert whole.status_code == 200 and len(whole.json()["items"]) == 9
     assert cache.hits == hits + 2
+
+
+def test_a_hit_answered_at_the_edge_is_the_whole_answer(client: TestClient) -> None:
+    """A hit skips the framework's layers, but answers what they would: the same headers (CORS's
+    `Vary: Origin` included), its own request id, no body for HEAD, counted in the metrics."""
+    cache = cache_of(client)
+    computed = client.get("/v1/metrics?limit=3", headers={"X-Request-ID": "first-1"})
+    hits = cache.hits
+    hit = client.get("/v1/metrics?limit=3", headers={"X-Request-ID": "second-2"})
+    assert cache.hits == hits + 1
+    assert hit.content == computed.content
+    assert hit.headers["x-request-id"] == "second-2"
+    same = ("etag", "vary", "cache-control", "content-type", "dataset-version", "link")
+    assert {n: hit.headers[n] for n in same} == {n: computed.headers[n] for n in same}
+    assert "Origin" in hit.headers["vary"]
+    head = client.head("/v1/metrics?limit=3")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == computed.headers["etag"]
+    assert cache.hits == hits + 2
+    made = client.get("/v1/metrics?limit=3").headers["x-request-id"]
+    assert len(made) == 32 and made != "second-2"
+    # A browser's request goes the whole way, through CORS: it is still a hit.
+    cors = client.get("/v1/metrics?limit=3", headers={"Origin": "https://dash.example"})
+    assert cors.headers["access-control-allow-origin"] == "*"
+    assert cors.content == computed.content and cache.hits == hits + 4
+    text = client.get("/metrics").text
+    assert 'cdmo_http_requests_total{method="HEAD",route="/v1/metrics",status="200"} 1.0' in text
+
+
+def test_a_commit_by_any_other_connection_is_seen_by_the_next_hit(
+    migrated_engine: Engine,
+) -> None:
+    """SQLite: the revision check is exact, and costs no table read while nothing changed: the
+    probe's own connection sees `PRAGMA data_version` move when any other connection commits
+    (another process's would be one), and then reads the revision row."""
+    if migrated_engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's writes notify; this is SQLite's check of the file")
+    seed(migrated_engine)
+    with TestClient(create_app(Settings(), migrated_engine)) as client:
+        cache = cache_of(client)
+        before = client.get(ITEM)
+        hits = cache.hits
+        assert client.get(ITEM).content == before.content and cache.hits == hits + 1
+        with migrated_engine.begin() as connection:
+            connection.exec_driver_sql(
+                "UPDATE metric SET geography = 'Mars' WHERE id = 'viral-vector-lead-time'"
+            )
+            connection.exec_driver_sql("UPDATE dataset_state SET version = version + 1")
+        after = client.get(ITEM)
+        assert after.json()["geography"] == "Mars" and cache.hits == hits + 1
+        assert int(after.headers["dataset-version"]) == int(before.headers["dataset-version"]) + 1
+
+
+def test_a_live_server_read_right_after_its_write_sees_it(migrated_engine: Engine) -> None:
+    """Over real connections the write's answer reaches the client, and its next read can
+    arrive, before the write's request has finished in the server: that read must still see it
+    (on PostgreSQL, before the write's own NOTIFY has come back)."""
+    from tests.conftest import serving
+
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    with serving(migrated_engine) as (_server, url), httpx.Client(base_url=url) as client:
+        path = ITEM
+        tag = client.get(path).headers["etag"]
+        for n in range(60):
+            name = f"Viral vector lead time, round {n}"
+            written = client.patch(
+                path,
+                json={"name": name},
+                headers={"Authorization": f"Bearer {keys['alice']}", "If-Match": tag},
+            )
+            assert written.status_code == 200, written.text
+            read = client.get(path)
+            assert read.json()["name"] == name, n
+            tag = read.headers["etag"]

@@ -69,7 +69,7 @@ def metrics_by_ids(session: Session, ids: Iterable[str]) -> list[MetricPublic]:
 
 def category_metrics(session: Session, category: Category | None) -> tuple[list[MetricPublic], int]:
     """The first SECTION_FIGURES metrics of `category` by id, and how many there are."""
-    return metrics_service.list_metrics(
+    return metrics_service.public_page(
         session, query=MetricQuery(limit=SECTION_FIGURES), category=category
     )
 
@@ -116,7 +116,7 @@ def home(session: Session, as_of: datetime | None) -> dict[str, Any]:
 
 def browse(session: Session, query: MetricQuery) -> dict[str, Any]:
     """One page of the figure table, and the facet counts of the same filters."""
-    items, total = metrics_service.list_metrics(session, query=query)
+    items, total = metrics_service.public_page(session, query=query)
     filters = query.model_dump(
         include=set(MetricFilters.model_fields) - {"as_of"}, exclude_none=True
     )
@@ -160,7 +160,7 @@ def context_chart(
     baseline = None
     if metric.baseline_id:
         baseline = next(iter(metrics_by_ids(session, [metric.baseline_id])), None)
-    same_unit, _ = metrics_service.list_metrics(
+    same_unit, _ = metrics_service.public_page(
         session, query=MetricQuery(unit=metric.unit, measure=metric.measure, limit=ALL)
     )
     subjects = {s.lower() for s in metric.subjects}
@@ -274,7 +274,7 @@ def source(session: Session, source_id: str, link: Any) -> dict[str, Any]:
     """A source's text in blocks, each figure's sentence marked and linked."""
     found: SourcePublic = sources_service.get_source(session, source_id=source_id)
     text = sources_service.get_source_text(session, source_id=source_id)
-    metrics, _ = metrics_service.list_metrics(
+    metrics, _ = metrics_service.public_page(
         session, query=MetricQuery(source=source_id, limit=ALL)
     )
     by_span: dict[tuple[int, int], list[MetricPublic]] = {}

@@ -1,6 +1,6 @@
 """The metric table and its subject tags."""
 
-from sqlalchemy import CheckConstraint, Column, Float, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, Column, Float, ForeignKey, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from api.records.periods import history_of
@@ -14,6 +14,8 @@ class Metric(SQLModel, table=True):
             "value IS NULL OR (value = value_low AND value = value_high)", name="point_value"
         ),
         CheckConstraint("evidence_start >= 0 AND evidence_start < evidence_end", name="evidence"),
+        # The filtered, sorted page at scale (migration 0007).
+        Index("ix_metric_category_forecast_value_high", "category", "forecast", "value_high"),
     )
 
     id: str = Field(primary_key=True, max_length=100)

@@ -1,16 +1,16 @@
 """Metric endpoints: the whole collection, its category views, facets and single metrics."""
 
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlmodel import Session
 
 from api.downloads import add_exports
+from api.exports import Chunk, ChunkReader
 from api.metrics import service
 from api.metrics.kind import METRIC as KIND
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
-from api.pagination import Page, page
+from api.pagination import Page, encode_cursor, json_page
 from api.records import store
 from api.records.asof import ReadSessionDep
 from api.routing import collection_responses, item_responses, plain_responses
@@ -27,25 +27,46 @@ MetricId = Annotated[
 
 
 def _collection(
-    request: Request,
-    response: Response,
-    session: Session,
-    query: MetricQuery,
-    category: Category | None,
-) -> Page[MetricPublic]:
-    items, total = service.list_metrics(session, query=query, category=category)
-    return page(request, response, items, total, query.limit, query.offset)
+    request: Request, session: Session, query: MetricQuery, category: Category | None
+) -> Any:
+    rows, total = service.list_metrics(session, query=query, category=category)
+    next_params: list[tuple[str, str]] | None = None
+    if rows.more:
+        next_params = [("limit", str(query.limit))]
+        if rows.last is not None:
+            next_params.append(("after", encode_cursor(rows.last)))
+        else:  # ranked by relevance: paged by offset
+            next_params.append(("offset", str(query.offset + query.limit)))
+    return json_page(request, rows.items, total, query.limit, query.offset, next_params)
+
+
+def _reader(category: Category | None) -> Any:
+    """The chunk reader of an export of the metrics `query` selects (api.exports)."""
+
+    def reader(query: MetricQuery) -> ChunkReader:
+        ranked = query.q is not None and not query.sort_keys()  # by relevance: not keyed
+
+        def read(session: Session, after: list[Any] | None, limit: int) -> Chunk:
+            if ranked:  # `after` is the count of rows sent (one version: the same rows)
+                skip = after[0] if after else 0
+                rows = service.read_page(
+                    session, query, category, after=None, limit=limit, offset=skip
+                )
+                return Chunk(rows.items, [skip + len(rows.items)] if rows.more else None)
+            rows = service.read_page(session, query, category, after=after, limit=limit)
+            return Chunk(rows.items, rows.last if rows.more else None)
+
+        return read
+
+    return reader
 
 
 def _exports(path: str, category: Category | None, name: str, plural: str) -> None:
-    """`<path>.csv` and `<path>.ndjson`: the metrics `GET <path>` selects, all of them."""
-
-    def rows(session: Session, query: MetricQuery) -> Iterator[MetricPublic]:
-        return service.stream_metrics(session, query=query, category=category)
-
+    """`<path>.csv` and `<path>.ndjson`: the metrics `GET <path>` selects, all of them, read
+    in keyset chunks that hold no connection while the client reads."""
     add_exports(
-        router, path, page_query=MetricQuery, schema=MetricPublic, rows=rows, name=name,
-        plural=plural,
+        router, path, page_query=MetricQuery, schema=MetricPublic, chunks=_reader(category),
+        name=name, plural=plural,
     )  # fmt: skip
 
 
@@ -56,11 +77,9 @@ def _exports(path: str, category: Category | None, name: str, plural: str) -> No
     response_model=Page[MetricPublic],
     responses=COLLECTION_RESPONSES,
 )
-def list_metrics(
-    request: Request, response: Response, session: ReadSessionDep, query: MetricParams
-) -> Any:
+def list_metrics(request: Request, session: ReadSessionDep, query: MetricParams) -> Any:
     """Every metric, filtered, searched, sorted and paged (exported whole: `/v1/metrics.csv`)."""
-    return _collection(request, response, session, query, None)
+    return _collection(request, session, query, None)
 
 
 _exports("/metrics", None, "Metrics", "metrics")
@@ -108,10 +127,8 @@ def get_metric(
 def _category_view(category: Category, path: str, operation_id: str, summary: str) -> None:
     """Register `path` (and its exports) as the metric collection restricted to `category`."""
 
-    def list_category(
-        request: Request, response: Response, session: ReadSessionDep, query: MetricParams
-    ) -> Any:
-        return _collection(request, response, session, query, category)
+    def list_category(request: Request, session: ReadSessionDep, query: MetricParams) -> Any:
+        return _collection(request, session, query, category)
 
     list_category.__doc__ = f"Metrics of category `{category}`; the parameters of `/v1/metrics`."
     router.add_api_route(

@@ -6,7 +6,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from api import filters
 from api.filters import LIST_HELP, YEAR_HELP
-from api.pagination import PageQuery
+from api.pagination import AFTER_DESCRIPTION, COUNT_DESCRIPTION, Count, Cursor, PageQuery
 from api.records.fields import (
     EvidenceIn,
     FigureIn,
@@ -241,6 +241,9 @@ class MetricQuery(MetricFilters, PageQuery):
         "when `q` is given. Fields: " + ", ".join(SORTABLE_FIELDS) + ".",
         examples=["category,-value_high"],
     )
+
+    after: Cursor | None = Field(default=None, description=AFTER_DESCRIPTION)
+    count: Count = Field(default="exact", description=COUNT_DESCRIPTION, examples=["none"])
 
     def sort_keys(self) -> list[tuple[str, bool]]:
         """(field, descending) pairs in order; a repeated field counts once, first wins."""

@@ -1,16 +1,22 @@
 """Reading metrics: filters, full-text search, sorting, paging, streaming and facet counts."""
 
+import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
+    Enum,
     FromClause,
-    Select,
+    String,
     and_,
+    bindparam,
     case,
     exists,
     false,
@@ -20,11 +26,13 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlmodel import Session
 
 from api import search
-from api.errors import NotFound
+from api.errors import InvalidInput, NotFound
 from api.filters import spell, years
 from api.filters import values as filters_values
 from api.metrics.models import Metric, MetricSubject
@@ -36,17 +44,25 @@ from api.metrics.schemas import (
     MetricPublic,
     MetricQuery,
 )
-from api.schemas import Evidence
+from api.pagination import cursor_values
 from api.vocabulary import Category
 
 METRIC = Metric.__table__  # type: ignore[attr-defined]
 SUBJECT = MetricSubject.__table__  # type: ignore[attr-defined]
-STREAM_BATCH = 500
+
+
+_year = (0, 0.0)  # (the year, until when it holds), so that a cached answer asks no clock
 
 
 def current_year() -> int:
     """The calendar year now (UTC): forecasts for earlier years have passed their horizon."""
-    return datetime.now(UTC).year
+    global _year
+    year, until = _year
+    now = time.time()
+    if now >= until or now < until - 60:
+        year = datetime.now(UTC).year
+        _year = (year, now + 1.0)  # looked up again at most once a second
+    return year
 
 
 def _horizon_passed() -> ColumnElement[bool]:
@@ -154,81 +170,306 @@ def _selection(
     return from_clause, and_(true(), *conditions), score
 
 
-def _ordered(
-    query: MetricQuery, statement: Select[Any], score: ColumnElement[Any] | None
-) -> Select[Any]:
+SortKey = tuple[ColumnElement[Any], bool, bool]  # (expression, descending, may be null)
+# The columns a page reads, in the order `_item` takes them.
+FIELDS = (
+    "id", "category", "name", "description", "value", "value_low", "value_high", "qualifier",
+    "unit", "measure", "direction", "year", "forecast", "base_year", "geography", "cited_as",
+    "baseline_id", "source_id", "evidence_quote", "evidence_start", "evidence_end",
+)  # fmt: skip
+_POSITION = {name: index for index, name in enumerate(FIELDS)}
+_EXACT_INTEGER_LIMIT = 2**53
+
+
+def _sort_keys(query: MetricQuery, score: ColumnElement[Any] | None) -> list[SortKey]:
+    """The total order of a collection: the requested fields (default id, or relevance with
+    `q`), then id to break ties."""
     keys = query.sort_keys()
     if not keys and score is not None:
-        return statement.order_by(score.desc(), METRIC.c.id)
-    order = [
-        (METRIC.c[name].desc() if descending else METRIC.c[name].asc()).nulls_last()
-        for name, descending in keys or [("id", False)]
+        return [(score, True, False), (METRIC.c.id, False, False)]
+    keys = keys or [("id", False)]
+    order: list[SortKey] = [
+        (METRIC.c[name], descending, bool(METRIC.c[name].nullable)) for name, descending in keys
     ]
     if "id" not in dict(keys):
-        order.append(METRIC.c.id.asc())
-    return statement.order_by(*order)
+        order.append((METRIC.c.id, False, False))
+    return order
 
 
-def _subjects(session: Session, metric_ids: Sequence[str]) -> dict[str, list[str]]:
-    rows = session.execute(
-        select(SUBJECT.c.metric_id, SUBJECT.c.subject)
-        .where(SUBJECT.c.metric_id.in_(list(metric_ids)))
-        .order_by(SUBJECT.c.metric_id, SUBJECT.c.position)
+def _order_by(keys: Sequence[SortKey], table: Any = None) -> list[ColumnElement[Any]]:
+    """ORDER BY terms; nulls sort last, and NULLS LAST is said only for columns that may hold
+    a null (on PostgreSQL it would keep a descending walk of a plain index from being used)."""
+    terms = []
+    for column, descending, nullable in keys:
+        expression = column if table is None else table.c[column.name]
+        term = expression.desc() if descending else expression.asc()
+        terms.append(term.nulls_last() if nullable else term)
+    return terms
+
+
+def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows that sort after the row whose sort values are `values` (keyset paging)."""
+    if len(values) != len(keys):
+        raise InvalidInput("query", "after", "this cursor is for another sort order")
+    bound = [_bound(column, value, nullable) for (column, _d, nullable), value in zip(
+        keys, values, strict=True)]  # fmt: skip
+    alternatives = []
+    for index, (column, descending, nullable) in enumerate(keys):
+        value = bound[index]
+        if value is None:
+            continue  # nulls sort last: nothing after a null at this level but other nulls
+        beyond: ColumnElement[bool] = column < value if descending else column > value
+        if nullable:
+            beyond = or_(beyond, column.is_(None))
+        same = [
+            c.is_(None) if v is None else c == v
+            for (c, _d, _n), v in zip(keys[:index], bound[:index], strict=True)
+        ]
+        alternatives.append(and_(*same, beyond))
+    return or_(false(), *alternatives)
+
+
+def _bound(column: ColumnElement[Any], value: Any, nullable: bool) -> Any:
+    """A cursor value as a bound parameter of its column's type; a value of another type
+    (not a token this API gave) is a 422, never a database error."""
+    if value is None:
+        if nullable:
+            return None
+    else:
+        python_type = column.type.python_type
+        expected: tuple[type, ...] = (
+            (int, float) if python_type is float else (str,) if issubclass(python_type, str)
+            else (python_type,)
+        )  # fmt: skip
+        right = isinstance(value, expected) and (python_type is bool) == isinstance(value, bool)
+        if right and not (isinstance(value, str) and ("\x00" in value or len(value) > 1000)):
+            return bindparam(None, value, type_=column.type)
+    raise InvalidInput("query", "after", "not a cursor this API gave (use the `next` link)")
+
+
+def _figure(value: float | None) -> float | int | None:
+    """As the API writes figures: integral values without a ".0" (api.schemas.Figure)."""
+    if value is not None and value.is_integer() and abs(value) < _EXACT_INTEGER_LIMIT:
+        return int(value)
+    return value
+
+
+def _item(r: Sequence[Any], subjects: list[str], year: int) -> dict[str, Any]:
+    """A metric row as its public JSON object (MetricPublic's fields, in its order)."""
+    forecast, when = r[12], r[11]
+    return {
+        "id": r[0],
+        "category": r[1],
+        "name": r[2],
+        "description": r[3],
+        "value": _figure(r[4]),
+        "value_low": _figure(r[5]),
+        "value_high": _figure(r[6]),
+        "qualifier": r[7],
+        "unit": r[8],
+        "measure": r[9],
+        "direction": r[10],
+        "year": when,
+        "forecast": forecast,
+        "horizon_passed": bool(forecast and when is not None and when < year),
+        "base_year": r[13],
+        "geography": r[14],
+        "subjects": subjects,
+        "cited_as": r[15],
+        "baseline_id": r[16],
+        "source_id": r[17],
+        "evidence": {"quote": r[18], "start": r[19], "end": r[20]},
+    }
+
+
+def _plain_column(column: Any) -> Any:
+    """Enumerated columns read as the plain strings they hold (their values are valid by the
+    table's CHECK): no enum member made per value."""
+    if isinstance(column.type, Enum):
+        return type_coerce(column, String)
+    return column
+
+
+_ROW_COLUMNS = [_plain_column(METRIC.c[name]) for name in FIELDS]
+
+
+def _plain_value(value: Any) -> Any:
+    return value.value if isinstance(value, StrEnum) else value
+
+
+@dataclass
+class Rows:
+    """One read of a collection: the items as JSON-ready dicts, in order, and where it ended."""
+
+    items: list[dict[str, Any]]
+    more: bool  # whether rows follow the last one
+    last: list[Any] | None  # the sort values of the last item (for `after=`), when keyed
+
+
+def read_page(
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
+    *,
+    after: Sequence[Any] | None,
+    limit: int,
+    offset: int = 0,
+) -> Rows:
+    """Up to `limit` metrics in the collection's order, after the row `after` names (keyset)
+    and `offset` more: one query, the subjects joined to the page."""
+    from_clause, where, score = _selection(session, query, category)
+    keys = _sort_keys(query, score)
+    if after is not None:
+        if score is not None and not query.sort_keys():
+            raise InvalidInput(
+                "query", "after", "results ranked by relevance page by offset; give `sort`"
+            )
+        where = and_(where, _after(keys, after))
+    # One query: the page's rows, each with its subjects gathered by a correlated subquery
+    # (index lookups per row of the page, whatever the page's size).
+    ranked = score is not None and not query.sort_keys()
+    order = [score.desc(), METRIC.c.id] if ranked and score is not None else _order_by(keys)
+    statement = (
+        select(*_ROW_COLUMNS, _subjects_of(session))
+        .select_from(from_clause)
+        .where(where)
+        .order_by(*order)
+        .limit(limit + 1)
+        .offset(offset)
     )
-    result: dict[str, list[str]] = {}
-    for metric_id, subject in rows:
-        result.setdefault(metric_id, []).append(subject)
-    return result
-
-
-def _public(rows: Sequence[Any], session: Session) -> list[MetricPublic]:
-    subjects = _subjects(session, [row["id"] for row in rows])
     year = current_year()
-    return [
-        MetricPublic(
-            **{name: row[name] for name in MetricPublic.model_fields if name in row},
-            horizon_passed=bool(row["forecast"] and row["year"] is not None and row["year"] < year),
-            subjects=subjects.get(row["id"], []),
-            evidence=Evidence(
-                quote=row["evidence_quote"], start=row["evidence_start"], end=row["evidence_end"]
-            ),
+    items: list[dict[str, Any]] = []
+    rows = session.execute(statement).all()  # fetchall: the driver's fastest path
+    json_subjects = session.get_bind().dialect.name == "sqlite"
+    for row in rows[:limit]:
+        subjects = row[21]
+        if json_subjects:
+            subjects = orjson.loads(subjects)
+        items.append(_item(row, subjects or [], year))
+    more = len(rows) > limit
+    last = _last(keys, rows[limit - 1], score, query) if items and len(items) == limit else None
+    if items and not more:
+        last = _last(keys, rows[len(items) - 1], score, query)
+    return Rows(items, more, last)
+
+
+def _subjects_of(session: Session) -> ColumnElement[Any]:
+    """A metric's subjects in order, for each row of the enclosing query: a PostgreSQL array,
+    or a JSON array (text) on SQLite, whose aggregates take no ORDER BY before 3.44."""
+    if session.get_bind().dialect.name == "postgresql":
+        return (
+            select(func.array_agg(aggregate_order_by(SUBJECT.c.subject, SUBJECT.c.position)))
+            .where(SUBJECT.c.metric_id == METRIC.c.id)
+            .correlate_except(SUBJECT)
+            .scalar_subquery()
         )
-        for row in rows
-    ]
+    ordered = (
+        select(SUBJECT.c.subject)
+        .where(SUBJECT.c.metric_id == METRIC.c.id)
+        .order_by(SUBJECT.c.position)
+        .correlate_except(SUBJECT)
+        .subquery()
+    )
+    return select(func.json_group_array(ordered.c.subject)).scalar_subquery()
+
+
+def _last(
+    keys: Sequence[SortKey], row: Sequence[Any], score: Any, query: MetricQuery
+) -> list[Any] | None:
+    if score is not None and not query.sort_keys():
+        return None  # relevance: not keyed
+    return [_plain_value(row[_POSITION[column.name]]) for column, _d, _n in keys]
+
+
+def count_metrics(session: Session, query: MetricFilters, category: Category | None) -> int:
+    """How many metrics match the filters."""
+    from_clause, where, _score = _selection(session, query, category)
+    return int(
+        session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
+    )
 
 
 def list_metrics(
     session: Session, *, query: MetricQuery, category: Category | None = None
+) -> tuple[Rows, int | None]:
+    """One page of metrics matching `query` (within `category` if given), and the total
+    (None with `count=none`). A first page that holds every match is its own count."""
+    after = cursor_values(query.after) if query.after is not None else None
+    rows = read_page(session, query, category, after=after, limit=query.limit, offset=query.offset)
+    total: int | None = None
+    if query.count == "exact":
+        if after is None and not rows.more and (rows.items or query.offset == 0):
+            total = query.offset + len(rows.items)
+        else:
+            total = _counted(session, query, category)
+    return rows, total
+
+
+def public_page(
+    session: Session, *, query: MetricQuery, category: Category | None = None
 ) -> tuple[list[MetricPublic], int]:
-    """One page of metrics matching `query` (within `category` if given), and the total."""
-    from_clause, where, score = _selection(session, query, category)
-    total = session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
-    statement = select(METRIC).select_from(from_clause).where(where)
-    rows = (
-        session.execute(_ordered(query, statement, score).limit(query.limit).offset(query.offset))
-        .mappings()
-        .all()
+    """A page as models (for the explorer's templates), and its exact total."""
+    rows, total = list_metrics(
+        session, query=query.model_copy(update={"count": "exact"}), category=category
     )
-    return _public(rows, session), total
+    return [MetricPublic.model_validate(item) for item in rows.items], total or 0
 
 
 def stream_metrics(
     session: Session, *, query: MetricQuery, category: Category | None = None
 ) -> Iterator[MetricPublic]:
-    """Every metric matching `query`, in order, fetched in batches (no paging)."""
-    from_clause, where, score = _selection(session, query, category)
-    statement = _ordered(query, select(METRIC).select_from(from_clause).where(where), score)
-    result = session.execute(statement.execution_options(yield_per=STREAM_BATCH)).mappings()
-    for rows in result.partitions():
-        yield from _public(rows, session)
+    """Every metric `query` selects, in the collection's order, read a page at a time."""
+    after: Sequence[Any] | None = None
+    offset = 0
+    while True:
+        rows = read_page(session, query, category, after=after, limit=STREAM_ROWS, offset=offset)
+        yield from (MetricPublic.model_validate(item) for item in rows.items)
+        if not rows.more:
+            return
+        if rows.last is not None:
+            after = rows.last
+        else:  # ranked by relevance: paged by offset
+            offset += len(rows.items)
+
+
+STREAM_ROWS = 2000
+
+
+# Totals by (dataset version, filters): the pages after the first, and the same filters
+# sorted another way, count nothing again while the dataset stands still.
+_COUNTS: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+_COUNTS_KEPT = 1024
+_NOT_FILTERS = {"limit", "offset", "format", "sort", "after", "count"}
+
+
+def _counted(session: Session, query: MetricQuery, category: Category | None) -> int:
+    version = session.info.get("dataset_version")
+    if version is None:  # not a request's read session: no version to key on
+        return count_metrics(session, query, category)
+    filters = query.model_dump(exclude=_NOT_FILTERS)
+    key = (version, current_year(), category, *sorted(filters.items()))
+    total = _COUNTS.get(key)
+    if total is None:
+        total = count_metrics(session, query, category)
+        _COUNTS[key] = total
+        while len(_COUNTS) > _COUNTS_KEPT:
+            _COUNTS.popitem(last=False)
+    return total
 
 
 def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
     """The metric `metric_id`; NotFound when there is none."""
-    row = session.execute(select(METRIC).where(METRIC.c.id == metric_id)).mappings().first()
-    if row is None:
+    statement = (
+        select(*(METRIC.c[name] for name in FIELDS), SUBJECT.c.subject)
+        .select_from(METRIC.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id))
+        .where(METRIC.c.id == metric_id)
+        .order_by(SUBJECT.c.position)
+    )
+    rows = session.execute(statement).all()
+    if not rows:
         raise NotFound(f"There is no metric {metric_id!r}.")
-    return _public([row], session)[0]
+    subjects = [row[21] for row in rows if row[21] is not None]
+    return MetricPublic.model_validate(_item(rows[0], subjects, current_year()))
 
 
 def _facet_column(name: str) -> tuple[ColumnElement[Any], bool]:

@@ -8,7 +8,7 @@
 - `metric_fts` is rebuilt that way, and `<table>_fts` is added for technology, pricing_model,
   regulatory_change, bottleneck, faq and source: one document per history row (`row_id`).
 
-Revision ID: b13s0006
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-30 04:00:00
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "b13s0006"
+revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

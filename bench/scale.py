@@ -1,0 +1,187 @@
+"""The scale round: cold reads and exports at a given size (issue 12: 1,000,000 metrics).
+
+    python bench/run.py --size 1000000            # SQLite, and PostgreSQL with BENCH_POSTGRES_URL
+    python bench/scale.py --size 20000 --requests 20
+
+It writes bench/synthetic.py's SYNTHETIC dataset (SIZE metrics, 200 per source: 5,000 sources
+at 1,000,000), imports it with `cdmo-metrics import` into a fresh database of each kind, serves
+it with the response cache off (`RESPONSE_CACHE_BYTES=0`: every request computed) and times
+sequential requests with httpx, each distinct so no layer can answer from memory: one metric, a
+filtered and sorted page of 50, a `q` page, facets, a first and a deep keyset page (`after=` at
+the middle of the collection), the same with `count=none`; then one whole NDJSON and one CSV
+export (rows/s), and the server's peak memory (VmHWM). Each row is printed against its target.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import synthetic  # noqa: E402
+from bench.history import Importer, fresh_database, server  # noqa: E402
+
+PER_SOURCE = 200
+CATEGORIES = synthetic.CATEGORIES
+
+
+def peak_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def p50_p95(timings: list[float]) -> tuple[float, float]:
+    timings = sorted(timings)
+    return statistics.median(timings), timings[max(0, int(len(timings) * 0.95) - 1)]
+
+
+def measure(
+    client: httpx.Client, paths: Callable[[int], str], requests: int
+) -> tuple[float, float, object]:
+    timings, body = [], None
+    for n in range(requests):
+        path = paths(n)
+        started = time.perf_counter()
+        response = client.get(path)
+        timings.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise SystemExit(f"GET {path}: {response.status_code} {response.text[:300]}")
+        body = response.json()
+    p50, p95 = p50_p95(timings)
+    return p50, p95, body
+
+
+def export_rate(client: httpx.Client, fmt: str) -> tuple[float, int]:
+    """Rows per second of one whole export, read as fast as the client can."""
+    started = time.perf_counter()
+    rows = 0
+    headers = {"Accept-Encoding": "identity"}
+    with client.stream("GET", f"/v1/metrics?format={fmt}", headers=headers) as response:
+        for line in response.iter_lines():
+            rows += 1 if line else 0
+    seconds = time.perf_counter() - started
+    return (rows - (1 if fmt == "csv" else 0)) / seconds, rows
+
+
+def round_for(
+    kind: str, url: str, folder: Path | None, size: int, requests: int, work: Path
+) -> None:
+    """Migrate, import `folder` (None: `url` already holds the dataset), serve and measure."""
+    env = {**os.environ, "DATABASE_URL": url, "TMPDIR": str(work), "LOG_LEVEL": "warning"}
+    migrated = Importer._cli(["migrate"], env)
+    if migrated.returncode != 0:
+        raise SystemExit(f"cdmo-metrics migrate exited {migrated.returncode}:\n{migrated.stderr}")
+    if folder is None:
+        print(f"\n### {kind}, {size:,} metrics (loaded before)\n")
+    else:
+        seconds, _ = Importer(env).run(folder, "scale", env)
+        print(
+            f"\n### {kind}, {size:,} metrics (import: {seconds:.0f} s, {size / seconds:,.0f}/s)\n"
+        )
+    print("| case | p50 ms | p95 ms | target | met |")
+    print("|---|---:|---:|---|---|")
+    with server(url, env) as (process, base), httpx.Client(base_url=base, timeout=600) as client:
+        per_source = PER_SOURCE
+        sources = max(1, size // per_source)
+
+        def metric_id(n: int) -> str:
+            s = (n * 7919) % sources
+            return f"synthetic-{s:03d}-{(n * 104729) % per_source:05d}"
+
+        def page_after(n: int) -> str:
+            # The cursor of the item at the middle of the id order (a deep page by keyset).
+            from api.pagination import encode_cursor
+
+            middle = f"synthetic-{sources // 2 + n:03d}-00000"
+            return f"/v1/metrics?limit=50&after={encode_cursor([middle])}"
+
+        cases: list[tuple[str, Callable[[int], str], float]] = [
+            ("one metric", lambda n: f"/v1/metrics/{metric_id(n)}", 5),
+            (
+                "filtered, sorted page of 50",
+                lambda n: (
+                    f"/v1/metrics?category={CATEGORIES[n % 5]}&forecast=false"
+                    f"&sort=-value_high&limit={50 - n % 3}"
+                ),
+                30,
+            ),
+            ("q page of 50", lambda n: f"/v1/metrics?q=batch+yields&limit={50 - n % 3}", 50),
+            (
+                "facets (category, unit, year)",
+                lambda n: (
+                    "/v1/metrics/facets?facet=category,unit,year"
+                    f"&forecast={'true' if n % 2 else 'false'}"
+                ),
+                250,
+            ),
+            ("first page of 50 (id order)", lambda n: f"/v1/metrics?limit={50 - n % 3}", 30),
+            ("deep page of 50 by keyset (after=)", page_after, 30),
+            (
+                "deep page, count=none",
+                lambda n: page_after(n) + "&count=none",
+                30,
+            ),
+        ]
+        for name, paths, target in cases:
+            p50, p95, _body = measure(client, paths, requests)
+            met = "yes" if p50 <= target else "**no**"
+            print(f"| {name} | {p50:.1f} | {p95:.1f} | ≤ {target} ms | {met} |")
+        for fmt in ("ndjson", "csv"):
+            rate, rows = export_rate(client, fmt)
+            met = "yes" if rate >= 100_000 else "**no**"
+            print(f"| {fmt.upper()} export, {rows:,} lines | {rate:,.0f} rows/s | - "
+                  f"| ≥ 100,000 rows/s | {met} |")  # fmt: skip
+        peak = peak_mib(process.pid)
+        met = "yes" if peak <= 150 else "**no**"
+        print(f"| server peak memory (VmHWM), all of the above | {peak:.0f} MiB | - "
+              f"| ≤ 150 MiB | {met} |")  # fmt: skip
+
+
+def run(size: int, requests: int, databases: list[str]) -> None:
+    work = Path(tempfile.mkdtemp(prefix="cdmo-scale-"))
+    folder = work / "synthetic"
+    started = time.perf_counter()
+    synthetic.write(folder, size, max(1, size // PER_SOURCE))
+    print(f"SYNTHETIC dataset of {size:,} metrics written in {time.perf_counter() - started:.0f} s")
+    postgres = os.environ.get("BENCH_POSTGRES_URL", "")
+    for kind in databases:
+        if kind == "postgresql" and not postgres:
+            print("\n(PostgreSQL skipped: BENCH_POSTGRES_URL is not set)")
+            continue
+        with fresh_database(kind, work, postgres, size) as url:
+            round_for({"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind], url, folder, size,
+                      requests, work)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--database-url",
+        help="measure this database, which already holds the SYNTHETIC dataset of --size "
+        "metrics (no generation, no import)",
+    )
+    args = parser.parse_args(argv)
+    if args.database_url:
+        kind = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
+        work = Path(tempfile.mkdtemp(prefix="cdmo-scale-"))
+        round_for(kind, args.database_url, None, args.size, args.requests, work)
+        return 0
+    run(args.size, args.requests, args.databases.split(","))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

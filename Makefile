@@ -1,13 +1,18 @@
 # Two commands from a fresh clone: `make run` and `make test`.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Two environments: `.venv` from the development lock (tests, linters, `make install`) and
+# `.venv-run` from the runtime lock alone (`make run`: no pytest, fuzzers or linters).
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
+RUN_VENV := .venv-run
+RUN_BIN := $(RUN_VENV)/bin
+RUN_STAMP := $(RUN_VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install npm migrate seed run test fuzz lint format openapi bench bench-history lock clean
+.PHONY: install install-run npm migrate seed run test fuzz lint format openapi bench bench-history lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +30,23 @@ node_modules/.installed: package.json package-lock.json
 
 npm: node_modules/.installed
 
-migrate: install
-	$(BIN)/cdmo-metrics migrate
+# The runtime lock only; the project itself is built with setuptools fetched by pip.
+$(RUN_STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(RUN_VENV)
+	$(RUN_BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(RUN_BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	rm -f $(RUN_VENV)/.installed-* && touch $@
+
+install-run: $(RUN_STAMP)
+
+migrate: install-run
+	$(RUN_BIN)/cdmo-metrics migrate
 
 seed: migrate
-	$(BIN)/cdmo-metrics seed
+	$(RUN_BIN)/cdmo-metrics seed
 
 run: seed
-	$(BIN)/cdmo-metrics serve
+	$(RUN_BIN)/cdmo-metrics serve
 
 lint: install npm
 	$(BIN)/ruff check .
@@ -99,4 +113,4 @@ lock:
 		-o requirements-dev.lock
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) node_modules data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUN_VENV) $(BENCH_VENV) node_modules data .pytest_cache .mypy_cache .ruff_cache

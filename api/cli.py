@@ -190,8 +190,8 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `cdmo-metrics` console script."""
+def parser() -> argparse.ArgumentParser:
+    """The command line: every command and option with its help."""
     parser = argparse.ArgumentParser(
         prog="cdmo-metrics",
         description="Run and manage the CDMO Metrics API. Settings come from the environment "
@@ -223,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         "--scope",
         choices=auth_service.SCOPES,
         default="write",
-        help="write: create, change and delete records; admin: sources and releases too "
-        "(default: write)",
+        help="write: create, change and delete metrics and context entities; admin: sources "
+        "too (default: write)",
     )
     key_commands.add_parser("list", help="list keys (never their tokens)")
     revoke = key_commands.add_parser("revoke", help="revoke a key by name")
@@ -236,7 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 1)"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `cdmo-metrics` console script."""
+    args = parser().parse_args(argv)
     try:
         get_settings()
     except ValidationError as exc:

@@ -552,7 +552,7 @@ def _index_problems(session: Session, sqlite: bool, key_name: str) -> list[str]:
         session.rollback()
         indexed = session.execute(
             text(
-                "SELECT h.id, f.name FROM metric_fts f JOIN metric_history h "
+                "SELECT h.id, f.c0 FROM metric_fts f JOIN metric_history h "
                 "ON h.row_id = f.rowid WHERE h.valid_to IS NULL"
             )
         ).all()
@@ -573,7 +573,8 @@ def _index_problems(session: Session, sqlite: bool, key_name: str) -> list[str]:
             text(
                 "SELECT count(*) FROM metric_fts f JOIN metric_history h ON h.row_id = f.row_id "
                 "WHERE h.valid_to IS NULL AND h.id LIKE 'crash-%' "
-                "AND NOT f.document @@ plainto_tsquery('english', h.name)"
+                "AND NOT tsvector_to_array(cdmo_search_vector(h.name))"
+                " <@ tsvector_to_array(f.document)"
             )
         ).scalar_one()
         if sorted(indexed_ids) != sorted(metrics) or stale:

@@ -1,5 +1,6 @@
 """The `cdmo-metrics` command as a user runs it."""
 
+import argparse
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from api import cli
 from tests.test_dataset import SOURCE_ID
 
 
@@ -38,3 +40,34 @@ def test_migrate_then_seed_twice_then_a_bad_file(tmp_path: Path, seed_copy: Path
     assert refused.returncode == 1
     assert "seed refused, nothing was written" in refused.stderr
     assert f"{path}: metrics[{data['metrics'][3]['id']}].unit: Input should be" in refused.stderr
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: str = ""
+) -> list[tuple[str, argparse.ArgumentParser]]:
+    found = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _commands(sub, f"{path} {name}".strip())
+    return found
+
+
+def test_every_command_and_option_has_help() -> None:
+    commands = _commands(cli.parser())
+    assert [name for name, _ in commands] == [
+        "", "migrate", "seed", "import", "keys", "keys create", "keys list", "keys revoke",
+        "openapi", "serve",
+    ]  # fmt: skip
+    for name, parser in commands:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                assert all(choice.help for choice in action._choices_actions), name
+            elif not isinstance(action, argparse._HelpAction):
+                assert action.help, f"cdmo-metrics {name}: {action.dest} has no help"
+    usage = run("--help", env={}).stdout
+    for command in ("migrate", "seed", "import", "keys", "openapi", "serve"):
+        assert f"    {command} " in usage
+    create = run("keys", "create", "--help", env={}).stdout
+    assert "--name NAME" in create and "a unique name for the key" in create
+    assert "admin: sources too" in " ".join(create.split())

@@ -2,7 +2,7 @@
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from api import migrate
 from api.migrate import include_name
@@ -74,3 +74,26 @@ def test_models_and_migrations_do_not_drift(migrated_engine: Engine) -> None:
             connection, opts={"compare_type": True, "include_name": include_name}
         )
         assert compare_metadata(context, metadata) == []
+
+
+def test_the_search_indexes_go_down_to_0005_and_back(empty_engine: Engine) -> None:
+    """0006 rebuilds metric_fts in the shared language and adds one index per kind; down,
+    0005's metric index (English stemming) is rebuilt from the history, then up again."""
+    migrate.upgrade(empty_engine)
+    seed(empty_engine)
+    migrate.downgrade(empty_engine, "0005")
+    assert "technology_fts" not in tables(empty_engine)
+    postgres = empty_engine.dialect.name == "postgresql"
+    old_match = (
+        "SELECT count(*) FROM metric_fts WHERE document @@ plainto_tsquery('english', 'outsource')"
+        if postgres
+        else "SELECT count(*) FROM metric_fts WHERE metric_fts MATCH 'outsource'"
+    )
+    with empty_engine.connect() as connection:
+        assert connection.execute(text(old_match)).scalar_one() == 1
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        for kind in ("metric", "technology", "faq", "source"):
+            indexed = connection.execute(text(f"SELECT count(*) FROM {kind}_fts")).scalar_one()
+            rows = connection.execute(text(f"SELECT count(*) FROM {kind}_history")).scalar_one()
+            assert indexed == rows > 0, kind

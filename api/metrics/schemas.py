@@ -73,9 +73,13 @@ TextList = Annotated[
     StringConstraints(min_length=1, max_length=500),
     AfterValidator(no_nul),
     AfterValidator(filters.text_list),
+    Field(json_schema_extra={"pattern": filters.TEXT_LIST_PATTERN}),
 ]
 YearList = Annotated[
-    str, StringConstraints(min_length=1, max_length=500), AfterValidator(filters.year_list)
+    str,
+    StringConstraints(min_length=1, max_length=500),
+    AfterValidator(filters.year_list),
+    Field(json_schema_extra={"pattern": filters.YEAR_LIST_PATTERN}),
 ]
 
 

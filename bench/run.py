@@ -37,7 +37,7 @@ SCENARIOS = [
     ("one metric", "/v1/metrics/{metric}", {}),
     ("filtered, sorted page", "/v1/metrics?category=market&forecast=false&sort=-value_high,id", {}),
     ("q search", "/v1/metrics?q=cell+therapy", {}),
-    ("CSV export, whole collection", "/v1/metrics?format=csv", {}),
+    ("CSV export, whole collection", "/v1/metrics.csv", {}),
     ("304 revalidation", "/v1/metrics?limit=50", {"If-None-Match": "{etag}"}),
 ]
 # The same questions, asked of the API with its response cache off (every request computed, as

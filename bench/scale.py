@@ -66,7 +66,7 @@ def export_rate(client: httpx.Client, fmt: str) -> tuple[float, int]:
     started = time.perf_counter()
     rows = 0
     headers = {"Accept-Encoding": "identity"}
-    with client.stream("GET", f"/v1/metrics?format={fmt}", headers=headers) as response:
+    with client.stream("GET", f"/v1/metrics.{fmt}", headers=headers) as response:
         for line in response.iter_lines():
             rows += 1 if line else 0
     seconds = time.perf_counter() - started

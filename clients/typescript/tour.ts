@@ -17,7 +17,7 @@ function nextQuery(next: string): MetricQuery {
   const params = new URL(next, baseUrl).searchParams;
   return {
     limit: Number(params.get("limit")),
-    offset: Number(params.get("offset")),
+    after: params.get("after") ?? undefined,
     sort: params.get("sort") ?? undefined,
   };
 }
@@ -39,6 +39,7 @@ async function pageThroughNext(): Promise<void> {
     pages += 1;
     assert.equal(data.total, 42);
     query = data.next === null ? null : nextQuery(data.next);
+    assert.ok(pages <= 5, "next should end after five pages");
   }
   assert.equal(pages, 5);
   assert.equal(seen.length, 42);

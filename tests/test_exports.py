@@ -46,7 +46,9 @@ def stalled_exports(url: str, count: int, path: str) -> Iterator[list[socket.soc
             client = socket.socket()
             client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             client.connect((host, int(port)))
-            request = f"GET {path}&offset={n} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+            # a filter that keeps every metric, different per client
+            distinct = f"{'&' if '?' in path else '?'}value_min=-{n + 1}"
+            request = f"GET {path}{distinct} HTTP/1.1\r\nHost: {host}\r\n\r\n"
             client.sendall(request.encode())
             clients.append(client)
         yield clients
@@ -94,7 +96,7 @@ def test_stalled_export_readers_leave_plain_reads_answering(
     environment = {"EXPORTS_PER_CLIENT": "1000", "EXPORT_SEND_TIMEOUT": "120"}
     with (
         serving(migrated_engine, **environment) as (server, url),
-        stalled_exports(url, 3 * pool, "/v1/metrics?format=ndjson") as clients,
+        stalled_exports(url, 3 * pool, "/v1/metrics.ndjson") as clients,
     ):
         assert all(status_of(client) == b"HTTP/1.1 200" for client in clients)
         wait_idle(server.pid)  # every export has filled what its socket holds, and waits
@@ -119,10 +121,10 @@ def test_exports_per_client_are_capped_and_a_client_that_stops_reading_is_droppe
     cap = Settings().exports_per_client
     with (
         serving(migrated_engine, EXPORT_SEND_TIMEOUT="3") as (_server, url),
-        stalled_exports(url, cap, "/v1/metrics?format=ndjson") as clients,
+        stalled_exports(url, cap, "/v1/metrics.ndjson") as clients,
     ):
         assert all(status_of(client) == b"HTTP/1.1 200" for client in clients)
-        refused = httpx.get(f"{url}/v1/metrics?format=ndjson", timeout=30)
+        refused = httpx.get(f"{url}/v1/metrics.ndjson", timeout=30)
         assert refused.status_code == 429
         assert refused.headers["content-type"] == "application/problem+json"
         assert refused.headers["retry-after"] == "5"
@@ -135,7 +137,7 @@ def test_exports_per_client_are_capped_and_a_client_that_stops_reading_is_droppe
                 received += chunk
             cut.append(len(received))
         # Their slots are free again; each stalled client got less than the whole.
-        whole = httpx.get(f"{url}/v1/metrics?format=ndjson", timeout=60)
+        whole = httpx.get(f"{url}/v1/metrics.ndjson", timeout=60)
         assert whole.status_code == 200
         assert len(whole.text.splitlines()) == METRICS + 42
         assert all(size < len(whole.content) for size in cut), (cut, len(whole.content))
@@ -159,7 +161,7 @@ def test_an_export_answers_at_one_version_while_writes_land(
         TestClient(create_app(settings, migrated_engine)) as client,
         TestClient(create_app(settings, migrated_engine)) as other,
     ):
-        before = client.get("/v1/metrics?format=ndjson").text.splitlines()
+        before = client.get("/v1/metrics.ndjson").text.splitlines()
         last_id = json.loads(before[-1])["id"]
         read_chunk, chunks = exports._read_chunk, []
 
@@ -176,9 +178,9 @@ def test_an_export_answers_at_one_version_while_writes_land(
             return chunk
 
         monkeypatch.setattr(exports, "_read_chunk", write_after_the_first_chunk)
-        during = client.get("/v1/metrics?format=ndjson")
+        during = client.get("/v1/metrics.ndjson")
         assert len(chunks) > 2 and during.text.splitlines() == before
-        after = client.get("/v1/metrics?format=ndjson").text.splitlines()
+        after = client.get("/v1/metrics.ndjson").text.splitlines()
         assert json.loads(after[-1])["name"] == "Renamed while an export ran"
         newer = client.get("/v1/metrics").headers["dataset-version"]
         assert int(during.headers["dataset-version"]) < int(newer)

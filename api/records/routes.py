@@ -14,7 +14,7 @@ from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col
@@ -38,6 +38,7 @@ from api.history.schemas import RevisionPublic
 from api.pagination import Page, PageQuery, page
 from api.records import store, versions
 from api.records.asof import ReadSessionDep
+from api.records.fields import Strict
 from api.records.kinds import Kind
 from api.records.registry import KINDS
 from api.records.store import Change, Stored
@@ -188,7 +189,7 @@ def patch_model(record: type[BaseModel]) -> type[BaseModel]:
     base = record.__name__.removesuffix("Record").removesuffix("In")
     model: type[BaseModel] = create_model(
         f"{base}Patch",
-        __config__=ConfigDict(extra="forbid"),
+        __base__=Strict,  # unknown members refused, and past 50 counted, not listed
         __doc__=f"A JSON merge patch (RFC 7396) of a {base}: the members to change.",
         **fields,
     )

@@ -55,8 +55,12 @@ CSL_FILES = {
 # Formats that used to be styles of `?style=`, and where they are now.
 MOVED_STYLES = {"bibtex": "citation.bib", "ris": "citation.ris", "csl-json": "citation.json"}
 # A web article has no container in the data; CSL's "article" would print "Preprint".
-CSL_TYPES = {"article": "webpage", "report": "report", "dataset": "dataset"}
-RIS_TYPES = {"article": "ELEC", "report": "RPRT", "dataset": "DATA"}
+# Every kind of source has its type (a survey is published as a report; a filing is a
+# document of its own kind, CSL's and RIS's generic one).
+CSL_TYPES = {"article": "webpage", "survey": "report", "report": "report", "dataset": "dataset",
+             "filing": "document"}  # fmt: skip
+RIS_TYPES = {"article": "ELEC", "survey": "RPRT", "report": "RPRT", "dataset": "DATA",
+             "filing": "GEN"}  # fmt: skip
 TEXT = "text/plain"
 BIBTEX = "application/x-bibtex"
 RIS = "application/x-research-info-systems"

@@ -204,3 +204,11 @@ def test_latex_escapes_every_special_character() -> None:
     assert latex("\\{}$&%#_^~") == (
         r"\textbackslash{}\{\}\$\&\%\#\_\textasciicircum{}\textasciitilde{}"
     )
+
+
+def test_every_kind_of_source_has_a_citation_type() -> None:
+    """A source of any kind can be cited (the fuzzer found a filing answered 500)."""
+    from api.citations import CSL_TYPES, RIS_TYPES
+    from api.vocabulary import SourceKind
+
+    assert set(CSL_TYPES) == set(RIS_TYPES) == {kind.value for kind in SourceKind}

@@ -84,12 +84,13 @@ def add_exports(
     name: str,
     plural: str,
     rows: Callable[[Session, Any], Iterable[BaseModel]] | None = None,
-    chunks: Callable[[Any], ChunkReader] | None = None,
+    chunks: Callable[[Any, Format], ChunkReader] | None = None,
     tags: list[str | Enum] | None = None,
 ) -> None:
     """Register `GET <path>.csv` and `GET <path>.ndjson` exporting the collection parameters
     (`page_query`) of `GET <path>` select: read whole by `rows`, for a small collection, or in
-    keyset chunks by the reader `chunks` makes for them, for a large one (api.exports)."""
+    keyset chunks by the reader `chunks` makes for them and the format, for a large one
+    (api.exports)."""
     filename = path.strip("/").replace("/", "-")
     for fmt, describe in ((Format.csv, _csv_schema), (Format.ndjson, _ndjson_schema)):
         download = _download(fmt, page_query, schema, rows, chunks, filename)
@@ -116,7 +117,7 @@ def _download(
     page_query: type[BaseModel],
     schema: type[BaseModel],
     rows: Callable[[Session, Any], Iterable[BaseModel]] | None,
-    chunks: Callable[[Any], ChunkReader] | None,
+    chunks: Callable[[Any, Format], ChunkReader] | None,
     filename: str,
 ) -> Callable[..., StreamingResponse]:
     query_model: Any = export_query(page_query, fmt)
@@ -131,7 +132,7 @@ def _download(
         if chunks is not None:
             session.close()  # the export reads in chunks of its own: hold no connection
             return export_chunks(
-                request, fmt, schema, chunks(selection), version, filename, etag, bom=bom
+                request, fmt, schema, chunks(selection, fmt), version, filename, etag, bom=bom
             )
         assert rows is not None
         # A small collection, read whole before the first byte is sent: the connection goes

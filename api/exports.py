@@ -96,10 +96,13 @@ def flatten(item: BaseModel) -> dict[str, str]:
     return row
 
 
-def _csv_lines(schema: type[BaseModel], items: Iterable[BaseModel]) -> Iterator[str]:
+def _csv_lines(
+    schema: type[BaseModel], items: Iterable[BaseModel], *, header: bool = True
+) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns(schema), lineterminator="\r\n")
-    writer.writeheader()
+    if header:
+        writer.writeheader()
     for item in items:
         writer.writerow(flatten(item))
         if buffer.tell() > 16384:
@@ -115,6 +118,12 @@ def _ndjson_lines(items: Iterable[BaseModel]) -> Iterator[str]:
             json.dumps(item.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
             + "\n"
         )
+
+
+def written(fmt: Format, schema: type[BaseModel], items: Iterable[BaseModel]) -> bytes:
+    """`items` as `export` writes them, without the CSV header: a chunk's `written` rows."""
+    lines = _csv_lines(schema, items, header=False) if fmt is Format.csv else _ndjson_lines(items)
+    return "".join(lines).encode()
 
 
 def export(
@@ -164,10 +173,13 @@ CHUNK_ROWS = 2000
 
 @dataclass
 class Chunk:
-    """One read of an export: its rows as JSON-ready dicts, and where the next read starts."""
+    """One read of an export: its rows, and where the next read starts. The rows are either
+    `written` already in the export's format (by the database, or by the reader), or `items`,
+    JSON-ready dicts that the engine writes."""
 
     items: list[dict[str, Any]]
     after: list[Any] | None  # the sort values of the last row; None when the export is done
+    written: bytes | None = None
 
 
 # reads up to `limit` rows after the row `after` names (None: from the start)
@@ -243,10 +255,11 @@ def _read_chunk(
     engine: Engine, version: int, read: ChunkReader, after: list[Any] | None, limit: int
 ) -> Chunk:
     """One short read at dataset `version`: the live tables while they are still at it, else
-    their history at it (api.records.asof); the connection goes back to the pool at once."""
+    their history at it (api.records.asof); the connection goes back to the pool at once. The
+    reader finds the version in `session.info["dataset_version"]`, as in a request's session."""
     from api.records import asof, versions
 
-    with Session(engine) as session:
+    with Session(engine, info={"dataset_version": version}) as session:
         connection = session.connection()
         if connection.dialect.name == "postgresql":  # the version and the rows: one snapshot
             connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -258,11 +271,15 @@ def _read_chunk(
         return read(session, after, limit)
 
 
-def _csv_chunk(names: list[str], items: list[dict[str, Any]], header: bool) -> bytes:
+def _csv_header(names: list[str]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(names)
+    return buffer.getvalue().encode()
+
+
+def _csv_chunk(items: list[dict[str, Any]]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    if header:
-        writer.writerow(names)
     for item in items:
         row: list[str] = []
         for value in item.values():
@@ -327,11 +344,17 @@ def export_chunks(
                 chunk = await anyio.to_thread.run_sync(
                     _read_chunk, engine, version, read, after, CHUNK_ROWS
                 )
-            if fmt is Format.csv:
-                yield (BOM if first and bom else b"") + _csv_chunk(names, chunk.items, first)
-            elif chunk.items:
-                yield _ndjson_chunk(chunk.items)
+            if chunk.written is not None:
+                written = chunk.written
+            elif fmt is Format.csv:
+                written = _csv_chunk(chunk.items)
+            else:
+                written = _ndjson_chunk(chunk.items)
+            if first and fmt is Format.csv:
+                written = (BOM if bom else b"") + _csv_header(names) + written
             first = False
+            if written:
+                yield written
             if chunk.after is None:
                 return
             after = chunk.after

@@ -74,7 +74,13 @@ def export_rate(client: httpx.Client, fmt: str) -> tuple[float, int]:
 
 
 def round_for(
-    kind: str, url: str, folder: Path | None, size: int, requests: int, work: Path
+    kind: str,
+    url: str,
+    folder: Path | None,
+    size: int,
+    requests: int,
+    work: Path,
+    exports_only: bool = False,
 ) -> None:
     """Migrate, import `folder` (None: `url` already holds the dataset), serve and measure."""
     env = {**os.environ, "DATABASE_URL": url, "TMPDIR": str(work), "LOG_LEVEL": "warning"}
@@ -132,7 +138,7 @@ def round_for(
                 30,
             ),
         ]
-        for name, paths, target in cases:
+        for name, paths, target in [] if exports_only else cases:
             p50, p95, _body = measure(client, paths, requests)
             met = "yes" if p50 <= target else "**no**"
             print(f"| {name} | {p50:.1f} | {p95:.1f} | ≤ {target} ms | {met} |")
@@ -147,7 +153,7 @@ def round_for(
               f"| ≤ 150 MiB | {met} |")  # fmt: skip
 
 
-def run(size: int, requests: int, databases: list[str]) -> None:
+def run(size: int, requests: int, databases: list[str], exports_only: bool = False) -> None:
     work = Path(tempfile.mkdtemp(prefix="cdmo-scale-"))
     folder = work / "synthetic"
     started = time.perf_counter()
@@ -160,7 +166,7 @@ def run(size: int, requests: int, databases: list[str]) -> None:
             continue
         with fresh_database(kind, work, postgres, size) as url:
             round_for({"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind], url, folder, size,
-                      requests, work)  # fmt: skip
+                      requests, work, exports_only)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--exports-only", action="store_true", help="time the exports (and memory), nothing else"
+    )
     parser.add_argument(
         "--database-url",
         help="measure this database, which already holds the SYNTHETIC dataset of --size "
@@ -177,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.database_url:
         kind = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
         work = Path(tempfile.mkdtemp(prefix="cdmo-scale-"))
-        round_for(kind, args.database_url, None, args.size, args.requests, work)
+        round_for(kind, args.database_url, None, args.size, args.requests, work, args.exports_only)
         return 0
-    run(args.size, args.requests, args.databases.split(","))
+    run(args.size, args.requests, args.databases.split(","), args.exports_only)
     return 0
 
 

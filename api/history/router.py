@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlmodel import Session
 
 from api.downloads import add_exports
+from api.exports import Chunk, ChunkReader, Format, written
 from api.history import service
 from api.history.schemas import ChangesQuery, ReleasePublic, RevisionPublic
 from api.pagination import Page, PageQuery, page
@@ -41,12 +42,26 @@ def list_changes(
     return page(request, response, items, total, query.limit, query.offset)
 
 
-def _changes_rows(session: Session, query: ChangesQuery) -> Iterator[RevisionPublic]:
-    return service.stream_changes(session, since=query.since, as_of=query.as_of)
+def _changes_reader(query: ChangesQuery, fmt: Format) -> ChunkReader:
+    """The chunk reader of an export of the change feed (api.exports): revisions by id, of the
+    dataset versions up to the export's."""
+
+    def read(session: Session, after: list[Any] | None, limit: int) -> Chunk:
+        revisions = service.changes_after(
+            session, since=query.since, as_of=query.as_of,
+            version=session.info["dataset_version"], after=after[0] if after else None,
+            limit=limit,
+        )  # fmt: skip
+        more = len(revisions) > limit
+        revisions = revisions[:limit]
+        last = [revisions[-1].id] if more else None
+        return Chunk([], last, written(fmt, RevisionPublic, revisions))
+
+    return read
 
 
 add_exports(
-    router, "/changes", page_query=ChangesQuery, schema=RevisionPublic, rows=_changes_rows,
+    router, "/changes", page_query=ChangesQuery, schema=RevisionPublic, chunks=_changes_reader,
     name="Changes", plural="changes",
 )  # fmt: skip
 

@@ -76,14 +76,24 @@ def changes(
     return [_public(row) for row in rows], total
 
 
-def stream_changes(
-    session: Session, *, since: datetime | None, as_of: datetime | None = None
-) -> Iterator[RevisionPublic]:
-    """Every revision at or after `since` (and up to `as_of`), oldest first, in batches."""
-    statement = select(Revision).where(_changes_where(session, since, as_of))
-    rows = session.execute(statement.order_by(col(Revision.id)).execution_options(yield_per=500))
-    for batch in rows.scalars().partitions():
-        yield from (_public(row) for row in batch)
+def changes_after(
+    session: Session,
+    *,
+    since: datetime | None,
+    as_of: datetime | None,
+    version: int,
+    after: int | None,
+    limit: int,
+) -> list[RevisionPublic]:
+    """Up to `limit + 1` revisions at or after `since` (and up to `as_of`) of dataset versions
+    up to `version`, oldest first, after the revision `after` (an export's chunk)."""
+    where = _changes_where(session, since, as_of) & (col(Revision.dataset_version) <= version)
+    if after is not None:
+        where = where & (col(Revision.id) > after)
+    rows = session.execute(
+        select(Revision).where(where).order_by(col(Revision.id)).limit(limit + 1)
+    ).scalars()
+    return [_public(row) for row in rows]
 
 
 def _releases_where(session: Session, as_of: datetime | None) -> ColumnElement[bool]:

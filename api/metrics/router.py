@@ -6,8 +6,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlmodel import Session
 
 from api.downloads import add_exports
-from api.exports import Chunk, ChunkReader
-from api.metrics import service
+from api.exports import Chunk, ChunkReader, Format
+from api.metrics import encoding, service
 from api.metrics.kind import METRIC as KIND
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
 from api.pagination import Page, encode_cursor, json_page
@@ -41,20 +41,12 @@ def _collection(
 
 
 def _reader(category: Category | None) -> Any:
-    """The chunk reader of an export of the metrics `query` selects (api.exports)."""
+    """The chunk reader of an export of the metrics `query` selects (api.exports), each
+    chunk written in the export's format by the database (api.metrics.encoding)."""
 
-    def reader(query: MetricQuery) -> ChunkReader:
-        ranked = query.q is not None and not query.sort_keys()  # by relevance: not keyed
-
+    def reader(query: MetricQuery, fmt: Format) -> ChunkReader:
         def read(session: Session, after: list[Any] | None, limit: int) -> Chunk:
-            if ranked:  # `after` is the count of rows sent (one version: the same rows)
-                skip = after[0] if after else 0
-                rows = service.read_page(
-                    session, query, category, after=None, limit=limit, offset=skip
-                )
-                return Chunk(rows.items, [skip + len(rows.items)] if rows.more else None)
-            rows = service.read_page(session, query, category, after=after, limit=limit)
-            return Chunk(rows.items, rows.last if rows.more else None)
+            return encoding.read_chunk(session, query, category, fmt, after, limit)
 
         return read
 

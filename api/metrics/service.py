@@ -14,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     Enum,
     FromClause,
+    Select,
     String,
     and_,
     bindparam,
@@ -306,6 +307,48 @@ class Rows:
     last: list[Any] | None  # the sort values of the last item (for `after=`), when keyed
 
 
+@dataclass
+class PageStatement:
+    """The query of one read of a collection: `limit + 1` rows (the last says more follow)."""
+
+    statement: Select[Any]
+    keys: list[SortKey]  # the collection's order
+    score: ColumnElement[Any] | None  # relevance, when `q` ranks the rows
+
+
+def page_of(
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
+    columns: Sequence[ColumnElement[Any]],
+    *,
+    after: Sequence[Any] | None,
+    limit: int,
+    offset: int = 0,
+) -> PageStatement:
+    """`columns` of up to `limit + 1` metrics that `query` selects, in its order, after the row
+    `after` names (keyset) and `offset` more."""
+    from_clause, where, score = _selection(session, query, category)
+    keys = _sort_keys(query, score)
+    ranked = score is not None and not query.sort_keys()
+    if after is not None:
+        if ranked:
+            raise InvalidInput(
+                "query", "after", "results ranked by relevance page by offset; give `sort`"
+            )
+        where = and_(where, _after(keys, after))
+    order = [score.desc(), METRIC.c.id] if ranked and score is not None else _order_by(keys)
+    statement = (
+        select(*columns)
+        .select_from(from_clause)
+        .where(where)
+        .order_by(*order)
+        .limit(limit + 1)
+        .offset(offset)
+    )
+    return PageStatement(statement, keys, score)
+
+
 def read_page(
     session: Session,
     query: MetricQuery,
@@ -317,26 +360,13 @@ def read_page(
 ) -> Rows:
     """Up to `limit` metrics in the collection's order, after the row `after` names (keyset)
     and `offset` more: one query, the subjects joined to the page."""
-    from_clause, where, score = _selection(session, query, category)
-    keys = _sort_keys(query, score)
-    if after is not None:
-        if score is not None and not query.sort_keys():
-            raise InvalidInput(
-                "query", "after", "results ranked by relevance page by offset; give `sort`"
-            )
-        where = and_(where, _after(keys, after))
     # One query: the page's rows, each with its subjects gathered by a correlated subquery
     # (index lookups per row of the page, whatever the page's size).
-    ranked = score is not None and not query.sort_keys()
-    order = [score.desc(), METRIC.c.id] if ranked and score is not None else _order_by(keys)
-    statement = (
-        select(*_ROW_COLUMNS, _subjects_of(session))
-        .select_from(from_clause)
-        .where(where)
-        .order_by(*order)
-        .limit(limit + 1)
-        .offset(offset)
-    )
+    page = page_of(
+        session, query, category, [*_ROW_COLUMNS, _subjects_of(session)],
+        after=after, limit=limit, offset=offset,
+    )  # fmt: skip
+    statement, keys, score = page.statement, page.keys, page.score
     year = current_year()
     items: list[dict[str, Any]] = []
     rows = session.execute(statement).all()  # fetchall: the driver's fastest path

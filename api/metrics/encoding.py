@@ -1,0 +1,320 @@
+"""Metric exports written by the database: each row one NDJSON line or one CSV record built in
+SQL, so that Python handles one string per row, byte for byte what api.exports writes from the
+dicts of `service.read_page` (`_item`).
+
+Texts are escaped by the database (SQLite's `json_quote`, PostgreSQL's `to_json`: the same
+escapes as orjson). Figures are written as the API writes them: an integral value below 2**53
+as an integer ("30", not "30.0"); any other by the shortest text that reads back as the same
+float. SQLite has no such conversion, so it calls back into Python (orjson for NDJSON, `repr`
+for CSV, as api.exports does), for fractional figures only. PostgreSQL's own float output is
+that shortest text, written as Python and orjson write it between 1e-4 and 1e15 (plain
+decimals); a chunk holding a fractional figure outside that range (the API accepts down to
+the smallest float) is written by Python instead, from `service.read_page`.
+"""
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+)
+from sqlalchemy import select as sql_select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlmodel import Session
+
+from api.exports import FORMULA_STARTS, Chunk, Format
+from api.metrics import service
+from api.metrics.schemas import MetricQuery
+from api.vocabulary import Category
+
+METRIC, SUBJECT = service.METRIC, service.SUBJECT
+YEAR = "cdmo_current_year"  # the bound parameter of `horizon_passed`
+_INTEGRAL_BELOW = 2.0**53  # as service._figure: larger integral floats keep their float text
+_PLAIN_LOW, _PLAIN_HIGH = 1e-4, 1e15  # where every writer writes a float as a plain decimal
+# SQLite calls these back for a fractional figure: the figure's text in each format.
+_NUMBER = {Format.ndjson: "cdmo_json_number", Format.csv: "cdmo_csv_number"}
+_NUMBER_TEXT: dict[Format, Callable[[float], str]] = {
+    Format.ndjson: lambda value: orjson.dumps(value).decode(),
+    Format.csv: repr,
+}
+# Enumerated columns hold only the vocabulary's plain words (CHECK constraints): no escapes.
+_ENUMERATED = {"category", "qualifier", "unit", "measure", "direction"}
+# Columns in the order of MetricPublic, as `service._item` writes them.
+_ORDER = (
+    "id", "category", "name", "description", "value", "value_low", "value_high", "qualifier",
+    "unit", "measure", "direction", "year", "forecast", "horizon_passed", "base_year",
+    "geography", "subjects", "cited_as", "baseline_id", "source_id", "evidence",
+)  # fmt: skip
+_FIGURES = ("value", "value_low", "value_high")
+_INTEGERS = ("year", "base_year", "evidence_start", "evidence_end")
+
+
+def _sql_text(text: str) -> ColumnElement[str]:
+    """`text` as an SQL string literal (no bound parameter: the statement is a constant)."""
+    return literal_column("'" + text.replace("'", "''") + "'", String)
+
+
+def _sql_number(number: float) -> ColumnElement[Any]:
+    return literal_column(repr(number), Float() if isinstance(number, float) else Integer())
+
+
+def _concat(*parts: ColumnElement[Any] | str) -> ColumnElement[str]:
+    """`a || b || ...` (every part must be non-null: `||` with a null is null)."""
+    clauses = [_sql_text(part) if isinstance(part, str) else part for part in parts]
+    return functools.reduce(lambda joined, part: joined.concat(part), clauses)
+
+
+class _Sql:
+    """The database's own functions for writing a value as text."""
+
+    def __init__(self, dialect: str, fmt: Format) -> None:
+        self.postgres = dialect == "postgresql"
+        self.fmt = fmt
+        self.null = "null" if fmt is Format.ndjson else ""
+
+    def text(self, column: ColumnElement[Any]) -> ColumnElement[str]:
+        """A text column (or null) as a JSON string or CSV cell."""
+        if self.fmt is Format.ndjson:
+            if self.postgres:
+                return func.coalesce(cast(func.to_json(column), String), _sql_text("null"))
+            return func.json_quote(column)
+        return self._cell(column)
+
+    def word(self, column: ColumnElement[Any]) -> ColumnElement[str]:
+        """A column of vocabulary words (or null), which need no escaping."""
+        if self.fmt is Format.ndjson:
+            return case((column.is_(None), _sql_text("null")), else_=_concat('"', column, '"'))
+        return func.coalesce(column, _sql_text(""))
+
+    def integer(self, column: ColumnElement[Any]) -> ColumnElement[str]:
+        return func.coalesce(cast(column, String), _sql_text(self.null))
+
+    def flag(self, condition: ColumnElement[bool]) -> ColumnElement[str]:
+        return case((condition, _sql_text("true")), else_=_sql_text("false"))
+
+    def figure(self, column: ColumnElement[Any]) -> ColumnElement[str]:
+        """A figure as `service._figure` and the format write it."""
+        if self.postgres:
+            whole = and_(
+                func.abs(column) < _sql_number(_INTEGRAL_BELOW), column == func.trunc(column)
+            )
+            fractional: ColumnElement[Any] = cast(column, String)
+        else:
+            whole = and_(
+                func.abs(column) < _sql_number(_INTEGRAL_BELOW),
+                column == cast(column, BigInteger()),
+            )
+            fractional = getattr(func, _NUMBER[self.fmt])(column)
+        return case(
+            (column.is_(None), _sql_text(self.null)),
+            (whole, cast(cast(column, BigInteger()), String)),
+            else_=fractional,
+        )
+
+    def subjects(self) -> ColumnElement[str]:
+        """A metric's subjects in order: a JSON array, or the CSV cell joined by `;`."""
+        ordered = (SUBJECT.c.position,)
+        if self.postgres:
+            item = SUBJECT.c.subject
+            if self.fmt is Format.ndjson:
+                item = cast(func.to_json(item), String)
+            separator = _sql_text("," if self.fmt is Format.ndjson else ";")
+            joined = (
+                sql_select(func.string_agg(item, aggregate_order_by(separator, *ordered)))
+                .where(SUBJECT.c.metric_id == METRIC.c.id)
+                .correlate_except(SUBJECT)
+                .scalar_subquery()
+            )
+            if self.fmt is Format.ndjson:
+                return _concat("[", func.coalesce(joined, _sql_text("")), "]")
+            return self._cell(joined)
+        rows = (
+            sql_select(SUBJECT.c.subject)
+            .where(SUBJECT.c.metric_id == METRIC.c.id)
+            .order_by(*ordered)
+            .correlate_except(SUBJECT)
+            .subquery()
+        )
+        if self.fmt is Format.ndjson:  # an aggregate of no rows: "[]"
+            return sql_select(func.json_group_array(rows.c.subject)).scalar_subquery()
+        return self._cell(
+            sql_select(func.group_concat(rows.c.subject, _sql_text(";"))).scalar_subquery()
+        )
+
+    def _cell(self, value: ColumnElement[Any]) -> ColumnElement[str]:
+        """A CSV cell as api.exports writes text: a leading `'` when a spreadsheet would run
+        it as a formula, quoted (quotes doubled) when it holds a comma, quote or line break."""
+        position = func.strpos if self.postgres else func.instr
+        character = func.chr if self.postgres else func.char
+        line_feed, carriage_return = character(_sql_number(10)), character(_sql_number(13))
+        special = [_sql_text(","), _sql_text('"'), line_feed, carriage_return]
+        quoted = or_(*(position(value, mark) > _sql_number(0) for mark in special))
+        starts = func.substr(value, _sql_number(1), _sql_number(1)).in_(
+            [_sql_text(start) for start in FORMULA_STARTS]
+        )
+        prefix = case((starts, _sql_text("'")), else_=_sql_text(""))
+        return case(
+            (value.is_(None), _sql_text("")),
+            (
+                quoted,
+                _concat('"', prefix, func.replace(value, _sql_text('"'), _sql_text('""')), '"'),
+            ),
+            (starts, _concat("'", value)),
+            else_=value,
+        )
+
+
+def _fields(sql: _Sql) -> dict[str, ColumnElement[str] | list[tuple[str, ColumnElement[str]]]]:
+    """Each field of MetricPublic written as text (evidence: its three subfields)."""
+    c = METRIC.c
+    year = bindparam(YEAR, type_=c.year.type)
+    written: dict[str, Any] = {}
+    for name in _ORDER:
+        if name in _FIGURES:
+            written[name] = sql.figure(c[name])
+        elif name in _INTEGERS:
+            written[name] = sql.integer(c[name])
+        elif name in _ENUMERATED:
+            written[name] = sql.word(service._plain_column(c[name]))
+        elif name == "forecast":
+            written[name] = sql.flag(c.forecast == True)  # noqa: E712 (SQL, not Python)
+        elif name == "horizon_passed":
+            written[name] = sql.flag(
+                and_(c.forecast == True, c.year.is_not(None), c.year < year)  # noqa: E712
+            )
+        elif name == "subjects":
+            written[name] = sql.subjects()
+        elif name == "evidence":
+            written[name] = [
+                ("quote", sql.text(c.evidence_quote)),
+                ("start", sql.integer(c.evidence_start)),
+                ("end", sql.integer(c.evidence_end)),
+            ]
+        else:
+            written[name] = sql.text(c[name])
+    return written
+
+
+@functools.cache
+def line(dialect: str, fmt: Format) -> ColumnElement[str]:
+    """One metric as one NDJSON line or CSV record, its line break included."""
+    sql = _Sql(dialect, fmt)
+    parts: list[ColumnElement[str] | str] = []
+    for name, value in _fields(sql).items():
+        if fmt is Format.ndjson:
+            parts.append(("{" if not parts else ",") + f'"{name}":')
+            if isinstance(value, list):
+                for index, (sub, inner) in enumerate(value):
+                    parts += [("{" if index == 0 else ",") + f'"{sub}":', inner]
+                parts.append("}")
+            else:
+                parts.append(value)
+        else:
+            for inner in [inner for _sub, inner in value] if isinstance(value, list) else [value]:
+                if parts:
+                    parts.append(",")
+                parts.append(inner)
+    parts.append("}\n" if fmt is Format.ndjson else "\r\n")
+    return _concat(*parts).label("line")
+
+
+@functools.cache
+def _unusual() -> ColumnElement[Any]:
+    """Whether a row has a fractional figure that PostgreSQL would not write as a plain
+    decimal (1 when it does, else null)."""
+    odd = [
+        and_(
+            METRIC.c[name] != func.trunc(METRIC.c[name]),
+            or_(
+                func.abs(METRIC.c[name]) >= _sql_number(_PLAIN_HIGH),
+                func.abs(METRIC.c[name]) < _sql_number(_PLAIN_LOW),
+            ),
+        )
+        for name in _FIGURES
+    ]
+    return case((or_(*odd), _sql_number(1))).label("unusual")
+
+
+def _prepare(session: Session, fmt: Format) -> str:
+    """Ready the session's connection for writing figures; its dialect's name."""
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        # The shortest text that reads back as the same float (the default since 12).
+        connection.exec_driver_sql("SET LOCAL extra_float_digits = 1")
+    else:
+        raw: Any = connection.connection.dbapi_connection
+        raw.create_function(_NUMBER[fmt], 1, _NUMBER_TEXT[fmt], deterministic=True)
+    return dialect
+
+
+def read_chunk(
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
+    fmt: Format,
+    after: Sequence[Any] | None,
+    limit: int,
+) -> Chunk:
+    """Up to `limit` metrics after the row `after` names (for results ranked by relevance:
+    after the count of rows `after` holds), written in `fmt` by the database."""
+    ranked = query.q is not None and not query.sort_keys()
+    skip = (after[0] if after else 0) if ranked else 0
+    dialect = _prepare(session, fmt)
+    postgres = dialect == "postgresql"
+    # The page's ids first (sorting only the sort values), then each of its rows written:
+    # a database that sorted the written rows would write every row the filters select.
+    page = service.page_of(
+        session, query, category, [METRIC.c.id], after=None if ranked else after, limit=limit,
+        offset=skip,
+    )  # fmt: skip
+    ids = page.statement
+    if ranked and page.score is not None:
+        ids = ids.add_columns(page.score.label("score"))
+    chosen = ids.subquery("page")
+    # The line, then (PostgreSQL) whether Python must write it, then the sort values.
+    columns: list[ColumnElement[Any]] = [line(dialect, fmt)]
+    if postgres:
+        columns.append(_unusual())
+    if ranked:
+        order = [chosen.c.score.desc(), METRIC.c.id]
+    else:
+        order = service._order_by(page.keys)
+        columns += [service._plain_column(column) for column, _d, _n in page.keys]
+    statement = (
+        sql_select(*columns)
+        .select_from(METRIC.join(chosen, chosen.c.id == METRIC.c.id))
+        .order_by(*order)
+    )
+    rows = session.execute(statement, {YEAR: service.current_year()}).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if postgres and any(row[1] for row in rows):
+        # A figure outside the plain decimals: the chunk as Python writes it.
+        read = service.read_page(
+            session, query, category, after=None if ranked else after, limit=limit, offset=skip
+        )
+        written = None
+        items = read.items
+    else:
+        written = "".join([row[0] for row in rows]).encode()
+        items = []
+    if not more or not rows:
+        return Chunk(items, None, written)
+    if ranked:
+        return Chunk(items, [skip + len(rows)], written)
+    first = 2 if postgres else 1
+    return Chunk(items, [service._plain_value(value) for value in rows[-1][first:]], written)

@@ -84,9 +84,15 @@ class _Sql:
         self.postgres = dialect == "postgresql"
         self.fmt = fmt
         self.null = "null" if fmt is Format.ndjson else ""
+        # SQLite writes a JSON object in one go (`json_object`), given values rather than
+        # texts: its texts escaped, its numbers as they are, and values marked as JSON (by
+        # `json()` or a JSON function) as they are.
+        self.values = not self.postgres and fmt is Format.ndjson
 
     def text(self, column: ColumnElement[Any]) -> ColumnElement[str]:
         """A text column (or null) as a JSON string or CSV cell."""
+        if self.values:
+            return column
         if self.fmt is Format.ndjson:
             if self.postgres:
                 return func.coalesce(cast(func.to_json(column), String), _sql_text("null"))
@@ -95,14 +101,22 @@ class _Sql:
 
     def word(self, column: ColumnElement[Any]) -> ColumnElement[str]:
         """A column of vocabulary words (or null), which need no escaping."""
+        if self.values:
+            return column
         if self.fmt is Format.ndjson:
             return case((column.is_(None), _sql_text("null")), else_=_concat('"', column, '"'))
         return func.coalesce(column, _sql_text(""))
 
     def integer(self, column: ColumnElement[Any]) -> ColumnElement[str]:
+        if self.values:
+            return column
         return func.coalesce(cast(column, String), _sql_text(self.null))
 
     def flag(self, condition: ColumnElement[bool]) -> ColumnElement[str]:
+        if self.values:
+            return case(
+                (condition, func.json(_sql_text("true"))), else_=func.json(_sql_text("false"))
+            )
         return case((condition, _sql_text("true")), else_=_sql_text("false"))
 
     def figure(self, column: ColumnElement[Any]) -> ColumnElement[str]:
@@ -118,6 +132,10 @@ class _Sql:
                 column == cast(column, BigInteger()),
             )
             fractional = getattr(func, _NUMBER[self.fmt])(column)
+            if self.values:
+                return case(
+                    (whole, cast(column, BigInteger())), else_=func.json(fractional)
+                )  # a null stays null
         return case(
             (column.is_(None), _sql_text(self.null)),
             (whole, cast(cast(column, BigInteger()), String)),
@@ -126,33 +144,32 @@ class _Sql:
 
     def subjects(self) -> ColumnElement[str]:
         """A metric's subjects in order: a JSON array, or the CSV cell joined by `;`."""
-        ordered = (SUBJECT.c.position,)
+        of_metric = SUBJECT.c.metric_id == METRIC.c.id
+        ndjson = self.fmt is Format.ndjson
         if self.postgres:
-            item = SUBJECT.c.subject
-            if self.fmt is Format.ndjson:
-                item = cast(func.to_json(item), String)
-            separator = _sql_text("," if self.fmt is Format.ndjson else ";")
-            joined = (
-                sql_select(func.string_agg(item, aggregate_order_by(separator, *ordered)))
-                .where(SUBJECT.c.metric_id == METRIC.c.id)
+            item = cast(func.to_json(SUBJECT.c.subject), String) if ndjson else SUBJECT.c.subject
+            separator = _sql_text("," if ndjson else ";")
+            aggregate = func.string_agg(item, aggregate_order_by(separator, SUBJECT.c.position))
+            joined = sql_select(aggregate.label("joined")).where(of_metric)
+        else:  # aggregates take no ORDER BY before SQLite 3.44: they read an ordered subquery
+            ordered = (
+                sql_select(SUBJECT.c.subject)
+                .where(of_metric)
+                .order_by(SUBJECT.c.position)
                 .correlate_except(SUBJECT)
-                .scalar_subquery()
+                .subquery()
             )
-            if self.fmt is Format.ndjson:
-                return _concat("[", func.coalesce(joined, _sql_text("")), "]")
-            return self._cell(joined)
-        rows = (
-            sql_select(SUBJECT.c.subject)
-            .where(SUBJECT.c.metric_id == METRIC.c.id)
-            .order_by(*ordered)
-            .correlate_except(SUBJECT)
-            .subquery()
-        )
-        if self.fmt is Format.ndjson:  # an aggregate of no rows: "[]"
-            return sql_select(func.json_group_array(rows.c.subject)).scalar_subquery()
-        return self._cell(
-            sql_select(func.group_concat(rows.c.subject, _sql_text(";"))).scalar_subquery()
-        )
+            if ndjson:  # an aggregate of no rows: "[]"
+                return sql_select(func.json_group_array(ordered.c.subject)).scalar_subquery()
+            joined = sql_select(
+                func.group_concat(ordered.c.subject, _sql_text(";")).label("joined")
+            )
+        if ndjson:
+            text = joined.correlate_except(SUBJECT).scalar_subquery()
+            return _concat("[", func.coalesce(text, _sql_text("")), "]")
+        # The cell reads the joined text several times: joined once, in a subquery of its own.
+        once = joined.correlate_except(SUBJECT).subquery("subjects")
+        return sql_select(self._cell(once.c.joined)).scalar_subquery()
 
     def _cell(self, value: ColumnElement[Any]) -> ColumnElement[str]:
         """A CSV cell as api.exports writes text: a leading `'` when a spreadsheet would run
@@ -212,6 +229,15 @@ def _fields(sql: _Sql) -> dict[str, ColumnElement[str] | list[tuple[str, ColumnE
 def line(dialect: str, fmt: Format) -> ColumnElement[str]:
     """One metric as one NDJSON line or CSV record, its line break included."""
     sql = _Sql(dialect, fmt)
+    if sql.values:
+        pairs: list[ColumnElement[Any]] = []
+        for name, value in _fields(sql).items():
+            if isinstance(value, list):
+                value = func.json_object(
+                    *[x for sub, inner in value for x in (_sql_text(sub), inner)]
+                )
+            pairs += [_sql_text(name), value]
+        return _concat(func.json_object(*pairs), "\n").label("line")
     parts: list[ColumnElement[str] | str] = []
     for name, value in _fields(sql).items():
         if fmt is Format.ndjson:
@@ -253,8 +279,9 @@ def _prepare(session: Session, fmt: Format) -> str:
     connection = session.connection()
     dialect = connection.dialect.name
     if dialect == "postgresql":
-        # The shortest text that reads back as the same float (the default since 12).
-        connection.exec_driver_sql("SET LOCAL extra_float_digits = 1")
+        # The shortest text that reads back as the same float (the default since 12); no JIT,
+        # whose compiling of the long expression costs more than the chunk's read.
+        connection.exec_driver_sql("SET LOCAL extra_float_digits = 1; SET LOCAL jit = off")
     else:
         raw: Any = connection.connection.dbapi_connection
         raw.create_function(_NUMBER[fmt], 1, _NUMBER_TEXT[fmt], deterministic=True)
@@ -275,38 +302,39 @@ def read_chunk(
     skip = (after[0] if after else 0) if ranked else 0
     dialect = _prepare(session, fmt)
     postgres = dialect == "postgresql"
-    # The page's ids first (sorting only the sort values), then each of its rows written:
-    # a database that sorted the written rows would write every row the filters select.
-    page = service.page_of(
-        session, query, category, [METRIC.c.id], after=None if ranked else after, limit=limit,
-        offset=skip,
-    )  # fmt: skip
-    ids = page.statement
-    if ranked and page.score is not None:
-        ids = ids.add_columns(page.score.label("score"))
-    chosen = ids.subquery("page")
     # The line, then (PostgreSQL) whether Python must write it, then the sort values.
     columns: list[ColumnElement[Any]] = [line(dialect, fmt)]
     if postgres:
         columns.append(_unusual())
-    if ranked:
-        order = [chosen.c.score.desc(), METRIC.c.id]
+    keys = [] if ranked else service._sort_keys(query, None)
+    columns += [service._plain_column(column) for column, _d, _n in keys]
+    start = None if ranked else after
+    if postgres:  # which writes the rows of a page only once it has sorted and cut it
+        statement = service.page_of(
+            session, query, category, columns, after=start, limit=limit, offset=skip
+        ).statement
     else:
-        order = service._order_by(page.keys)
-        columns += [service._plain_column(column) for column, _d, _n in page.keys]
-    statement = (
-        sql_select(*columns)
-        .select_from(METRIC.join(chosen, chosen.c.id == METRIC.c.id))
-        .order_by(*order)
-    )
+        # SQLite writes every row it sorts: it finds the page's ids first (sorting only their
+        # sort values), then writes the rows of those ids.
+        page = service.page_of(
+            session, query, category, [METRIC.c.id], after=start, limit=limit, offset=skip
+        )
+        ids = page.statement
+        if page.score is not None:
+            ids = ids.add_columns(page.score.label("score"))
+        chosen = ids.subquery("page")
+        order = [chosen.c.score.desc(), METRIC.c.id] if ranked else service._order_by(keys)
+        statement = (
+            sql_select(*columns)
+            .select_from(METRIC.join(chosen, chosen.c.id == METRIC.c.id))
+            .order_by(*order)
+        )
     rows = session.execute(statement, {YEAR: service.current_year()}).all()
     more = len(rows) > limit
     rows = rows[:limit]
     if postgres and any(row[1] for row in rows):
         # A figure outside the plain decimals: the chunk as Python writes it.
-        read = service.read_page(
-            session, query, category, after=None if ranked else after, limit=limit, offset=skip
-        )
+        read = service.read_page(session, query, category, after=start, limit=limit, offset=skip)
         written = None
         items = read.items
     else:

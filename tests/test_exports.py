@@ -2,6 +2,8 @@
 each client address runs a bounded number at once, and a client that stops reading is dropped.
 Exports read in chunks at one dataset version, so a write during an export does not show in it."""
 
+import csv
+import io
 import json
 import os
 import socket
@@ -19,6 +21,7 @@ from api import exports
 from api.config import Settings
 from api.dataset import read_datasets
 from api.db import SQLITE_POOL_SIZE
+from api.metrics.schemas import MetricPublic
 from api.records.loading import load_datasets
 from bench import synthetic
 from tests.conftest import seed, serving
@@ -184,3 +187,189 @@ def test_an_export_answers_at_one_version_while_writes_land(
         assert json.loads(after[-1])["name"] == "Renamed while an export ran"
         newer = client.get("/v1/metrics").headers["dataset-version"]
         assert int(during.headers["dataset-version"]) < int(newer)
+
+
+# Figures and texts at the edges of how each writer writes them: integral floats, decimals with
+# 17 digits, the smallest floats, signs; quotes, commas, line breaks, tabs, control characters,
+# formula starts, characters beyond the BMP. (value, value_low, value_high), name, description.
+AWKWARD = [
+    ((30.0, 30.0, 30.0), "=SUM(A1:A2)", 'Says "thirty", then a comma'),
+    ((0.1, 0.1, 0.1), "+1 decimal", "one line\nand another\r\nand a third"),
+    ((None, -3.75, -2.5), "-negative range", "\tstarts with a tab"),
+    ((1e-05, 1e-05, 1e-05), "@small", "\rstarts with a carriage return"),
+    ((None, 5e-324, 0.30000000000000004), "Ünïcødé – 😀", "controls \x01 \x1f \\ and / slash"),
+    ((123456789012345.6, 123456789012345.6, 123456789012345.6), "big fraction", "plain"),
+    ((None, -1e15, 1e15), "the bounds", "'already quoted"),
+    ((1 / 3, 1 / 3, 1 / 3), "a third", ""),
+    ((-0.0, -0.0, -0.0), "minus zero", "-0"),
+    ((0.0001, 0.0001, 0.0001), "the edge of plain decimals", "=1+1"),
+    ((999999999999999.9, 999999999999999.9, 999999999999999.9), "just under 1e15", "x"),
+    ((None, 2.5e-7, 1234.5678), "tiny to decimal", "@"),
+]
+SUBJECTS = [["=formula", "comma, inside", 'quote "q"'], [], ["-dash"], ["ünï", "\ttab"]]
+
+
+def load_awkward(engine: Engine) -> list[str]:
+    """The seed, and metrics with the AWKWARD figures and texts written straight into the
+    tables (as the database holds them, whatever a loader would have said)."""
+    from api.db import writer
+    from api.metrics.models import Metric, MetricSubject
+    from tests.helpers import SOURCE
+
+    seed(engine)
+    ids = []
+    with Session(writer(engine)) as session, session.begin():
+        for n, ((value, low, high), name, description) in enumerate(AWKWARD):
+            metric_id = f"awkward-{n:02d}"
+            ids.append(metric_id)
+            session.add(
+                Metric(
+                    id=metric_id,
+                    category=["market", "pricing"][n % 2],
+                    name=name,
+                    description=description,
+                    value=value,
+                    value_low=low,
+                    value_high=high,
+                    qualifier="eq",
+                    unit="percent",
+                    measure="share",
+                    direction=[None, "increase"][n % 2],
+                    year=[None, 2001, 2099][n % 3],
+                    forecast=n % 2 == 0,
+                    base_year=[None, 1999][n % 2],
+                    geography=[None, "=EU", 'Côte d’Ivoire, "CI"'][n % 3],
+                    cited_as=[None, "@cited, as"][n % 2],
+                    baseline_id=ids[0] if n else None,
+                    source_id=SOURCE,
+                    evidence_quote=description or name,
+                    evidence_start=n,
+                    evidence_end=n + 10,
+                )
+            )
+        session.flush()
+        for n, metric_id in enumerate(ids):
+            for position, subject in enumerate(SUBJECTS[n % len(SUBJECTS)]):
+                session.add(MetricSubject(metric_id=metric_id, subject=subject, position=position))
+    return ids
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"sort": "-value_high,name"}, {"category": "market"}, {"q": "metrics"}],
+    ids=["id order", "sorted", "filtered", "searched"],
+)
+def test_exports_write_every_value_as_the_json_api_does(
+    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
+) -> None:
+    """The database writes each row (api.metrics.encoding): the NDJSON line is the JSON API's
+    item as orjson writes it, the CSV record what the Python writer makes of that item, byte
+    for byte, whatever the figures and texts. Chunks of 3 rows mix chunks that PostgreSQL
+    writes with chunks that Python writes (figures it does not write as plain decimals)."""
+    import orjson
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    load_awkward(migrated_engine)
+    monkeypatch.setattr(exports, "CHUNK_ROWS", 3)
+    with TestClient(create_app(Settings(response_cache_bytes=0), migrated_engine)) as client:
+        items = client.get("/v1/metrics", params={**params, "limit": 500}).json()["items"]
+        assert sum(item["id"].startswith("awkward-") for item in items) >= (
+            0 if "q" in params else 6
+        )
+        ndjson = client.get("/v1/metrics.ndjson", params=params).content
+        assert ndjson == b"".join(orjson.dumps(item) + b"\n" for item in items)
+        names = exports.columns(MetricPublic)
+        csv_body = client.get("/v1/metrics.csv", params=params).content
+        assert csv_body == exports._csv_header(names) + exports._csv_chunk(items)
+        if not params:
+            table = {row["id"]: row for row in csv.DictReader(io.StringIO(csv_body.decode()))}
+            assert [table[f"awkward-{n:02d}"]["value"] for n in (0, 1, 2, 3, 8)] == [
+                "30", "0.1", "", "1e-05", "0",
+            ]  # fmt: skip
+            assert table["awkward-04"]["value_low"] == "5e-324"
+            assert table["awkward-00"]["name"] == "'=SUM(A1:A2)"
+            assert table["awkward-02"]["value_low"] == "-3.75"  # a number: no quote mark
+            assert table["awkward-02"]["name"] == "'-negative range"
+            assert table["awkward-00"]["subjects"] == '\'=formula;comma, inside;quote "q"'
+            assert table["awkward-03"]["description"] == "'\rstarts with a carriage return"
+            lines = {json.loads(line)["id"]: line for line in ndjson.decode().splitlines()}
+            assert '"value":0.00001,' in lines["awkward-03"]
+            assert '"value":30,' in lines["awkward-00"]
+
+
+def test_exports_at_an_earlier_version_read_the_history(
+    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`as_of` exports are written by the database from the history (the same query, its
+    tables replaced by their rows at that version) and equal the JSON collection at as_of."""
+    import orjson
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.helpers import make_keys
+
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    monkeypatch.setattr(exports, "CHUNK_ROWS", 5)
+    with TestClient(create_app(Settings(response_cache_bytes=0), migrated_engine)) as client:
+        before = client.get("/v1/changes", params={"limit": 1, "offset": 66}).json()["items"]
+        moment = before[0]["at"]
+        written = client.patch(
+            "/v1/metrics/car-t-dose-manufacturing-cost",
+            json={"name": "=Renamed, later", "subjects": ["new"]},
+            headers={"Authorization": f"Bearer {keys['alice']}", "If-Match": "*"},
+        )
+        assert written.status_code == 200
+        params = {"as_of": moment}
+        items = client.get("/v1/metrics", params={**params, "limit": 500}).json()["items"]
+        assert "=Renamed, later" not in {item["name"] for item in items}
+        ndjson = client.get("/v1/metrics.ndjson", params=params).content
+        assert ndjson == b"".join(orjson.dumps(item) + b"\n" for item in items)
+        csv_body = client.get("/v1/metrics.csv", params=params).content
+        names = exports.columns(MetricPublic)
+        assert csv_body == exports._csv_header(names) + exports._csv_chunk(items)
+        now = client.get("/v1/metrics.csv").text
+        assert "'=Renamed, later" in now and "'=Renamed, later" not in csv_body.decode()
+
+
+def test_the_change_feed_exports_in_chunks_at_one_version(
+    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The change feed streams in chunks (bounded memory for a long history): its lines are
+    the feed's items, and a revision written during the export is not in it."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.helpers import make_keys
+
+    seed(migrated_engine)
+    keys = make_keys(migrated_engine)
+    monkeypatch.setattr(exports, "CHUNK_ROWS", 10)
+    settings = Settings(response_cache_bytes=0)
+    with (
+        TestClient(create_app(settings, migrated_engine)) as client,
+        TestClient(create_app(settings, migrated_engine)) as other,
+    ):
+        feed = client.get("/v1/changes", params={"limit": 500}).json()["items"]
+        read_chunk, chunks = exports._read_chunk, []
+
+        def write_after_the_first_chunk(*args: object) -> exports.Chunk:
+            chunk = read_chunk(*args)  # type: ignore[arg-type]
+            chunks.append(chunk)
+            if len(chunks) == 1:
+                written = other.patch(
+                    "/v1/metrics/car-t-dose-manufacturing-cost",
+                    json={"name": "Renamed while the feed was exported"},
+                    headers={"Authorization": f"Bearer {keys['alice']}", "If-Match": "*"},
+                )
+                assert written.status_code == 200
+            return chunk
+
+        monkeypatch.setattr(exports, "_read_chunk", write_after_the_first_chunk)
+        lines = client.get("/v1/changes.ndjson").text.splitlines()
+        assert len(chunks) == 7 and [json.loads(line) for line in lines] == feed
+        table = list(csv.DictReader(io.StringIO(client.get("/v1/changes.csv").text)))
+        assert len(table) == len(feed) + 1  # now with the revision written meanwhile
+        assert [row["id"] for row in table[:-1]] == [str(item["id"]) for item in feed]

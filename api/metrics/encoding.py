@@ -22,6 +22,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Integer,
+    LargeBinary,
     String,
     and_,
     bindparam,
@@ -237,7 +238,7 @@ def line(dialect: str, fmt: Format) -> ColumnElement[str]:
                     *[x for sub, inner in value for x in (_sql_text(sub), inner)]
                 )
             pairs += [_sql_text(name), value]
-        return _concat(func.json_object(*pairs), "\n").label("line")
+        return _bytes(_concat(func.json_object(*pairs), "\n"))
     parts: list[ColumnElement[str] | str] = []
     for name, value in _fields(sql).items():
         if fmt is Format.ndjson:
@@ -254,7 +255,14 @@ def line(dialect: str, fmt: Format) -> ColumnElement[str]:
                     parts.append(",")
                 parts.append(inner)
     parts.append("}\n" if fmt is Format.ndjson else "\r\n")
-    return _concat(*parts).label("line")
+    line = _concat(*parts)
+    return line.label("line") if sql.postgres else _bytes(line)
+
+
+def _bytes(line: ColumnElement[str]) -> ColumnElement[Any]:
+    """SQLite's text as the bytes it holds (UTF-8): no str made of each line, and none
+    encoded again."""
+    return cast(line, LargeBinary()).label("line")
 
 
 @functools.cache
@@ -338,7 +346,11 @@ def read_chunk(
         written = None
         items = read.items
     else:
-        written = "".join([row[0] for row in rows]).encode()
+        written = (
+            "".join([row[0] for row in rows]).encode()
+            if postgres
+            else b"".join([row[0] for row in rows])
+        )
         items = []
     if not more or not rows:
         return Chunk(items, None, written)

@@ -2,12 +2,13 @@
 SQL, so that Python handles one string per row, byte for byte what api.exports writes from the
 dicts of `service.read_page` (`_item`).
 
-Texts are escaped by the database (SQLite's `json_quote`, PostgreSQL's `to_json`: the same
-escapes as orjson). Figures are written as the API writes them: an integral value below 2**53
-as an integer ("30", not "30.0"); any other by the shortest text that reads back as the same
-float. SQLite has no such conversion, so it calls back into Python (orjson for NDJSON, `repr`
-for CSV, as api.exports does), for fractional figures only. PostgreSQL's own float output is
-that shortest text, written as Python and orjson write it between 1e-4 and 1e15 (plain
+Texts are escaped by the database (SQLite's `json_object`, PostgreSQL's `to_json`: the same
+escapes as orjson; CSV cells as api.exports `_cell` writes them, in `CASE` expressions).
+Figures are written as the API writes them: an integral value below 2**53 as an integer
+("30", not "30.0"); any other by the shortest text that reads back as the same float. SQLite
+has no such conversion, so it calls back into Python (orjson for NDJSON, `repr` for CSV, as
+api.exports does), for fractional figures only. PostgreSQL's own float output is that
+shortest text, written as Python and orjson write it between 1e-4 and 1e15 (plain
 decimals); a chunk holding a fractional figure outside that range (the API accepts down to
 the smallest float) is written by Python instead, from `service.read_page`.
 """
@@ -38,7 +39,7 @@ from sqlmodel import Session
 
 from api.exports import FORMULA_STARTS, Chunk, Format
 from api.metrics import service
-from api.metrics.schemas import MetricQuery
+from api.metrics.schemas import MetricPublic, MetricQuery
 from api.vocabulary import Category
 
 METRIC, SUBJECT = service.METRIC, service.SUBJECT
@@ -53,12 +54,8 @@ _NUMBER_TEXT: dict[Format, Callable[[float], str]] = {
 }
 # Enumerated columns hold only the vocabulary's plain words (CHECK constraints): no escapes.
 _ENUMERATED = {"category", "qualifier", "unit", "measure", "direction"}
-# Columns in the order of MetricPublic, as `service._item` writes them.
-_ORDER = (
-    "id", "category", "name", "description", "value", "value_low", "value_high", "qualifier",
-    "unit", "measure", "direction", "year", "forecast", "horizon_passed", "base_year",
-    "geography", "subjects", "cited_as", "baseline_id", "source_id", "evidence",
-)  # fmt: skip
+# The fields in the order of MetricPublic, as `service._item` writes them.
+_ORDER = tuple(MetricPublic.model_fields)
 _FIGURES = ("value", "value_low", "value_high")
 _INTEGERS = ("year", "base_year", "evidence_start", "evidence_end")
 
@@ -69,6 +66,7 @@ def _sql_text(text: str) -> ColumnElement[str]:
 
 
 def _sql_number(number: float) -> ColumnElement[Any]:
+    """`number` as an SQL literal."""
     return literal_column(repr(number), Float() if isinstance(number, float) else Integer())
 
 
@@ -298,6 +296,7 @@ def _prepare(session: Session, fmt: Format) -> str:
 
 def read_chunk(
     session: Session,
+    *,
     query: MetricQuery,
     category: Category | None,
     fmt: Format,

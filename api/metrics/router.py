@@ -46,7 +46,9 @@ def _reader(category: Category | None) -> Any:
 
     def reader(query: MetricQuery, fmt: Format) -> ChunkReader:
         def read(session: Session, after: list[Any] | None, limit: int) -> Chunk:
-            return encoding.read_chunk(session, query, category, fmt, after, limit)
+            return encoding.read_chunk(
+                session, query=query, category=category, fmt=fmt, after=after, limit=limit
+            )
 
         return read
 

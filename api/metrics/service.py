@@ -459,6 +459,11 @@ def _counted(session: Session, query: MetricQuery, category: Category | None) ->
 
 def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
     """The metric `metric_id`; NotFound when there is none."""
+    return MetricPublic.model_validate(metric_item(session, metric_id=metric_id))
+
+
+def metric_item(session: Session, *, metric_id: str) -> dict[str, Any]:
+    """The metric `metric_id` as its public JSON object; NotFound when there is none."""
     statement = (
         select(*(METRIC.c[name] for name in FIELDS), SUBJECT.c.subject)
         .select_from(METRIC.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id))
@@ -469,7 +474,7 @@ def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
     if not rows:
         raise NotFound(f"There is no metric {metric_id!r}.")
     subjects = [row[21] for row in rows if row[21] is not None]
-    return MetricPublic.model_validate(_item(rows[0], subjects, current_year()))
+    return _item(rows[0], subjects, current_year())
 
 
 def _facet_column(name: str) -> tuple[ColumnElement[Any], bool]:

@@ -1,5 +1,6 @@
 """Reading metrics: filters, full-text search, sorting, paging, streaming and facet counts."""
 
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,7 @@ from sqlalchemy import (
     ColumnElement,
     Enum,
     FromClause,
+    Select,
     String,
     and_,
     bindparam,
@@ -329,8 +331,9 @@ def read_page(
     # (index lookups per row of the page, whatever the page's size).
     ranked = score is not None and not query.sort_keys()
     order = [score.desc(), METRIC.c.id] if ranked and score is not None else _order_by(keys)
+    dialect = session.get_bind().dialect.name
     statement = (
-        select(*_ROW_COLUMNS, _subjects_of(session))
+        _page_select(dialect)
         .select_from(from_clause)
         .where(where)
         .order_by(*order)
@@ -340,7 +343,7 @@ def read_page(
     year = current_year()
     items: list[dict[str, Any]] = []
     rows = session.execute(statement).all()  # fetchall: the driver's fastest path
-    json_subjects = session.get_bind().dialect.name == "sqlite"
+    json_subjects = dialect == "sqlite"
     for row in rows[:limit]:
         subjects = row[21]
         if json_subjects:
@@ -353,10 +356,17 @@ def read_page(
     return Rows(items, more, last)
 
 
-def _subjects_of(session: Session) -> ColumnElement[Any]:
+@functools.cache
+def _page_select(dialect: str) -> Select[Any]:
+    """The columns of a page (`FIELDS`, then the subjects), built once per dialect: each
+    request adds only its FROM, WHERE, ORDER BY and LIMIT."""
+    return select(*_ROW_COLUMNS, _subjects_of(dialect))
+
+
+def _subjects_of(dialect: str) -> ColumnElement[Any]:
     """A metric's subjects in order, for each row of the enclosing query: a PostgreSQL array,
     or a JSON array (text) on SQLite, whose aggregates take no ORDER BY before 3.44."""
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         return (
             select(func.array_agg(aggregate_order_by(SUBJECT.c.subject, SUBJECT.c.position)))
             .where(SUBJECT.c.metric_id == METRIC.c.id)

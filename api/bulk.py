@@ -28,7 +28,7 @@ from api.entities.schemas import EntityQuery
 from api.metrics import service as metric_service
 from api.metrics.schemas import MetricPublic, MetricQuery
 from api.records import asof
-from api.records.asof import ReadSessionDep
+from api.records.reads import ReadSessionDep
 from api.routing import plain_responses
 from api.schemas import AS_OF_DESCRIPTION, Evidence, Timestamp, figure_text
 from api.sources import service as source_service

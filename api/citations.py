@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session
 
 from api.errors import problem_responses
-from api.records.asof import ReadSessionDep
 from api.records.kinds import Kind
+from api.records.reads import ReadSessionDep
 from api.records.registry import KINDS
 from api.routing import SUCCESS_HEADERS, header, not_modified, read_errors
 from api.schemas import AS_OF_DESCRIPTION, EXAMPLES, AsOfQuery, Evidence, Timestamp

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.records.asof import get_read_session
+from api.records.reads import get_read_session
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Provide = Callable[[Request, contextlib.AsyncExitStack], Awaitable[Any]]

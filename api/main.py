@@ -24,7 +24,7 @@ from api.citations import router as citations_router
 from api.config import Settings, get_settings
 from api.db import make_engine
 from api.entities.router import router as entities_router
-from api.errors import PROBLEM_MEDIA_TYPE, install_error_handlers
+from api.errors import PROBLEM_MEDIA_TYPE
 from api.explorer import router as explorer
 from api.guards import RequestGuards
 from api.health import router as health_router
@@ -35,6 +35,7 @@ from api.middleware import BodyLimit, HeadAsGet, RequestLog
 from api.negotiation import negotiate
 from api.observability import Instruments, JsonFormatter
 from api.observability import router as observability_router
+from api.problems import install_error_handlers
 from api.records import asof
 from api.records.routes import router as records_router
 from api.response_cache import ResponseCache, RevisionProbe

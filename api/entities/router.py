@@ -13,8 +13,8 @@ from api.entities.kind import ENTITIES
 from api.entities.schemas import EntityQuery
 from api.pagination import Page, page
 from api.records import store
-from api.records.asof import ReadSessionDep
 from api.records.kinds import Kind
+from api.records.reads import ReadSessionDep
 from api.routing import collection_responses, item_responses
 from api.schemas import EXAMPLES, AsOfQuery
 

@@ -10,7 +10,7 @@ from api.downloads import add_exports
 from api.history import service
 from api.history.schemas import ChangesQuery, ReleasePublic, RevisionPublic
 from api.pagination import Page, PageQuery, page
-from api.records.asof import ReadSessionDep
+from api.records.reads import ReadSessionDep
 from api.routing import plain_responses
 
 router = APIRouter(tags=["history"])

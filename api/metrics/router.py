@@ -14,7 +14,7 @@ from api.metrics.kind import METRIC as KIND
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
 from api.pagination import Page, encode_cursor, json_page
 from api.records import store
-from api.records.asof import ReadSessionDep
+from api.records.reads import ReadSessionDep
 from api.routing import collection_responses, item_responses, plain_responses
 from api.schemas import AsOfQuery
 from api.vocabulary import Category

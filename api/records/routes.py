@@ -37,9 +37,9 @@ from api.history import service as history_service
 from api.history.schemas import RevisionPublic
 from api.pagination import Page, PageQuery, page
 from api.records import store, versions
-from api.records.asof import ReadSessionDep
 from api.records.fields import Strict
 from api.records.kinds import Kind
+from api.records.reads import ReadSessionDep
 from api.records.registry import KINDS
 from api.records.store import Change, Stored
 from api.records.validation import Check, Problem, check_record, prefetch_references

@@ -10,7 +10,7 @@ from sqlmodel import Session
 from api.downloads import add_exports
 from api.pagination import Page, page
 from api.records import store
-from api.records.asof import ReadSessionDep
+from api.records.reads import ReadSessionDep
 from api.routing import collection_responses, item_responses, plain_responses
 from api.schemas import AsOfQuery
 from api.sources import service

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import fastapi_offline
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
@@ -32,14 +32,13 @@ from api.history.router import router as history_router
 from api.index import router as index_router
 from api.metrics.router import router as metrics_router
 from api.middleware import BodyLimit, HeadAsGet, RequestLog
-from api.negotiation import negotiate
 from api.observability import Instruments, JsonFormatter
 from api.observability import router as observability_router
 from api.problems import install_error_handlers
 from api.records import asof
 from api.records.routes import router as records_router
 from api.response_cache import ResponseCache, RevisionProbe
-from api.routing import HEADERS, retired_parameters, single_valued_parameters
+from api.routing import HEADERS
 from api.schemas import EXAMPLES
 from api.sources.router import router as sources_router
 
@@ -110,25 +109,13 @@ def create_app(
     asof.install(app.state.read_engine)
     install_error_handlers(app)
 
-    v1 = APIRouter(
-        prefix="/v1",
-        dependencies=[
-            Depends(retired_parameters),
-            Depends(negotiate),
-            Depends(single_valued_parameters),
-        ],
-    )
-    v1.include_router(metrics_router)
-    v1.include_router(entities_router)
-    v1.include_router(sources_router)
-    v1.include_router(citations_router)
-    v1.include_router(records_router)
-    v1.include_router(history_router)
-    v1.include_router(bulk_router)
-    app.include_router(v1)
-    app.include_router(index_router)
-    app.include_router(health_router)
-    app.include_router(observability_router)
+    # The routers' routes are complete as declared (`/v1` ones by api.routing.v1_router): taken
+    # as they are, not included (which would build every route's fields again).
+    for router in (
+        metrics_router, entities_router, sources_router, citations_router, records_router,
+        history_router, bulk_router, index_router, health_router, observability_router,
+    ):  # fmt: skip
+        app.router.routes.extend(router.routes)
     explorer.install(app)
     app.state.instruments = Instruments(app)
     _add_docs(app)

@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from sqlmodel import Session
 
 from api.direct import DirectRoute
@@ -15,11 +15,11 @@ from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
 from api.pagination import Page, encode_cursor, json_page
 from api.records import store
 from api.records.reads import ReadSessionDep
-from api.routing import collection_responses, item_responses, plain_responses
+from api.routing import collection_responses, item_responses, plain_responses, v1_router
 from api.schemas import AsOfQuery
 from api.vocabulary import Category
 
-router = APIRouter(tags=["metrics"])
+router = v1_router(tags=["metrics"])
 
 MetricParams = Annotated[MetricQuery, Query()]
 COLLECTION_RESPONSES = collection_responses("MetricPublic", "metrics")

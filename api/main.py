@@ -174,6 +174,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        gc.unfreeze()  # collectable again (a test process runs many apps)
         app.state.probe.stop()
         for owned in app.state.own_engines:
             owned.dispose()

@@ -169,7 +169,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.probe.start()
     # What start-up made (routes, models, schemas: most of the heap) lives as long as the
     # process: kept out of the collector's full passes, which then pause serving less.
-    gc.collect()
     gc.freeze()
     try:
         yield

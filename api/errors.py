@@ -141,7 +141,6 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     retry = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
     return {
         status: {
-            "model": Problem,
             "description": HTTPStatus(status).phrase,
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
             **({"headers": retry} if status in (429, 503) else {}),

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from api.auth import redis_rates, service
+from api.auth import service
 from api.db import writer
 from api.errors import Forbidden, TooManyRequests, Unauthorized
 
@@ -87,6 +87,8 @@ def requires(scope: str) -> Callable[..., str]:
         settings = request.app.state.settings
         window = settings.write_rate_window
         if settings.redis_url:  # no database connection held while Redis answers
+            from api.auth import redis_rates  # the client library only when configured
+
             redis = redis_rates.redis_client(settings.redis_url)
             used, reset = redis_rates.count_write_in_redis(
                 redis, key_name=name, window_seconds=window

@@ -35,7 +35,7 @@ from api import search
 from api.errors import InvalidInput, NotFound
 from api.filters import spell, years
 from api.filters import values as filters_values
-from api.metrics.models import Metric, MetricSubject
+from api.metrics.models import FACET_COUNT, TALLIED, Metric, MetricSubject
 from api.metrics.schemas import (
     FacetQuery,
     Facets,
@@ -45,6 +45,7 @@ from api.metrics.schemas import (
     MetricQuery,
 )
 from api.pagination import cursor_values
+from api.records import asof
 from api.vocabulary import Category
 
 METRIC = Metric.__table__  # type: ignore[attr-defined]
@@ -65,11 +66,11 @@ def current_year() -> int:
     return year
 
 
-def _horizon_passed() -> ColumnElement[bool]:
+def _horizon_passed(table: Any = METRIC) -> ColumnElement[bool]:
     return and_(
-        METRIC.c.forecast == true(),
-        METRIC.c.year.is_not(None),
-        METRIC.c.year < current_year(),
+        table.c.forecast == true(),
+        table.c.year.is_not(None),
+        table.c.year < current_year(),
     )
 
 
@@ -123,41 +124,60 @@ def _tagged(wanted: Sequence[str | None]) -> ColumnElement[bool]:
     return or_(*options)
 
 
-def _selection(
-    session: Session, filters: MetricFilters, category: Category | None
-) -> tuple[FromClause, ColumnElement[bool], ColumnElement[Any] | None]:
-    """(FROM clause, WHERE clause, relevance score or None) for `filters`."""
+# The filters the facet tally holds the columns of (api.metrics.tally); the others (search,
+# subjects, sources, figures) are answered from the metrics themselves.
+_TALLIED_FILTERS = {*TALLIED, "horizon_passed"}
+_FILTERS = set(MetricFilters.model_fields) - {"as_of"}
+
+
+def _used_filters(filters: MetricFilters) -> set[str]:
+    return {name for name in _FILTERS if getattr(filters, name) is not None}
+
+
+def _conditions(
+    filters: MetricFilters, category: Category | None, table: Any = METRIC
+) -> list[ColumnElement[bool]]:
+    """The WHERE terms of every filter but `q`, on `table` (the metrics, or the facet tally
+    when the filters are all tallied ones)."""
     conditions: list[ColumnElement[bool]] = []
     for name in ("category", "unit", "measure", "qualifier", "direction"):
         raw = getattr(filters, name)
         if raw is not None:
-            conditions.append(_any_of(METRIC.c[name], filters_values(raw)))
+            conditions.append(_any_of(table.c[name], filters_values(raw)))
     for name in ("year", "base_year"):
         raw = getattr(filters, name)
         if raw is not None:
-            conditions.append(_in_years(METRIC.c[name], raw))
+            conditions.append(_in_years(table.c[name], raw))
     if filters.forecast is not None:
         wanted = sorted({value == "true" for value in filters_values(filters.forecast)})
-        conditions.append(_any_of(METRIC.c.forecast, wanted))
+        conditions.append(_any_of(table.c.forecast, wanted))
     if category is not None:
-        conditions.append(METRIC.c.category == category)
+        conditions.append(table.c.category == category)
     if filters.source is not None:
-        conditions.append(_any_of(METRIC.c.source_id, filters_values(filters.source)))
+        conditions.append(_any_of(table.c.source_id, filters_values(filters.source)))
     if filters.geography is not None:
-        conditions.append(_any_of(METRIC.c.geography, filters_values(filters.geography), fold=True))
+        conditions.append(_any_of(table.c.geography, filters_values(filters.geography), fold=True))
     if filters.subject is not None:
         conditions.append(_tagged(filters_values(filters.subject)))
     if filters.horizon_passed is not None:
-        passed = _horizon_passed()
+        passed = _horizon_passed(table)
         expired = set(filters_values(filters.horizon_passed))
         if expired == {"true"}:
             conditions.append(passed)
         elif expired == {"false"}:
             conditions.append(not_(passed))
     if filters.value_min is not None:
-        conditions.append(METRIC.c.value_high >= filters.value_min)
+        conditions.append(table.c.value_high >= filters.value_min)
     if filters.value_max is not None:
-        conditions.append(METRIC.c.value_low <= filters.value_max)
+        conditions.append(table.c.value_low <= filters.value_max)
+    return conditions
+
+
+def _selection(
+    session: Session, filters: MetricFilters, category: Category | None
+) -> tuple[FromClause, ColumnElement[bool], ColumnElement[Any] | None]:
+    """(FROM clause, WHERE clause, relevance score or None) for `filters`."""
+    conditions = _conditions(filters, category)
     from_clause: FromClause = METRIC
     score = None
     if filters.q is not None:
@@ -168,6 +188,12 @@ def _selection(
             from_clause = METRIC.join(matches, matches.c.id == METRIC.c.id)
             score = matches.c.score
     return from_clause, and_(true(), *conditions), score
+
+
+def _only_searched(filters: MetricFilters, category: Category | None) -> bool:
+    """Whether `q` is the only filter: the live search index alone then answers which metrics
+    match (every document in it is a live metric's)."""
+    return category is None and _used_filters(filters) == {"q"}
 
 
 SortKey = tuple[ColumnElement[Any], bool, bool]  # (expression, descending, may be null)
@@ -328,15 +354,24 @@ def read_page(
     # One query: the page's rows, each with its subjects gathered by a correlated subquery
     # (index lookups per row of the page, whatever the page's size).
     ranked = score is not None and not query.sort_keys()
-    order = [score.desc(), METRIC.c.id] if ranked and score is not None else _order_by(keys)
-    statement = (
-        select(*_ROW_COLUMNS, _subjects_of(session))
-        .select_from(from_clause)
-        .where(where)
-        .order_by(*order)
-        .limit(limit + 1)
-        .offset(offset)
-    )
+    if ranked and score is not None:
+        statement = _ranked_page(session, query, category, from_clause, where, score)
+        statement = statement.limit(limit + 1).offset(offset)
+        page = statement.subquery("page")
+        statement = (
+            select(*_ROW_COLUMNS, _subjects_of(session))
+            .select_from(METRIC.join(page, page.c.id == METRIC.c.id))
+            .order_by(page.c.score.desc(), METRIC.c.id)
+        )
+    else:
+        statement = (
+            select(*_ROW_COLUMNS, _subjects_of(session))
+            .select_from(from_clause)
+            .where(where)
+            .order_by(*_order_by(keys))
+            .limit(limit + 1)
+            .offset(offset)
+        )
     year = current_year()
     items: list[dict[str, Any]] = []
     rows = session.execute(statement).all()  # fetchall: the driver's fastest path
@@ -351,6 +386,28 @@ def read_page(
     if items and not more:
         last = _last(keys, rows[len(items) - 1], score, query)
     return Rows(items, more, last)
+
+
+def _ranked_page(
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
+    from_clause: FromClause,
+    where: ColumnElement[bool],
+    score: ColumnElement[Any],
+) -> Any:
+    """(id, score) of the matches in relevance order (ties by id), to be cut to a page: the
+    page's metric rows are then read for its keys only, not for every match. A live search
+    with no other filter ranks the live index's matches without reading the metrics."""
+    found = score.table
+    if _only_searched(query, category) and asof.read_version(session) is None:
+        return select(found.c.id, found.c.score).order_by(found.c.score.desc(), found.c.id)
+    return (
+        select(METRIC.c.id.label("id"), score.label("score"))
+        .select_from(from_clause)
+        .where(where)
+        .order_by(score.desc(), METRIC.c.id)
+    )
 
 
 def _subjects_of(session: Session) -> ColumnElement[Any]:
@@ -383,6 +440,10 @@ def _last(
 
 def count_metrics(session: Session, query: MetricFilters, category: Category | None) -> int:
     """How many metrics match the filters."""
+    if query.q is not None and _only_searched(query, category):
+        found = search.count(session, "metric", query.q)
+        if found is not None:
+            return found
     from_clause, where, _score = _selection(session, query, category)
     return int(
         session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
@@ -472,15 +533,15 @@ def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
     return MetricPublic.model_validate(_item(rows[0], subjects, current_year()))
 
 
-def _facet_column(name: str) -> tuple[ColumnElement[Any], bool]:
+def _facet_column(name: str, table: Any = METRIC) -> tuple[ColumnElement[Any], bool]:
     """(the grouped expression, whether it needs the subject join)."""
     if name == "subject":
         return SUBJECT.c.subject, True
     if name == "source":
-        return METRIC.c.source_id, False
+        return table.c.source_id, False
     if name == "horizon_passed":
-        return case((_horizon_passed(), literal(True)), else_=literal(False)), False
-    return METRIC.c[name], False
+        return case((_horizon_passed(table), literal(True)), else_=literal(False)), False
+    return table.c[name], False
 
 
 def facets(
@@ -490,25 +551,22 @@ def facets(
     selects; each facet counts over the metrics the other filters select (its own filter left
     out, so that a panel can offer the values not chosen yet), and each value links to `path`
     (the collection) with `params` (the request's filters), the facet's own filter set to that
-    value: a link whose total is the count."""
-    from_clause, where, _score = _selection(session, query, None)
-    total = session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
+    value: a link whose total is the count.
+
+    On the live data, facets and filters that the tally holds are summed from it (a few rows
+    per combination of values, not one per metric); the others, and reads at a version, count
+    the metrics."""
+    names = list(dict.fromkeys(query.facet.split(",")))
+    tallied = (
+        asof.read_version(session) is None
+        and _used_filters(query) <= _TALLIED_FILTERS
+        and set(names) <= _TALLIED_FILTERS
+    )
+    total = _facet_total(session, query, tallied)
     counts: dict[str, list[FacetValue]] = {}
-    for name in dict.fromkeys(query.facet.split(",")):
+    for name in names:
         others = query.model_copy(update={name: None})
-        from_clause, where, _score = _selection(session, others, None)
-        column, needs_subjects = _facet_column(name)
-        source = (
-            from_clause.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id)
-            if needs_subjects
-            else from_clause
-        )
-        rows = session.execute(
-            select(column.label("value"), func.count().label("count"))
-            .select_from(source)
-            .where(where)
-            .group_by(column)
-        ).all()
+        rows = _facet_rows(session, others, name, tallied)
         kept = [(key, value) for key, value in params if key not in (name, "facet")]
         values = [
             FacetValue(
@@ -518,6 +576,44 @@ def facets(
         ]
         counts[name] = sorted(values, key=lambda v: (-v.count, v.value is None, str(v.value)))
     return Facets(total=total, facets=counts)
+
+
+def _facet_total(session: Session, query: FacetQuery, tallied: bool) -> int:
+    if tallied:
+        summed = func.coalesce(func.sum(FACET_COUNT.c.metrics), 0)
+        statement = select(summed).where(and_(true(), *_conditions(query, None, FACET_COUNT)))
+        return int(session.execute(statement).scalar_one())
+    from_clause, where, _score = _selection(session, query, None)
+    return int(
+        session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
+    )
+
+
+def _facet_rows(session: Session, filters: FacetQuery, name: str, tallied: bool) -> Sequence[Any]:
+    """(value, count) of facet `name` over the metrics `filters` select."""
+    if tallied:
+        column, _subjects = _facet_column(name, FACET_COUNT)
+        where = and_(true(), *_conditions(filters, None, FACET_COUNT))
+        summed = func.sum(FACET_COUNT.c.metrics)
+        return session.execute(
+            select(column.label("value"), summed.label("count"))
+            .where(where)
+            .group_by(column)
+            .having(summed > 0)
+        ).all()
+    from_clause, where, _score = _selection(session, filters, None)
+    column, needs_subjects = _facet_column(name)
+    source = (
+        from_clause.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id)
+        if needs_subjects
+        else from_clause
+    )
+    return session.execute(
+        select(column.label("value"), func.count().label("count"))
+        .select_from(source)
+        .where(where)
+        .group_by(column)
+    ).all()
 
 
 def _link(path: str, kept: list[tuple[str, str]], name: str, value: object) -> str:

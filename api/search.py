@@ -284,6 +284,31 @@ _LIVE_COUNT = {
 }
 
 
+# A live search's best `:rows` after `:offset`, in relevance order (ties by id), from the live
+# index alone. On SQLite the scores are kept once, and only the matches scoring at least the
+# last wanted row's are joined to the history for their ids (the others cannot reach the page).
+_LIVE_RANKED = {
+    "postgresql": """
+        SELECT f.id AS id, ts_rank(f.document, query.q) AS score
+        FROM {kind}_live_fts f, (SELECT {tsquery} AS q) AS query
+        WHERE f.document @@ query.q
+        ORDER BY score DESC, f.id LIMIT :rows OFFSET :offset
+    """,
+    "sqlite": """
+        WITH scored AS MATERIALIZED (
+            SELECT rowid AS row_id, -bm25({kind}_live_fts, {weights}) AS score
+            FROM {kind}_live_fts WHERE {kind}_live_fts MATCH :q
+        ), cut AS (
+            SELECT score FROM scored ORDER BY score DESC LIMIT 1 OFFSET :offset + :rows - 1
+        )
+        SELECT h.id AS id, scored.score AS score
+        FROM scored JOIN {kind}_history h ON h.row_id = scored.row_id
+        WHERE NOT EXISTS (SELECT 1 FROM cut) OR scored.score >= (SELECT score FROM cut)
+        ORDER BY scored.score DESC, h.id LIMIT :rows OFFSET :offset
+    """,
+}
+
+
 def _compiled(query: Query, dialect: str) -> tuple[str, dict[str, object]]:
     """(the tsquery expression or "", the parameters) of `query` for `dialect`."""
     if dialect == "postgresql":
@@ -311,6 +336,21 @@ def matches(session: Session, kind: str, q: str) -> Subquery | None:
         )
     statement = text(sql).bindparams(**params)
     return statement.columns(id=String, score=Float).subquery(f"{kind}_found")
+
+
+def ranked(session: Session, kind: str, q: str, *, rows: int, offset: int) -> Subquery | None:
+    """(id, score) of the live records of `kind` that `q` finds, ranked (ties by id), `rows`
+    of them after `offset`: a page of a search with no other filter. None when the session
+    reads at a version, or `q` has no word to find."""
+    query = parse(q)
+    if asof.read_version(session) is not None or not query.clauses:
+        return None
+    dialect = session.get_bind().dialect.name
+    tsquery, params = _compiled(query, dialect)
+    weights = ", ".join(str(_BM25[min(i, 3)]) for i in range(len(DOCUMENTS[kind])))
+    sql = _LIVE_RANKED[dialect].format(kind=kind, weights=weights, tsquery=tsquery)
+    statement = text(sql).bindparams(**params, rows=rows, offset=offset)
+    return statement.columns(id=String, score=Float).subquery(f"{kind}_ranked")
 
 
 def count(session: Session, kind: str, q: str) -> int | None:

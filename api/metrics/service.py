@@ -355,9 +355,9 @@ def read_page(
     # (index lookups per row of the page, whatever the page's size).
     ranked = score is not None and not query.sort_keys()
     if ranked and score is not None:
-        statement = _ranked_page(session, query, category, from_clause, where, score)
-        statement = statement.limit(limit + 1).offset(offset)
-        page = statement.subquery("page")
+        page = _ranked_page(
+            session, query, category, (from_clause, where, score), limit=limit + 1, offset=offset
+        )
         statement = (
             select(*_ROW_COLUMNS, _subjects_of(session))
             .select_from(METRIC.join(page, page.c.id == METRIC.c.id))
@@ -392,21 +392,27 @@ def _ranked_page(
     session: Session,
     query: MetricQuery,
     category: Category | None,
-    from_clause: FromClause,
-    where: ColumnElement[bool],
-    score: ColumnElement[Any],
+    selection: tuple[FromClause, ColumnElement[bool], ColumnElement[Any]],
+    *,
+    limit: int,
+    offset: int,
 ) -> Any:
-    """(id, score) of the matches in relevance order (ties by id), to be cut to a page: the
-    page's metric rows are then read for its keys only, not for every match. A live search
-    with no other filter ranks the live index's matches without reading the metrics."""
-    found = score.table
-    if _only_searched(query, category) and asof.read_version(session) is None:
-        return select(found.c.id, found.c.score).order_by(found.c.score.desc(), found.c.id)
+    """(id, score) of the page's matches in relevance order (ties by id): the page's metric
+    rows are then read for these keys only, not for every match. A live search with no other
+    filter ranks the live index's matches without reading the metrics."""
+    if query.q is not None and _only_searched(query, category):
+        found = search.ranked(session, "metric", query.q, rows=limit, offset=offset)
+        if found is not None:
+            return found
+    from_clause, where, score = selection
     return (
         select(METRIC.c.id.label("id"), score.label("score"))
         .select_from(from_clause)
         .where(where)
         .order_by(score.desc(), METRIC.c.id)
+        .limit(limit)
+        .offset(offset)
+        .subquery("page")
     )
 
 

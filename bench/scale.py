@@ -7,7 +7,8 @@ It writes bench/synthetic.py's SYNTHETIC dataset (SIZE metrics, 200 per source: 
 at 1,000,000), imports it with `cdmo-metrics import` into a fresh database of each kind, serves
 it with the response cache off (`RESPONSE_CACHE_BYTES=0`: every request computed) and times
 sequential requests with httpx, each distinct so no layer can answer from memory: one metric, a
-filtered and sorted page of 50, a `q` page, facets, a first and a deep keyset page (`after=` at
+filtered and sorted page of 50, a `q` page (the same query with another page size each time, and
+a query new each time), facets, a first and a deep keyset page (`after=` at
 the middle of the collection), the same with `count=none`; then one whole NDJSON and one CSV
 export (rows/s), and the server's peak memory (VmHWM). Each row is printed against its target.
 """
@@ -73,7 +74,7 @@ def export_rate(client: httpx.Client, fmt: str) -> tuple[float, int]:
     return (rows - (1 if fmt == "csv" else 0)) / seconds, rows
 
 
-CASES = ("item", "filtered", "q", "facets", "first", "deep", "deep-count-none", "exports")
+CASES = ("item", "filtered", "q", "q-new", "facets", "first", "deep", "deep-count-none", "exports")
 
 
 def round_for(
@@ -126,6 +127,13 @@ def round_for(
                 30,
             ),
             ("q", "q page of 50", lambda n: f"/v1/metrics?q=batch+yields&limit={50 - n % 3}", 50),
+            (
+                # The same matches, but a query no request asked before: nothing of it is kept.
+                "q-new",
+                "q page of 50, a query new each time",
+                lambda n: f"/v1/metrics?q=batch+yields+-absent{n}&limit=50",
+                50,
+            ),
             (
                 "facets",
                 "facets (category, unit, year)",

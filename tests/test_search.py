@@ -147,3 +147,15 @@ def test_live_search_follows_writes_and_reads_at_a_version_keep_the_past(
         then = w.client.get("/v1/metrics", params={"q": q, "limit": 500, "as_of": future}).json()
         assert live["total"] == then["total"], q
         assert sorted(m["id"] for m in live["items"]) == sorted(m["id"] for m in then["items"])
+
+
+def test_ranked_pages_of_every_size_slice_one_order(client: TestClient) -> None:
+    """Relevance order (ties by id) is one order, whatever the page size and offset."""
+    for q in ("the", "cell OR therapy", "a*"):
+        whole = [
+            m["id"]
+            for m in client.get("/v1/metrics", params={"q": q, "limit": 500}).json()["items"]
+        ]
+        for limit, offset in ((1, 0), (3, 2), (7, 5), (10, 17), (50, 30)):
+            page = client.get("/v1/metrics", params={"q": q, "limit": limit, "offset": offset})
+            assert [m["id"] for m in page.json()["items"]] == whole[offset : offset + limit]

@@ -111,6 +111,9 @@ def _facet_counts(bind: sa.Connection) -> None:
 def upgrade() -> None:
     bind = op.get_bind()
     postgres = bind.dialect.name == "postgresql"
+    if postgres:
+        # Filling the indexes of a large dataset takes longer than a request may.
+        op.execute("SET LOCAL statement_timeout = 0")
     for kind in COLUMNS:
         (_live_index_postgresql if postgres else _live_index_sqlite)(kind)
     _facet_counts(bind)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Float, String, Subquery, bindparam, text
+from sqlalchemy import Float, Integer, String, Subquery, bindparam, text
 from sqlmodel import Session
 
 from api.records import asof
@@ -284,12 +284,13 @@ _LIVE_COUNT = {
 }
 
 
-# A live search's best `:rows` after `:offset`, in relevance order (ties by id), from the live
-# index alone. On SQLite the scores are kept once, and only the matches scoring at least the
-# last wanted row's are joined to the history for their ids (the others cannot reach the page).
+# A live search's best `:rows` after `:offset`, in relevance order (ties by id), and how many
+# it finds in all, from the live index alone. On SQLite the scores are kept once, and only the
+# matches scoring at least the last wanted row's are joined to the history for their ids (the
+# others cannot reach the page).
 _LIVE_RANKED = {
     "postgresql": """
-        SELECT f.id AS id, ts_rank(f.document, query.q) AS score
+        SELECT f.id AS id, ts_rank(f.document, query.q) AS score, count(*) OVER () AS matches
         FROM {kind}_live_fts f, (SELECT {tsquery} AS q) AS query
         WHERE f.document @@ query.q
         ORDER BY score DESC, f.id LIMIT :rows OFFSET :offset
@@ -301,7 +302,7 @@ _LIVE_RANKED = {
         ), cut AS (
             SELECT score FROM scored ORDER BY score DESC LIMIT 1 OFFSET :offset + :rows - 1
         )
-        SELECT h.id AS id, scored.score AS score
+        SELECT h.id AS id, scored.score AS score, (SELECT count(*) FROM scored) AS matches
         FROM scored JOIN {kind}_history h ON h.row_id = scored.row_id
         WHERE NOT EXISTS (SELECT 1 FROM cut) OR scored.score >= (SELECT score FROM cut)
         ORDER BY scored.score DESC, h.id LIMIT :rows OFFSET :offset
@@ -339,8 +340,9 @@ def matches(session: Session, kind: str, q: str) -> Subquery | None:
 
 
 def ranked(session: Session, kind: str, q: str, *, rows: int, offset: int) -> Subquery | None:
-    """(id, score) of the live records of `kind` that `q` finds, ranked (ties by id), `rows`
-    of them after `offset`: a page of a search with no other filter. None when the session
+    """(id, score, matches) of the live records of `kind` that `q` finds, ranked (ties by
+    id), `rows` of them after `offset`, with the number of all matches: a page of a search
+    with no other filter. None when the session
     reads at a version, or `q` has no word to find."""
     query = parse(q)
     if asof.read_version(session) is not None or not query.clauses:
@@ -350,7 +352,7 @@ def ranked(session: Session, kind: str, q: str, *, rows: int, offset: int) -> Su
     weights = ", ".join(str(_BM25[min(i, 3)]) for i in range(len(DOCUMENTS[kind])))
     sql = _LIVE_RANKED[dialect].format(kind=kind, weights=weights, tsquery=tsquery)
     statement = text(sql).bindparams(**params, rows=rows, offset=offset)
-    return statement.columns(id=String, score=Float).subquery(f"{kind}_ranked")
+    return statement.columns(id=String, score=Float, matches=Integer).subquery(f"{kind}_ranked")
 
 
 def count(session: Session, kind: str, q: str) -> int | None:

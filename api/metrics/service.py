@@ -410,19 +410,37 @@ def _ranked_ids(
     """The ids of up to `rows` matches after `offset`, in relevance order (ties by id)."""
     version = session.info.get("dataset_version")
     if version is None or offset + rows > RANKED_ROWS:
-        page = _ranked_page(session, query, category, selection, limit=rows, offset=offset)
-        return list(session.execute(select(page.c.id)).scalars())
+        return _rank(session, query, category, selection, rows=rows, offset=offset)
     filters = query.model_dump(exclude=_NOT_FILTERS)
     key = (version, asof.read_version(session), current_year(), category, *sorted(filters.items()))
     best = _RANKED.get(key)
     if best is None:
-        page = _ranked_page(session, query, category, selection, limit=RANKED_ROWS, offset=0)
-        best = _RANKED[key] = list(session.execute(select(page.c.id)).scalars())
+        best = _RANKED[key] = _rank(session, query, category, selection, rows=RANKED_ROWS, offset=0)
         while len(_RANKED) > _RANKED_KEPT:
             _RANKED.popitem(last=False)
     else:
         _RANKED.move_to_end(key)
     return best[offset : offset + rows]
+
+
+def _rank(
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
+    selection: tuple[FromClause, ColumnElement[bool], ColumnElement[Any]],
+    *,
+    rows: int,
+    offset: int,
+) -> list[str]:
+    """The ids of a ranked page; a ranking from the live index also counts every match (in
+    the same pass on PostgreSQL), which is kept as the search's total."""
+    page = _ranked_page(session, query, category, selection, limit=rows, offset=offset)
+    if "matches" not in page.c:
+        return list(session.execute(select(page.c.id)).scalars())
+    found = session.execute(select(page.c.id, page.c.matches)).all()
+    if found:
+        _keep_count(session, query, category, found[0][1])
+    return [row[0] for row in found]
 
 
 def _ranked_page(
@@ -546,18 +564,32 @@ _COUNTS_KEPT = 1024
 _NOT_FILTERS = {"limit", "offset", "format", "sort", "after", "count"}
 
 
-def _counted(session: Session, query: MetricQuery, category: Category | None) -> int:
+def _count_key(
+    session: Session, query: MetricQuery, category: Category | None
+) -> tuple[Any, ...] | None:
     version = session.info.get("dataset_version")
     if version is None:  # not a request's read session: no version to key on
-        return count_metrics(session, query, category)
+        return None
     filters = query.model_dump(exclude=_NOT_FILTERS)
-    key = (version, current_year(), category, *sorted(filters.items()))
-    total = _COUNTS.get(key)
-    if total is None:
-        total = count_metrics(session, query, category)
+    return (version, current_year(), category, *sorted(filters.items()))
+
+
+def _keep_count(
+    session: Session, query: MetricQuery, category: Category | None, total: int
+) -> None:
+    key = _count_key(session, query, category)
+    if key is not None:
         _COUNTS[key] = total
         while len(_COUNTS) > _COUNTS_KEPT:
             _COUNTS.popitem(last=False)
+
+
+def _counted(session: Session, query: MetricQuery, category: Category | None) -> int:
+    key = _count_key(session, query, category)
+    total = None if key is None else _COUNTS.get(key)
+    if total is None:
+        total = count_metrics(session, query, category)
+        _keep_count(session, query, category, total)
     return total
 
 

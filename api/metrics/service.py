@@ -351,11 +351,11 @@ def read_page(
                 "query", "after", "results ranked by relevance page by offset; give `sort`"
             )
         where = and_(where, _after(keys, after))
-    # One query: the page's rows, each with its subjects gathered by a correlated subquery
-    # (index lookups per row of the page, whatever the page's size).
+    # The page's rows, each with its subjects gathered by a correlated subquery (index lookups
+    # per row of the page, whatever the page's size): one query, or for a page ranked by
+    # relevance, the page's ids in order first (ranking reads no metric row), then their rows.
     ranked = score is not None and not query.sort_keys()
     if ranked and score is not None:
-        # The page's ids in relevance order first, then their rows.
         ids = _ranked_ids(
             session, query, category, (from_clause, where, score), rows=limit + 1, offset=offset
         )
@@ -454,7 +454,8 @@ def _ranked_page(
 ) -> Any:
     """(id, score) of the page's matches in relevance order (ties by id): the page's metric
     rows are then read for these keys only, not for every match. A live search with no other
-    filter ranks the live index's matches without reading the metrics."""
+    filter ranks the live index's matches without reading the metrics (and counts them,
+    `matches`)."""
     if query.q is not None and _only_searched(query, category):
         found = search.ranked(session, "metric", query.q, rows=limit, offset=offset)
         if found is not None:

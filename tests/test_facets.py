@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from api.metrics.schemas import FACETS
 from tests.helpers import Writable, new_metric
 
 
@@ -260,17 +261,16 @@ def test_facets_of_the_live_tally_equal_the_counted_ones_through_writes(
         {"geography": "GLOBAL,null,asia-pacific", "horizon_passed": "false"},
         {"horizon_passed": "true", "unit": "months,ratio"},
         {"direction": "null", "base_year": "2020.."},
+        {"subject": "quality,CAR-T", "forecast": "true"},
     ):
-        live = w.client.get("/v1/metrics/facets", params={**filters, "facet": tallied}).json()
-        counted = w.client.get(
-            "/v1/metrics/facets", params={**filters, "facet": tallied, "as_of": future}
-        ).json()
-        assert (
-            live["total"]
-            == counted["total"]
-            == w.client.get("/v1/metrics", params=filters).json()["total"]
-        ), filters
-        assert _counts(live["facets"]) == _counts(counted["facets"]), filters
+        total = w.client.get("/v1/metrics", params=filters).json()["total"]
+        for facet in (tallied, ",".join(FACETS)):  # all tallied; some counted, some tallied
+            live = w.client.get("/v1/metrics/facets", params={**filters, "facet": facet}).json()
+            counted = w.client.get(
+                "/v1/metrics/facets", params={**filters, "facet": facet, "as_of": future}
+            ).json()
+            assert live["total"] == counted["total"] == total, filters
+            assert _counts(live["facets"]) == _counts(counted["facets"]), filters
     market = w.client.get("/v1/metrics/facets", params={"facet": "geography", "category": "market"})
     assert {"value": "Asia-Pacific", "count": 1} in _counts(market.json()["facets"])["geography"]
     assert "Mars" not in str(w.client.get("/v1/metrics/facets?facet=geography").json())

@@ -629,19 +629,15 @@ def facets(
     (the collection) with `params` (the request's filters), the facet's own filter set to that
     value: a link whose total is the count.
 
-    On the live data, facets and filters that the tally holds are summed from it (a few rows
-    per combination of values, not one per metric); the others, and reads at a version, count
-    the metrics."""
-    names = list(dict.fromkeys(query.facet.split(",")))
-    tallied = (
-        asof.read_version(session) is None
-        and _used_filters(query) <= _TALLIED_FILTERS
-        and set(names) <= _TALLIED_FILTERS
-    )
-    total = _facet_total(session, query, tallied)
+    On the live data, a facet whose column and other filters the tally holds is summed from it
+    (a few rows per combination of values, not one per metric); the others, and reads at a
+    version, count the metrics."""
+    live = asof.read_version(session) is None
+    total = _facet_total(session, query, live and _used_filters(query) <= _TALLIED_FILTERS)
     counts: dict[str, list[FacetValue]] = {}
-    for name in names:
+    for name in dict.fromkeys(query.facet.split(",")):
         others = query.model_copy(update={name: None})
+        tallied = live and {name, *_used_filters(others)} <= _TALLIED_FILTERS
         rows = _facet_rows(session, others, name, tallied)
         kept = [(key, value) for key, value in params if key not in (name, "facet")]
         values = [

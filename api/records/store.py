@@ -262,8 +262,8 @@ def apply(
         for c in changes
     ]
     bulk_insert(session, Revision.__table__, revisions)  # type: ignore[attr-defined]
-    if kind.after_write is not None and rows:
-        kind.after_write(session, version.number)
+    if kind.after_write is not None:
+        kind.after_write(session, version.number, changes)
     return [Written(c.record_id, new_versions[c.record_id], str(r["action"]))
             for c, r in zip(changes, revisions, strict=True)]  # fmt: skip
 

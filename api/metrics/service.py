@@ -516,10 +516,21 @@ def count_metrics(session: Session, query: MetricFilters, category: Category | N
         found = search.count(session, "metric", query.q)
         if found is not None:
             return found
+    if _used_filters(query) <= _TALLIED_FILTERS and asof.read_version(session) is None:
+        return _tally_count(session, query, category)
     from_clause, where, _score = _selection(session, query, category)
     return int(
         session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
     )
+
+
+def _tally_count(session: Session, filters: MetricFilters, category: Category | None) -> int:
+    """How many live metrics match filters that the facet tally holds: its few rows per
+    combination of values summed, rather than the metrics counted (a page's `total` at
+    1,000,000 metrics read a fifth of an index for one filter, all of it for none)."""
+    summed = func.coalesce(func.sum(FACET_COUNT.c.metrics), 0)
+    where = and_(true(), *_conditions(filters, category, FACET_COUNT))
+    return int(session.execute(select(summed).where(where)).scalar_one())
 
 
 def list_metrics(
@@ -667,9 +678,7 @@ def facets(
 
 def _facet_total(session: Session, query: FacetQuery, tallied: bool) -> int:
     if tallied:
-        summed = func.coalesce(func.sum(FACET_COUNT.c.metrics), 0)
-        statement = select(summed).where(and_(true(), *_conditions(query, None, FACET_COUNT)))
-        return int(session.execute(statement).scalar_one())
+        return _tally_count(session, query, None)
     from_clause, where, _score = _selection(session, query, None)
     return int(
         session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()

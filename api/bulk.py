@@ -17,7 +17,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
@@ -28,13 +28,13 @@ from api.entities.schemas import EntityQuery
 from api.metrics import service as metric_service
 from api.metrics.schemas import MetricPublic, MetricQuery
 from api.records import asof
-from api.records.asof import ReadSessionDep
-from api.routing import plain_responses
+from api.records.reads import ReadSessionDep
+from api.routing import plain_responses, v1_router
 from api.schemas import AS_OF_DESCRIPTION, Evidence, Timestamp, figure_text
 from api.sources import service as source_service
 from api.sources.schemas import SourcePublic, SourceQuery
 
-router = APIRouter(tags=["dataset"])
+router = v1_router(tags=["dataset"])
 
 PACKAGE_NAME = "cdmo-metrics"
 _EVIDENCE = [

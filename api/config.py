@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from redis import Redis
 from sqlalchemy.engine import make_url
 
 from api import PROJECT_ROOT
@@ -124,6 +123,8 @@ class Settings(BaseSettings):
         if not url.startswith(("redis://", "rediss://")):
             raise ValueError("use redis://host:6379/0 or rediss://...")
         try:
+            from redis import Redis  # only when configured: the import costs ~60 ms
+
             Redis.from_url(url)  # parses only; connects on first use
         except ValueError as exc:
             raise ValueError(f"not a Redis URL ({exc})") from None

@@ -22,7 +22,7 @@ from api.exports import (
     export_etag,
 )
 from api.records import asof
-from api.records.asof import ReadSessionDep
+from api.records.reads import ReadSessionDep
 from api.routing import export_responses
 
 # The collection's page parameters that an export, always whole, does not take.

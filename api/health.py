@@ -8,7 +8,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import migrate
-from api.errors import RETRY_AFTER_SECONDS, problem_response, problem_responses
+from api.errors import problem_responses
+from api.problems import RETRY_AFTER_SECONDS, problem_response
 
 router = APIRouter(tags=["service"])
 

@@ -6,8 +6,9 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from starlette.requests import Request
+from starlette.responses import Response
 
 from api.schemas import AS_OF_DESCRIPTION, Timestamp
 

@@ -18,21 +18,28 @@ that is not a letter or digit (FTS5's unicode61; on PostgreSQL a regular express
 before the parser), stemmed by the same Porter stemmer (FTS5's `porter`; PostgreSQL's Snowball
 `porter` in the `cdmo_search` configuration), with no stop words on either, so `the` is a word.
 
-Each kind has an index table `<table>_fts` holding one document per row of its history table
-(every version of every record), keyed by the history `row_id`; migrations create them (they
-are not models). Writers call the kind's `indexer` in the transaction that wrote records;
-readers join `matches`, which keeps the documents of the rows current at the version the
-session reads (the live one, or its as_of).
+Each kind has two indexes, which migrations create (they are not models): `<table>_fts` holds
+one document per row of its history table (every version of every record), keyed by the
+history `row_id`, for reads at a version; `<table>_live_fts` holds the documents of the live
+records only (migration 0008), so that a live search ranks and counts current documents
+without joining the history. Writers call the kind's `indexer` in the transaction that wrote
+records; readers join `matches`, the records found at the version the session reads (the live
+one, or its as_of), and may `count` live matches from the index alone. A live search ranks by
+the statistics of the live documents (FTS5's bm25 weighs a word by how many documents hold it).
 """
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Float, String, Subquery, text
+from sqlalchemy import Float, Integer, String, Subquery, bindparam, text
 from sqlmodel import Session
 
 from api.records import asof
+
+if TYPE_CHECKING:
+    from api.records.store import Change
 
 QUERY_HELP = (
     "Full-text search: words are ANDed and stemmed (outsource finds outsourcing); "
@@ -73,7 +80,6 @@ _PIECES = {
         "examples": "h.examples",
     },
 }
-_LIVE = "h.valid_to IS NULL"
 _AT_VERSION = "h.valid_from <= :version AND (h.valid_to IS NULL OR h.valid_to > :version)"
 
 
@@ -106,12 +112,53 @@ def index_statement(kind: str, dialect: str) -> str:
     )
 
 
-def indexer(kind: str) -> Callable[[Session, int], None]:
-    """The `after_write` of `kind`: index the rows written at `version` in this transaction."""
+# The live index: drop the documents of records changed (`:ids`), then add those of the rows
+# they have now, copied from the history index.
+_LIVE_STATEMENTS = {
+    "postgresql": (
+        "DELETE FROM {kind}_live_fts WHERE id IN :ids",
+        "INSERT INTO {kind}_live_fts (id, document) SELECT h.id, f.document"
+        " FROM {kind}_history h JOIN {kind}_fts f ON f.row_id = h.row_id"
+        " WHERE h.id IN :ids AND h.valid_to IS NULL",
+    ),
+    "sqlite": (
+        "DELETE FROM {kind}_live_fts WHERE rowid IN (SELECT h.row_id FROM {kind}_history h"
+        " WHERE h.id IN :ids AND h.valid_to = :version)",
+        "INSERT INTO {kind}_live_fts (rowid, {names}) SELECT f.rowid, {names} FROM {kind}_fts f"
+        " WHERE f.rowid IN (SELECT h.row_id FROM {kind}_history h"
+        " WHERE h.id IN :ids AND h.valid_from = :version AND h.valid_to IS NULL)"
+        " AND NOT EXISTS (SELECT 1 FROM {kind}_live_fts l WHERE l.rowid = f.rowid)",
+    ),
+}
+_IDS_PER_STATEMENT = 5000
 
-    def index_new(session: Session, version: int) -> None:
+
+def live_statements(kind: str, dialect: str) -> tuple[str, str]:
+    """(DELETE, INSERT) keeping `kind`'s live index: the documents of records `:ids` changed
+    at `:version` go, those of their rows now current come."""
+    names = ", ".join(f"c{position}" for position in range(len(DOCUMENTS[kind])))
+    drop, add = _LIVE_STATEMENTS[dialect]
+    return drop.format(kind=kind), add.format(kind=kind, names=names)
+
+
+def indexer(kind: str) -> Callable[[Session, int, Sequence["Change"]], None]:
+    """The `after_write` of `kind`: index the rows written at `version` in this transaction,
+    and keep the live index to the records as they now are."""
+
+    def index_new(session: Session, version: int, changes: Sequence["Change"]) -> None:
         dialect = session.get_bind().dialect.name
-        session.execute(text(index_statement(kind, dialect)), {"version": version})
+        if any(change.new is not None for change in changes):
+            session.execute(text(index_statement(kind, dialect)), {"version": version})
+        drop, add = (
+            text(statement).bindparams(bindparam("ids", expanding=True))
+            for statement in live_statements(kind, dialect)
+        )
+        changed = [change.record_id for change in changes if change.old is not None]
+        written = [change.record_id for change in changes if change.new is not None]
+        for statement, ids in ((drop, changed), (add, written)):
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                group = ids[start : start + _IDS_PER_STATEMENT]
+                session.execute(statement, {"ids": group, "version": version})
 
     return index_new
 
@@ -219,6 +266,56 @@ _MATCHES = {
         WHERE {kind}_fts MATCH :q AND {period}
     """,
 }
+_LIVE_MATCHES = {
+    "postgresql": """
+        SELECT f.id AS id, ts_rank(f.document, query.q) AS score
+        FROM {kind}_live_fts f, (SELECT {tsquery} AS q) AS query
+        WHERE f.document @@ query.q
+    """,
+    "sqlite": """
+        SELECT h.id AS id, -bm25({kind}_live_fts, {weights}) AS score
+        FROM {kind}_live_fts JOIN {kind}_history h ON h.row_id = {kind}_live_fts.rowid
+        WHERE {kind}_live_fts MATCH :q
+    """,
+}
+_LIVE_COUNT = {
+    "postgresql": "SELECT count(*) FROM {kind}_live_fts f WHERE f.document @@ ({tsquery})",
+    "sqlite": "SELECT count(*) FROM {kind}_live_fts WHERE {kind}_live_fts MATCH :q",
+}
+
+
+# A live search's best `:rows` after `:offset`, in relevance order (ties by id), and how many
+# it finds in all, from the live index alone. On SQLite the scores are kept once, and only the
+# matches scoring at least the last wanted row's are joined to the history for their ids (the
+# others cannot reach the page).
+_LIVE_RANKED = {
+    "postgresql": """
+        SELECT f.id AS id, ts_rank(f.document, query.q) AS score, count(*) OVER () AS matches
+        FROM {kind}_live_fts f, (SELECT {tsquery} AS q) AS query
+        WHERE f.document @@ query.q
+        ORDER BY score DESC, f.id LIMIT :rows OFFSET :offset
+    """,
+    "sqlite": """
+        WITH scored AS MATERIALIZED (
+            SELECT rowid AS row_id, -bm25({kind}_live_fts, {weights}) AS score
+            FROM {kind}_live_fts WHERE {kind}_live_fts MATCH :q
+        ), cut AS (
+            SELECT score FROM scored ORDER BY score DESC LIMIT 1 OFFSET :offset + :rows - 1
+        )
+        SELECT h.id AS id, scored.score AS score, (SELECT count(*) FROM scored) AS matches
+        FROM scored JOIN {kind}_history h ON h.row_id = scored.row_id
+        WHERE NOT EXISTS (SELECT 1 FROM cut) OR scored.score >= (SELECT score FROM cut)
+        ORDER BY scored.score DESC, h.id LIMIT :rows OFFSET :offset
+    """,
+}
+
+
+def _compiled(query: Query, dialect: str) -> tuple[str, dict[str, object]]:
+    """(the tsquery expression or "", the parameters) of `query` for `dialect`."""
+    if dialect == "postgresql":
+        tsquery, words = _tsquery(query)
+        return tsquery, dict(words)
+    return "", {"q": _fts5(query)}
 
 
 def matches(session: Session, kind: str, q: str) -> Subquery | None:
@@ -229,15 +326,44 @@ def matches(session: Session, kind: str, q: str) -> Subquery | None:
     if not query.clauses:
         return None
     version = asof.read_version(session)
-    params: dict[str, object] = {} if version is None else {"version": version}
-    tsquery = ""
-    if dialect == "postgresql":
-        tsquery, terms = _tsquery(query)
-        params |= terms
-    else:
-        params["q"] = _fts5(query)
+    tsquery, params = _compiled(query, dialect)
     weights = ", ".join(str(_BM25[min(i, 3)]) for i in range(len(DOCUMENTS[kind])))
-    period = _LIVE if version is None else _AT_VERSION
-    sql = _MATCHES[dialect].format(kind=kind, weights=weights, period=period, tsquery=tsquery)
+    if version is None:
+        sql = _LIVE_MATCHES[dialect].format(kind=kind, weights=weights, tsquery=tsquery)
+    else:
+        params["version"] = version
+        sql = _MATCHES[dialect].format(
+            kind=kind, weights=weights, period=_AT_VERSION, tsquery=tsquery
+        )
     statement = text(sql).bindparams(**params)
     return statement.columns(id=String, score=Float).subquery(f"{kind}_found")
+
+
+def ranked(session: Session, kind: str, q: str, *, rows: int, offset: int) -> Subquery | None:
+    """(id, score, matches) of the live records of `kind` that `q` finds, ranked (ties by
+    id), `rows` of them after `offset`, with the number of all matches: a page of a search
+    with no other filter. None when the session
+    reads at a version, or `q` has no word to find."""
+    query = parse(q)
+    if asof.read_version(session) is not None or not query.clauses:
+        return None
+    dialect = session.get_bind().dialect.name
+    tsquery, params = _compiled(query, dialect)
+    weights = ", ".join(str(_BM25[min(i, 3)]) for i in range(len(DOCUMENTS[kind])))
+    sql = _LIVE_RANKED[dialect].format(kind=kind, weights=weights, tsquery=tsquery)
+    statement = text(sql).bindparams(**params, rows=rows, offset=offset)
+    return statement.columns(id=String, score=Float, matches=Integer).subquery(f"{kind}_ranked")
+
+
+def count(session: Session, kind: str, q: str) -> int | None:
+    """How many live records of `kind` `q` finds, from the live index alone; None when the
+    session reads at a version (as_of), which this index does not hold."""
+    if asof.read_version(session) is not None:
+        return None
+    query = parse(q)
+    if not query.clauses:
+        return 0
+    dialect = session.get_bind().dialect.name
+    tsquery, params = _compiled(query, dialect)
+    sql = _LIVE_COUNT[dialect].format(kind=kind, tsquery=tsquery)
+    return int(session.execute(text(sql).bindparams(**params)).scalar_one())

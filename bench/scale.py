@@ -7,11 +7,11 @@ It writes bench/synthetic.py's SYNTHETIC dataset (SIZE metrics, 200 per source: 
 at 1,000,000), imports it with `cdmo-metrics import` into a fresh database of each kind, serves
 it with the response cache off (`RESPONSE_CACHE_BYTES=0`: every request computed) and times
 sequential requests with httpx, each distinct so no layer can answer from memory: one metric, a
-filtered and sorted page of 50, a `q` page, facets, a first and a deep keyset page (`after=` at
+filtered and sorted page of 50, a `q` page (the same query with another page size each time, and
+a query new each time), facets, a first and a deep keyset page (`after=` at
 the middle of the collection), the same with `count=none`; then one whole NDJSON and one CSV
 export (rows/s, and rows per second of the server's CPU time, which contention for the cores
 changes less), and the server's peak memory (VmHWM). Each row is printed against its target.
-`--exports-only` times the exports and memory alone.
 """
 
 import argparse
@@ -83,6 +83,9 @@ def export_rate(client: httpx.Client, fmt: str, pid: int) -> tuple[float, int, f
     return rows / seconds, rows, rows / cpu
 
 
+CASES = ("item", "filtered", "q", "q-new", "facets", "first", "deep", "deep-count-none", "exports")
+
+
 def round_for(
     kind: str,
     url: str,
@@ -90,7 +93,7 @@ def round_for(
     size: int,
     requests: int,
     work: Path,
-    exports_only: bool = False,
+    only: tuple[str, ...] = CASES,
 ) -> None:
     """Migrate, import `folder` (None: `url` already holds the dataset), serve and measure."""
     env = {**os.environ, "DATABASE_URL": url, "TMPDIR": str(work), "LOG_LEVEL": "warning"}
@@ -121,9 +124,10 @@ def round_for(
             middle = f"synthetic-{sources // 2 + n:03d}-00000"
             return f"/v1/metrics?limit=50&after={encode_cursor([middle])}"
 
-        cases: list[tuple[str, Callable[[int], str], float]] = [
-            ("one metric", lambda n: f"/v1/metrics/{metric_id(n)}", 5),
+        cases: list[tuple[str, str, Callable[[int], str], float]] = [
+            ("item", "one metric", lambda n: f"/v1/metrics/{metric_id(n)}", 5),
             (
+                "filtered",
                 "filtered, sorted page of 50",
                 lambda n: (
                     f"/v1/metrics?category={CATEGORIES[n % 5]}&forecast=false"
@@ -131,8 +135,16 @@ def round_for(
                 ),
                 30,
             ),
-            ("q page of 50", lambda n: f"/v1/metrics?q=batch+yields&limit={50 - n % 3}", 50),
+            ("q", "q page of 50", lambda n: f"/v1/metrics?q=batch+yields&limit={50 - n % 3}", 50),
             (
+                # The same matches, but a query no request asked before: nothing of it is kept.
+                "q-new",
+                "q page of 50, a query new each time",
+                lambda n: f"/v1/metrics?q=batch+yields+-absent{n}&limit=50",
+                50,
+            ),
+            (
+                "facets",
                 "facets (category, unit, year)",
                 lambda n: (
                     "/v1/metrics/facets?facet=category,unit,year"
@@ -140,19 +152,27 @@ def round_for(
                 ),
                 250,
             ),
-            ("first page of 50 (id order)", lambda n: f"/v1/metrics?limit={50 - n % 3}", 30),
-            ("deep page of 50 by keyset (after=)", page_after, 30),
             (
+                "first",
+                "first page of 50 (id order)",
+                lambda n: f"/v1/metrics?limit={50 - n % 3}",
+                30,
+            ),
+            ("deep", "deep page of 50 by keyset (after=)", page_after, 30),
+            (
+                "deep-count-none",
                 "deep page, count=none",
                 lambda n: page_after(n) + "&count=none",
                 30,
             ),
         ]
-        for name, paths, target in [] if exports_only else cases:
+        for key, name, paths, target in cases:
+            if key not in only:
+                continue
             p50, p95, _body = measure(client, paths, requests)
             met = "yes" if p50 <= target else "**no**"
             print(f"| {name} | {p50:.1f} | {p95:.1f} | ≤ {target} ms | {met} |")
-        for fmt in ("ndjson", "csv"):
+        for fmt in ("ndjson", "csv") if "exports" in only else ():
             rate, rows, per_cpu = export_rate(client, fmt, process.pid)
             met = "yes" if rate >= 100_000 else "**no**"
             print(f"| {fmt.upper()} export, {rows:,} rows | {rate:,.0f} rows/s | "
@@ -163,7 +183,7 @@ def round_for(
               f"| ≤ 150 MiB | {met} |")  # fmt: skip
 
 
-def run(size: int, requests: int, databases: list[str], exports_only: bool = False) -> None:
+def run(size: int, requests: int, databases: list[str], only: tuple[str, ...] = CASES) -> None:
     work = Path(tempfile.mkdtemp(prefix="cdmo-scale-"))
     folder = work / "synthetic"
     started = time.perf_counter()
@@ -176,7 +196,7 @@ def run(size: int, requests: int, databases: list[str], exports_only: bool = Fal
             continue
         with fresh_database(kind, work, postgres, size) as url:
             round_for({"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind], url, folder, size,
-                      requests, work, exports_only)  # fmt: skip
+                      requests, work, only)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,20 +205,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument(
-        "--exports-only", action="store_true", help="time the exports (and memory), nothing else"
-    )
-    parser.add_argument(
         "--database-url",
         help="measure this database, which already holds the SYNTHETIC dataset of --size "
         "metrics (no generation, no import)",
     )
+    parser.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help="comma-separated cases to run, of: " + ", ".join(CASES),
+    )
     args = parser.parse_args(argv)
+    only = tuple(args.cases.split(","))
+    if unknown := set(only) - set(CASES):
+        parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
     if args.database_url:
         kind = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
         work = Path(tempfile.mkdtemp(prefix="cdmo-scale-"))
-        round_for(kind, args.database_url, None, args.size, args.requests, work, args.exports_only)
+        round_for(kind, args.database_url, None, args.size, args.requests, work, only)
         return 0
-    run(args.size, args.requests, args.databases.split(","), args.exports_only)
+    run(args.size, args.requests, args.databases.split(","), only)
     return 0
 
 

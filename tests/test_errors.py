@@ -139,7 +139,7 @@ def test_acceptable_accept_is_served(client: TestClient, accept: str) -> None:
 
 def test_unexpected_errors_are_500_problems_without_details(client: TestClient) -> None:
     app = client.app
-    from api.records.asof import get_read_session as get_session
+    from api.records.reads import get_read_session as get_session
 
     def broken() -> None:
         raise RuntimeError("secret internals")

@@ -1,9 +1,12 @@
 """Facet counts for filter panels, and expired projections (horizon_passed)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+
+from api.metrics.schemas import FACETS
+from tests.helpers import Writable, new_metric
 
 
 def _counts(facets: dict[str, list[dict[str, object]]]) -> dict[str, list[dict[str, object]]]:
@@ -221,3 +224,53 @@ def test_malformed_filters_are_422(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert detail in response.json()["errors"][0]["detail"]
+
+
+def test_facets_of_the_live_tally_equal_the_counted_ones_through_writes(
+    writable: Writable,
+) -> None:
+    """Live facets sum the tally kept by each write; a read at a version counts the metrics.
+    After creates, an update of tallied fields and a delete, both give the same buckets."""
+    w = writable
+    for number in (1, 2):
+        body = new_metric(id=f"tally-{number}", geography="Mars", year=2031, forecast=True)
+        assert w.client.post("/v1/metrics", json=body, headers=w.auth()).status_code == 201
+    path = "/v1/metrics/tally-1"
+    patched = w.client.patch(
+        path,
+        json={"category": "market", "year": None, "geography": "Asia-Pacific"},
+        headers={**w.auth(), "If-Match": w.etag(path)},
+    )
+    assert patched.status_code == 200, patched.text
+    path = "/v1/metrics/tally-2"
+    assert w.client.delete(path, headers={**w.auth(), "If-Match": w.etag(path)}).status_code == 204
+    path = "/v1/metrics/viral-vector-lead-time"
+    patched = w.client.patch(
+        path, json={"forecast": True, "year": 2020}, headers={**w.auth(), "If-Match": w.etag(path)}
+    )
+    assert patched.status_code == 200, patched.text
+
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    tallied = (
+        "category,unit,measure,qualifier,direction,year,base_year,forecast,horizon_passed,geography"
+    )
+    for filters in (
+        {},
+        {"forecast": "true"},
+        {"category": "market,regulatory", "year": "..2025,null"},
+        {"geography": "GLOBAL,null,asia-pacific", "horizon_passed": "false"},
+        {"horizon_passed": "true", "unit": "months,ratio"},
+        {"direction": "null", "base_year": "2020.."},
+        {"subject": "quality,CAR-T", "forecast": "true"},
+    ):
+        total = w.client.get("/v1/metrics", params=filters).json()["total"]
+        for facet in (tallied, ",".join(FACETS)):  # all tallied; some counted, some tallied
+            live = w.client.get("/v1/metrics/facets", params={**filters, "facet": facet}).json()
+            counted = w.client.get(
+                "/v1/metrics/facets", params={**filters, "facet": facet, "as_of": future}
+            ).json()
+            assert live["total"] == counted["total"] == total, filters
+            assert _counts(live["facets"]) == _counts(counted["facets"]), filters
+    market = w.client.get("/v1/metrics/facets", params={"facet": "geography", "category": "market"})
+    assert {"value": "Asia-Pacific", "count": 1} in _counts(market.json()["facets"])["geography"]
+    assert "Mars" not in str(w.client.get("/v1/metrics/facets?facet=geography").json())

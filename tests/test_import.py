@@ -4,9 +4,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 
 from bench import synthetic
@@ -79,3 +81,42 @@ def test_a_source_text_over_the_limit_says_so(migrated_engine: Engine, tmp_path:
 def test_a_path_that_is_not_there_is_refused(migrated_engine: Engine, tmp_path: Path) -> None:
     refused = _import(migrated_engine, str(tmp_path / "missing.json"))
     assert refused.returncode == 1 and "no dataset file" in refused.stderr
+
+
+def test_the_vacuum_after_a_load_is_not_cut_by_the_request_timeout(
+    migrated_engine: Engine, tmp_path: Path
+) -> None:
+    """At 1,000,000 metrics the VACUUM (ANALYZE) after an import takes minutes: it must not run
+    under the 5 s statement timeout meant for requests (it did, and the committed import was
+    then reported as "nothing was written"). Here another session makes it wait on a lock for
+    longer than a 100 ms timeout."""
+    if migrated_engine.dialect.name != "postgresql":
+        pytest.skip("VACUUM is PostgreSQL's")
+    synthetic.write(tmp_path / "synthetic", 20, 1)
+    environment = {
+        **os.environ,
+        "DATABASE_URL": migrated_engine.url.render_as_string(hide_password=False),
+        "DB_STATEMENT_TIMEOUT_MS": "100",
+    }
+    with migrated_engine.connect() as blocker:
+        # Writes go on (ROW EXCLUSIVE); VACUUM's SHARE UPDATE EXCLUSIVE lock waits.
+        blocker.exec_driver_sql("LOCK TABLE metric_history IN SHARE UPDATE EXCLUSIVE MODE")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "import", str(tmp_path / "synthetic")],
+            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE starts_with(query, 'VACUUM') AND wait_event_type = 'Lock'"
+        deadline = time.monotonic() + 60
+        with migrated_engine.connect() as watcher:
+            while not watcher.exec_driver_sql(waiting).scalar_one():
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the VACUUM never waited"
+                time.sleep(0.05)
+                watcher.rollback()
+        time.sleep(0.5)  # five times the statement timeout
+        blocker.rollback()
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "warning" not in err and "failed" not in err
+    with migrated_engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM metric").scalar_one() == 20

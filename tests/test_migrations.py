@@ -32,6 +32,14 @@ TABLES = {
     "bottleneck_fts",
     "faq_fts",
     "source_fts",
+    "metric_live_fts",
+    "technology_live_fts",
+    "pricing_model_live_fts",
+    "regulatory_change_live_fts",
+    "bottleneck_live_fts",
+    "faq_live_fts",
+    "source_live_fts",
+    "metric_facet_count",
     "api_key",
     "idempotent_response",
     "rate_window",
@@ -42,8 +50,8 @@ HISTORY = {
     f"{name}_history"
     for name in TABLES
     if not name.endswith("_fts")
-    and name not in ("alembic_version", "dataset_state", "api_key",
-                    "idempotent_response", "rate_window", "release", "revision")
+    and name not in ("alembic_version", "dataset_state", "api_key", "idempotent_response",
+                     "rate_window", "release", "revision", "metric_facet_count")
 }  # fmt: skip
 TABLES |= HISTORY
 
@@ -97,3 +105,39 @@ def test_the_search_indexes_go_down_to_0005_and_back(empty_engine: Engine) -> No
             indexed = connection.execute(text(f"SELECT count(*) FROM {kind}_fts")).scalar_one()
             rows = connection.execute(text(f"SELECT count(*) FROM {kind}_history")).scalar_one()
             assert indexed == rows > 0, kind
+
+
+def test_the_live_search_indexes_and_the_facet_tally_go_down_to_0007_and_back(
+    empty_engine: Engine,
+) -> None:
+    """0008 fills each kind's live index with the documents of its current rows, and the facet
+    tally with the metrics per combination of tallied values; down, both are dropped."""
+    migrate.upgrade(empty_engine)
+    seed(empty_engine)
+    migrate.downgrade(empty_engine, "0007")
+    assert not {"metric_live_fts", "metric_facet_count"} & tables(empty_engine)
+    migrate.upgrade(empty_engine)
+    postgres = empty_engine.dialect.name == "postgresql"
+    with empty_engine.connect() as connection:
+        for kind in ("metric", "technology", "faq", "source"):
+            indexed = connection.execute(text(f"SELECT count(*) FROM {kind}_live_fts")).scalar_one()
+            live = connection.execute(text(f"SELECT count(*) FROM {kind}")).scalar_one()
+            assert indexed == live > 0, kind
+        therapy = (
+            "SELECT count(*) FROM metric_live_fts WHERE document @@ to_tsquery('cdmo_search', 'therapy')"
+            if postgres
+            else "SELECT count(*) FROM metric_live_fts WHERE metric_live_fts MATCH 'therapy'"
+        )
+        # As tests/test_search.py finds: "cell therapy" 20 metrics, "therapy -cell" 8.
+        assert connection.execute(text(therapy)).scalar_one() == 28
+        columns = (
+            "category, unit, measure, qualifier, direction, year, base_year, forecast, geography"
+        )
+        tallied = connection.execute(
+            text(f"SELECT {columns}, metrics FROM metric_facet_count ORDER BY cell")
+        ).all()
+        counted = connection.execute(
+            text(f"SELECT {columns}, count(*) FROM metric GROUP BY {columns}")
+        ).all()
+        assert sorted(map(tuple, tallied), key=str) == sorted(map(tuple, counted), key=str)
+        assert sum(row[-1] for row in tallied) == 42

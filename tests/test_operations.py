@@ -137,7 +137,7 @@ def test_a_slow_query_is_cut_and_answered_503(backend: str, databases: object) -
 
     from api.config import Settings
     from api.db import make_engine
-    from api.errors import install_error_handlers
+    from api.problems import install_error_handlers
     from tests.conftest import POSTGRES_URL
 
     assert POSTGRES_URL is not None

@@ -5,10 +5,14 @@ on PostgreSQL alike, so the two must agree (before the shared language, `q=the` 
 metrics on SQLite and none on PostgreSQL, `q=cell OR therapy` none and 40).
 """
 
+import time
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 
 from api import search
+from tests.helpers import Writable, new_metric
 
 PATHS = [
     "/v1/metrics",
@@ -106,3 +110,52 @@ def test_parse(q: str, fts5: str | None, clauses: int) -> None:
     assert len(query.clauses) == clauses
     if fts5 is not None:
         assert search._fts5(query) == fts5
+
+
+def test_live_search_follows_writes_and_reads_at_a_version_keep_the_past(
+    writable: Writable,
+) -> None:
+    """A live search reads the index of current documents, which each write keeps; `as_of`
+    reads every version's documents."""
+    w = writable
+
+    def found(q: str, **params: str) -> list[str]:
+        body = w.client.get("/v1/metrics", params={"q": q, **params}).json()
+        assert body["total"] == len(body["items"])
+        return [item["id"] for item in body["items"]]
+
+    created = w.client.post("/v1/metrics", json=new_metric(name="Qwerty figure"), headers=w.auth())
+    assert created.status_code == 201
+    time.sleep(0.05)
+    moment = datetime.now(UTC).isoformat()
+    time.sleep(0.05)
+    path = "/v1/metrics/quality-failure-cost-multiple-copy"
+    renamed = w.client.patch(
+        path, json={"name": "Asdfgh figure"}, headers={**w.auth(), "If-Match": w.etag(path)}
+    )
+    assert renamed.status_code == 200
+    assert found("qwerty") == []
+    assert found("asdfgh") == [found("asdfgh quality")[0]] == ["quality-failure-cost-multiple-copy"]
+    assert found("qwerty", as_of=moment) == ["quality-failure-cost-multiple-copy"]
+    assert found("asdfgh", as_of=moment) == []
+    assert w.client.delete(path, headers={**w.auth(), "If-Match": w.etag(path)}).status_code == 204
+    assert found("asdfgh") == found("asdfgh OR qwerty") == []
+    assert found("qwerty", as_of=moment) == ["quality-failure-cost-multiple-copy"]
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    for q, _totals in TABLE:
+        live = w.client.get("/v1/metrics", params={"q": q, "limit": 500}).json()
+        then = w.client.get("/v1/metrics", params={"q": q, "limit": 500, "as_of": future}).json()
+        assert live["total"] == then["total"], q
+        assert sorted(m["id"] for m in live["items"]) == sorted(m["id"] for m in then["items"])
+
+
+def test_ranked_pages_of_every_size_slice_one_order(client: TestClient) -> None:
+    """Relevance order (ties by id) is one order, whatever the page size and offset."""
+    for q in ("the", "cell OR therapy", "a*"):
+        whole = [
+            m["id"]
+            for m in client.get("/v1/metrics", params={"q": q, "limit": 500}).json()["items"]
+        ]
+        for limit, offset in ((1, 0), (3, 2), (7, 5), (10, 17), (50, 30)):
+            page = client.get("/v1/metrics", params={"q": q, "limit": limit, "offset": offset})
+            assert [m["id"] for m in page.json()["items"]] == whole[offset : offset + limit]

@@ -87,8 +87,12 @@ def requires(scope: str) -> Callable[..., str]:
         settings = request.app.state.settings
         window = settings.write_rate_window
         if settings.redis_url:  # no database connection held while Redis answers
-            redis = service.redis_client(settings.redis_url)
-            used, reset = service.count_write_in_redis(redis, key_name=name, window_seconds=window)
+            from api.auth import redis_rates  # the client library only when configured
+
+            redis = redis_rates.redis_client(settings.redis_url)
+            used, reset = redis_rates.count_write_in_redis(
+                redis, key_name=name, window_seconds=window
+            )
         else:
             with Session(writer(request.app.state.engine)) as session, session.begin():
                 used, reset = service.count_write(session, key_name=name, window_seconds=window)

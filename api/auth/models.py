@@ -28,7 +28,7 @@ class IdempotentResponse(SQLModel, table=True):
     body: str = Field(sa_type=Text)
     location: str | None = Field(default=None, max_length=500)
     etag: str | None = Field(default=None, max_length=100)
-    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
 
 
 class RateWindow(SQLModel, table=True):

@@ -6,18 +6,13 @@ import logging
 import math
 import secrets
 from datetime import UTC, datetime
-from functools import lru_cache
 
-from redis import Redis
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from redis.retry import Retry
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from api.auth.models import ApiKey, RateWindow
-from api.errors import Conflict, NotFound, Unavailable
+from api.errors import Conflict, NotFound
 from api.records.loading import LOADER_ACTORS
 
 logger = logging.getLogger("api.auth")
@@ -26,9 +21,6 @@ SCOPES = ("write", "admin")
 # The actors the system writes as: a key of one of these names would pass its corrections off
 # as a load's, and the next load would revert them.
 RESERVED_NAMES = frozenset(LOADER_ACTORS)
-# A write waits at most about a second for Redis (one retry, for a pooled connection that a
-# Redis restart closed), then is refused with a 503: never a hang.
-REDIS_TIMEOUT_SECONDS = 0.5
 
 
 def _hash(token: str) -> str:
@@ -83,7 +75,7 @@ def authenticate(session: Session, token: str) -> ApiKey | None:
 def count_write(session: Session, *, key_name: str, window_seconds: int) -> tuple[int, int]:
     """Count one write for `key_name` in the current window, shared by every process through
     the database; returns (writes so far in this window, seconds until it ends)."""
-    window, reset = _window(window_seconds)
+    window, reset = window_of(window_seconds)
     table = RateWindow.__table__  # type: ignore[attr-defined]
     updated = session.execute(
         update(table)
@@ -113,36 +105,7 @@ def count_write(session: Session, *, key_name: str, window_seconds: int) -> tupl
     return int(count), reset
 
 
-@lru_cache
-def redis_client(url: str) -> Redis:
-    """The process's Redis client (and connection pool) for `url`, with short timeouts."""
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), retries=1),
-    )
-
-
-def count_write_in_redis(client: Redis, *, key_name: str, window_seconds: int) -> tuple[int, int]:
-    """Count one write for `key_name` in the current window, shared by every process through
-    Redis; returns what count_write returns, or raises Unavailable if Redis does not answer."""
-    window, reset = _window(window_seconds)
-    key = f"cdmo:rate:{key_name}:{window}"
-    try:
-        with client.pipeline(transaction=True) as pipe:  # MULTI/EXEC: counted and expiring
-            pipe.incr(key)
-            pipe.expireat(key, window + window_seconds)
-            count, _ = pipe.execute()
-    except RedisError as exc:
-        logger.warning("rate limiter unavailable: %s", exc.__class__.__name__)
-        raise Unavailable(
-            "Writes are refused while the rate limiter (Redis) is unreachable; reads still work."
-        ) from None
-    return int(count), reset
-
-
-def _window(window_seconds: int) -> tuple[int, int]:
+def window_of(window_seconds: int) -> tuple[int, int]:
     """The start of the current fixed window (Unix seconds) and the whole seconds until it
     ends, rounded up so that a client waiting Retry-After seconds lands in the next window."""
     now = datetime.now(UTC).timestamp()

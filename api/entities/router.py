@@ -4,7 +4,7 @@
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from sqlmodel import Session
 
 from api.downloads import add_exports
@@ -13,12 +13,12 @@ from api.entities.kind import ENTITIES
 from api.entities.schemas import EntityQuery
 from api.pagination import Page, page
 from api.records import store
-from api.records.asof import ReadSessionDep
 from api.records.kinds import Kind
-from api.routing import collection_responses, item_responses
+from api.records.reads import ReadSessionDep
+from api.routing import collection_responses, item_responses, v1_router
 from api.schemas import EXAMPLES, AsOfQuery
 
-router = APIRouter()
+router = v1_router()
 
 
 def _register(kind: Kind) -> None:

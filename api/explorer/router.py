@@ -20,7 +20,7 @@ from sqlmodel import Session
 from api.errors import NotFound
 from api.explorer import pages, words
 from api.metrics.schemas import SORTABLE_FIELDS, MetricQuery
-from api.records.asof import ReadSessionDep
+from api.records.reads import ReadSessionDep
 from api.schemas import AS_OF_DESCRIPTION, Timestamp
 from api.vocabulary import Category
 

@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from sqlmodel import Session
 
 from api.downloads import add_exports
@@ -11,10 +11,10 @@ from api.exports import Chunk, ChunkReader, Format, written
 from api.history import service
 from api.history.schemas import ChangesQuery, ReleasePublic, RevisionPublic
 from api.pagination import Page, PageQuery, page
-from api.records.asof import ReadSessionDep
-from api.routing import plain_responses
+from api.records.reads import ReadSessionDep
+from api.routing import plain_responses, v1_router
 
-router = APIRouter(tags=["history"])
+router = v1_router(tags=["history"])
 
 
 def _page_responses(schema: str, what: str, *errors: int) -> Any:

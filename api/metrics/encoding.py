@@ -294,6 +294,10 @@ def _prepare(session: Session, fmt: Format) -> str:
     return dialect
 
 
+def _sort_values(keys: Sequence[Any]) -> list[ColumnElement[Any]]:
+    return [service._plain_column(column) for column, _d, _n in keys]
+
+
 def read_chunk(
     session: Session,
     *,
@@ -309,39 +313,46 @@ def read_chunk(
     skip = (after[0] if after else 0) if ranked else 0
     dialect = _prepare(session, fmt)
     postgres = dialect == "postgresql"
-    # The line, then (PostgreSQL) whether Python must write it, then the sort values.
+    # The line, then (PostgreSQL) whether Python must write it, then the sort values (or, for
+    # results ranked by relevance, the id).
     columns: list[ColumnElement[Any]] = [line(dialect, fmt)]
     if postgres:
         columns.append(_unusual())
-    keys = [] if ranked else service._sort_keys(query, None)
-    columns += [service._plain_column(column) for column, _d, _n in keys]
-    start = None if ranked else after
-    if postgres:  # which writes the rows of a page only once it has sorted and cut it
-        statement = service.page_of(
-            session, query, category, columns, after=start, limit=limit, offset=skip
-        ).statement
+    params = {YEAR: service.current_year()}
+    if ranked:  # the page's ids in relevance order first, as `service.read_page` reads them
+        ids = service.ranked_ids(session, query, category, rows=limit + 1, offset=skip)
+        position = {metric_id: index for index, metric_id in enumerate(ids)}
+        statement = sql_select(*columns, METRIC.c.id).where(METRIC.c.id.in_(ids))
+        rows: Sequence[Any] = sorted(
+            session.execute(statement, params).all(), key=lambda row: position[row[-1]]
+        )
+        keys: list[Any] = []
+    elif postgres:  # which writes the rows of a page only once it has sorted and cut it
+        statement, keys = service.keyed_page(
+            session, query, category, sql_select(*columns), after=after, limit=limit
+        )
+        statement = statement.add_columns(*_sort_values(keys))
+        rows = session.execute(statement, params).all()
     else:
         # SQLite writes every row it sorts: it finds the page's ids first (sorting only their
         # sort values), then writes the rows of those ids.
-        page = service.page_of(
-            session, query, category, [METRIC.c.id], after=start, limit=limit, offset=skip
+        page, keys = service.keyed_page(
+            session, query, category, sql_select(METRIC.c.id), after=after, limit=limit
         )
-        ids = page.statement
-        if page.score is not None:
-            ids = ids.add_columns(page.score.label("score"))
-        chosen = ids.subquery("page")
-        order = [chosen.c.score.desc(), METRIC.c.id] if ranked else service._order_by(keys)
+        chosen = page.subquery("page")
         statement = (
-            sql_select(*columns)
+            sql_select(*columns, *_sort_values(keys))
             .select_from(METRIC.join(chosen, chosen.c.id == METRIC.c.id))
-            .order_by(*order)
+            .order_by(*service._order_by(keys))
         )
-    rows = session.execute(statement, {YEAR: service.current_year()}).all()
+        rows = session.execute(statement, params).all()
     more = len(rows) > limit
     rows = rows[:limit]
     if postgres and any(row[1] for row in rows):
         # A figure outside the plain decimals: the chunk as Python writes it.
-        read = service.read_page(session, query, category, after=start, limit=limit, offset=skip)
+        read = service.read_page(
+            session, query, category, after=None if ranked else after, limit=limit, offset=skip
+        )
         written = None
         items = read.items
     else:

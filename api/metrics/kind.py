@@ -1,15 +1,16 @@
 """The metric kind: its tables, shapes, subject rows, rules and references, declared once."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlmodel import Session
 
 from api import figures, search
-from api.metrics import service
+from api.metrics import service, tally
 from api.metrics.models import Metric, MetricSubject
 from api.metrics.schemas import MetricPublic, MetricRecord
 from api.records.kinds import Child, Kind, Ref
+from api.records.store import Change
 from api.records.validation import Check, Problem
 from api.schemas import figure_text
 from api.vocabulary import Measure, Unit
@@ -65,6 +66,15 @@ def _get(session: Session, record_id: str) -> MetricPublic:
     return service.get_metric(session, metric_id=record_id)
 
 
+_index = search.indexer("metric")
+
+
+def _after_write(session: Session, version: int, changes: Sequence[Change]) -> None:
+    """Search documents and the facet tally, in the transaction that wrote `changes`."""
+    _index(session, version, changes)
+    tally.count_changes(session, changes)
+
+
 METRIC = Kind(
     name="metric",
     label="metric",
@@ -81,6 +91,6 @@ METRIC = Kind(
     rules=rules,
     present=_present,
     tag_variant=lambda _session, _record_id: str(service.current_year()),
-    after_write=search.indexer("metric"),
+    after_write=_after_write,
     reserved_ids=("facets",),
 )

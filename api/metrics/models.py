@@ -1,8 +1,20 @@
 """The metric table and its subject tags."""
 
-from sqlalchemy import CheckConstraint, Column, Float, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
+from api.db import metadata
 from api.records.periods import history_of
 from api.vocabulary import Category, Direction, Measure, Qualifier, Unit, enum_column_type
 
@@ -67,3 +79,27 @@ class MetricSubject(SQLModel, table=True):
 
 METRIC_HISTORY = history_of(Metric.__table__, key="id")  # type: ignore[attr-defined]
 SUBJECT_HISTORY = history_of(MetricSubject.__table__, key="metric_id")  # type: ignore[attr-defined]
+
+# The columns of a metric that facets count by and filter on, kept as a tally of live metrics
+# per combination of values (migration 0008): written in the transaction that changes metrics,
+# so the facets of the live data read a few thousand rows instead of every metric.
+TALLIED = (
+    "category", "unit", "measure", "qualifier", "direction", "year", "base_year", "forecast",
+    "geography",
+)  # fmt: skip
+FACET_COUNT = Table(
+    "metric_facet_count",
+    metadata,
+    # The combination's values as a JSON array: one key, whatever is null.
+    Column("cell", Text, primary_key=True),
+    Column("category", String(10), nullable=False),
+    Column("unit", String(7), nullable=False),
+    Column("measure", String(11), nullable=False),
+    Column("qualifier", String(6), nullable=False),
+    Column("direction", String(8), nullable=True),
+    Column("year", Integer, nullable=True),
+    Column("base_year", Integer, nullable=True),
+    Column("forecast", Boolean, nullable=False),
+    Column("geography", String(100), nullable=True),
+    Column("metrics", Integer, nullable=False),
+)

@@ -2,9 +2,11 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+import orjson
+from fastapi import Path, Query, Request, Response
 from sqlmodel import Session
 
+from api.direct import DirectRoute
 from api.downloads import add_exports
 from api.exports import Chunk, ChunkReader, Format
 from api.metrics import encoding, service
@@ -12,12 +14,12 @@ from api.metrics.kind import METRIC as KIND
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
 from api.pagination import Page, encode_cursor, json_page
 from api.records import store
-from api.records.asof import ReadSessionDep
-from api.routing import collection_responses, item_responses, plain_responses
+from api.records.reads import ReadSessionDep
+from api.routing import collection_responses, item_responses, plain_responses, v1_router
 from api.schemas import AsOfQuery
 from api.vocabulary import Category
 
-router = APIRouter(tags=["metrics"])
+router = v1_router(tags=["metrics"])
 
 MetricParams = Annotated[MetricQuery, Query()]
 COLLECTION_RESPONSES = collection_responses("MetricPublic", "metrics")
@@ -64,17 +66,21 @@ def _exports(path: str, category: Category | None, name: str, plural: str) -> No
     )  # fmt: skip
 
 
-@router.get(
-    "/metrics",
-    operation_id="listMetrics",
-    summary="List metrics",
-    response_model=Page[MetricPublic],
-    responses=COLLECTION_RESPONSES,
-)
 def list_metrics(request: Request, session: ReadSessionDep, query: MetricParams) -> Any:
     """Every metric, filtered, searched, sorted and paged (exported whole: `/v1/metrics.csv`)."""
     return _collection(request, session, query, None)
 
+
+router.add_api_route(
+    "/metrics",
+    list_metrics,
+    methods=["GET"],
+    operation_id="listMetrics",
+    summary="List metrics",
+    response_model=Page[MetricPublic],
+    responses=COLLECTION_RESPONSES,
+    route_class_override=DirectRoute,
+)
 
 _exports("/metrics", None, "Metrics", "metrics")
 
@@ -99,23 +105,25 @@ def get_metric_facets(
     return service.facets(session, query=query, path=path, params=params)
 
 
-@router.get(
+def get_metric(
+    metric_id: MetricId, session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]
+) -> Response:
+    """The metric with this id and its evidence span (how to cite it: `.../citation`)."""
+    item = service.metric_item(session, metric_id=metric_id)
+    etag = store.item_etag(session, KIND, metric_id) or ""
+    return Response(orjson.dumps(item), media_type="application/json", headers={"ETag": etag})
+
+
+router.add_api_route(
     "/metrics/{metric_id}",
+    get_metric,
+    methods=["GET"],
     operation_id="getMetric",
     summary="Get one metric",
     response_model=MetricPublic,
     responses=item_responses("MetricPublic", "metric"),
+    route_class_override=DirectRoute,
 )
-def get_metric(
-    metric_id: MetricId,
-    response: Response,
-    session: ReadSessionDep,
-    query: Annotated[AsOfQuery, Query()],
-) -> MetricPublic:
-    """The metric with this id and its evidence span (how to cite it: `.../citation`)."""
-    metric = service.get_metric(session, metric_id=metric_id)
-    response.headers["ETag"] = store.item_etag(session, KIND, metric_id) or ""
-    return metric
 
 
 def _category_view(category: Category, path: str, operation_id: str, summary: str) -> None:
@@ -133,6 +141,7 @@ def _category_view(category: Category, path: str, operation_id: str, summary: st
         summary=summary,
         response_model=Page[MetricPublic],
         responses=COLLECTION_RESPONSES,
+        route_class_override=DirectRoute,
     )
     name = operation_id.removeprefix("list")
     _exports(path, category, name, summary.removeprefix("List "))

@@ -1,5 +1,6 @@
 """Reading metrics: filters, full-text search, sorting, paging, streaming and facet counts."""
 
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -36,7 +37,7 @@ from api import search
 from api.errors import InvalidInput, NotFound
 from api.filters import spell, years
 from api.filters import values as filters_values
-from api.metrics.models import Metric, MetricSubject
+from api.metrics.models import FACET_COUNT, TALLIED, Metric, MetricSubject
 from api.metrics.schemas import (
     FacetQuery,
     Facets,
@@ -46,6 +47,7 @@ from api.metrics.schemas import (
     MetricQuery,
 )
 from api.pagination import cursor_values
+from api.records import asof
 from api.vocabulary import Category
 
 METRIC = Metric.__table__  # type: ignore[attr-defined]
@@ -66,11 +68,11 @@ def current_year() -> int:
     return year
 
 
-def _horizon_passed() -> ColumnElement[bool]:
+def _horizon_passed(table: Any = METRIC) -> ColumnElement[bool]:
     return and_(
-        METRIC.c.forecast == true(),
-        METRIC.c.year.is_not(None),
-        METRIC.c.year < current_year(),
+        table.c.forecast == true(),
+        table.c.year.is_not(None),
+        table.c.year < current_year(),
     )
 
 
@@ -124,41 +126,60 @@ def _tagged(wanted: Sequence[str | None]) -> ColumnElement[bool]:
     return or_(*options)
 
 
-def _selection(
-    session: Session, filters: MetricFilters, category: Category | None
-) -> tuple[FromClause, ColumnElement[bool], ColumnElement[Any] | None]:
-    """(FROM clause, WHERE clause, relevance score or None) for `filters`."""
+# The filters the facet tally holds the columns of (api.metrics.tally); the others (search,
+# subjects, sources, figures) are answered from the metrics themselves.
+_TALLIED_FILTERS = {*TALLIED, "horizon_passed"}
+_FILTERS = set(MetricFilters.model_fields) - {"as_of"}
+
+
+def _used_filters(filters: MetricFilters) -> set[str]:
+    return {name for name in _FILTERS if getattr(filters, name) is not None}
+
+
+def _conditions(
+    filters: MetricFilters, category: Category | None, table: Any = METRIC
+) -> list[ColumnElement[bool]]:
+    """The WHERE terms of every filter but `q`, on `table` (the metrics, or the facet tally
+    when the filters are all tallied ones)."""
     conditions: list[ColumnElement[bool]] = []
     for name in ("category", "unit", "measure", "qualifier", "direction"):
         raw = getattr(filters, name)
         if raw is not None:
-            conditions.append(_any_of(METRIC.c[name], filters_values(raw)))
+            conditions.append(_any_of(table.c[name], filters_values(raw)))
     for name in ("year", "base_year"):
         raw = getattr(filters, name)
         if raw is not None:
-            conditions.append(_in_years(METRIC.c[name], raw))
+            conditions.append(_in_years(table.c[name], raw))
     if filters.forecast is not None:
         wanted = sorted({value == "true" for value in filters_values(filters.forecast)})
-        conditions.append(_any_of(METRIC.c.forecast, wanted))
+        conditions.append(_any_of(table.c.forecast, wanted))
     if category is not None:
-        conditions.append(METRIC.c.category == category)
+        conditions.append(table.c.category == category)
     if filters.source is not None:
-        conditions.append(_any_of(METRIC.c.source_id, filters_values(filters.source)))
+        conditions.append(_any_of(table.c.source_id, filters_values(filters.source)))
     if filters.geography is not None:
-        conditions.append(_any_of(METRIC.c.geography, filters_values(filters.geography), fold=True))
+        conditions.append(_any_of(table.c.geography, filters_values(filters.geography), fold=True))
     if filters.subject is not None:
         conditions.append(_tagged(filters_values(filters.subject)))
     if filters.horizon_passed is not None:
-        passed = _horizon_passed()
+        passed = _horizon_passed(table)
         expired = set(filters_values(filters.horizon_passed))
         if expired == {"true"}:
             conditions.append(passed)
         elif expired == {"false"}:
             conditions.append(not_(passed))
     if filters.value_min is not None:
-        conditions.append(METRIC.c.value_high >= filters.value_min)
+        conditions.append(table.c.value_high >= filters.value_min)
     if filters.value_max is not None:
-        conditions.append(METRIC.c.value_low <= filters.value_max)
+        conditions.append(table.c.value_low <= filters.value_max)
+    return conditions
+
+
+def _selection(
+    session: Session, filters: MetricFilters, category: Category | None
+) -> tuple[FromClause, ColumnElement[bool], ColumnElement[Any] | None]:
+    """(FROM clause, WHERE clause, relevance score or None) for `filters`."""
+    conditions = _conditions(filters, category)
     from_clause: FromClause = METRIC
     score = None
     if filters.q is not None:
@@ -169,6 +190,12 @@ def _selection(
             from_clause = METRIC.join(matches, matches.c.id == METRIC.c.id)
             score = matches.c.score
     return from_clause, and_(true(), *conditions), score
+
+
+def _only_searched(filters: MetricFilters, category: Category | None) -> bool:
+    """Whether `q` is the only filter: the live search index alone then answers which metrics
+    match (every document in it is a live metric's)."""
+    return category is None and _used_filters(filters) == {"q"}
 
 
 SortKey = tuple[ColumnElement[Any], bool, bool]  # (expression, descending, may be null)
@@ -307,46 +334,44 @@ class Rows:
     last: list[Any] | None  # the sort values of the last item (for `after=`), when keyed
 
 
-@dataclass
-class PageStatement:
-    """The query of one read of a collection: `limit + 1` rows (the last says more follow)."""
-
-    statement: Select[Any]
-    keys: list[SortKey]  # the collection's order
-    score: ColumnElement[Any] | None  # relevance, when `q` ranks the rows
-
-
-def page_of(
+def keyed_page(
     session: Session,
     query: MetricQuery,
     category: Category | None,
-    columns: Sequence[ColumnElement[Any]],
+    base: Select[Any],
     *,
     after: Sequence[Any] | None,
     limit: int,
     offset: int = 0,
-) -> PageStatement:
-    """`columns` of up to `limit + 1` metrics that `query` selects, in its order, after the row
-    `after` names (keyset) and `offset` more."""
-    from_clause, where, score = _selection(session, query, category)
-    keys = _sort_keys(query, score)
-    ranked = score is not None and not query.sort_keys()
+    selection: tuple[FromClause, ColumnElement[bool], Any] | None = None,
+) -> tuple[Select[Any], list[SortKey]]:
+    """`base` (its columns) over up to `limit + 1` metrics that `query` selects (`selection`,
+    if made already), in its sort order (not relevance), after the row `after` names (keyset)
+    and `offset` more; and that order."""
+    from_clause, where, _score = selection or _selection(session, query, category)
+    keys = _sort_keys(query, None)
     if after is not None:
-        if ranked:
-            raise InvalidInput(
-                "query", "after", "results ranked by relevance page by offset; give `sort`"
-            )
         where = and_(where, _after(keys, after))
-    order = [score.desc(), METRIC.c.id] if ranked and score is not None else _order_by(keys)
     statement = (
-        select(*columns)
-        .select_from(from_clause)
+        base.select_from(from_clause)
         .where(where)
-        .order_by(*order)
+        .order_by(*_order_by(keys))
         .limit(limit + 1)
         .offset(offset)
     )
-    return PageStatement(statement, keys, score)
+    return statement, keys
+
+
+def ranked_ids(
+    session: Session, query: MetricQuery, category: Category | None, *, rows: int, offset: int
+) -> list[str]:
+    """The ids of up to `rows` metrics `query` (with `q`, no `sort`) selects after `offset`,
+    in relevance order (ties by id)."""
+    from_clause, where, score = _selection(session, query, category)
+    if score is None:  # nothing can match
+        return []
+    return _ranked_ids(session, query, category, (from_clause, where, score), rows=rows,
+                       offset=offset)  # fmt: skip
 
 
 def read_page(
@@ -360,17 +385,35 @@ def read_page(
 ) -> Rows:
     """Up to `limit` metrics in the collection's order, after the row `after` names (keyset)
     and `offset` more: one query, the subjects joined to the page."""
-    # One query: the page's rows, each with its subjects gathered by a correlated subquery
-    # (index lookups per row of the page, whatever the page's size).
-    page = page_of(
-        session, query, category, [*_ROW_COLUMNS, _subjects_of(session)],
-        after=after, limit=limit, offset=offset,
-    )  # fmt: skip
-    statement, keys, score = page.statement, page.keys, page.score
+    from_clause, where, score = _selection(session, query, category)
+    keys = _sort_keys(query, score)
+    ranked = score is not None and not query.sort_keys()
+    if after is not None and ranked:
+        raise InvalidInput(
+            "query", "after", "results ranked by relevance page by offset; give `sort`"
+        )
+    # The page's rows, each with its subjects gathered by a correlated subquery (index lookups
+    # per row of the page, whatever the page's size): one query, or for a page ranked by
+    # relevance, the page's ids in order first (ranking reads no metric row), then their rows.
+    dialect = session.get_bind().dialect.name
+    if ranked and score is not None:
+        ids = _ranked_ids(
+            session, query, category, (from_clause, where, score), rows=limit + 1, offset=offset
+        )
+        statement = _page_select(dialect).where(METRIC.c.id.in_(ids))
+        position = {metric_id: index for index, metric_id in enumerate(ids)}
+        rows: Sequence[Any] = sorted(
+            session.execute(statement).all(), key=lambda row: position[row[0]]
+        )
+    else:
+        statement, keys = keyed_page(
+            session, query, category, _page_select(dialect), after=after, limit=limit,
+            offset=offset, selection=(from_clause, where, score),
+        )  # fmt: skip
+        rows = session.execute(statement).all()  # fetchall: the driver's fastest path
     year = current_year()
     items: list[dict[str, Any]] = []
-    rows = session.execute(statement).all()  # fetchall: the driver's fastest path
-    json_subjects = session.get_bind().dialect.name == "sqlite"
+    json_subjects = dialect == "sqlite"
     for row in rows[:limit]:
         subjects = row[21]
         if json_subjects:
@@ -383,10 +426,100 @@ def read_page(
     return Rows(items, more, last)
 
 
-def _subjects_of(session: Session) -> ColumnElement[Any]:
+# The best-ranked ids of a search by (dataset version, version read at, filters): the pages of
+# a search after its first, and the same search with another page size, rank nothing again
+# while the dataset stands still (ranking scores every match: 145,000 for a word in one metric
+# in seven, at 1,000,000 metrics).
+_RANKED: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
+_RANKED_KEPT = 32
+RANKED_ROWS = 1000
+
+
+def _ranked_ids(
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
+    selection: tuple[FromClause, ColumnElement[bool], ColumnElement[Any]],
+    *,
+    rows: int,
+    offset: int,
+) -> list[str]:
+    """The ids of up to `rows` matches after `offset`, in relevance order (ties by id)."""
+    version = session.info.get("dataset_version")
+    if version is None or offset + rows > RANKED_ROWS:
+        return _rank(session, query, category, selection, rows=rows, offset=offset)
+    filters = query.model_dump(exclude=_NOT_FILTERS)
+    key = (version, asof.read_version(session), current_year(), category, *sorted(filters.items()))
+    best = _RANKED.get(key)
+    if best is None:
+        best = _RANKED[key] = _rank(session, query, category, selection, rows=RANKED_ROWS, offset=0)
+        while len(_RANKED) > _RANKED_KEPT:
+            _RANKED.popitem(last=False)
+    else:
+        _RANKED.move_to_end(key)
+    return best[offset : offset + rows]
+
+
+def _rank(
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
+    selection: tuple[FromClause, ColumnElement[bool], ColumnElement[Any]],
+    *,
+    rows: int,
+    offset: int,
+) -> list[str]:
+    """The ids of a ranked page; a ranking from the live index also counts every match (in
+    the same pass on PostgreSQL), which is kept as the search's total."""
+    page = _ranked_page(session, query, category, selection, limit=rows, offset=offset)
+    if "matches" not in page.c:
+        return list(session.execute(select(page.c.id)).scalars())
+    found = session.execute(select(page.c.id, page.c.matches)).all()
+    if found:
+        _keep_count(session, query, category, found[0][1])
+    return [row[0] for row in found]
+
+
+def _ranked_page(
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
+    selection: tuple[FromClause, ColumnElement[bool], ColumnElement[Any]],
+    *,
+    limit: int,
+    offset: int,
+) -> Any:
+    """(id, score) of the page's matches in relevance order (ties by id): the page's metric
+    rows are then read for these keys only, not for every match. A live search with no other
+    filter ranks the live index's matches without reading the metrics (and counts them,
+    `matches`)."""
+    if query.q is not None and _only_searched(query, category):
+        found = search.ranked(session, "metric", query.q, rows=limit, offset=offset)
+        if found is not None:
+            return found
+    from_clause, where, score = selection
+    return (
+        select(METRIC.c.id.label("id"), score.label("score"))
+        .select_from(from_clause)
+        .where(where)
+        .order_by(score.desc(), METRIC.c.id)
+        .limit(limit)
+        .offset(offset)
+        .subquery("page")
+    )
+
+
+@functools.cache
+def _page_select(dialect: str) -> Select[Any]:
+    """The columns of a page (`FIELDS`, then the subjects), built once per dialect: each
+    request adds only its FROM, WHERE, ORDER BY and LIMIT."""
+    return select(*_ROW_COLUMNS, _subjects_of(dialect))
+
+
+def _subjects_of(dialect: str) -> ColumnElement[Any]:
     """A metric's subjects in order, for each row of the enclosing query: a PostgreSQL array,
     or a JSON array (text) on SQLite, whose aggregates take no ORDER BY before 3.44."""
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         return (
             select(func.array_agg(aggregate_order_by(SUBJECT.c.subject, SUBJECT.c.position)))
             .where(SUBJECT.c.metric_id == METRIC.c.id)
@@ -413,10 +546,25 @@ def _last(
 
 def count_metrics(session: Session, query: MetricFilters, category: Category | None) -> int:
     """How many metrics match the filters."""
+    if query.q is not None and _only_searched(query, category):
+        found = search.count(session, "metric", query.q)
+        if found is not None:
+            return found
+    if _used_filters(query) <= _TALLIED_FILTERS and asof.read_version(session) is None:
+        return _tally_count(session, query, category)
     from_clause, where, _score = _selection(session, query, category)
     return int(
         session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
     )
+
+
+def _tally_count(session: Session, filters: MetricFilters, category: Category | None) -> int:
+    """How many live metrics match filters that the facet tally holds: its few rows per
+    combination of values summed, rather than the metrics counted (a page's `total` at
+    1,000,000 metrics read a fifth of an index for one filter, all of it for none)."""
+    summed = func.coalesce(func.sum(FACET_COUNT.c.metrics), 0)
+    where = and_(true(), *_conditions(filters, category, FACET_COUNT))
+    return int(session.execute(select(summed).where(where)).scalar_one())
 
 
 def list_metrics(
@@ -472,23 +620,42 @@ _COUNTS_KEPT = 1024
 _NOT_FILTERS = {"limit", "offset", "format", "sort", "after", "count"}
 
 
-def _counted(session: Session, query: MetricQuery, category: Category | None) -> int:
+def _count_key(
+    session: Session, query: MetricQuery, category: Category | None
+) -> tuple[Any, ...] | None:
     version = session.info.get("dataset_version")
     if version is None:  # not a request's read session: no version to key on
-        return count_metrics(session, query, category)
+        return None
     filters = query.model_dump(exclude=_NOT_FILTERS)
-    key = (version, current_year(), category, *sorted(filters.items()))
-    total = _COUNTS.get(key)
-    if total is None:
-        total = count_metrics(session, query, category)
+    return (version, current_year(), category, *sorted(filters.items()))
+
+
+def _keep_count(
+    session: Session, query: MetricQuery, category: Category | None, total: int
+) -> None:
+    key = _count_key(session, query, category)
+    if key is not None:
         _COUNTS[key] = total
         while len(_COUNTS) > _COUNTS_KEPT:
             _COUNTS.popitem(last=False)
+
+
+def _counted(session: Session, query: MetricQuery, category: Category | None) -> int:
+    key = _count_key(session, query, category)
+    total = None if key is None else _COUNTS.get(key)
+    if total is None:
+        total = count_metrics(session, query, category)
+        _keep_count(session, query, category, total)
     return total
 
 
 def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
     """The metric `metric_id`; NotFound when there is none."""
+    return MetricPublic.model_validate(metric_item(session, metric_id=metric_id))
+
+
+def metric_item(session: Session, *, metric_id: str) -> dict[str, Any]:
+    """The metric `metric_id` as its public JSON object; NotFound when there is none."""
     statement = (
         select(*(METRIC.c[name] for name in FIELDS), SUBJECT.c.subject)
         .select_from(METRIC.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id))
@@ -499,18 +666,18 @@ def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
     if not rows:
         raise NotFound(f"There is no metric {metric_id!r}.")
     subjects = [row[21] for row in rows if row[21] is not None]
-    return MetricPublic.model_validate(_item(rows[0], subjects, current_year()))
+    return _item(rows[0], subjects, current_year())
 
 
-def _facet_column(name: str) -> tuple[ColumnElement[Any], bool]:
+def _facet_column(name: str, table: Any = METRIC) -> tuple[ColumnElement[Any], bool]:
     """(the grouped expression, whether it needs the subject join)."""
     if name == "subject":
         return SUBJECT.c.subject, True
     if name == "source":
-        return METRIC.c.source_id, False
+        return table.c.source_id, False
     if name == "horizon_passed":
-        return case((_horizon_passed(), literal(True)), else_=literal(False)), False
-    return METRIC.c[name], False
+        return case((_horizon_passed(table), literal(True)), else_=literal(False)), False
+    return table.c[name], False
 
 
 def facets(
@@ -520,25 +687,18 @@ def facets(
     selects; each facet counts over the metrics the other filters select (its own filter left
     out, so that a panel can offer the values not chosen yet), and each value links to `path`
     (the collection) with `params` (the request's filters), the facet's own filter set to that
-    value: a link whose total is the count."""
-    from_clause, where, _score = _selection(session, query, None)
-    total = session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
+    value: a link whose total is the count.
+
+    On the live data, a facet whose column and other filters the tally holds is summed from it
+    (a few rows per combination of values, not one per metric); the others, and reads at a
+    version, count the metrics."""
+    live = asof.read_version(session) is None
+    total = _facet_total(session, query, live and _used_filters(query) <= _TALLIED_FILTERS)
     counts: dict[str, list[FacetValue]] = {}
     for name in dict.fromkeys(query.facet.split(",")):
         others = query.model_copy(update={name: None})
-        from_clause, where, _score = _selection(session, others, None)
-        column, needs_subjects = _facet_column(name)
-        source = (
-            from_clause.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id)
-            if needs_subjects
-            else from_clause
-        )
-        rows = session.execute(
-            select(column.label("value"), func.count().label("count"))
-            .select_from(source)
-            .where(where)
-            .group_by(column)
-        ).all()
+        tallied = live and {name, *_used_filters(others)} <= _TALLIED_FILTERS
+        rows = _facet_rows(session, others, name, tallied)
         kept = [(key, value) for key, value in params if key not in (name, "facet")]
         values = [
             FacetValue(
@@ -548,6 +708,42 @@ def facets(
         ]
         counts[name] = sorted(values, key=lambda v: (-v.count, v.value is None, str(v.value)))
     return Facets(total=total, facets=counts)
+
+
+def _facet_total(session: Session, query: FacetQuery, tallied: bool) -> int:
+    if tallied:
+        return _tally_count(session, query, None)
+    from_clause, where, _score = _selection(session, query, None)
+    return int(
+        session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
+    )
+
+
+def _facet_rows(session: Session, filters: FacetQuery, name: str, tallied: bool) -> Sequence[Any]:
+    """(value, count) of facet `name` over the metrics `filters` select."""
+    if tallied:
+        column, _subjects = _facet_column(name, FACET_COUNT)
+        where = and_(true(), *_conditions(filters, None, FACET_COUNT))
+        summed = func.sum(FACET_COUNT.c.metrics)
+        return session.execute(
+            select(column.label("value"), summed.label("count"))
+            .where(where)
+            .group_by(column)
+            .having(summed > 0)
+        ).all()
+    from_clause, where, _score = _selection(session, filters, None)
+    column, needs_subjects = _facet_column(name)
+    source = (
+        from_clause.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id)
+        if needs_subjects
+        else from_clause
+    )
+    return session.execute(
+        select(column.label("value"), func.count().label("count"))
+        .select_from(source)
+        .where(where)
+        .group_by(column)
+    ).all()
 
 
 def _link(path: str, kept: list[tuple[str, str]], name: str, value: object) -> str:

@@ -7,14 +7,11 @@ services' queries (filters, search, sort, facets, exports) need no knowledge of 
 history is append-only below the newest version, so the answer for V never changes.
 """
 
-import contextlib
 import functools
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from sqlalchemy import Column, Connection, Engine, Integer, Select, Table, bindparam, event, select
 from sqlalchemy.sql import visitors
 from sqlmodel import Session, col
@@ -25,7 +22,7 @@ from api.records.periods import VERSIONED, current_at
 from api.schemas import Timestamp
 
 OPTION = "as_of_version"
-_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 _VERSION = bindparam(OPTION, type_=Integer)
 _CURRENT = select(versions.DatasetState.version).where(versions.DatasetState.id == 1)  # type: ignore[call-overload]
 
@@ -92,25 +89,6 @@ def read_version(session: Session) -> int | None:
     """The version a read session answers at, if it is not the live data."""
     option = session.connection().get_execution_options().get(OPTION)
     return None if option is None else int(option)
-
-
-async def get_read_session(request: Request) -> AsyncIterator[Session]:
-    """A session on the live data, or with `?as_of=` at the version in force at that moment.
-
-    A malformed `as_of` is left to the route's parameter validation, which answers 422. The
-    dependency is `async` so that a plain read costs no hand-off to a thread: the session
-    connects, and finds its version, when the handler (in its thread) first queries.
-    """
-    info: dict[str, Any] = {"request": request}
-    raw = request.query_params.get("as_of")
-    if raw is not None:
-        with contextlib.suppress(ValidationError):
-            info["as_of"] = _TIMESTAMP.validate_python(raw)
-    with Session(request.app.state.read_engine, info=info) as session:
-        yield session
-
-
-ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 
 @event.listens_for(Session, "after_begin")

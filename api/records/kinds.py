@@ -4,7 +4,7 @@ Each feature package declares its kinds once (`api/metrics/kind.py`, ...); the e
 package reads nothing else. A declaration holds no logic of the engine's own.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import Table
 from sqlmodel import Session, SQLModel
 
 if TYPE_CHECKING:
+    from api.records.store import Change
     from api.records.validation import Check, Problem
 
 
@@ -60,8 +61,9 @@ class Kind:
     # What else an item's representation shows, for its ETag (a metric's horizon moves with the
     # year, a source's metric_count with its metrics).
     tag_variant: Callable[[Session, str], str] | None = None
-    # Called after each batch written in a transaction at dataset version `version`.
-    after_write: Callable[[Session, int], None] | None = None
+    # Called after each batch of changes written in a transaction at dataset version `version`
+    # (its search documents, the metric facet tally).
+    after_write: Callable[[Session, int, Sequence["Change"]], None] | None = None
     evidence: bool = True
     tag: str = ""  # the OpenAPI tag of its read routes
     order_by: str = "id"  # the order of its collection, after source_id for entities

@@ -244,7 +244,14 @@ def tidy(engine: Engine, report: Report) -> None:
         columns = {c.name for c in table.primary_key.columns}
         columns |= {c.name for index in table.indexes for c in index.columns}
         targets.append(f"{table.name} ({', '.join(sorted(columns))})")
+    # The live search indexes (whose word statistics estimate how many documents a search
+    # finds), and the metric facet tally.
+    targets += [f"{name}_live_fts" for name in report.written]
+    if "metric" in report.written:
+        targets.append("metric_facet_count")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        # Not under a request's statement timeout: at 1,000,000 metrics it takes minutes.
+        connection.execute(text("SET statement_timeout = 0"))
         connection.execute(text(f"VACUUM (ANALYZE) {', '.join(targets)}"))
 
 

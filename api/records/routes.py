@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, get_args
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
+from fastapi import Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError, create_model
 from sqlalchemy import delete, insert, select
@@ -37,16 +37,16 @@ from api.history import service as history_service
 from api.history.schemas import RevisionPublic
 from api.pagination import Page, PageQuery, page
 from api.records import store, versions
-from api.records.asof import ReadSessionDep
 from api.records.fields import Strict
 from api.records.kinds import Kind
+from api.records.reads import ReadSessionDep
 from api.records.registry import KINDS
 from api.records.store import Change, Stored
 from api.records.validation import Check, Problem, check_record, prefetch_references
-from api.routing import plain_responses
+from api.routing import plain_responses, v1_router
 from api.schemas import EXAMPLES
 
-router = APIRouter()
+router = v1_router()
 
 
 def get_write_session(request: Request) -> Iterator[Session]:

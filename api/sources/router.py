@@ -3,21 +3,21 @@
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from sqlmodel import Session
 
 from api.downloads import add_exports
 from api.pagination import Page, page
 from api.records import store
-from api.records.asof import ReadSessionDep
-from api.routing import collection_responses, item_responses, plain_responses
+from api.records.reads import ReadSessionDep
+from api.routing import collection_responses, item_responses, plain_responses, v1_router
 from api.schemas import AsOfQuery
 from api.sources import service
 from api.sources.kind import SOURCE as KIND
 from api.sources.schemas import SourcePublic, SourceQuery
 
-router = APIRouter(tags=["sources"])
+router = v1_router(tags=["sources"])
 SourceId = Annotated[
     str, Path(description="The source's id.", examples=["coreychem-future-of-cdmos-2026"])
 ]

@@ -1,0 +1,150 @@
+"""The one translation of every error, ours and the framework's, into an RFC 9457
+`application/problem+json` response (the errors themselves: api.errors)."""
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
+
+from api.errors import (
+    MAX_PROBLEM_ERRORS,
+    PROBLEM_MEDIA_TYPE,
+    DomainError,
+    Problem,
+    ProblemError,
+    TooManyRequests,
+    describe,
+)
+from api.guards import route_table
+
+logger = logging.getLogger("api.errors")
+
+RETRY_AFTER_SECONDS = 5
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    errors: list[ProblemError] | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    omitted: int = 0,
+) -> JSONResponse:
+    """The problem+json response for `status`; `title` is the standard reason phrase. Past
+    MAX_PROBLEM_ERRORS, `errors` are counted (with `omitted` more the caller did not list)."""
+    more = max(0, len(errors or ()) - MAX_PROBLEM_ERRORS) + omitted
+    body = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors[:MAX_PROBLEM_ERRORS] if errors else errors,
+        more_errors=more if more > 0 else None,
+    )
+    return JSONResponse(
+        body.model_dump(mode="json", by_alias=True, exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    found = exc.errors()
+    errors = [describe(error) for error in found[:MAX_PROBLEM_ERRORS]]
+    names = ", ".join(sorted({f"{e.in_} {e.name!r}" for e in errors}))
+    rest = len(found) - len(errors)  # counted, not described
+    if rest:
+        names += f" and {rest} more"
+    return problem_response(request, 422, f"Invalid input: {names}.", errors, omitted=rest)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No resource at {request.url.path}."
+    elif exc.status_code == 413:
+        detail = "The request body is too large."
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        headers = {"Allow": _allowed_methods(request)}
+    return problem_response(request, exc.status_code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods of the route at this path (api.guards.RouteTable: a concrete path outranks a
+    template, HEAD is implied by GET)."""
+    return route_table(request.app).allow(request.url.path)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    headers = None
+    if exc.status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    elif isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif exc.status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="cdmo-metrics"'}
+    return problem_response(
+        request, exc.status, exc.detail, exc.errors, headers, omitted=exc.omitted
+    )
+
+
+# Deadlocks and serialisation failures: the database is there, the write met another one.
+WRITE_CONFLICT_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate in WRITE_CONFLICT_SQLSTATES or "database is locked" in str(exc):
+        logger.warning("write conflict after retries: %s", sqlstate or "locked")
+        return problem_response(
+            request,
+            503,
+            "The write kept meeting concurrent writes; try again shortly.",
+            headers={"Retry-After": "1"},
+        )
+    logger.warning("database unavailable: %s", exc.__class__.__name__)
+    return problem_response(
+        request,
+        503,
+        "The database is unreachable; try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _integrity(request: Request, exc: Exception) -> JSONResponse:
+    # Writes are serialised and checked first, so this is a last line of defence: a constraint
+    # the checks did not foresee held, and nothing was written.
+    logger.warning("constraint refused a write: %s", getattr(exc, "orig", exc).__class__.__name__)
+    return problem_response(
+        request, 409, "The change conflicts with the data as it stands; nothing was written."
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(request, 500, "An unexpected error occurred.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error, ours and the framework's, to a problem+json response."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(IntegrityError, _integrity)
+    app.add_exception_handler(DBAPIError, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)

@@ -109,8 +109,8 @@ def get_metric(
     metric_id: MetricId, session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]
 ) -> Response:
     """The metric with this id and its evidence span (how to cite it: `.../citation`)."""
-    item = service.metric_item(session, metric_id=metric_id)
-    etag = store.item_etag(session, KIND, metric_id) or ""
+    item, version = service.metric_item(session, metric_id=metric_id)
+    etag = store.item_etag(session, KIND, metric_id, version=version) or ""
     return Response(orjson.dumps(item), media_type="application/json", headers={"ETag": etag})
 
 

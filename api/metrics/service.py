@@ -651,22 +651,29 @@ def _counted(session: Session, query: MetricQuery, category: Category | None) ->
 
 def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
     """The metric `metric_id`; NotFound when there is none."""
-    return MetricPublic.model_validate(metric_item(session, metric_id=metric_id))
+    return MetricPublic.model_validate(metric_item(session, metric_id=metric_id)[0])
 
 
-def metric_item(session: Session, *, metric_id: str) -> dict[str, Any]:
-    """The metric `metric_id` as its public JSON object; NotFound when there is none."""
-    statement = (
-        select(*(METRIC.c[name] for name in FIELDS), SUBJECT.c.subject)
+@functools.cache
+def _item_select() -> Select[Any]:
+    """One metric's row (one per subject, in order) and its record version, built once: each
+    read binds only the id (`metric_id`)."""
+    return (
+        select(*_ROW_COLUMNS, SUBJECT.c.subject, METRIC.c.version)
         .select_from(METRIC.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id))
-        .where(METRIC.c.id == metric_id)
+        .where(METRIC.c.id == bindparam("metric_id"))
         .order_by(SUBJECT.c.position)
     )
-    rows = session.execute(statement).all()
+
+
+def metric_item(session: Session, *, metric_id: str) -> tuple[dict[str, Any], int]:
+    """The metric `metric_id` as its public JSON object, and its record version (for its
+    ETag); NotFound when there is none."""
+    rows = session.execute(_item_select(), {"metric_id": metric_id}).all()
     if not rows:
         raise NotFound(f"There is no metric {metric_id!r}.")
     subjects = [row[21] for row in rows if row[21] is not None]
-    return _item(rows[0], subjects, current_year())
+    return _item(rows[0], subjects, current_year()), rows[0][22]
 
 
 def _facet_column(name: str, table: Any = METRIC) -> tuple[ColumnElement[Any], bool]:

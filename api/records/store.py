@@ -153,16 +153,17 @@ def item_etag(
     session: Session, kind: Kind, record_id: str, variant: str = "json", version: int | None = None
 ) -> str | None:
     """The tag of a record's public representation (None if there is no such record): it
-    changes with the record's version, the version read at, and what else it shows."""
+    changes with the record's version (read here unless given), the version read at, and
+    what else it shows."""
     if version is None:
         version = session.execute(
             select(kind.table.c.version).where(kind.table.c.id == record_id)
         ).scalar_one_or_none()
         if version is None:
             return None
-        at = asof.read_version(session)
-        if at is not None:
-            variant += f"@{at}"
+    at = asof.read_version(session)
+    if at is not None:
+        variant += f"@{at}"
     if kind.tag_variant is not None:
         variant += ":" + kind.tag_variant(session, record_id)
     return etag(kind, record_id, version, variant)

@@ -385,9 +385,14 @@ def read_page(
 ) -> Rows:
     """Up to `limit` metrics in the collection's order, after the row `after` names (keyset)
     and `offset` more: one query, the subjects joined to the page."""
-    from_clause, where, score = _selection(session, query, category)
-    keys = _sort_keys(query, score)
-    ranked = score is not None and not query.sort_keys()
+    dialect = session.get_bind().dialect.name
+    if query.q is None:  # built only when its statement is not kept (`_keyed_statement`)
+        selection = None
+        keys, ranked = [], False
+    else:
+        selection = _selection(session, query, category)
+        keys = _sort_keys(query, selection[2])
+        ranked = selection[2] is not None and not query.sort_keys()
     if after is not None and ranked:
         raise InvalidInput(
             "query", "after", "results ranked by relevance page by offset; give `sort`"
@@ -395,7 +400,7 @@ def read_page(
     # The page's rows, each with its subjects gathered by a correlated subquery (index lookups
     # per row of the page, whatever the page's size): one query, or for a page ranked by
     # relevance, the page's ids in order first (ranking reads no metric row), then their rows.
-    dialect = session.get_bind().dialect.name
+    from_clause, where, score = selection or (METRIC, true(), None)
     if ranked and score is not None:
         ids = _ranked_ids(
             session, query, category, (from_clause, where, score), rows=limit + 1, offset=offset
@@ -406,10 +411,9 @@ def read_page(
             session.execute(statement).all(), key=lambda row: position[row[0]]
         )
     else:
-        statement, keys = keyed_page(
-            session, query, category, _page_select(dialect), after=after, limit=limit,
-            offset=offset, selection=(from_clause, where, score),
-        )  # fmt: skip
+        statement, keys = _keyed_statement(
+            session, query, category, dialect, selection, after, limit, offset
+        )
         rows = session.execute(statement).all()  # fetchall: the driver's fastest path
     year = current_year()
     items: list[dict[str, Any]] = []
@@ -420,10 +424,49 @@ def read_page(
             subjects = orjson.loads(subjects)
         items.append(_item(row, subjects or [], year))
     more = len(rows) > limit
-    last = _last(keys, rows[limit - 1], score, query) if items and len(items) == limit else None
+    last = _last(keys, rows[limit - 1], ranked) if items and len(items) == limit else None
     if items and not more:
-        last = _last(keys, rows[len(items) - 1], score, query)
+        last = _last(keys, rows[len(items) - 1], ranked)
     return Rows(items, more, last)
+
+
+# Page statements by everything they are built from (without `q`, whose statement depends on
+# the version read at): a statement built once keeps its SQLAlchemy cache key, which would
+# otherwise be computed again over every column of the page for each request.
+_STATEMENTS: OrderedDict[tuple[Any, ...], tuple[Select[Any], list[SortKey]]] = OrderedDict()
+_STATEMENTS_KEPT = 256
+_NOT_BUILT_FROM = {"format", "count"}
+
+
+def _keyed_statement(
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
+    dialect: str,
+    selection: tuple[FromClause, ColumnElement[bool], Any] | None,
+    after: Sequence[Any] | None,
+    limit: int,
+    offset: int,
+) -> tuple[Select[Any], list[SortKey]]:
+    """`keyed_page`'s statement for a page, reused while the same page is asked for."""
+    key: tuple[Any, ...] | None = None
+    if query.q is None:
+        built_from = query.model_dump(exclude=_NOT_BUILT_FROM)
+        key = (dialect, category, current_year(), limit, offset, *sorted(built_from.items()))
+        key += (None,) if after is None else tuple((type(v), v) for v in after)
+        found = _STATEMENTS.get(key)
+        if found is not None:
+            _STATEMENTS.move_to_end(key)
+            return found
+    built = keyed_page(
+        session, query, category, _page_select(dialect), after=after, limit=limit,
+        offset=offset, selection=selection,
+    )  # fmt: skip
+    if key is not None:
+        _STATEMENTS[key] = built
+        while len(_STATEMENTS) > _STATEMENTS_KEPT:
+            _STATEMENTS.popitem(last=False)
+    return built
 
 
 # The best-ranked ids of a search by (dataset version, version read at, filters): the pages of
@@ -536,10 +579,8 @@ def _subjects_of(dialect: str) -> ColumnElement[Any]:
     return select(func.json_group_array(ordered.c.subject)).scalar_subquery()
 
 
-def _last(
-    keys: Sequence[SortKey], row: Sequence[Any], score: Any, query: MetricQuery
-) -> list[Any] | None:
-    if score is not None and not query.sort_keys():
+def _last(keys: Sequence[SortKey], row: Sequence[Any], ranked: bool) -> list[Any] | None:
+    if ranked:
         return None  # relevance: not keyed
     return [_plain_value(row[_POSITION[column.name]]) for column, _d, _n in keys]
 

@@ -64,8 +64,12 @@ $(AXE): tests/browser/package-lock.json
 	npm ci --prefix tests/browser --ignore-scripts --no-audit --no-fund
 	touch $@
 
+# Two worker processes, each taking a whole test file at a time (a file's tests share their
+# fixtures); TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
+
 test: lint $(AXE)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The explorer's screenshots in docs/screenshots/ (the README shows them), taken in headless
 # Chromium from a server over a freshly seeded SQLite database.

@@ -40,9 +40,14 @@ def _in_utc(value: datetime) -> datetime:
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
+# What `Timestamp` refuses although its format allows it.
+OUTSIDE_UTC = (
+    "A moment outside years 1 to 9999 once converted to UTC (0001-01-01T00:00:00+01:00, "
+    "9999-12-31T23:59:59-01:00) is a 422."
+)
 AS_OF_DESCRIPTION = (
     "Answer with the data exactly as it stood at this RFC 3339 moment: later changes undone, "
-    "deleted records back."
+    "deleted records back. " + OUTSIDE_UTC
 )
 
 

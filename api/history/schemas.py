@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from api.pagination import PageQuery
-from api.schemas import Timestamp
+from api.schemas import OUTSIDE_UTC, Timestamp
 
 
 class RevisionPublic(BaseModel):
@@ -59,6 +59,7 @@ class ChangesQuery(PageQuery):
 
     since: Timestamp | None = Field(
         default=None,
-        description="Only changes at or after this RFC 3339 timestamp (with its offset).",
+        description="Only changes at or after this RFC 3339 timestamp (with its offset). "
+        + OUTSIDE_UTC,
         examples=["2026-11-26T00:00:00Z"],
     )

@@ -34,6 +34,20 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
 
+# The longest test files, started first: with `make test`'s two workers each taking a whole
+# file at a time, the fuzzing stage no longer runs alone at the end.
+LONGEST_FIRST = ("test_fuzz.py", "test_contract.py", "test_crash.py", "test_exports.py")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's own order (by database) is kept
+
+
 class DatabaseFactory:
     """Creates empty databases of one backend and drops them afterwards."""
 

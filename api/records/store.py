@@ -10,11 +10,11 @@ import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from enum import Enum
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Date, Table, delete, func, select, update
+from sqlalchemy import JSON, Date, String, Table, delete, func, select, type_coerce, update
+from sqlalchemy import Enum as SAEnum
 from sqlmodel import Session, col
 
 from api.errors import Conflict, NotFound, PreconditionFailed
@@ -62,17 +62,13 @@ def canonical(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
     return kind.record.model_validate(data).model_dump(mode="json")
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def _data(kind: Kind, row: Any, children: list[str]) -> dict[str, Any]:
-    """The canonical form of a stored row (the same as `canonical` gives, without pydantic)."""
-    data = {name: _plain(row[name]) for name in kind.columns if not name.startswith("evidence_")}
+def _data(kind: Kind, row: dict[str, Any], children: list[str]) -> dict[str, Any]:
+    """The canonical form of a stored row (the same as `canonical` gives, without pydantic);
+    `row` as `_record_columns` reads it."""
+    data = {name: row[name] for name in kind.columns if not name.startswith("evidence_")}
+    for name in _date_columns(kind):
+        if data[name] is not None:
+            data[name] = data[name].isoformat()
     if kind.evidence:
         data["evidence"] = {
             "quote": row["evidence_quote"],
@@ -82,6 +78,21 @@ def _data(kind: Kind, row: Any, children: list[str]) -> dict[str, Any]:
     if kind.child is not None:
         data[kind.child.field] = children
     return data
+
+
+def _date_columns(kind: Kind) -> list[str]:
+    return [c.name for c in kind.table.columns if isinstance(c.type, Date)]
+
+
+def _record_columns(kind: Kind) -> list[Any]:
+    """The live table's columns, enumerations read as their values (as records hold them)
+    rather than made into enum members one value at a time."""
+    return [
+        type_coerce(column, String).label(column.name)
+        if isinstance(column.type, SAEnum)
+        else column
+        for column in kind.table.columns
+    ]
 
 
 def _row(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +123,9 @@ def read_many(
     found: dict[str, Stored] = {}
     for group in groups:
         where = conditions + ([] if group is None else [table.c.id.in_(group)])
-        rows = session.execute(select(table).where(*where)).mappings().all()
+        result = session.execute(select(*_record_columns(kind)).where(*where))
+        names = list(result.keys())
+        rows = [dict(zip(names, row, strict=True)) for row in result]
         children = _children(session, kind, [row["id"] for row in rows]) if rows else {}
         for row in rows:
             found[row["id"]] = Stored(_data(kind, row, children.get(row["id"], [])), row["version"])
@@ -169,8 +182,20 @@ def item_etag(
 
 
 def _changed_fields(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
-    old, new = old or {}, new or {}
-    return sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+    if old is None or new is None:  # a create or a delete: every field that has a value
+        return sorted(key for key, value in (old or new or {}).items() if value is not None)
+    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+
+
+def _changed_columns(kind: Kind, fields: Sequence[str]) -> tuple[str, ...]:
+    """The live table's columns that hold `fields` (a child list has rows of its own)."""
+    columns: list[str] = []
+    for name in fields:
+        if name == "evidence" and kind.evidence:
+            columns += ["evidence_quote", "evidence_start", "evidence_end"]
+        elif kind.child is None or name != kind.child.field:
+            columns.append(name)
+    return tuple(columns)
 
 
 def _next_versions(session: Session, kind: Kind, record_ids: Sequence[str]) -> dict[str, int]:
@@ -211,6 +236,7 @@ def apply(
     new_versions = {c.record_id: starts.get(c.record_id, 1) for c in created}
     new_versions |= {c.record_id: c.old.version + 1 for c in updated + deleted if c.old}
     single = len(changes) == 1
+    changed = {c.record_id: _changed_fields(c.old.data if c.old else None, c.new) for c in changes}
 
     rows = {c.record_id: _row(kind, c.new) | {"version": new_versions[c.record_id]}
             for c in created + updated if c.new is not None}  # fmt: skip
@@ -227,7 +253,16 @@ def apply(
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise PreconditionFailed(f"The {kind.label} {change.record_id!r} changed meanwhile.")
     elif updated:  # a load, under the write lock, of what it has just read
-        bulk_update(session, table, [rows[c.record_id] for c in updated])
+        # Only the columns that changed (a row's indexes and checks are left alone when none
+        # of theirs is set), in one batch per set of changed columns.
+        batches: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for change in updated:
+            row = rows[change.record_id]
+            names = _changed_columns(kind, changed[change.record_id])
+            batch = batches.setdefault(names, [])
+            batch.append({"id": row["id"], "version": row["version"]} | {n: row[n] for n in names})
+        for batch in batches.values():
+            bulk_update(session, table, batch)
     for group in chunks([c for c in deleted]):
         ids = [c.record_id for c in group]
         condition = table.c.id.in_(ids)
@@ -256,7 +291,7 @@ def apply(
             "dataset_version": version.number,
             "at": version.at,
             "data": c.new,
-            "changes": _changed_fields(c.old.data if c.old else None, c.new),
+            "changes": changed[c.record_id],
             "release_id": release_id,
         }
         for c in changes

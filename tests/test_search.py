@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 
 from api import search
 from tests.helpers import Writable, new_metric
@@ -147,6 +148,28 @@ def test_live_search_follows_writes_and_reads_at_a_version_keep_the_past(
         then = w.client.get("/v1/metrics", params={"q": q, "limit": 500, "as_of": future}).json()
         assert live["total"] == then["total"], q
         assert sorted(m["id"] for m in live["items"]) == sorted(m["id"] for m in then["items"])
+
+
+def test_documents_a_load_computes_ahead_are_the_database_s_own(seeded_engine: Engine) -> None:
+    """On PostgreSQL a load has its search documents computed from its records on a connection
+    of their own (search.ahead) and copies them in; every one, in both indexes, must be the
+    document the database makes of the stored row (a metric's subjects, a technology's
+    examples included)."""
+    if seeded_engine.dialect.name != "postgresql":
+        pytest.skip("documents are computed ahead on PostgreSQL only")
+    with seeded_engine.connect() as connection:
+        for kind in search.DOCUMENTS:
+            vector = search._vector(search._columns(kind, "postgresql"))
+            rows, same, live = connection.execute(
+                text(
+                    f"SELECT count(*), count(*) FILTER (WHERE f.document = {vector}),"
+                    f" count(*) FILTER (WHERE l.document = {vector})"
+                    f" FROM {kind}_history h JOIN {kind}_fts f ON f.row_id = h.row_id"
+                    f" JOIN {kind}_live_fts l ON l.id = h.id WHERE h.valid_to IS NULL"
+                )
+            ).one()
+            assert rows > 0
+            assert same == live == rows, kind
 
 
 def test_ranked_pages_of_every_size_slice_one_order(client: TestClient) -> None:

@@ -213,6 +213,7 @@ def _documents_ahead(session: Session, changes: dict[str, list[Change]]) -> Iter
             yield
         finally:
             del session.info[search.AHEAD]
+            pool.shutdown(cancel_futures=True)  # a refused load needs none of them
 
 
 def _write(

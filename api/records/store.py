@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Date, String, Table, delete, func, select, type_coerce, update
+from sqlalchemy import JSON, String, Table, delete, func, select, type_coerce, update
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Session, col
 
@@ -66,7 +66,7 @@ def _data(kind: Kind, row: dict[str, Any], children: list[str]) -> dict[str, Any
     """The canonical form of a stored row (the same as `canonical` gives, without pydantic);
     `row` as `_record_columns` reads it."""
     data = {name: row[name] for name in kind.columns if not name.startswith("evidence_")}
-    for name in _date_columns(kind):
+    for name in kind.date_columns:
         if data[name] is not None:
             data[name] = data[name].isoformat()
     if kind.evidence:
@@ -78,10 +78,6 @@ def _data(kind: Kind, row: dict[str, Any], children: list[str]) -> dict[str, Any
     if kind.child is not None:
         data[kind.child.field] = children
     return data
-
-
-def _date_columns(kind: Kind) -> list[str]:
-    return [c.name for c in kind.table.columns if isinstance(c.type, Date)]
 
 
 def _record_columns(kind: Kind) -> list[Any]:
@@ -105,9 +101,9 @@ def _row(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
         row["evidence_quote"] = evidence["quote"]
         row["evidence_start"] = evidence["start"]
         row["evidence_end"] = evidence["end"]
-    for column in kind.table.columns:
-        if isinstance(column.type, Date) and isinstance(row.get(column.name), str):
-            row[column.name] = date.fromisoformat(row[column.name])
+    for name in kind.date_columns:
+        if isinstance(row.get(name), str):
+            row[name] = date.fromisoformat(row[name])
     return row
 
 
@@ -184,7 +180,8 @@ def item_etag(
 def _changed_fields(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
     if old is None or new is None:  # a create or a delete: every field that has a value
         return sorted(key for key, value in (old or new or {}).items() if value is not None)
-    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+    changed = [key for key, value in new.items() if old.get(key) != value]
+    return sorted(changed + [key for key in old if key not in new and old[key] is not None])
 
 
 def _changed_columns(kind: Kind, fields: Sequence[str]) -> tuple[str, ...]:

@@ -144,8 +144,7 @@ def load_datasets(
     for name, kind in KINDS.items():
         stored[name] = {}
         if kind.name != "source":
-            for source_id in source_ids:
-                stored[name] |= store.read_many(session, kind, source_id=source_id)
+            stored[name] = store.read_many(session, kind, source_ids=source_ids)
         elsewhere = sorted(set(wanted[name]) - set(stored[name]))  # new, or another source's
         stored[name] |= store.read_many(session, kind, ids=elsewhere)
         if progress:

@@ -108,41 +108,44 @@ def _row(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_many(
-    session: Session, kind: Kind, *, ids: Sequence[str] | None = None, source_id: str | None = None
+    session: Session,
+    kind: Kind,
+    *,
+    ids: Sequence[str] | None = None,
+    source_ids: Sequence[str] | None = None,
 ) -> dict[str, Stored]:
-    """Records of `kind` by id (`ids`), or those of one source; two queries per chunk."""
+    """Records of `kind` by id (`ids`), or those of the sources `source_ids`; two queries per
+    chunk of them."""
     table = kind.table
-    conditions = []
-    if source_id is not None:
-        conditions.append(table.c.source_id == source_id)
-    groups: Iterable[Sequence[str] | None] = [None] if ids is None else chunks(list(ids))
+    key, values = ("id", ids) if source_ids is None else ("source_id", source_ids)
     found: dict[str, Stored] = {}
-    for group in groups:
-        where = conditions + ([] if group is None else [table.c.id.in_(group)])
-        result = session.execute(select(*_record_columns(kind)).where(*where))
+    for group in chunks(list(values or [])):
+        condition = table.c[key].in_(group)
+        result = session.execute(select(*_record_columns(kind)).where(condition))
         names = list(result.keys())
         rows = [dict(zip(names, row, strict=True)) for row in result]
-        children = _children(session, kind, [row["id"] for row in rows]) if rows else {}
+        children = _children(session, kind, condition) if rows else {}
         for row in rows:
             found[row["id"]] = Stored(_data(kind, row, children.get(row["id"], [])), row["version"])
     return found
 
 
-def _children(session: Session, kind: Kind, owners: Sequence[str]) -> dict[str, list[str]]:
+def _children(session: Session, kind: Kind, condition: Any) -> dict[str, list[str]]:
+    """The child lists of the records of `kind` that `condition` (on its table) selects."""
     if kind.child is None:
         return {}
     child = kind.child
     table = child.table
     owner = table.c[child.owner_column]
+    rows = session.execute(
+        select(owner, table.c[child.value_column])
+        .join(kind.table, kind.table.c.id == owner)
+        .where(condition)
+        .order_by(owner, table.c.position)
+    )
     result: dict[str, list[str]] = {}
-    for group in chunks(list(owners)):
-        rows = session.execute(
-            select(owner, table.c[child.value_column])
-            .where(owner.in_(group))
-            .order_by(owner, table.c.position)
-        )
-        for owner_id, value in rows:
-            result.setdefault(owner_id, []).append(value)
+    for owner_id, value in rows:
+        result.setdefault(owner_id, []).append(value)
     return result
 
 

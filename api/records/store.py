@@ -393,27 +393,22 @@ def _json_text(value: Any) -> str:
 
 
 def _driver_values(
-    dialect: Any, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> list[list[Any]]:
-    """Rows of values for the driver, converted by the columns' own SQLAlchemy types (JSON,
-    timestamps, dates), looked up once per column rather than per row."""
-    processors: list[Any] = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    ]
+    dialect: Any, table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """The `names` values of `rows` for the driver, converted by the columns' own SQLAlchemy
+    types (JSON, timestamps, dates): column by column, each converter looked up once."""
+    columns = [[row[name] for row in rows] for name in names]
     for i, name in enumerate(names):
-        if isinstance(table.c[name].type, JSON):
+        column_type = table.c[name].type
+        if isinstance(column_type, JSON):
             # orjson: a load writes a JSON document per revision (4x json.dumps's speed); and
             # psycopg adapts JSON in statements, not in COPY rows.
-            processors[i] = _json_text
-    converted = [(i, process) for i, process in enumerate(processors) if process is not None]
-    values = []
-    for row in rows:
-        value = list(row)
-        for i, process in converted:
-            if value[i] is not None:
-                value[i] = process(value[i])
-        values.append(value)
-    return values
+            process: Any = _json_text
+        else:
+            process = column_type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            columns[i] = [None if value is None else process(value) for value in columns[i]]
+    return list(zip(*columns, strict=True))
 
 
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -423,7 +418,7 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     connection = session.connection()
     dialect = connection.dialect
     names = list(rows[0])
-    values = _driver_values(dialect, table, names, ([row[n] for n in names] for row in rows))
+    values = _driver_values(dialect, table, names, rows)
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     target = dialect.identifier_preparer.format_table(table)
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -450,9 +445,7 @@ def bulk_update(
     connection = session.connection()
     dialect = connection.dialect
     names = [name for name in rows[0] if name != key]
-    values = _driver_values(
-        dialect, table, [*names, key], ([*(row[n] for n in names), row[key]] for row in rows)
-    )
+    values = _driver_values(dialect, table, [*names, key], rows)
     quote = dialect.identifier_preparer.quote
     target = dialect.identifier_preparer.format_table(table)
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]

@@ -201,6 +201,8 @@ def _copy_documents(
 ) -> bool:
     """Index the rows written at `version` with documents computed ahead (`found`); False
     (nothing done) if a row has none."""
+    if not found:
+        return False
     rows = session.execute(
         text(
             f"SELECT h.row_id, h.id FROM {kind}_history h WHERE h.valid_from = :version"
@@ -232,16 +234,24 @@ def _copy_documents(
     return True
 
 
+def _computed(session: Session, kind: str) -> dict[str, str]:
+    """The documents computed ahead for this transaction's writes of `kind`, if any. Their
+    connection is a saving, not a need: if it failed (a pool of one connection, say), the
+    rows are indexed in the transaction as every other write's are."""
+    future = session.info.get(AHEAD, {}).get(kind)
+    try:
+        return future.result() if future is not None else {}
+    except Exception:
+        return {}
+
+
 def indexer(kind: str) -> Callable[[Session, int, Sequence["Change"]], None]:
     """The `after_write` of `kind`: index the rows written at `version` in this transaction,
     and keep the live index to the records as they now are."""
 
     def index_new(session: Session, version: int, changes: Sequence["Change"]) -> None:
         dialect = session.get_bind().dialect.name
-        computed = session.info.get(AHEAD, {}).get(kind)
-        if computed is not None and _copy_documents(
-            session, kind, version, changes, computed.result()
-        ):
+        if _copy_documents(session, kind, version, changes, _computed(session, kind)):
             return
         if any(change.new is not None for change in changes):
             session.execute(text(index_statement(kind, dialect)), {"version": version})

@@ -121,10 +121,10 @@ def index_statement(kind: str, dialect: str) -> str:
 # they have now, copied from the history index.
 _LIVE_STATEMENTS = {
     "postgresql": (
-        "DELETE FROM {kind}_live_fts WHERE id IN :ids",
+        "DELETE FROM {kind}_live_fts WHERE id = ANY(:ids)",
         "INSERT INTO {kind}_live_fts (id, document) SELECT h.id, f.document"
         " FROM {kind}_history h JOIN {kind}_fts f ON f.row_id = h.row_id"
-        " WHERE h.id IN :ids AND h.valid_to IS NULL",
+        " WHERE h.id = ANY(:ids) AND h.valid_to IS NULL",
     ),
     "sqlite": (
         "DELETE FROM {kind}_live_fts WHERE rowid IN (SELECT h.row_id FROM {kind}_history h"
@@ -215,9 +215,7 @@ def _copy_documents(
         record_id not in found for record_id in written
     ):
         return False
-    drop = text(_LIVE_STATEMENTS["postgresql"][0].format(kind=kind)).bindparams(
-        bindparam("ids", expanding=True)
-    )
+    drop = text(_LIVE_STATEMENTS["postgresql"][0].format(kind=kind))
     changed = [change.record_id for change in changes if change.old is not None]
     for start in range(0, len(changed), _IDS_PER_STATEMENT):
         session.execute(drop, {"ids": changed[start : start + _IDS_PER_STATEMENT]})
@@ -256,7 +254,7 @@ def indexer(kind: str) -> Callable[[Session, int, Sequence["Change"]], None]:
         if any(change.new is not None for change in changes):
             session.execute(text(index_statement(kind, dialect)), {"version": version})
         drop, add = (
-            text(statement).bindparams(bindparam("ids", expanding=True))
+            text(statement).bindparams(bindparam("ids", expanding=dialect == "sqlite"))
             for statement in live_statements(kind, dialect)
         )
         changed = [change.record_id for change in changes if change.old is not None]

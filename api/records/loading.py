@@ -83,7 +83,10 @@ def _last_writes(
     for group in chunks(list(record_ids)):
         newest = (
             select(func.max(col(Revision.id)))
-            .where(col(Revision.kind) == kind.name, col(Revision.record_id).in_(group))
+            .where(
+                col(Revision.kind) == kind.name,
+                store.among(session, col(Revision.record_id), group),
+            )
             .group_by(col(Revision.record_id))
         )
         rows = session.execute(

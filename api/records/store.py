@@ -13,7 +13,19 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, String, Table, delete, func, select, type_coerce, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    String,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Session, col
 
@@ -50,6 +62,15 @@ class Written:
     record_id: str
     version: int
     action: str
+
+
+def among(session: Session, column: Any, values: Sequence[Any]) -> Any:
+    """`column IN values`; on PostgreSQL as one array parameter (`= ANY`), so that the statement
+    is one to parse and plan at any size rather than one bound parameter per value (5,000 ids
+    cost 50-200 ms in parameters alone)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def chunks(items: Sequence[Any], size: int = SQL_CHUNK) -> Iterator[Sequence[Any]]:
@@ -120,7 +141,7 @@ def read_many(
     key, values = ("id", ids) if source_ids is None else ("source_id", source_ids)
     found: dict[str, Stored] = {}
     for group in chunks(list(values or [])):
-        condition = table.c[key].in_(group)
+        condition = among(session, table.c[key], group)
         result = session.execute(select(*_record_columns(kind)).where(condition))
         names = list(result.keys())
         rows = [dict(zip(names, row, strict=True)) for row in result]
@@ -204,7 +225,7 @@ def _next_versions(session: Session, kind: Kind, record_ids: Sequence[str]) -> d
     for group in chunks(list(record_ids)):
         rows = session.execute(
             select(col(Revision.record_id), func.max(col(Revision.version)))
-            .where(col(Revision.kind) == kind.name, col(Revision.record_id).in_(group))
+            .where(col(Revision.kind) == kind.name, among(session, col(Revision.record_id), group))
             .group_by(col(Revision.record_id))
         )
         found.update({record_id: last + 1 for record_id, last in rows})
@@ -265,7 +286,7 @@ def apply(
             bulk_update(session, table, batch)
     for group in chunks([c for c in deleted]):
         ids = [c.record_id for c in group]
-        condition = table.c.id.in_(ids)
+        condition = among(session, table.c.id, ids)
         if single and group[0].old is not None:
             condition = (table.c.id == ids[0]) & (table.c.version == group[0].old.version)
         result = session.execute(delete(table).where(condition))
@@ -277,7 +298,7 @@ def apply(
     for group in chunks(closing):
         session.execute(
             update(history)
-            .where(history.c.id.in_(group), history.c.valid_to.is_(None))
+            .where(among(session, history.c.id, group), history.c.valid_to.is_(None))
             .values(valid_to=version.number)
         )
     bulk_insert(session, history, [row | {"valid_from": version.number} for row in rows.values()])
@@ -319,10 +340,10 @@ def _write_children(session: Session, kind: Kind, changes: Sequence[Change], ver
     table, history = child.table, VERSIONED[child.table]
     owner, owner_history = table.c[child.owner_column], history.c[child.owner_column]
     for group in chunks([c.record_id for c in touched if c.old is not None]):
-        session.execute(delete(table).where(owner.in_(group)))
+        session.execute(delete(table).where(among(session, owner, group)))
         session.execute(
             update(history)
-            .where(owner_history.in_(group), history.c.valid_to.is_(None))
+            .where(among(session, owner_history, group), history.c.valid_to.is_(None))
             .values(valid_to=version)
         )
     rows = [

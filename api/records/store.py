@@ -203,7 +203,7 @@ def item_etag(
 
 def _changed_fields(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
     if old is None or new is None:  # a create or a delete: every field that has a value
-        return sorted(key for key, value in (old or new or {}).items() if value is not None)
+        return sorted([key for key, value in (old or new or {}).items() if value is not None])
     changed = [key for key, value in new.items() if old.get(key) != value]
     return sorted(changed + [key for key in old if key not in new and old[key] is not None])
 

@@ -31,9 +31,10 @@ the statistics of the live documents (FTS5's bm25 weighs a word by how many docu
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Float, Integer, String, Subquery, bindparam, text
+import orjson
+from sqlalchemy import Engine, Float, Integer, String, Subquery, bindparam, text
 from sqlmodel import Session
 
 from api.records import asof
@@ -91,16 +92,20 @@ def _weight(position: int) -> str:
     return _WEIGHTS[min(position, len(_WEIGHTS) - 1)]
 
 
+def _vector(columns: Sequence[str]) -> str:
+    """PostgreSQL: the weighted document of `columns` (SQL expressions), most weighted first."""
+    return " || ".join(
+        f"setweight(cdmo_search_vector({column}), '{_weight(position)}')"
+        for position, column in enumerate(columns)
+    )
+
+
 def index_statement(kind: str, dialect: str) -> str:
     """INSERT the documents of `kind`'s history rows written at `:version` not yet indexed."""
     columns = _columns(kind, dialect)
     if dialect == "postgresql":
-        document = " || ".join(
-            f"setweight(cdmo_search_vector({column}), '{_weight(position)}')"
-            for position, column in enumerate(columns)
-        )
         return (
-            f"INSERT INTO {kind}_fts (row_id, document) SELECT h.row_id, {document}"
+            f"INSERT INTO {kind}_fts (row_id, document) SELECT h.row_id, {_vector(columns)}"
             f" FROM {kind}_history h WHERE h.valid_from = :version"
             " ON CONFLICT (row_id) DO NOTHING"
         )
@@ -116,10 +121,10 @@ def index_statement(kind: str, dialect: str) -> str:
 # they have now, copied from the history index.
 _LIVE_STATEMENTS = {
     "postgresql": (
-        "DELETE FROM {kind}_live_fts WHERE id IN :ids",
+        "DELETE FROM {kind}_live_fts WHERE id = ANY(:ids)",
         "INSERT INTO {kind}_live_fts (id, document) SELECT h.id, f.document"
         " FROM {kind}_history h JOIN {kind}_fts f ON f.row_id = h.row_id"
-        " WHERE h.id IN :ids AND h.valid_to IS NULL",
+        " WHERE h.id = ANY(:ids) AND h.valid_to IS NULL",
     ),
     "sqlite": (
         "DELETE FROM {kind}_live_fts WHERE rowid IN (SELECT h.row_id FROM {kind}_history h"
@@ -141,16 +146,115 @@ def live_statements(kind: str, dialect: str) -> tuple[str, str]:
     return drop.format(kind=kind), add.format(kind=kind, names=names)
 
 
+# Documents computed ahead (PostgreSQL). A document costs PostgreSQL about 100 µs (the
+# expression of `cdmo_search_vector`, four times for a metric): a load of 10,000 metrics would
+# spend a second on them inside its transaction, after its rows are in. They depend on the
+# record alone, so a load has them computed on a connection of its own while it checks and
+# writes (`ahead`), and copies them in; every other write indexes its rows by `index_statement`.
+AHEAD = "search_documents_ahead"  # session.info: {kind: Future of {record id: document}}
+
+
+def _texts(kind: str, data: dict[str, Any]) -> list[str | None]:
+    """The texts of a record's document, as `_columns` reads them from its history row."""
+    texts: list[str | None] = []
+    for column in DOCUMENTS[kind]:
+        if column == "{subjects}":
+            texts.append(" ".join(data["subjects"]) or None)
+        elif column == "{examples}":  # the JSON column's text, as the store writes it
+            texts.append(orjson.dumps(data["examples"]).decode())
+        elif column == "h.evidence_quote":
+            texts.append(data["evidence"]["quote"])
+        else:
+            texts.append(data[column.removeprefix("h.")])
+    return texts
+
+
+def ahead(engine: Engine, kind: str, records: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """PostgreSQL: the documents of `records` (record id -> tsvector in its text form),
+    computed on a connection of `engine`'s own, outside the caller's transaction."""
+    names = [f"c{position}" for position in range(len(DOCUMENTS[kind]))]
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE stage_{kind}_document (id TEXT,"
+                f" {', '.join(f'{name} TEXT' for name in names)}) ON COMMIT DROP"
+            )
+            with cursor.copy(
+                f"COPY stage_{kind}_document (id, {', '.join(names)}) FROM STDIN"
+            ) as copy:
+                for data in records:
+                    copy.write_row([data["id"], *_texts(kind, data)])
+            columns = [f"coalesce(h.{name}, '')" for name in names]
+            cursor.execute(
+                f"SELECT h.id, CAST({_vector(columns)} AS TEXT) FROM stage_{kind}_document h"
+            )
+            return dict(cursor.fetchall())
+        finally:
+            cursor.close()
+            connection.rollback()
+
+
+def _copy_documents(
+    session: Session, kind: str, version: int, changes: Sequence["Change"], found: dict[str, str]
+) -> bool:
+    """Index the rows written at `version` with documents computed ahead (`found`); False
+    (nothing done) if a row has none."""
+    if not found:
+        return False
+    rows = session.execute(
+        text(
+            f"SELECT h.row_id, h.id FROM {kind}_history h WHERE h.valid_from = :version"
+            f" AND NOT EXISTS (SELECT 1 FROM {kind}_fts f WHERE f.row_id = h.row_id)"
+        ),
+        {"version": version},
+    ).all()
+    written = [change.record_id for change in changes if change.new is not None]
+    if any(record_id not in found for _row_id, record_id in rows) or any(
+        record_id not in found for record_id in written
+    ):
+        return False
+    drop = text(_LIVE_STATEMENTS["postgresql"][0].format(kind=kind))
+    changed = [change.record_id for change in changes if change.old is not None]
+    for start in range(0, len(changed), _IDS_PER_STATEMENT):
+        session.execute(drop, {"ids": changed[start : start + _IDS_PER_STATEMENT]})
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(f"COPY {kind}_fts (row_id, document) FROM STDIN") as copy:
+            for row_id, record_id in rows:
+                copy.write_row([row_id, found[record_id]])
+        with cursor.copy(f"COPY {kind}_live_fts (id, document) FROM STDIN") as copy:
+            for record_id in written:
+                copy.write_row([record_id, found[record_id]])
+    finally:
+        cursor.close()
+    return True
+
+
+def _computed(session: Session, kind: str) -> dict[str, str]:
+    """The documents computed ahead for this transaction's writes of `kind`, if any. Their
+    connection is a saving, not a need: if it failed (a pool of one connection, say), the
+    rows are indexed in the transaction as every other write's are."""
+    future = session.info.get(AHEAD, {}).get(kind)
+    try:
+        return future.result() if future is not None else {}
+    except Exception:
+        return {}
+
+
 def indexer(kind: str) -> Callable[[Session, int, Sequence["Change"]], None]:
     """The `after_write` of `kind`: index the rows written at `version` in this transaction,
     and keep the live index to the records as they now are."""
 
     def index_new(session: Session, version: int, changes: Sequence["Change"]) -> None:
         dialect = session.get_bind().dialect.name
+        if _copy_documents(session, kind, version, changes, _computed(session, kind)):
+            return
         if any(change.new is not None for change in changes):
             session.execute(text(index_statement(kind, dialect)), {"version": version})
         drop, add = (
-            text(statement).bindparams(bindparam("ids", expanding=True))
+            text(statement).bindparams(bindparam("ids", expanding=dialect == "sqlite"))
             for statement in live_statements(kind, dialect)
         )
         changed = [change.record_id for change in changes if change.old is not None]

@@ -7,7 +7,9 @@
 For each database and size it writes bench/synthetic.py's SYNTHETIC dataset twice (revision 2
 changes every metric's name and description; texts and evidence are identical), creates a fresh
 database (`cdmo-metrics migrate`), and times `cdmo-metrics import` of each round as a
-subprocess: N creates, then N updates, so the history holds 2N revisions. At the largest size
+subprocess: N creates, then N updates, so the history holds 2N revisions. Beside each time it
+prints the CPU seconds the command used (steadier than the time on a busy machine; a
+PostgreSQL server's own work is not in it). At the largest size
 it starts `cdmo-metrics serve` once, with the response cache off (RESPONSE_CACHE_BYTES=0), and
 times sequential cold reads with httpx, each at an `as_of` moment no other request used:
 
@@ -32,6 +34,7 @@ import argparse
 import math
 import os
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -178,19 +181,24 @@ class Importer:
         files = [str(path) for path in sorted(folder.glob("*.json"))]
         return [sys.executable, "-c", driver, label, *files]
 
-    def run(self, folder: Path, label: str, env: dict[str, str]) -> tuple[float, str]:
-        """Seconds the import took, start of the process to its exit, and what it printed."""
+    def run(self, folder: Path, label: str, env: dict[str, str]) -> tuple[float, float, str]:
+        """Seconds the import took, start of the process to its exit; the CPU seconds the
+        process used (user and system: on a busy machine a steadier figure than the time it
+        took, though on PostgreSQL the server's work is not in it); and what it printed."""
         command = self.command(folder, label)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         result = subprocess.run(
             command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
         )
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         if result.returncode != 0:
             raise BenchError(
                 f"import of {folder} exited {result.returncode}:\n{result.stderr[-3000:]}"
             )
-        return seconds, result.stdout
+        return seconds, cpu, result.stdout
 
 
 def count(url: str, query: str) -> int | None:
@@ -221,20 +229,20 @@ def load(
         raise BenchError(f"cdmo-metrics migrate exited {migrated.returncode}:\n{migrated.stderr}")
     target = IMPORT_TARGETS.get((size, database))
     before = datetime.now(UTC)
-    seconds, _ = importer.run(rounds[0], f"bench history round 1 ({size})", env)
+    seconds, cpu, _ = importer.run(rounds[0], f"bench history round 1 ({size})", env)
     first_done = datetime.now(UTC)
     case = f"import {size:,} metrics (creates)"
     stored = count(url, "SELECT count(*) FROM metric")
-    rows.append(_import_row(case, database, size, seconds, target, stored))
+    rows.append(_import_row(case, database, size, seconds, cpu, target, stored))
     if stored != size:
         raise BenchError(f"after the first import the database holds {stored} metrics, not {size}")
     time.sleep(1.0)  # a clear gap between the rounds, for the moments "between rounds"
     second_start = datetime.now(UTC)
-    seconds, report = importer.run(rounds[1], f"bench history round 2 ({size})", env)
+    seconds, cpu, report = importer.run(rounds[1], f"bench history round 2 ({size})", env)
     after = datetime.now(UTC)
     case = f"import {size:,} metrics (updates)"
     revised = count(url, f"SELECT count(*) FROM metric WHERE name LIKE '%{REVISED}'")
-    rows.append(_import_row(case, database, size, seconds, target, revised))
+    rows.append(_import_row(case, database, size, seconds, cpu, target, revised))
     if revised != size:
         conflicts = [line for line in report.splitlines() if line.startswith("CONFLICT")]
         why = (
@@ -250,10 +258,16 @@ def load(
 
 
 def _import_row(
-    case: str, database: str, size: int, seconds: float, target: float | None, done: int | None
+    case: str,
+    database: str,
+    size: int,
+    seconds: float,
+    cpu: float,
+    target: float | None,
+    done: int | None,
 ) -> Row:
     """`done`: how many of the `size` metrics the database holds as this import wrote them."""
-    measured = f"{seconds:.2f} s ({size / seconds:,.0f} metrics/s)"
+    measured = f"{seconds:.2f} s ({size / seconds:,.0f} metrics/s; {cpu:.2f} s CPU in the command)"
     if done != size:
         measured += f", but only {done} of {size:,} metrics stored as written"
         return Row(case, LABELS[database], measured, "-", "-")

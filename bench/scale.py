@@ -103,7 +103,7 @@ def round_for(
     if folder is None:
         print(f"\n### {kind}, {size:,} metrics (loaded before)\n")
     else:
-        seconds, _ = Importer(env).run(folder, "scale", env)
+        seconds, _cpu, _ = Importer(env).run(folder, "scale", env)
         print(
             f"\n### {kind}, {size:,} metrics (import: {seconds:.0f} s, {size / seconds:,.0f}/s)\n"
         )

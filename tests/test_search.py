@@ -10,10 +10,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlmodel import Session
 
-from api import search
+from api import PROJECT_ROOT, search
+from api.config import Settings
+from api.dataset import read_datasets
+from api.db import make_engine
+from api.records.loading import load_datasets
 from tests.helpers import Writable, new_metric
 
+SEED_DIR = PROJECT_ROOT / "seed"
 PATHS = [
     "/v1/metrics",
     "/v1/technologies",
@@ -147,6 +154,55 @@ def test_live_search_follows_writes_and_reads_at_a_version_keep_the_past(
         then = w.client.get("/v1/metrics", params={"q": q, "limit": 500, "as_of": future}).json()
         assert live["total"] == then["total"], q
         assert sorted(m["id"] for m in live["items"]) == sorted(m["id"] for m in then["items"])
+
+
+def _assert_documents_are_the_database_s_own(engine: Engine) -> None:
+    """Every current record of every kind has, in both indexes, the document the database
+    makes of its stored row."""
+    with engine.connect() as connection:
+        for kind in search.DOCUMENTS:
+            vector = search._vector(search._columns(kind, "postgresql"))
+            rows, same, live = connection.execute(
+                text(
+                    f"SELECT count(*), count(*) FILTER (WHERE f.document = {vector}),"
+                    f" count(*) FILTER (WHERE l.document = {vector})"
+                    f" FROM {kind}_history h JOIN {kind}_fts f ON f.row_id = h.row_id"
+                    f" JOIN {kind}_live_fts l ON l.id = h.id WHERE h.valid_to IS NULL"
+                )
+            ).one()
+            assert rows > 0
+            assert same == live == rows, kind
+            records = connection.execute(text(f"SELECT count(*) FROM {kind}")).scalar_one()
+            assert records == rows, kind
+
+
+def test_documents_a_load_computes_ahead_are_the_database_s_own(seeded_engine: Engine) -> None:
+    """On PostgreSQL a load has its search documents computed from its records on a connection
+    of their own (search.ahead) and copies them in; every one, in both indexes, must be the
+    document the database makes of the stored row (a metric's subjects, a technology's
+    examples included)."""
+    if seeded_engine.dialect.name != "postgresql":
+        pytest.skip("documents are computed ahead on PostgreSQL only")
+    _assert_documents_are_the_database_s_own(seeded_engine)
+
+
+def test_a_load_with_no_second_connection_indexes_in_its_transaction(
+    migrated_engine: Engine,
+) -> None:
+    """Computing documents ahead needs a connection of its own; with a pool of one there is
+    none to be had, and the load indexes every record in its transaction instead."""
+    if migrated_engine.dialect.name != "postgresql":
+        pytest.skip("documents are computed ahead on PostgreSQL only")
+    url = migrated_engine.url.render_as_string(hide_password=False)
+    settings = Settings(db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.1)
+    engine = make_engine(url, settings)
+    try:
+        datasets = read_datasets(SEED_DIR / "data", SEED_DIR / "sources")
+        with Session(engine) as session, session.begin():
+            load_datasets(session, datasets)
+        _assert_documents_are_the_database_s_own(engine)
+    finally:
+        engine.dispose()
 
 
 def test_ranked_pages_of_every_size_slice_one_order(client: TestClient) -> None:

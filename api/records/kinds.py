@@ -6,10 +6,11 @@ package reads nothing else. A declaration holds no logic of the engine's own.
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table
+from sqlalchemy import Date, Table
 from sqlmodel import Session, SQLModel
 
 if TYPE_CHECKING:
@@ -75,7 +76,12 @@ class Kind:
     def table(self) -> Table:
         return self.model.__table__  # type: ignore[attr-defined, no-any-return]
 
-    @property
+    @cached_property
     def columns(self) -> list[str]:
         """The table's own columns, without the engine's `version`."""
         return [column.name for column in self.table.columns if column.name != "version"]
+
+    @cached_property
+    def date_columns(self) -> tuple[str, ...]:
+        """The table's date columns (records hold their dates as ISO text)."""
+        return tuple(column.name for column in self.table.columns if isinstance(column.type, Date))

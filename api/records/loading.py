@@ -4,6 +4,7 @@ batches. Records an analyst has changed through the API are left as they are."""
 
 import gc
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, func, insert, select, text
 from sqlmodel import Session, col
 
+from api import search
 from api.dataset import Dataset, DatasetError
 from api.history.models import Release, Revision
 from api.records import store, versions
@@ -81,7 +83,10 @@ def _last_writes(
     for group in chunks(list(record_ids)):
         newest = (
             select(func.max(col(Revision.id)))
-            .where(col(Revision.kind) == kind.name, col(Revision.record_id).in_(group))
+            .where(
+                col(Revision.kind) == kind.name,
+                store.among(session, col(Revision.record_id), group),
+            )
             .group_by(col(Revision.record_id))
         )
         rows = session.execute(
@@ -142,8 +147,7 @@ def load_datasets(
     for name, kind in KINDS.items():
         stored[name] = {}
         if kind.name != "source":
-            for source_id in source_ids:
-                stored[name] |= store.read_many(session, kind, source_id=source_id)
+            stored[name] = store.read_many(session, kind, source_ids=source_ids)
         elsewhere = sorted(set(wanted[name]) - set(stored[name]))  # new, or another source's
         stored[name] |= store.read_many(session, kind, ids=elsewhere)
         if progress:
@@ -181,14 +185,49 @@ def load_datasets(
                 continue
             changes[name].append(change)
 
-    if progress:
-        progress("checked every record", len(KINDS) + 1, STEPS)
-    problems += _check(session, wanted, changes)
-    if problems:
-        raise DatasetError(problems)
-    if not any(changes.values()):
-        return report
+    with _documents_ahead(session, changes):
+        if progress:
+            progress("checked every record", len(KINDS) + 1, STEPS)
+        problems += _check(session, wanted, changes)
+        if problems:
+            raise DatasetError(problems)
+        if any(changes.values()):
+            _write(session, changes, report, actor=actor, label=label, progress=progress)
+    return report
 
+
+@contextmanager
+def _documents_ahead(session: Session, changes: dict[str, list[Change]]) -> Iterator[None]:
+    """On PostgreSQL, have the search documents of the records about to be written computed
+    on a connection of their own meanwhile (`search.ahead`); the kinds' indexers copy them in."""
+    engine = session.connection().engine
+    writes = {name: [c.new for c in cs if c.new is not None] for name, cs in changes.items()}
+    if engine.dialect.name != "postgresql" or not any(writes.values()):
+        yield
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        session.info[search.AHEAD] = {
+            name: pool.submit(search.ahead, engine, name, records)
+            for name, records in writes.items()
+            if records
+        }
+        try:
+            yield
+        finally:
+            del session.info[search.AHEAD]
+            pool.shutdown(cancel_futures=True)  # a refused load needs none of them
+
+
+def _write(
+    session: Session,
+    changes: dict[str, list[Change]],
+    report: Report,
+    *,
+    actor: str,
+    label: str | None,
+    progress: Progress | None,
+) -> None:
+    """Write the checked `changes` as one release at one dataset version."""
     version = versions.allocate(session)
     release_id = session.execute(
         insert(Release)
@@ -222,7 +261,6 @@ def load_datasets(
         store.apply(session, kind, removals, actor=actor, release_id=release_id)
         report.counts[_section(kind)].removed += len(removals)
     report.written = [name for name, cs in changes.items() if cs]
-    return report
 
 
 def tidy(engine: Engine, report: Report) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from api.records.kinds import Kind
+from api.records.store import among
 
 SQL_CHUNK = 5000
 
@@ -55,7 +56,8 @@ class Check:
         columns = [table.c[name] for name in kind.columns]
         for start in range(0, len(wanted), SQL_CHUNK):
             chunk = wanted[start : start + SQL_CHUNK]
-            for row in self.session.execute(select(*columns).where(table.c.id.in_(chunk))):
+            condition = among(self.session, table.c.id, chunk)
+            for row in self.session.execute(select(*columns).where(condition)):
                 known[row.id] = dict(row._mapping)
         for record_id in wanted:
             known.setdefault(record_id, None)

@@ -149,25 +149,24 @@ class _Sql:
             item = cast(func.to_json(SUBJECT.c.subject), String) if ndjson else SUBJECT.c.subject
             separator = _sql_text("," if ndjson else ";")
             aggregate = func.string_agg(item, aggregate_order_by(separator, SUBJECT.c.position))
-            # Joined to each row as a LATERAL subquery (an aggregate: one row per metric,
-            # null when it has no subject), which PostgreSQL runs for less per row than a
-            # correlated subquery in the select list; the CSV cell reads it several times.
-            lateral = sql_select(aggregate.label("joined")).where(of_metric).lateral("subjects")
-            if ndjson:
-                return _concat("[", func.coalesce(lateral.c.joined, _sql_text("")), "]")
-            return self._cell(lateral.c.joined)
-        # Aggregates take no ORDER BY before SQLite 3.44: they read an ordered subquery.
-        ordered = (
-            sql_select(SUBJECT.c.subject)
-            .where(of_metric)
-            .order_by(SUBJECT.c.position)
-            .correlate_except(SUBJECT)
-            .subquery()
-        )
-        if ndjson:  # an aggregate of no rows: "[]"
-            return sql_select(func.json_group_array(ordered.c.subject)).scalar_subquery()
+            joined = sql_select(aggregate.label("joined")).where(of_metric)
+        else:  # aggregates take no ORDER BY before SQLite 3.44: they read an ordered subquery
+            ordered = (
+                sql_select(SUBJECT.c.subject)
+                .where(of_metric)
+                .order_by(SUBJECT.c.position)
+                .correlate_except(SUBJECT)
+                .subquery()
+            )
+            if ndjson:  # an aggregate of no rows: "[]"
+                return sql_select(func.json_group_array(ordered.c.subject)).scalar_subquery()
+            joined = sql_select(
+                func.group_concat(ordered.c.subject, _sql_text(";")).label("joined")
+            )
+        if ndjson:
+            text = joined.correlate_except(SUBJECT).scalar_subquery()
+            return _concat("[", func.coalesce(text, _sql_text("")), "]")
         # The cell reads the joined text several times: joined once, in a subquery of its own.
-        joined = sql_select(func.group_concat(ordered.c.subject, _sql_text(";")).label("joined"))
         once = joined.correlate_except(SUBJECT).subquery("subjects")
         return sql_select(self._cell(once.c.joined)).scalar_subquery()
 

@@ -44,6 +44,8 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     """RFC 9110 weak comparison, as If-None-Match requires; either coding's tag matches."""
     if not if_none_match:
         return False
+    if if_none_match == etag:  # the tag as given: nothing to parse
+        return True
     if if_none_match.strip() == "*":
         return True
     return _opaque(etag) in {_opaque(tag) for tag in if_none_match.split(",")}

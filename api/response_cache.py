@@ -74,14 +74,22 @@ def _key(scope: Scope, request: Headers) -> tuple[Any, ...]:
 def _key_of(path: str, query: bytes, accept: str, gzip: bool) -> tuple[Any, ...]:
     """What selects a cached response, in a bounded size whatever the client sends: the path,
     query and Accept header (normalised: case and spaces do not count) as one 16-byte digest."""
-    digest = hashlib.blake2b(digest_size=16)
-    for part in (path.encode(), query, accept.replace(" ", "").lower().encode()):
-        digest.update(len(part).to_bytes(8, "big") + part)
-    return (
-        digest.digest(),
-        gzip,
-        metrics_service.current_year(),  # horizon_passed moves with the calendar
-    )
+    asked = (path, query, accept)
+    digest = _DIGESTS.get(asked)
+    if digest is None:
+        made = hashlib.blake2b(digest_size=16)
+        for part in (path.encode(), query, accept.replace(" ", "").lower().encode()):
+            made.update(len(part).to_bytes(8, "big") + part)
+        if len(_DIGESTS) >= _DIGESTS_KEPT:
+            _DIGESTS.clear()
+        digest = _DIGESTS[asked] = made.digest()
+    return (digest, gzip, metrics_service.current_year())  # horizon_passed moves with the year
+
+
+# The digests of the requests asked for most recently (a hit then hashes nothing): bounded,
+# as the query strings they are keyed by are (api.guards: 8 KiB each).
+_DIGESTS: dict[tuple[str, bytes, str], bytes] = {}
+_DIGESTS_KEPT = 4096
 
 
 class RevisionProbe:

@@ -221,6 +221,7 @@ def _serve(args: argparse.Namespace) -> int:
         # of asyncio and h11 on this service (docs/benchmarks.md).
         loop="uvloop",
         http="httptools",
+        ws="none",  # no WebSocket routes: the protocol is not even imported
     )
     return 0
 

@@ -9,7 +9,8 @@ request checks are awaited, the query string is validated by the parameter model
 `model_validate` call (errors are the same `RequestValidationError`, located in `query`), the
 read session is opened as `get_read_session` opens it, and the endpoint runs in the thread
 pool. Only the parameter kinds below are handled; a route with any other kind of parameter or
-dependency is refused when the app is built, so nothing can silently skip a check.
+dependency is refused when the route is built (api.routing.DeferredRoute: at its first request,
+or with the OpenAPI document, as the tests build it), so nothing can silently skip a check.
 """
 
 import contextlib
@@ -21,18 +22,18 @@ from typing import Any
 from fastapi import Request, Response, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends, Path, Query
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.records.reads import get_read_session
+from api.routing import DeferredRoute
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Provide = Callable[[Request, contextlib.AsyncExitStack], Awaitable[Any]]
 
 
-class DirectRoute(APIRoute):
+class DirectRoute(DeferredRoute):
     """A GET route whose endpoint takes only a `Request`, the read session, path strings and
     one query-parameter model, and returns a `Response`."""
 

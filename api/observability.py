@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
 
+from api.routing import DeferredRoute
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=DeferredRoute)
 
 
 class JsonFormatter(logging.Formatter):

@@ -281,5 +281,7 @@ def _not_found(request: Request, session: Session, detail: str) -> HTMLResponse:
 
 def install(app: FastAPI) -> None:
     """Serve the explorer's pages and its static files (styles, a little script) from `app`."""
-    app.include_router(router)
+    # Taken as declared, as api.main takes the API's routers: including would make each route
+    # again for the app (and build them all at the first request, for the route table).
+    app.router.routes.extend(router.routes)
     app.mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="explorer-static")

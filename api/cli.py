@@ -1,40 +1,32 @@
 """The `cdmo-metrics` command: migrate, seed, import, keys, openapi, serve."""
 
 import argparse
+import gc
 import json
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+# Each command imports what it uses: `serve` need not load the loader, nor `keys` the server.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlmodel import Session
 
-from api import migrate
-from api.auth import service as auth_service
-from api.config import get_settings
-from api.dataset import DatasetError, dataset_files, read_datasets, read_files
-from api.db import make_engine, writer
-from api.errors import DomainError
-from api.records.loading import (
-    IMPORT_ACTOR,
-    STEPS,
-    Progress,
-    Report,
-    collector_paused,
-    load_datasets,
-    tidy,
-)
+    from api.records.loading import Progress, Report
 
 
 @contextmanager
-def _loading(engine: Engine) -> Iterator[Session]:
+def _loading(engine: "Engine") -> Iterator["Session"]:
     """One load's transaction: after any other instance's migration or load, and without the
     statement timeout that keeps a request from holding a connection (a bulk statement over
     100,000 rows may take longer)."""
+    from sqlmodel import Session
+
+    from api import migrate
+
     with Session(engine) as session, session.begin():
         connection = session.connection()
         migrate.serialise(connection)
@@ -44,6 +36,10 @@ def _loading(engine: Engine) -> Iterator[Session]:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
+    from api import migrate
+    from api.config import get_settings
+    from api.db import make_engine
+
     settings = get_settings()
     engine = make_engine(settings.database_url, settings)
     migrate.upgrade(engine)
@@ -52,6 +48,11 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 
 def _seed(_args: argparse.Namespace) -> int:
+    from api.config import get_settings
+    from api.dataset import DatasetError, read_datasets
+    from api.db import make_engine, writer
+    from api.records.loading import collector_paused, load_datasets
+
     settings = get_settings()
     try:
         with collector_paused():
@@ -67,8 +68,12 @@ def _seed(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _tidy(engine: Engine, report: Report) -> None:
+def _tidy(engine: "Engine", report: "Report") -> None:
     """The maintenance after a committed load; its failure loses nothing, so it is a warning."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.records.loading import tidy
+
     try:
         tidy(engine, report)
     except SQLAlchemyError as exc:
@@ -77,7 +82,7 @@ def _tidy(engine: Engine, report: Report) -> None:
               f"({reason}); autovacuum will catch up", file=sys.stderr)  # fmt: skip
 
 
-def _print_report(report: Report) -> None:
+def _print_report(report: "Report") -> None:
     for kind, counts in report.counts.items():
         print(f"{kind:20} {counts}")
     for kept in report.kept:
@@ -89,6 +94,13 @@ def _print_report(report: Report) -> None:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from sqlmodel import Session
+
+    from api.auth import service as auth_service
+    from api.config import get_settings
+    from api.db import make_engine, writer
+    from api.errors import DomainError
+
     settings = get_settings()
     engine = writer(make_engine(settings.database_url, settings))
     try:
@@ -110,7 +122,7 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress() -> Progress | None:
+def _progress() -> "Progress | None":
     """A progress bar on a terminal (standard error); nothing when output is redirected."""
     if not sys.stderr.isatty():
         return None
@@ -125,6 +137,13 @@ def _progress() -> Progress | None:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.config import get_settings
+    from api.dataset import DatasetError, dataset_files, read_files
+    from api.db import make_engine, writer
+    from api.records.loading import IMPORT_ACTOR, STEPS, collector_paused, load_datasets
+
     settings = get_settings()
     files = dataset_files(Path(path) for path in args.paths)
     missing = [str(path) for path in files if not path.is_file()]
@@ -166,6 +185,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _openapi(_args: argparse.Namespace) -> int:
+    from api.db import make_engine
     from api.main import create_app
 
     document = create_app(engine=make_engine("sqlite://")).openapi()
@@ -174,6 +194,8 @@ def _openapi(_args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from api.config import get_settings
+
     settings = get_settings()
     # uvicorn finishes in-flight requests on SIGTERM, then raises the signal again once it has
     # restored this handler: a stop asked for and carried out cleanly exits 0.
@@ -181,6 +203,9 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # only the server needs it
 
     from api.observability import log_config
+
+    if (args.workers or settings.web_concurrency) > 1:
+        gc.enable()  # this process only supervises the workers: no lifespan enables it
 
     uvicorn.run(
         "api.main:create_app",
@@ -196,12 +221,15 @@ def _serve(args: argparse.Namespace) -> int:
         # of asyncio and h11 on this service (docs/benchmarks.md).
         loop="uvloop",
         http="httptools",
+        ws="none",  # no WebSocket routes: the protocol is not even imported
     )
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     """The command line: every command and option with its help."""
+    from api.auth.service import SCOPES
+
     parser = argparse.ArgumentParser(
         prog="cdmo-metrics",
         description="Run and manage the CDMO Metrics API. Settings come from the environment "
@@ -231,7 +259,7 @@ def parser() -> argparse.ArgumentParser:
     )
     create.add_argument(
         "--scope",
-        choices=auth_service.SCOPES,
+        choices=SCOPES,
         default="write",
         help="write: create, change and delete metrics and context entities; admin: sources "
         "too (default: write)",
@@ -251,6 +279,24 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cdmo-metrics` console script."""
+    # Start-up allocates hundreds of thousands of objects (modules, models, routes, tables) that
+    # all live as long as the process: the collector's passes over them free nothing and cost
+    # about a sixth of start-up. Loads keep it paused to the end (api.records.loading); `serve`
+    # resumes it once the app is up (api.main's lifespan).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(argv)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _run(argv: list[str] | None) -> int:
+    from pydantic import ValidationError
+
+    from api.config import get_settings
+
     args = parser().parse_args(argv)
     try:
         get_settings()

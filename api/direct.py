@@ -9,7 +9,9 @@ request checks are awaited, the query string is validated by the parameter model
 `model_validate` call (errors are the same `RequestValidationError`, located in `query`), the
 read session is opened as `get_read_session` opens it, and the endpoint runs in the thread
 pool. Only the parameter kinds below are handled; a route with any other kind of parameter or
-dependency is refused when the app is built, so nothing can silently skip a check.
+dependency is refused when it is declared, so nothing can silently skip a check. FastAPI's own
+fields of the route, which only the OpenAPI document reads, are built when first asked for
+(api.routing.DeferredRoute).
 """
 
 import contextlib
@@ -21,20 +23,29 @@ from typing import Any
 from fastapi import Request, Response, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends, Path, Query
-from fastapi.routing import APIRoute
+from fastapi.routing import request_response
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.records.reads import get_read_session
+from api.routing import DeferredRoute
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Provide = Callable[[Request, contextlib.AsyncExitStack], Awaitable[Any]]
 
 
-class DirectRoute(APIRoute):
+class DirectRoute(DeferredRoute):
     """A GET route whose endpoint takes only a `Request`, the read session, path strings and
     one query-parameter model, and returns a `Response`."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        super().__init__(path, endpoint, **options)
+        # What answering needs: the checks, the handler, and what `negotiate` reads.
+        self.dependencies = list(options.get("dependencies") or [])
+        self.responses = options.get("responses") or {}
+        self.response_class = options["response_class"]  # add_api_route always passes it
+        self.app = request_response(self.get_route_handler())
 
     def get_route_handler(self) -> Handler:
         # Built once per inclusion too: FastAPI then names the route as included (with the

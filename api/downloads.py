@@ -4,6 +4,7 @@ collection, each an operation of its own with exactly its media type (`exportMet
 
 from collections.abc import Callable, Iterable
 from enum import Enum
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -33,6 +34,7 @@ BOM_DESCRIPTION = (
 )
 
 
+@cache  # one model per collection parameters and format: the category views share theirs
 def export_query(page_query: type[BaseModel], fmt: Format) -> type[BaseModel]:
     """The parameters of `page_query` (filters, sort, as_of) without paging; CSV adds `bom`."""
     fields: dict[str, Any] = {

@@ -10,8 +10,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from api import migrate
 from api.errors import problem_responses
 from api.problems import RETRY_AFTER_SECONDS, problem_response
+from api.routing import DeferredRoute
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["service"], route_class=DeferredRoute)
 
 
 class Health(BaseModel):

@@ -5,11 +5,13 @@ from pydantic import BaseModel, Field
 
 from api.entities.kind import ENTITIES
 from api.negotiation import negotiate
-from api.routing import plain_responses, single_valued_parameters
+from api.routing import DeferredRoute, plain_responses, single_valued_parameters
 
 # Outside the /v1 router only because a router's own path cannot be empty; the same checks.
 router = APIRouter(
-    tags=["index"], dependencies=[Depends(negotiate), Depends(single_valued_parameters)]
+    tags=["index"],
+    dependencies=[Depends(negotiate), Depends(single_valued_parameters)],
+    route_class=DeferredRoute,
 )
 
 

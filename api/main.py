@@ -168,8 +168,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     here, and stopped and closed when the server stops."""
     app.state.probe.start()
     # What start-up made (routes, models, schemas: most of the heap) lives as long as the
-    # process: kept out of the collector's full passes, which then pause serving less.
+    # process: kept out of the collector's full passes, which then pause serving less. `serve`
+    # starts with the collector paused (api.cli): it runs from here on.
     gc.freeze()
+    gc.enable()
     try:
         yield
     finally:

@@ -1,19 +1,24 @@
 """Prometheus metrics at /metrics (requests by route and status, latency, cache, pool,
-revision) and the one log format: a JSON object per line."""
+revision) and the one log format: a JSON object per line.
+
+prometheus_client is imported by the first scrape, not at start-up: until then requests are
+counted in plain dicts."""
 
 import json
 import logging
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString as _float_to_go
 
-router = APIRouter(include_in_schema=False)
+from api.routing import DeferredRoute
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+router = APIRouter(include_in_schema=False, route_class=DeferredRoute)
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,7 +57,9 @@ def log_config(level: str) -> dict[str, Any]:
 
 def _go_float(value: float) -> str:
     """A bucket bound as Prometheus writes it ("0.005", "+Inf")."""
-    return str(_float_to_go(value))  # type: ignore[no-untyped-call]
+    from prometheus_client.utils import floatToGoString
+
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -66,12 +73,20 @@ class Instruments:
     and the count must not cost more than the answer."""
 
     def __init__(self, app: Any) -> None:
-        self.registry = CollectorRegistry()
+        self.app = app
         self.counts: dict[tuple[str, str, int], int] = {}
         # per (method, route): a count per bucket (the last for +Inf), then the sum of seconds
         self.latencies: dict[tuple[str, str], list[float]] = {}
-        self.registry.register(_RequestCollector(self))
-        self.registry.register(_StateCollector(app))
+
+    @cached_property
+    def registry(self) -> "CollectorRegistry":
+        """The registry a scrape reads, made at the first."""
+        from prometheus_client import CollectorRegistry
+
+        registry = CollectorRegistry()
+        registry.register(_RequestCollector(self))
+        registry.register(_StateCollector(self.app))
+        return registry
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -83,13 +98,15 @@ class Instruments:
         series[-1] += seconds
 
 
-class _RequestCollector(Collector):
+class _RequestCollector:
     """The request counts and latency histogram, as Prometheus counter and histogram."""
 
     def __init__(self, instruments: Instruments) -> None:
         self.instruments = instruments
 
     def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
         requests = CounterMetricFamily(
             "cdmo_http_requests",
             "HTTP requests answered, by method, route template and status.",
@@ -114,13 +131,15 @@ class _RequestCollector(Collector):
         yield latency
 
 
-class _StateCollector(Collector):
+class _StateCollector:
     """Cache hits and misses, database pool use and the dataset revision, read when scraped."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         cache = getattr(self.app.state, "response_cache", None)
         if cache is not None:
             hits = CounterMetricFamily("cdmo_cache_hits", "Responses served from the cache.")
@@ -146,5 +165,7 @@ class _StateCollector(Collector):
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
     """The Prometheus text exposition of this instance's metrics."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
     registry = request.app.state.instruments.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

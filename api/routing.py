@@ -1,8 +1,13 @@
-"""Pieces every router shares: parameter checks and the documented responses of operations."""
+"""Pieces every router shares: parameter checks, the documented responses of operations, and
+routes built when first used."""
 
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from starlette.routing import compile_path, get_name
 
 from api.errors import InvalidInput, problem_responses
 
@@ -147,6 +152,40 @@ async def retired_parameters(request: Request) -> None:
         raise InvalidInput("query", "cite", f"Retired: citations are at GET {where}.")
 
 
+class DeferredRoute(APIRoute):
+    """An APIRoute that builds its parameter fields, response fields and request handler
+    (FastAPI's `APIRoute.__init__`: pydantic fields for every parameter, a third of start-up)
+    when something first asks for them: a request it answers, or the OpenAPI document. Until
+    then it has what matching a request and routing tables need (path, its pattern, methods,
+    name, endpoint). A mistake in a declaration shows when the document is built (the OpenAPI
+    test builds every route)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        self._declared = (path, endpoint, options)
+        self.path = path
+        self.endpoint = endpoint
+        self.name = options.get("name") or get_name(endpoint)
+        self.methods = {method.upper() for method in options.get("methods") or ["GET"]}
+        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+        self.include_in_schema = options.get("include_in_schema", True)
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for attributes not set: those APIRoute.__init__ sets, the first time.
+        if name not in _BUILT or "_declared" not in self.__dict__:
+            raise AttributeError(name)
+        with _BUILDING:
+            declared = self.__dict__.pop("_declared", None)
+            if declared is not None:  # else another thread built it meanwhile
+                path, endpoint, options = declared
+                super().__init__(path, endpoint, **options)
+        return object.__getattribute__(self, name)
+
+
+# What APIRoute.__init__ sets besides what DeferredRoute sets at once.
+_BUILT = frozenset({*APIRoute.__annotations__, "app", "form_limits"})
+_BUILDING = threading.RLock()
+
+
 def v1_router(**options: Any) -> "APIRouter":
     """A router of the versioned API: its routes are made under `/v1`, each with the checks
     every `/v1` operation runs first (retired parameters, Accept, repeated parameters).
@@ -163,4 +202,4 @@ def v1_router(**options: Any) -> "APIRouter":
         Depends(negotiate),
         Depends(single_valued_parameters),
     ]
-    return APIRouter(prefix="/v1", dependencies=checks, **options)
+    return APIRouter(prefix="/v1", dependencies=checks, route_class=DeferredRoute, **options)

@@ -13,14 +13,10 @@ from sqlmodel import Session, col
 
 from api.auth.models import ApiKey, RateWindow
 from api.errors import Conflict, NotFound
-from api.records.loading import LOADER_ACTORS
 
 logger = logging.getLogger("api.auth")
 
 SCOPES = ("write", "admin")
-# The actors the system writes as: a key of one of these names would pass its corrections off
-# as a load's, and the next load would revert them.
-RESERVED_NAMES = frozenset(LOADER_ACTORS)
 
 
 def _hash(token: str) -> str:
@@ -29,9 +25,14 @@ def _hash(token: str) -> str:
 
 def create_key(session: Session, *, name: str, scope: str) -> str:
     """Store a new key named `name` and return its token (the only time it is ever shown)."""
+    # The loader, and with it the dataset reader, is imported here rather than by the server.
+    from api.records.loading import LOADER_ACTORS
+
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
-    if name.strip().lower() in RESERVED_NAMES:
+    # The actors the system writes as: a key of one of these names would pass its corrections
+    # off as a load's, and the next load would revert them.
+    if name.strip().lower() in LOADER_ACTORS:
         raise Conflict(f"{name!r} is reserved: the loader records its own changes as that.")
     token = secrets.token_urlsafe(32)  # 32 random bytes: 256 bits
     session.add(

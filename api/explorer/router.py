@@ -7,35 +7,30 @@ links keep it. Responses are cached and tagged like the API's (`api.caching`,
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
 from api.errors import NotFound
 from api.explorer import pages, words
 from api.metrics.schemas import SORTABLE_FIELDS, MetricQuery
 from api.records.reads import ReadSessionDep
+from api.routing import DeferredRoute
 from api.schemas import AS_OF_DESCRIPTION, Timestamp
 from api.vocabulary import Category
 
+if TYPE_CHECKING:
+    from fastapi.templating import Jinja2Templates
+
 HERE = Path(__file__).parent
 STATIC_PATH = "/explore/static"
-templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters.update(stamp=words.stamp, figure_number=words.number)
-templates.env.globals.update(
-    in_words=words.in_words,
-    figure_words=words.figure,
-    category_label=words.CATEGORY_LABELS,
-    facet_label=pages.FACET_LABELS,
-    static=STATIC_PATH,
-)
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=DeferredRoute)
 # The most values shown per facet: the commonest first (a page stays small however many
 # subjects a large dataset has).
 FACET_VALUES = 25
@@ -104,6 +99,23 @@ SECTIONS = (
 )
 
 
+@cache
+def _templates() -> "Jinja2Templates":
+    """The pages' templates, made at the first page (Jinja2 is not imported before)."""
+    from fastapi.templating import Jinja2Templates
+
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters.update(stamp=words.stamp, figure_number=words.number)
+    templates.env.globals.update(
+        in_words=words.in_words,
+        figure_words=words.figure,
+        category_label=words.CATEGORY_LABELS,
+        facet_label=pages.FACET_LABELS,
+        static=STATIC_PATH,
+    )
+    return templates
+
+
 def _render(
     request: Request,
     session: Session,
@@ -113,7 +125,7 @@ def _render(
     status_code: int = 200,
 ) -> HTMLResponse:
     as_of = request.query_params.get("as_of")
-    return templates.TemplateResponse(
+    return _templates().TemplateResponse(
         request,
         name,
         {
@@ -269,5 +281,7 @@ def _not_found(request: Request, session: Session, detail: str) -> HTMLResponse:
 
 def install(app: FastAPI) -> None:
     """Serve the explorer's pages and its static files (styles, a little script) from `app`."""
-    app.include_router(router)
+    # Taken as declared, as api.main takes the API's routers: including would make each route
+    # again for the app (and build them all at the first request, for the route table).
+    app.router.routes.extend(router.routes)
     app.mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="explorer-static")

@@ -34,7 +34,6 @@ from sqlalchemy import (
     or_,
 )
 from sqlalchemy import select as sql_select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlmodel import Session
 
 from api.exports import FORMULA_STARTS, Chunk, Format
@@ -146,6 +145,8 @@ class _Sql:
         of_metric = SUBJECT.c.metric_id == METRIC.c.id
         ndjson = self.fmt is Format.ndjson
         if self.postgres:
+            from sqlalchemy.dialects.postgresql import aggregate_order_by  # not on SQLite
+
             item = cast(func.to_json(SUBJECT.c.subject), String) if ndjson else SUBJECT.c.subject
             separator = _sql_text("," if ndjson else ";")
             aggregate = func.string_agg(item, aggregate_order_by(separator, SUBJECT.c.position))

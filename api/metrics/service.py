@@ -30,7 +30,6 @@ from sqlalchemy import (
     true,
     type_coerce,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlmodel import Session
 
 from api import search
@@ -563,6 +562,9 @@ def _subjects_of(dialect: str) -> ColumnElement[Any]:
     """A metric's subjects in order, for each row of the enclosing query: a PostgreSQL array,
     or a JSON array (text) on SQLite, whose aggregates take no ORDER BY before 3.44."""
     if dialect == "postgresql":
+        # PostgreSQL's constructs are imported where used: an SQLite server never loads them.
+        from sqlalchemy.dialects.postgresql import aggregate_order_by
+
         return (
             select(func.array_agg(aggregate_order_by(SUBJECT.c.subject, SUBJECT.c.position)))
             .where(SUBJECT.c.metric_id == METRIC.c.id)

@@ -30,15 +30,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stdout
+from collections.abc import Callable
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event
 from sqlalchemy.pool import Pool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +48,7 @@ from api.metrics import kind as metric_kind  # noqa: E402
 from api.metrics import tally  # noqa: E402
 from api.records import loading, store  # noqa: E402
 from bench import synthetic  # noqa: E402
+from bench.history import fresh_database  # noqa: E402
 
 METRICS_PER_SOURCE = 500
 TIMES: dict[str, float] = defaultdict(float)
@@ -121,25 +120,6 @@ def instrument() -> None:
             SERVER_CPU[pid] = (int(fields[11]) + int(fields[12])) / TICKS
 
 
-@contextmanager
-def fresh_database(database: str, work: Path, postgres_url: str) -> Iterator[str]:
-    if database == "sqlite":
-        yield f"sqlite:///{work / 'profile.db'}"
-        return
-    name = f"bench_load_profile_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -159,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = max(1, -(-args.size // METRICS_PER_SOURCE))
         for revision in (1, 2):
             synthetic.write(work / f"round-{revision}", args.size, sources, revision=revision)
-        with fresh_database(args.database, work, args.postgres_url) as url:
+        with fresh_database(args.database, work, args.postgres_url, args.size) as url:
             env = {**os.environ, "DATABASE_URL": url, "TMPDIR": str(work)}
             subprocess.run(
                 [sys.executable, "-m", "api.cli", "migrate"], cwd=ROOT, env=env, check=True,

@@ -63,3 +63,15 @@ def test_scale_benchmark_runs_a_short_round() -> None:
     for case in ("one metric", "deep page of 50 by keyset", "NDJSON export", "CSV export"):
         assert f"| {case}" in result.stdout, case
     assert "server peak memory (VmHWM)" in result.stdout
+
+
+def test_load_profile_runs_a_short_round() -> None:
+    """bench/load_profile.py (where a load's time goes) on SQLite at 200 metrics: both rounds
+    run and are reported (which steps are listed depends on their times: not asserted)."""
+    result = subprocess.run(
+        [sys.executable, "bench/load_profile.py", "--size", "200", "--database", "sqlite"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for round_ in ("round 1 (creates)", "round 2 (updates)"):
+        assert f"== sqlite, 200 metrics, {round_}" in result.stdout, round_

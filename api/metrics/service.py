@@ -1,5 +1,6 @@
 """Reading metrics: filters, full-text search, sorting, paging, streaming and facet counts."""
 
+import contextlib
 import functools
 import time
 from collections import OrderedDict
@@ -429,6 +430,13 @@ def read_page(
     return Rows(items, more, last)
 
 
+def _used(kept: OrderedDict[Any, Any], key: Any) -> None:
+    """Mark `key` as the most recently used of `kept`: pages are read in the thread pool, and
+    another thread may have just evicted it (then there is nothing to mark)."""
+    with contextlib.suppress(KeyError):
+        kept.move_to_end(key)
+
+
 # Page statements by everything they are built from (without `q`, whose statement depends on
 # the version read at): a statement built once keeps its SQLAlchemy cache key, which would
 # otherwise be computed again over every column of the page for each request.
@@ -455,7 +463,7 @@ def _keyed_statement(
         key += (None,) if after is None else tuple((type(v), v) for v in after)
         found = _STATEMENTS.get(key)
         if found is not None:
-            _STATEMENTS.move_to_end(key)
+            _used(_STATEMENTS, key)
             return found
     built = keyed_page(
         session, query, category, _page_select(dialect), after=after, limit=limit,
@@ -498,7 +506,7 @@ def _ranked_ids(
         while len(_RANKED) > _RANKED_KEPT:
             _RANKED.popitem(last=False)
     else:
-        _RANKED.move_to_end(key)
+        _used(_RANKED, key)
     return best[offset : offset + rows]
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -430,18 +430,36 @@ def read_page(
     return Rows(items, more, last)
 
 
-def _used(kept: OrderedDict[Any, Any], key: Any) -> None:
-    """Mark `key` as the most recently used of `kept`: pages are read in the thread pool, and
-    another thread may have just evicted it (then there is nothing to mark)."""
-    with contextlib.suppress(KeyError):
-        kept.move_to_end(key)
+V = TypeVar("V")
+
+
+class _Recent(Generic[V]):
+    """The values of the `most` keys used most recently. Pages are read in the thread pool:
+    a key another thread has just evicted is simply not found."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.values: OrderedDict[tuple[Any, ...], V] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> V | None:
+        value = self.values.get(key)
+        if value is not None:
+            with contextlib.suppress(KeyError):  # evicted meanwhile
+                self.values.move_to_end(key)
+        return value
+
+    def keep(self, key: tuple[Any, ...], value: V) -> V:
+        self.values[key] = value
+        while len(self.values) > self.most:
+            with contextlib.suppress(KeyError):  # another thread evicted it first
+                self.values.popitem(last=False)
+        return value
 
 
 # Page statements by everything they are built from (without `q`, whose statement depends on
 # the version read at): a statement built once keeps its SQLAlchemy cache key, which would
 # otherwise be computed again over every column of the page for each request.
-_STATEMENTS: OrderedDict[tuple[Any, ...], tuple[Select[Any], list[SortKey]]] = OrderedDict()
-_STATEMENTS_KEPT = 256
+_STATEMENTS: _Recent[tuple[Select[Any], list[SortKey]]] = _Recent(256)
 _NOT_BUILT_FROM = {"format", "count"}
 
 
@@ -463,25 +481,19 @@ def _keyed_statement(
         key += (None,) if after is None else tuple((type(v), v) for v in after)
         found = _STATEMENTS.get(key)
         if found is not None:
-            _used(_STATEMENTS, key)
             return found
     built = keyed_page(
         session, query, category, _page_select(dialect), after=after, limit=limit,
         offset=offset, selection=selection,
     )  # fmt: skip
-    if key is not None:
-        _STATEMENTS[key] = built
-        while len(_STATEMENTS) > _STATEMENTS_KEPT:
-            _STATEMENTS.popitem(last=False)
-    return built
+    return built if key is None else _STATEMENTS.keep(key, built)
 
 
 # The best-ranked ids of a search by (dataset version, version read at, filters): the pages of
 # a search after its first, and the same search with another page size, rank nothing again
 # while the dataset stands still (ranking scores every match: 145,000 for a word in one metric
 # in seven, at 1,000,000 metrics).
-_RANKED: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
-_RANKED_KEPT = 32
+_RANKED: _Recent[list[str]] = _Recent(32)
 RANKED_ROWS = 1000
 
 
@@ -502,11 +514,9 @@ def _ranked_ids(
     key = (version, asof.read_version(session), current_year(), category, *sorted(filters.items()))
     best = _RANKED.get(key)
     if best is None:
-        best = _RANKED[key] = _rank(session, query, category, selection, rows=RANKED_ROWS, offset=0)
-        while len(_RANKED) > _RANKED_KEPT:
-            _RANKED.popitem(last=False)
-    else:
-        _used(_RANKED, key)
+        best = _RANKED.keep(
+            key, _rank(session, query, category, selection, rows=RANKED_ROWS, offset=0)
+        )
     return best[offset : offset + rows]
 
 
@@ -666,8 +676,7 @@ STREAM_ROWS = 2000
 
 # Totals by (dataset version, filters): the pages after the first, and the same filters
 # sorted another way, count nothing again while the dataset stands still.
-_COUNTS: OrderedDict[tuple[Any, ...], int] = OrderedDict()
-_COUNTS_KEPT = 1024
+_COUNTS: _Recent[int] = _Recent(1024)
 _NOT_FILTERS = {"limit", "offset", "format", "sort", "after", "count"}
 
 
@@ -686,9 +695,7 @@ def _keep_count(
 ) -> None:
     key = _count_key(session, query, category)
     if key is not None:
-        _COUNTS[key] = total
-        while len(_COUNTS) > _COUNTS_KEPT:
-            _COUNTS.popitem(last=False)
+        _COUNTS.keep(key, total)
 
 
 def _counted(session: Session, query: MetricQuery, category: Category | None) -> int:

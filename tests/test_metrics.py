@@ -269,6 +269,19 @@ def test_figures_are_served_as_written_not_as_floats(client: TestClient) -> None
     )
 
 
+def test_flags_are_json_booleans_in_pages_and_items(client: TestClient) -> None:
+    """Pages and items are read through the driver (api.records.driver), which returns
+    SQLite's booleans as the integers it stores: they must still be served as true/false."""
+    page = client.get("/v1/metrics?limit=50&sort=id")
+    items = page.json()["items"]
+    assert len(items) == TOTAL
+    for item in items:
+        assert type(item["forecast"]) is bool and type(item["horizon_passed"]) is bool
+    assert '"forecast":true' in page.text and '"forecast":false' in page.text
+    forecast = next(item["id"] for item in items if item["forecast"])
+    assert '"forecast":true,' in client.get(f"/v1/metrics/{forecast}").text
+
+
 def test_unknown_metric_is_404_problem(client: TestClient) -> None:
     response = client.get("/v1/metrics/no-such-metric")
     assert response.status_code == 404

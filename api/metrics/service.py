@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 import orjson
 from sqlalchemy import (
     ColumnElement,
+    Dialect,
     Enum,
     FromClause,
     Select,
@@ -48,6 +49,7 @@ from api.metrics.schemas import (
 )
 from api.pagination import cursor_values
 from api.records import asof
+from api.records.driver import Prepared
 from api.vocabulary import Category
 
 METRIC = Metric.__table__  # type: ignore[attr-defined]
@@ -411,10 +413,10 @@ def read_page(
             session.execute(statement).all(), key=lambda row: position[row[0]]
         )
     else:
-        statement, keys = _keyed_statement(
+        statement, keys, prepared = _keyed_statement(
             session, query, category, dialect, selection, after, limit, offset
         )
-        rows = session.execute(statement).all()  # fetchall: the driver's fastest path
+        rows = prepared.rows(session) if prepared else session.execute(statement).all()
     year = current_year()
     items: list[dict[str, Any]] = []
     json_subjects = dialect == "sqlite"
@@ -459,7 +461,7 @@ class _Recent(Generic[V]):
 # Page statements by everything they are built from (without `q`, whose statement depends on
 # the version read at): a statement built once keeps its SQLAlchemy cache key, which would
 # otherwise be computed again over every column of the page for each request.
-_STATEMENTS: _Recent[tuple[Select[Any], list[SortKey]]] = _Recent(256)
+_STATEMENTS: _Recent[tuple[Select[Any], list[SortKey], Prepared | None]] = _Recent(256)
 _NOT_BUILT_FROM = {"format", "count"}
 
 
@@ -472,8 +474,9 @@ def _keyed_statement(
     after: Sequence[Any] | None,
     limit: int,
     offset: int,
-) -> tuple[Select[Any], list[SortKey]]:
-    """`keyed_page`'s statement for a page, reused while the same page is asked for."""
+) -> tuple[Select[Any], list[SortKey], Prepared | None]:
+    """`keyed_page`'s statement for a page, reused while the same page is asked for, and
+    when kept, prepared for the driver (api.records.driver)."""
     key: tuple[Any, ...] | None = None
     if query.q is None:
         built_from = query.model_dump(exclude=_NOT_BUILT_FROM)
@@ -482,11 +485,20 @@ def _keyed_statement(
         found = _STATEMENTS.get(key)
         if found is not None:
             return found
-    built = keyed_page(
+    statement, keys = keyed_page(
         session, query, category, _page_select(dialect), after=after, limit=limit,
         offset=offset, selection=selection,
     )  # fmt: skip
-    return built if key is None else _STATEMENTS.keep(key, built)
+    if key is None:
+        return statement, keys, None
+    return _STATEMENTS.keep(key, (statement, keys, _prepared(statement, session)))
+
+
+def _prepared(statement: Select[Any], session: Session) -> Prepared | None:
+    try:
+        return Prepared(statement, session.get_bind().dialect)
+    except ValueError:  # a filter's list of values: run through SQLAlchemy
+        return None
 
 
 # The best-ranked ids of a search by (dataset version, version read at, filters): the pages of
@@ -724,10 +736,21 @@ def _item_select() -> Select[Any]:
     )
 
 
+_ITEMS: dict[tuple[str, str], Prepared] = {}
+
+
+def _item_prepared(dialect: Dialect) -> Prepared:
+    """`_item_select()` prepared for the driver, once per dialect."""
+    key = (dialect.name, dialect.driver)
+    if key not in _ITEMS:
+        _ITEMS[key] = Prepared(_item_select(), dialect)
+    return _ITEMS[key]
+
+
 def metric_item(session: Session, *, metric_id: str) -> tuple[dict[str, Any], int]:
     """The metric `metric_id` as its public JSON object, and its record version (for its
     ETag); NotFound when there is none."""
-    rows = session.execute(_item_select(), {"metric_id": metric_id}).all()
+    rows = _item_prepared(session.get_bind().dialect).rows(session, metric_id=metric_id)
     if not rows:
         raise NotFound(f"There is no metric {metric_id!r}.")
     subjects = [row[21] for row in rows if row[21] is not None]

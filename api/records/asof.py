@@ -24,7 +24,9 @@ from api.schemas import Timestamp
 OPTION = "as_of_version"
 TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 _VERSION = bindparam(OPTION, type_=Integer)
-_CURRENT = select(versions.DatasetState.version).where(versions.DatasetState.id == 1)  # type: ignore[call-overload]
+# The live version, read through the driver at the start of every read (SQLAlchemy's execution
+# of the same statement cost 30-40 µs of CPU, as much as the rest of the transaction's start).
+_CURRENT = f"SELECT version FROM {versions.DatasetState.__tablename__} WHERE id = 1"
 
 
 def version_at(connection: Connection | Session, moment: datetime) -> int:
@@ -100,7 +102,12 @@ def _begin_read(session: Session, _transaction: Any, connection: Any) -> None:
         return
     moment = session.info.get("as_of")
     if moment is None:
-        version = connection.execute(_CURRENT).scalar_one()
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            cursor.execute(_CURRENT)
+            version = cursor.fetchone()[0]
+        finally:
+            cursor.close()
     else:
         version = version_at(connection, moment)
         connection.execution_options(**{OPTION: version})

@@ -9,9 +9,10 @@ database is created beside it and dropped afterwards. The database is migrated, 
 given a write key once, with the real `cdmo-metrics` commands. Each cycle then starts
 `cdmo-metrics serve`, waits for /readyz, checks over HTTP what the previous cycle wrote, runs
 concurrent writers (POSTs of new metrics with an Idempotency-Key; PATCHes with If-Match, each
-writer changing its own metric) and SIGKILLs the server 50-400 ms after they start. With the
-server dead it checks the database itself: integrity and foreign keys, each record's version
-against its revisions, the revision counter, the search index and the idempotency records.
+writer changing its own metric) and SIGKILLs the server 50-400 ms after a POST and a PATCH of
+the cycle were acknowledged. With the server dead it checks the database itself: integrity
+and foreign keys, each record's version against its revisions, the revision counter, the
+search index and the idempotency records.
 
 A write answered 2xx must be there exactly as answered (lost otherwise); one that got no answer
 must be wholly there or wholly absent (half-written otherwise); one refused with an error must
@@ -50,7 +51,8 @@ from api.records.registry import KINDS  # noqa: E402
 
 KEY_NAME = "crashloop"
 METRIC = KINDS["metric"]
-KILL_AFTER = (0.05, 0.4)  # seconds after the writers start
+KILL_AFTER = (0.05, 0.4)  # seconds after a POST and a PATCH of the cycle were acknowledged
+ACKNOWLEDGED_WITHIN = 20.0  # seconds at most to wait for those
 
 
 @dataclass
@@ -228,6 +230,7 @@ class Loop:
             applied, absent = self.check_previous(url)
             for thread in threads:
                 thread.start()
+            self.await_acknowledged(written, threads)
             time.sleep(delay)
         finally:
             server.send_signal(signal.SIGKILL)
@@ -260,6 +263,18 @@ class Loop:
             f"{absent} absent; database {'ok' if not damage else 'DAMAGED'}; "
             f"problems so far {len(s.lost) + len(s.half_written) + len(s.other)}"
         )
+
+    @staticmethod
+    def await_acknowledged(written: list[Write], threads: list[threading.Thread]) -> None:
+        """Wait (up to ACKNOWLEDGED_WITHIN) until a POST and a PATCH of this cycle have been
+        acknowledged, so that each kill comes while writes are under way on a server that has
+        already answered both kinds, however slow a loaded machine makes its start."""
+        deadline = time.monotonic() + ACKNOWLEDGED_WITHIN
+        while time.monotonic() < deadline and any(thread.is_alive() for thread in threads):
+            done = {w.method for w in list(written) if w.outcome == "acknowledged"}
+            if done >= {"POST", "PATCH"}:
+                return
+            time.sleep(0.01)
 
     def writer(
         self, url: str, cycle: int, number: int, stop: threading.Event, written: list[Write]

@@ -136,7 +136,10 @@ async def retired_parameters(request: Request) -> None:
 
     Checked before the parameters themselves, so the answer points at the new URL instead of
     calling the parameter unknown. `async` for the reason above."""
-    params, path = request.query_params, request.url.path
+    params = request.query_params
+    if "format" not in params and "cite" not in params:
+        return  # every request asks this: no URL built for it
+    path = request.url.path
     if "format" in params:
         fmt = params["format"]
         own = path.removeprefix(request.scope.get("root_path", ""))

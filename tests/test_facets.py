@@ -232,13 +232,20 @@ def test_facets_of_the_live_tally_equal_the_counted_ones_through_writes(
     """Live facets sum the tally kept by each write; a read at a version counts the metrics.
     After creates, an update of tallied fields and a delete, both give the same buckets."""
     w = writable
-    for number in (1, 2):
+    for number in (1, 2, 3):  # the third with no subject (the tally by subject's null)
         body = new_metric(id=f"tally-{number}", geography="Mars", year=2031, forecast=True)
+        if number == 3:
+            body.update(subjects=[], geography=None)
         assert w.client.post("/v1/metrics", json=body, headers=w.auth()).status_code == 201
     path = "/v1/metrics/tally-1"
     patched = w.client.patch(
         path,
-        json={"category": "market", "year": None, "geography": "Asia-Pacific"},
+        json={
+            "category": "market",
+            "year": None,
+            "geography": "Asia-Pacific",
+            "subjects": ["tally tag", "CAR-T"],
+        },
         headers={**w.auth(), "If-Match": w.etag(path)},
     )
     assert patched.status_code == 200, patched.text
@@ -252,7 +259,8 @@ def test_facets_of_the_live_tally_equal_the_counted_ones_through_writes(
 
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     tallied = (
-        "category,unit,measure,qualifier,direction,year,base_year,forecast,horizon_passed,geography"
+        "category,unit,measure,qualifier,direction,year,base_year,forecast,horizon_passed,geography,"
+        "subject"
     )
     for filters in (
         {},
@@ -262,6 +270,10 @@ def test_facets_of_the_live_tally_equal_the_counted_ones_through_writes(
         {"horizon_passed": "true", "unit": "months,ratio"},
         {"direction": "null", "base_year": "2020.."},
         {"subject": "quality,CAR-T", "forecast": "true"},
+        {"subject": "car-t"},
+        {"subject": "Quality,null", "category": "technology"},
+        {"subject": "null"},
+        {"subject": "tally tag", "horizon_passed": "false"},
     ):
         total = w.client.get("/v1/metrics", params=filters).json()["total"]
         for facet in (tallied, ",".join(FACETS)):  # all tallied; some counted, some tallied

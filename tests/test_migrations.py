@@ -40,6 +40,7 @@ TABLES = {
     "faq_live_fts",
     "source_live_fts",
     "metric_facet_count",
+    "metric_subject_count",
     "api_key",
     "idempotent_response",
     "rate_window",
@@ -51,7 +52,8 @@ HISTORY = {
     for name in TABLES
     if not name.endswith("_fts")
     and name not in ("alembic_version", "dataset_state", "api_key", "idempotent_response",
-                     "rate_window", "release", "revision", "metric_facet_count")
+                     "rate_window", "release", "revision", "metric_facet_count",
+                     "metric_subject_count")
 }  # fmt: skip
 TABLES |= HISTORY
 
@@ -141,3 +143,34 @@ def test_the_live_search_indexes_and_the_facet_tally_go_down_to_0007_and_back(
         ).all()
         assert sorted(map(tuple, tallied), key=str) == sorted(map(tuple, counted), key=str)
         assert sum(row[-1] for row in tallied) == 42
+
+
+def test_the_tally_by_subject_is_filled_as_writes_keep_it_and_goes_down_and_back(
+    empty_engine: Engine,
+) -> None:
+    """0012's tally by subject, filled from the live metrics, equals the one the seed load
+    kept (api.metrics.tally) and the metrics counted per combination and subject; down, it is
+    dropped."""
+    migrate.upgrade(empty_engine)
+    seed(empty_engine)
+    columns = "category, unit, measure, qualifier, direction, year, base_year, forecast, geography"
+    read = text(f"SELECT cell, {columns}, subject, metrics FROM metric_subject_count ORDER BY cell")
+    with empty_engine.connect() as connection:
+        kept = connection.execute(read).all()
+    migrate.downgrade(empty_engine, "-1")
+    assert "metric_subject_count" not in tables(empty_engine)
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        filled = connection.execute(read).all()
+        counted = connection.execute(
+            text(
+                f"SELECT {', '.join(f'm.{c.strip()}' for c in columns.split(','))}, s.subject,"
+                " count(*) FROM metric m LEFT JOIN metric_subject s ON s.metric_id = m.id"
+                f" GROUP BY {', '.join(f'm.{c.strip()}' for c in columns.split(','))}, s.subject"
+            )
+        ).all()
+    assert filled == kept
+    assert sorted((tuple(row[1:]) for row in filled), key=str) == sorted(
+        (tuple(row) for row in counted), key=str
+    )
+    assert sum(row[-1] for row in filled) == sum(row[-1] for row in counted) > 42

@@ -29,6 +29,7 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("unknown baseline", {"baseline_id": "no-such-metric"}),
     ("self baseline", {"baseline_id": BASE["id"]}),
     ("duplicate subjects", {"subjects": ["quality", "quality"]}),
+    ("subjects equal but for case", {"subjects": ["CAR-T", "car-t"]}),
     ("figure not in its quote", {"value": 3.6, "value_low": 3.6, "value_high": 3.6}),
     ("change without a direction", {"measure": "change", "unit": "percent"}),
     ("base year after year", {"year": 2024, "base_year": 2025}),

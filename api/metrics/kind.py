@@ -38,8 +38,9 @@ def rules(data: dict[str, Any], check: Check) -> Iterator[Problem]:
         yield Problem("direction", "a change needs a direction")
     if data["base_year"] and data["year"] and data["base_year"] > data["year"]:
         yield Problem("base_year", f"{data['base_year']} is after year {data['year']}")
-    if len(set(data["subjects"])) != len(data["subjects"]):
-        yield Problem("subjects", "a subject appears more than once")
+    # Case-insensitively: the subject filter is (and the tally by subject counts on it).
+    if len({subject.lower() for subject in data["subjects"]}) != len(data["subjects"]):
+        yield Problem("subjects", "a subject appears more than once (case aside)")
     if check.changed(data, "value_low", "value_high", "evidence"):
         quote = data["evidence"]["quote"]
         for missing in dict.fromkeys(figures.missing_figures(quote, low, high)):

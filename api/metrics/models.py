@@ -1,5 +1,7 @@
 """The metric table and its subject tags."""
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -87,19 +89,40 @@ TALLIED = (
     "category", "unit", "measure", "qualifier", "direction", "year", "base_year", "forecast",
     "geography",
 )  # fmt: skip
+
+
+def _tallied_columns() -> list[Column[Any]]:
+    return [
+        Column("category", String(10), nullable=False),
+        Column("unit", String(7), nullable=False),
+        Column("measure", String(11), nullable=False),
+        Column("qualifier", String(6), nullable=False),
+        Column("direction", String(8), nullable=True),
+        Column("year", Integer, nullable=True),
+        Column("base_year", Integer, nullable=True),
+        Column("forecast", Boolean, nullable=False),
+        Column("geography", String(100), nullable=True),
+    ]
+
+
 FACET_COUNT = Table(
     "metric_facet_count",
     metadata,
     # The combination's values as a JSON array: one key, whatever is null.
     Column("cell", Text, primary_key=True),
-    Column("category", String(10), nullable=False),
-    Column("unit", String(7), nullable=False),
-    Column("measure", String(11), nullable=False),
-    Column("qualifier", String(6), nullable=False),
-    Column("direction", String(8), nullable=True),
-    Column("year", Integer, nullable=True),
-    Column("base_year", Integer, nullable=True),
-    Column("forecast", Boolean, nullable=False),
-    Column("geography", String(100), nullable=True),
+    *_tallied_columns(),
+    Column("metrics", Integer, nullable=False),
+)
+# The same tally by subject (migration 0012): how many live metrics have each combination of
+# those values and each subject they are tagged with (a metric with two subjects counts once
+# under each; one with none under a null subject), so that the subject facet, and the facets
+# and totals of a filter on one subject, are summed rather than counted.
+SUBJECT_COUNT = Table(
+    "metric_subject_count",
+    metadata,
+    # The combination's values, then the subject, as a JSON array.
+    Column("cell", Text, primary_key=True),
+    *_tallied_columns(),
+    Column("subject", String(100), nullable=True),
     Column("metrics", Integer, nullable=False),
 )

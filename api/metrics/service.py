@@ -38,7 +38,7 @@ from api import search
 from api.errors import InvalidInput, NotFound
 from api.filters import spell, years
 from api.filters import values as filters_values
-from api.metrics.models import FACET_COUNT, TALLIED, Metric, MetricSubject
+from api.metrics.models import FACET_COUNT, SUBJECT_COUNT, TALLIED, Metric, MetricSubject
 from api.metrics.schemas import (
     FacetQuery,
     Facets,
@@ -129,8 +129,39 @@ def _tagged(wanted: Sequence[str | None]) -> ColumnElement[bool]:
 
 
 # The filters the facet tally holds the columns of (api.metrics.tally); the others (search,
-# subjects, sources, figures) are answered from the metrics themselves.
+# sources, figures) are answered from the metrics themselves, and subjects from the tally by
+# subject when a filter names one subject at most (see `_tally_of`).
 _TALLIED_FILTERS = {*TALLIED, "horizon_passed"}
+
+
+def _tally_of(filters: MetricFilters, *grouped: str) -> Any:
+    """The tally whose sums count the live metrics `filters` select (grouped by the facets
+    `grouped`), or None when only counting the metrics can: the facet tally for its own
+    columns; the tally by subject for those and `subject`, as a facet or as a filter on one
+    subject (and/or none): a metric counts once under each of its subjects, and no metric has
+    two subjects equal but for case (api.metrics.kind), so the sum over one is exact."""
+    used = {*_used_filters(filters), *grouped}
+    if used <= _TALLIED_FILTERS:
+        return FACET_COUNT
+    if used <= _TALLIED_FILTERS | {"subject"}:
+        wanted = filters_values(filters.subject) if filters.subject is not None else []
+        if len({value.lower() for value in wanted if value is not None}) <= 1:
+            return SUBJECT_COUNT
+    return None
+
+
+def _subject_in(table: Any, wanted: Sequence[str | None]) -> ColumnElement[bool]:
+    """The tally by subject's rows of the `wanted` subjects (case-insensitive; None: none),
+    as `_tagged` selects metrics."""
+    present = [value.lower() for value in wanted if value is not None]
+    options: list[ColumnElement[bool]] = []
+    if present:
+        options.append(func.lower(table.c.subject).in_(present))
+    if len(present) < len(wanted):
+        options.append(table.c.subject.is_(None))
+    return or_(*options)
+
+
 _FILTERS = set(MetricFilters.model_fields) - {"as_of"}
 
 
@@ -162,7 +193,8 @@ def _conditions(
     if filters.geography is not None:
         conditions.append(_any_of(table.c.geography, filters_values(filters.geography), fold=True))
     if filters.subject is not None:
-        conditions.append(_tagged(filters_values(filters.subject)))
+        tags = filters_values(filters.subject)
+        conditions.append(_subject_in(table, tags) if table is SUBJECT_COUNT else _tagged(tags))
     if filters.horizon_passed is not None:
         passed = _horizon_passed(table)
         expired = set(filters_values(filters.horizon_passed))
@@ -623,20 +655,23 @@ def count_metrics(session: Session, query: MetricFilters, category: Category | N
         found = search.count(session, "metric", query.q)
         if found is not None:
             return found
-    if _used_filters(query) <= _TALLIED_FILTERS and asof.read_version(session) is None:
-        return _tally_count(session, query, category)
+    tally = _tally_of(query)
+    if tally is not None and asof.read_version(session) is None:
+        return _tally_count(session, query, category, tally)
     from_clause, where, _score = _selection(session, query, category)
     return int(
         session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
     )
 
 
-def _tally_count(session: Session, filters: MetricFilters, category: Category | None) -> int:
-    """How many live metrics match filters that the facet tally holds: its few rows per
-    combination of values summed, rather than the metrics counted (a page's `total` at
-    1,000,000 metrics read a fifth of an index for one filter, all of it for none)."""
-    summed = func.coalesce(func.sum(FACET_COUNT.c.metrics), 0)
-    where = and_(true(), *_conditions(filters, category, FACET_COUNT))
+def _tally_count(
+    session: Session, filters: MetricFilters, category: Category | None, tally: Any
+) -> int:
+    """How many live metrics match filters that `tally` holds: its few rows per combination
+    of values summed, rather than the metrics counted (a page's `total` at 1,000,000 metrics
+    read a fifth of an index for one filter, all of it for none)."""
+    summed = func.coalesce(func.sum(tally.c.metrics), 0)
+    where = and_(true(), *_conditions(filters, category, tally))
     return int(session.execute(select(summed).where(where)).scalar_one())
 
 
@@ -760,7 +795,7 @@ def metric_item(session: Session, *, metric_id: str) -> tuple[dict[str, Any], in
 def _facet_column(name: str, table: Any = METRIC) -> tuple[ColumnElement[Any], bool]:
     """(the grouped expression, whether it needs the subject join)."""
     if name == "subject":
-        return SUBJECT.c.subject, True
+        return (table.c.subject, False) if table is SUBJECT_COUNT else (SUBJECT.c.subject, True)
     if name == "source":
         return table.c.source_id, False
     if name == "horizon_passed":
@@ -781,12 +816,11 @@ def facets(
     (a few rows per combination of values, not one per metric); the others, and reads at a
     version, count the metrics."""
     live = asof.read_version(session) is None
-    total = _facet_total(session, query, live and _used_filters(query) <= _TALLIED_FILTERS)
+    total = _facet_total(session, query, _tally_of(query) if live else None)
     counts: dict[str, list[FacetValue]] = {}
     for name in dict.fromkeys(query.facet.split(",")):
         others = query.model_copy(update={name: None})
-        tallied = live and {name, *_used_filters(others)} <= _TALLIED_FILTERS
-        rows = _facet_rows(session, others, name, tallied)
+        rows = _facet_rows(session, others, name, _tally_of(others, name) if live else None)
         kept = [(key, value) for key, value in params if key not in (name, "facet")]
         values = [
             FacetValue(
@@ -798,21 +832,22 @@ def facets(
     return Facets(total=total, facets=counts)
 
 
-def _facet_total(session: Session, query: FacetQuery, tallied: bool) -> int:
-    if tallied:
-        return _tally_count(session, query, None)
+def _facet_total(session: Session, query: FacetQuery, tally: Any) -> int:
+    if tally is not None:
+        return _tally_count(session, query, None, tally)
     from_clause, where, _score = _selection(session, query, None)
     return int(
         session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
     )
 
 
-def _facet_rows(session: Session, filters: FacetQuery, name: str, tallied: bool) -> Sequence[Any]:
-    """(value, count) of facet `name` over the metrics `filters` select."""
-    if tallied:
-        column, _subjects = _facet_column(name, FACET_COUNT)
-        where = and_(true(), *_conditions(filters, None, FACET_COUNT))
-        summed = func.sum(FACET_COUNT.c.metrics)
+def _facet_rows(session: Session, filters: FacetQuery, name: str, tally: Any) -> Sequence[Any]:
+    """(value, count) of facet `name` over the metrics `filters` select, summed from `tally`
+    if one is given."""
+    if tally is not None:
+        column, _subjects = _facet_column(name, tally)
+        where = and_(true(), *_conditions(filters, None, tally))
+        summed = func.sum(tally.c.metrics)
         return session.execute(
             select(column.label("value"), summed.label("count"))
             .where(where)

@@ -1,20 +1,22 @@
-"""The facet tally: how many live metrics have each combination of the values facets count by.
+"""The facet tallies: how many live metrics have each combination of the values facets count by
+(`metric_facet_count`), and the same for each subject they are tagged with
+(`metric_subject_count`).
 
 Kept in the transaction that changes metrics (each change takes one from its old combination
-and adds one to its new), so it is exact at every committed version; the facets of the live
-data sum it instead of counting every metric (`api.metrics.service.facets`).
+and adds one to its new), so they are exact at every committed version; the facets and totals
+of the live data sum them instead of counting every metric (`api.metrics.service`).
 """
 
 import importlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import delete
+from sqlalchemy import Table, delete
 from sqlmodel import Session
 
-from api.metrics.models import FACET_COUNT, TALLIED
+from api.metrics.models import FACET_COUNT, SUBJECT_COUNT, TALLIED
 
 if TYPE_CHECKING:
     from api.records.store import Change
@@ -30,34 +32,54 @@ def cell(values: Sequence[Any]) -> str:
     return orjson.dumps([*head, bool(forecast), geography]).decode()
 
 
+def subject_cell(values: Sequence[Any], subject: str | None) -> str:
+    """The key of a combination and a subject (migration 0012 writes the same)."""
+    return cell(values)[:-1] + "," + orjson.dumps(subject).decode() + "]"
+
+
+def _by_subject(data: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    values = _values(data)
+    for subject in data["subjects"] or [None]:
+        yield (*values, subject)
+
+
 def count_changes(session: Session, changes: Sequence["Change"]) -> None:
-    """Move the tally by `changes` (metrics created, updated or deleted in this transaction)."""
+    """Move the tallies by `changes` (metrics created, updated or deleted in this
+    transaction)."""
     moved: Counter[tuple[Any, ...]] = Counter()
+    by_subject: Counter[tuple[Any, ...]] = Counter()
     for change in changes:
         if change.old is not None:
             moved[_values(change.old.data)] -= 1
+            by_subject.subtract(_by_subject(change.old.data))
         if change.new is not None:
             moved[_values(change.new)] += 1
-    rows = [
+            by_subject.update(_by_subject(change.new))
+    _move(session, FACET_COUNT, [
         {"cell": cell(values), **dict(zip(TALLIED, values, strict=True)), "metrics": by}
-        for values, by in moved.items()
-        if by
-    ]
+        for values, by in moved.items() if by
+    ])  # fmt: skip
+    _move(session, SUBJECT_COUNT, [
+        {"cell": subject_cell(key[:-1], key[-1]), **dict(zip(TALLIED, key, strict=False)),
+         "subject": key[-1], "metrics": by}
+        for key, by in by_subject.items() if by
+    ])  # fmt: skip
+
+
+def _move(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     # This database's dialect (`postgresql` or `sqlite`) only: importing PostgreSQL's costs an
     # SQLite server's start-up 30 ms.
-    statement = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert(FACET_COUNT)
+    statement = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert(table)
     session.execute(
         statement.on_conflict_do_update(
-            index_elements=[FACET_COUNT.c.cell],
-            set_={"metrics": FACET_COUNT.c.metrics + statement.excluded.metrics},
+            index_elements=[table.c.cell],
+            set_={"metrics": table.c.metrics + statement.excluded.metrics},
         ),
         rows,
     )
     emptied = [row["cell"] for row in rows if row["metrics"] < 0]
     if emptied:
-        session.execute(
-            delete(FACET_COUNT).where(FACET_COUNT.c.cell.in_(emptied), FACET_COUNT.c.metrics == 0)
-        )
+        session.execute(delete(table).where(table.c.cell.in_(emptied), table.c.metrics == 0))

@@ -9,7 +9,7 @@ of the live data sum them instead of counting every metric (`api.metrics.service
 
 import importlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -37,24 +37,29 @@ def subject_cell(values: Sequence[Any], subject: str | None) -> str:
     return cell(values)[:-1] + "," + orjson.dumps(subject).decode() + "]"
 
 
-def _by_subject(data: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-    values = _values(data)
-    for subject in data["subjects"] or [None]:
-        yield (*values, subject)
-
-
 def count_changes(session: Session, changes: Sequence["Change"]) -> None:
     """Move the tallies by `changes` (metrics created, updated or deleted in this
-    transaction)."""
+    transaction). An update that keeps the tallied values and the subjects moves nothing."""
     moved: Counter[tuple[Any, ...]] = Counter()
     by_subject: Counter[tuple[Any, ...]] = Counter()
     for change in changes:
-        if change.old is not None:
-            moved[_values(change.old.data)] -= 1
-            by_subject.subtract(_by_subject(change.old.data))
-        if change.new is not None:
-            moved[_values(change.new)] += 1
-            by_subject.update(_by_subject(change.new))
+        old = change.old.data if change.old is not None else None
+        new = change.new
+        before = _values(old) if old is not None else None
+        after = _values(new) if new is not None else None
+        if (
+            before == after
+            and old is not None
+            and new is not None
+            and old["subjects"] == new["subjects"]
+        ):
+            continue
+        for data, values, by in ((old, before, -1), (new, after, 1)):
+            if data is None or values is None:
+                continue
+            moved[values] += by
+            for subject in data["subjects"] or (None,):
+                by_subject[(*values, subject)] += by
     _move(session, FACET_COUNT, [
         {"cell": cell(values), **dict(zip(TALLIED, values, strict=True)), "metrics": by}
         for values, by in moved.items() if by

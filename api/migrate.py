@@ -16,9 +16,16 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 
+# Indexes on expressions, built by hand in migrations (autogenerate cannot compare them):
+# subjects as the subject filter compares them (lower case), migration 0012.
+EXPRESSION_INDEXES = {"ix_metric_subject_folded"}
+
+
 def include_name(name: str | None, kind: str, _parents: dict[str, str | None]) -> bool:
-    """Autogenerate filter: the search indexes (and FTS5's shadow tables) are built by hand in
-    migrations, not declared as a model."""
+    """Autogenerate filter: the search indexes (and FTS5's shadow tables) and the indexes on
+    expressions are built by hand in migrations, not declared as a model."""
+    if kind == "index":
+        return name not in EXPRESSION_INDEXES
     return not (kind == "table" and name is not None and "_fts" in name)
 
 

@@ -169,6 +169,15 @@ def test_the_tally_by_subject_is_filled_as_writes_keep_it_and_goes_down_and_back
                 f" GROUP BY {', '.join(f'm.{c.strip()}' for c in columns.split(','))}, s.subject"
             )
         ).all()
+        postgres = empty_engine.dialect.name == "postgresql"
+        folded = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_metric_subject_folded'"
+                if postgres
+                else "SELECT count(*) FROM sqlite_master WHERE name = 'ix_metric_subject_folded'"
+            )
+        ).scalar_one()
+    assert folded == 1
     assert filled == kept
     assert sorted((tuple(row[1:]) for row in filled), key=str) == sorted(
         (tuple(row) for row in counted), key=str

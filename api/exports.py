@@ -86,6 +86,14 @@ def _cell(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+def csv_field(text: str) -> str:
+    """A cell's text as csv.writer writes it in a record: quoted (quotes doubled) when it
+    holds a comma, a quote or a line break."""
+    if "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def flatten(item: BaseModel) -> dict[str, str]:
     """One CSV row: nested models spread into prefixed columns, lists joined with `;`."""
     row: dict[str, str] = {}

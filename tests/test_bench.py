@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import Engine
 
 from api import PROJECT_ROOT
 
@@ -75,3 +76,16 @@ def test_load_profile_runs_a_short_round() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     for round_ in ("round 1 (creates)", "round 2 (updates)"):
         assert f"== sqlite, 200 metrics, {round_}" in result.stdout, round_
+
+
+def test_export_cpu_reads_every_metric(seeded_engine: Engine) -> None:
+    """bench/export_cpu.py (CPU per row of a whole export, without HTTP) reads every chunk of
+    the seed's metrics in both formats."""
+    url = seeded_engine.url.render_as_string(hide_password=False)
+    result = subprocess.run(
+        [sys.executable, "bench/export_cpu.py", url],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("ndjson 42 rows,"), result.stdout
+    assert "\ncsv    42 rows," in result.stdout, result.stdout

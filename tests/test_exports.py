@@ -211,8 +211,10 @@ SUBJECTS = [["=formula", "comma, inside", 'quote "q"'], [], ["-dash"], ["ünï",
 
 def load_awkward(engine: Engine) -> list[str]:
     """The seed, and metrics with the AWKWARD figures and texts written straight into the
-    tables (as the database holds them, whatever a loader would have said)."""
+    tables (as the database holds them, whatever a loader would have said; the subjects both
+    as rows and kept with the metric, as the record store writes them)."""
     from api.db import writer
+    from api.metrics import kind
     from api.metrics.models import Metric, MetricSubject
     from tests.helpers import SOURCE
 
@@ -245,6 +247,8 @@ def load_awkward(engine: Engine) -> list[str]:
                     evidence_quote=description or name,
                     evidence_start=n,
                     evidence_end=n + 10,
+                    subjects_json=kind._subjects_json(SUBJECTS[n % len(SUBJECTS)]),
+                    subjects_csv=kind._subjects_csv(SUBJECTS[n % len(SUBJECTS)]),
                 )
             )
         session.flush()

@@ -120,3 +120,89 @@ def test_the_vacuum_after_a_load_is_not_cut_by_the_request_timeout(
     assert "warning" not in err and "failed" not in err
     with migrated_engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM metric").scalar_one() == 20
+
+
+def _kept_subjects_disagree(engine: Engine) -> list[tuple[str, str, str]]:
+    """Metric rows, live and in the history, whose kept subjects (`subjects_json`,
+    `subjects_csv`) are not what the store writes for their subject rows (the live ones, or
+    those current at the history row's version)."""
+    from sqlalchemy import text
+
+    from api.metrics.kind import _subjects_csv, _subjects_json
+
+    with engine.connect() as connection:
+        live = {
+            row[0]: (row[1], row[2])
+            for row in connection.execute(
+                text("SELECT id, subjects_json, subjects_csv FROM metric")
+            )
+        }
+        subjects: dict[str, list[str]] = {}
+        for owner, subject in connection.execute(
+            text("SELECT metric_id, subject FROM metric_subject ORDER BY metric_id, position")
+        ):
+            subjects.setdefault(owner, []).append(subject)
+        history = connection.execute(
+            text("SELECT row_id, id, valid_from, subjects_json, subjects_csv FROM metric_history")
+        ).all()
+        periods = connection.execute(
+            text(
+                "SELECT metric_id, subject, position, valid_from, valid_to"
+                " FROM metric_subject_history ORDER BY position"
+            )
+        ).all()
+    wrong = []
+    for metric_id, kept in live.items():
+        listed = subjects.get(metric_id, [])
+        if kept != (_subjects_json(listed), _subjects_csv(listed)):
+            wrong.append(("live", metric_id, str(kept)))
+    for row_id, metric_id, version, *kept in history:
+        listed = [
+            subject
+            for owner, subject, _position, start, end in periods
+            if owner == metric_id and start <= version and (end is None or end > version)
+        ]
+        if tuple(kept) != (_subjects_json(listed), _subjects_csv(listed)):
+            wrong.append(("history", str(row_id), str(kept)))
+    return wrong
+
+
+def test_the_subjects_kept_with_each_metric_follow_every_write(
+    migrated_engine: Engine, tmp_path: Path
+) -> None:
+    """A metric's `subjects_json` and `subjects_csv` (read by pages and exports) agree with its
+    subject rows (read by filters and facets), live and at every version, after imports that
+    create metrics, change, reorder and clear their subjects, and delete some, and after API
+    writes of subjects and of other fields."""
+    from fastapi.testclient import TestClient
+
+    from api.config import Settings
+    from api.main import create_app
+    from tests.helpers import make_keys
+
+    (path,) = synthetic.write(tmp_path, metrics=12, sources=1)
+    assert _import(migrated_engine, str(path)).returncode == 0
+    data = json.loads(path.read_text(encoding="utf-8"))
+    metrics = data["metrics"]
+    metrics[0]["subjects"] = [*reversed(metrics[0]["subjects"]), '=new, "quoted"']
+    metrics[1]["subjects"] = []
+    metrics[2]["subjects"] = ["-only"]
+    metrics[3]["name"] += " (renamed)"  # a change that leaves the subjects alone
+    data["metrics"] = metrics[:-2]  # two deleted
+    path.write_text(json.dumps(data), encoding="utf-8")
+    done = _import(migrated_engine, str(path))
+    assert done.returncode == 0, done.stderr
+    assert "metrics              +0 ~4 -2 =6" in done.stdout
+    keys = make_keys(migrated_engine)
+    headers = {"Authorization": f"Bearer {keys['alice']}", "If-Match": "*"}
+    with TestClient(create_app(Settings(response_cache_bytes=0), migrated_engine)) as client:
+        for body in (
+            {"subjects": ["b", "a", "ünï"]},
+            {"name": "Renamed by hand"},
+            {"subjects": []},
+        ):
+            written = client.patch(f"/v1/metrics/{metrics[4]['id']}", json=body, headers=headers)
+            assert written.status_code == 200, written.text
+        item = client.get(f"/v1/metrics/{metrics[0]['id']}").json()
+        assert item["subjects"] == metrics[0]["subjects"]
+    assert _kept_subjects_disagree(migrated_engine) == []

@@ -183,3 +183,47 @@ def test_the_tally_by_subject_is_filled_as_writes_keep_it_and_goes_down_and_back
         (tuple(row) for row in counted), key=str
     )
     assert sum(row[-1] for row in filled) == sum(row[-1] for row in counted) > 42
+
+
+def test_the_subjects_kept_with_each_metric_go_down_to_0009_and_back(empty_engine: Engine) -> None:
+    """0011 fills each metric's `subjects_json` and `subjects_csv`, live and in its history
+    (each history row from the subjects current at its version), with what the record store
+    writes; down, the columns are dropped."""
+    from fastapi.testclient import TestClient
+
+    from api.config import Settings
+    from api.main import create_app
+    from tests.helpers import make_keys
+
+    migrate.upgrade(empty_engine)
+    seed(empty_engine)
+    keys = make_keys(empty_engine)
+    headers = {"Authorization": f"Bearer {keys['alice']}", "If-Match": "*"}
+    with TestClient(create_app(Settings(), empty_engine)) as client:
+        for subjects in (["=formula", "comma, inside", 'quote "q"', "ünï"], ["-dash"], []):
+            written = client.patch(
+                "/v1/metrics/car-t-dose-manufacturing-cost",
+                json={"subjects": subjects},
+                headers=headers,
+            )
+            assert written.status_code == 200, written.text
+    kept = (
+        "SELECT 'live', id, subjects_json, subjects_csv FROM metric UNION ALL"
+        " SELECT 'history', CAST(row_id AS VARCHAR(20)), subjects_json, subjects_csv"
+        " FROM metric_history ORDER BY 1, 2"
+    )
+    with empty_engine.connect() as connection:
+        written_by_the_store = connection.execute(text(kept)).all()
+    assert {row[2] for row in written_by_the_store} >= {
+        '["=formula","comma, inside","quote \\"q\\"","ünï"]',
+        '["-dash"]',
+        "[]",
+    }
+    assert '"\'=formula;comma, inside;quote ""q"";ünï"' in {row[3] for row in written_by_the_store}
+    assert sum(row[2] != "[]" for row in written_by_the_store) > 42
+    migrate.downgrade(empty_engine, "0009")
+    columns = {column["name"] for column in inspect(empty_engine).get_columns("metric_history")}
+    assert not {"subjects_json", "subjects_csv"} & columns
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        assert connection.execute(text(kept)).all() == written_by_the_store

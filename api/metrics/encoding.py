@@ -39,9 +39,10 @@ from sqlmodel import Session
 from api.exports import FORMULA_STARTS, Chunk, Format
 from api.metrics import service
 from api.metrics.schemas import MetricPublic, MetricQuery
+from api.records import asof
 from api.vocabulary import Category
 
-METRIC, SUBJECT = service.METRIC, service.SUBJECT
+METRIC = service.METRIC
 YEAR = "cdmo_current_year"  # the bound parameter of `horizon_passed`
 _INTEGRAL_BELOW = 2.0**53  # as service._figure: larger integral floats keep their float text
 _PLAIN_LOW, _PLAIN_HIGH = 1e-4, 1e15  # where every writer writes a float as a plain decimal
@@ -53,6 +54,10 @@ _NUMBER_TEXT: dict[Format, Callable[[float], str]] = {
 }
 # Enumerated columns hold only the vocabulary's plain words (CHECK constraints): no escapes.
 _ENUMERATED = {"category", "qualifier", "unit", "measure", "direction"}
+# Ids are slugs (lower-case letters and digits joined by single hyphens, api.records.fields.Slug,
+# checked on every write, by the API and by the loaders): no escapes, no quoting, and no formula
+# start either.
+_SLUGS = {"id", "baseline_id", "source_id"}
 # The fields in the order of MetricPublic, as `service._item` writes them.
 _ORDER = tuple(MetricPublic.model_fields)
 _FIGURES = ("value", "value_low", "value_high")
@@ -98,7 +103,7 @@ class _Sql:
         return self._cell(column)
 
     def word(self, column: ColumnElement[Any]) -> ColumnElement[str]:
-        """A column of vocabulary words (or null), which need no escaping."""
+        """A column of vocabulary words or slugs (or null), which need no escaping."""
         if self.values:
             return column
         if self.fmt is Format.ndjson:
@@ -141,35 +146,15 @@ class _Sql:
         )
 
     def subjects(self) -> ColumnElement[str]:
-        """A metric's subjects in order: a JSON array, or the CSV cell joined by `;`."""
-        of_metric = SUBJECT.c.metric_id == METRIC.c.id
-        ndjson = self.fmt is Format.ndjson
-        if self.postgres:
-            from sqlalchemy.dialects.postgresql import aggregate_order_by  # not on SQLite
-
-            item = cast(func.to_json(SUBJECT.c.subject), String) if ndjson else SUBJECT.c.subject
-            separator = _sql_text("," if ndjson else ";")
-            aggregate = func.string_agg(item, aggregate_order_by(separator, SUBJECT.c.position))
-            joined = sql_select(aggregate.label("joined")).where(of_metric)
-        else:  # aggregates take no ORDER BY before SQLite 3.44: they read an ordered subquery
-            ordered = (
-                sql_select(SUBJECT.c.subject)
-                .where(of_metric)
-                .order_by(SUBJECT.c.position)
-                .correlate_except(SUBJECT)
-                .subquery()
-            )
-            if ndjson:  # an aggregate of no rows: "[]"
-                return sql_select(func.json_group_array(ordered.c.subject)).scalar_subquery()
-            joined = sql_select(
-                func.group_concat(ordered.c.subject, _sql_text(";")).label("joined")
-            )
-        if ndjson:
-            text = joined.correlate_except(SUBJECT).scalar_subquery()
-            return _concat("[", func.coalesce(text, _sql_text("")), "]")
-        # The cell reads the joined text several times: joined once, in a subquery of its own.
-        once = joined.correlate_except(SUBJECT).subquery("subjects")
-        return sql_select(self._cell(once.c.joined)).scalar_subquery()
+        """A metric's subjects in order, as the row keeps them (`Metric.subjects_json`,
+        `subjects_csv`, written with the subjects): a JSON array, or the CSV cell."""
+        if self.fmt is Format.csv:
+            cell: ColumnElement[str] = METRIC.c.subjects_csv
+            return cell
+        array: ColumnElement[str] = METRIC.c.subjects_json
+        if self.values:  # marked as JSON, which json_object writes as it is
+            return func.json(array)
+        return array
 
     def _cell(self, value: ColumnElement[Any]) -> ColumnElement[str]:
         """A CSV cell as api.exports writes text: a leading `'` when a spreadsheet would run
@@ -206,6 +191,8 @@ def _fields(sql: _Sql) -> dict[str, ColumnElement[str] | list[tuple[str, ColumnE
             written[name] = sql.integer(c[name])
         elif name in _ENUMERATED:
             written[name] = sql.word(service._plain_column(c[name]))
+        elif name in _SLUGS:
+            written[name] = sql.word(c[name])
         elif name == "forecast":
             written[name] = sql.flag(c.forecast == True)  # noqa: E712 (SQL, not Python)
         elif name == "horizon_passed":
@@ -295,6 +282,17 @@ def _prepare(session: Session, fmt: Format) -> str:
     return dialect
 
 
+def _in_key_order(session: Session, query: MetricQuery, category: Category | None) -> bool:
+    """Whether the chunk is of every live metric in id order (no filter, no sort, no `q`,
+    not `as_of`): read along the primary key, no row is sorted."""
+    return (
+        category is None
+        and not service._used_filters(query)
+        and not query.sort_keys()
+        and asof.read_version(session) is None
+    )
+
+
 def _sort_values(keys: Sequence[Any]) -> list[ColumnElement[Any]]:
     return [service._plain_column(column) for column, _d, _n in keys]
 
@@ -328,7 +326,9 @@ def read_chunk(
             session.execute(statement, params).all(), key=lambda row: position[row[-1]]
         )
         keys: list[Any] = []
-    elif postgres:  # which writes the rows of a page only once it has sorted and cut it
+    elif postgres or _in_key_order(session, query, category):
+        # PostgreSQL writes the rows of a page only once it has sorted and cut it; SQLite
+        # walks the whole live collection in id order along its key, writing only the page.
         statement, keys = service.keyed_page(
             session, query, category, sql_select(*columns), after=after, limit=limit
         )

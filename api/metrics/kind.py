@@ -3,9 +3,10 @@
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import orjson
 from sqlmodel import Session
 
-from api import figures, search
+from api import exports, figures, search
 from api.metrics import service, tally
 from api.metrics.models import Metric, MetricSubject
 from api.metrics.schemas import MetricPublic, MetricRecord
@@ -57,6 +58,20 @@ def rules(data: dict[str, Any], check: Check) -> Iterator[Problem]:
             yield Problem("baseline_id", f"metric {baseline!r} is from another source")
 
 
+def _subjects_json(subjects: list[str]) -> str:
+    """The subjects as a page's item and an NDJSON line write them."""
+    return orjson.dumps(subjects).decode()
+
+
+def _subjects_csv(subjects: list[str]) -> str:
+    """The subjects' cell as a CSV export writes it (api.exports `_cell` of the list, then
+    quoted as csv.writer quotes)."""
+    text = ";".join(subjects)
+    if text.startswith(exports.FORMULA_STARTS):
+        text = "'" + text
+    return exports.csv_field(text)
+
+
 def _present(data: dict[str, Any]) -> MetricPublic:
     year = data["year"]
     passed = bool(data["forecast"] and year is not None and year < service.current_year())
@@ -87,7 +102,13 @@ METRIC = Kind(
     record=MetricRecord,
     public=MetricPublic,
     get=_get,
-    child=Child("subjects", MetricSubject.__table__, "metric_id", "subject"),  # type: ignore[attr-defined]
+    child=Child(
+        "subjects",
+        MetricSubject.__table__,  # type: ignore[attr-defined]
+        "metric_id",
+        "subject",
+        kept=(("subjects_json", _subjects_json), ("subjects_csv", _subjects_csv)),
+    ),
     refs=(Ref("source_id", "source"), Ref("baseline_id", "metric")),
     rules=rules,
     present=_present,

@@ -65,6 +65,11 @@ class Metric(SQLModel, table=True):
     evidence_quote: str = Field(sa_column=Column(Text, nullable=False))
     evidence_start: int
     evidence_end: int
+    # The subjects kept with the row as written by the record store with them (migration
+    # 0011): the JSON array (orjson's text) that pages and NDJSON exports show, and the CSV
+    # cell that CSV exports write; `metric_subject` keeps them as rows for filters and facets.
+    subjects_json: str = Field(sa_column=Column(Text, nullable=False))
+    subjects_csv: str = Field(sa_column=Column(Text, nullable=False))
     # Raised by every write; compare-and-set on it keeps concurrent writers from clobbering.
     version: int = Field(default=1)
 

@@ -441,15 +441,15 @@ def read_page(
         raise InvalidInput(
             "query", "after", "results ranked by relevance page by offset; give `sort`"
         )
-    # The page's rows, each with its subjects gathered by a correlated subquery (index lookups
-    # per row of the page, whatever the page's size): one query, or for a page ranked by
-    # relevance, the page's ids in order first (ranking reads no metric row), then their rows.
+    # The page's rows, each with its subjects (kept with the row as a JSON array): one query,
+    # or for a page ranked by relevance, the page's ids in order first (ranking reads no metric
+    # row), then their rows.
     from_clause, where, score = selection or (METRIC, true(), None)
     if ranked and score is not None:
         ids = _ranked_ids(
             session, query, category, (from_clause, where, score), rows=limit + 1, offset=offset
         )
-        statement = _page_select(dialect).where(METRIC.c.id.in_(ids))
+        statement = _page_select().where(METRIC.c.id.in_(ids))
         position = {metric_id: index for index, metric_id in enumerate(ids)}
         rows: Sequence[Any] = sorted(
             session.execute(statement).all(), key=lambda row: position[row[0]]
@@ -461,12 +461,9 @@ def read_page(
         rows = prepared.rows(session) if prepared else session.execute(statement).all()
     year = current_year()
     items: list[dict[str, Any]] = []
-    json_subjects = dialect == "sqlite"
+    loads = orjson.loads
     for row in rows[:limit]:
-        subjects = row[21]
-        if json_subjects:
-            subjects = orjson.loads(subjects)
-        items.append(_item(row, subjects or [], year))
+        items.append(_item(row, loads(row[21]), year))
     more = len(rows) > limit
     last = _last(keys, rows[limit - 1], ranked) if items and len(items) == limit else None
     if items and not more:
@@ -528,7 +525,7 @@ def _keyed_statement(
         if found is not None:
             return found
     statement, keys = keyed_page(
-        session, query, category, _page_select(dialect), after=after, limit=limit,
+        session, query, category, _page_select(), after=after, limit=limit,
         offset=offset, selection=selection,
     )  # fmt: skip
     if key is None:
@@ -624,33 +621,10 @@ def _ranked_page(
 
 
 @functools.cache
-def _page_select(dialect: str) -> Select[Any]:
-    """The columns of a page (`FIELDS`, then the subjects), built once per dialect: each
-    request adds only its FROM, WHERE, ORDER BY and LIMIT."""
-    return select(*_ROW_COLUMNS, _subjects_of(dialect))
-
-
-def _subjects_of(dialect: str) -> ColumnElement[Any]:
-    """A metric's subjects in order, for each row of the enclosing query: a PostgreSQL array,
-    or a JSON array (text) on SQLite, whose aggregates take no ORDER BY before 3.44."""
-    if dialect == "postgresql":
-        # PostgreSQL's constructs are imported where used: an SQLite server never loads them.
-        from sqlalchemy.dialects.postgresql import aggregate_order_by
-
-        return (
-            select(func.array_agg(aggregate_order_by(SUBJECT.c.subject, SUBJECT.c.position)))
-            .where(SUBJECT.c.metric_id == METRIC.c.id)
-            .correlate_except(SUBJECT)
-            .scalar_subquery()
-        )
-    ordered = (
-        select(SUBJECT.c.subject)
-        .where(SUBJECT.c.metric_id == METRIC.c.id)
-        .order_by(SUBJECT.c.position)
-        .correlate_except(SUBJECT)
-        .subquery()
-    )
-    return select(func.json_group_array(ordered.c.subject)).scalar_subquery()
+def _page_select() -> Select[Any]:
+    """The columns of a page (`FIELDS`, then the subjects as the row keeps them, a JSON array),
+    built once: each request adds only its FROM, WHERE, ORDER BY and LIMIT."""
+    return select(*_ROW_COLUMNS, METRIC.c.subjects_json)
 
 
 def _last(keys: Sequence[SortKey], row: Sequence[Any], ranked: bool) -> list[Any] | None:
@@ -771,13 +745,10 @@ def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
 
 @functools.cache
 def _item_select() -> Select[Any]:
-    """One metric's row (one per subject, in order) and its record version, built once: each
+    """One metric's row, its subjects (a JSON array) and its record version, built once: each
     read binds only the id (`metric_id`)."""
-    return (
-        select(*_ROW_COLUMNS, SUBJECT.c.subject, METRIC.c.version)
-        .select_from(METRIC.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id))
-        .where(METRIC.c.id == bindparam("metric_id"))
-        .order_by(SUBJECT.c.position)
+    return select(*_ROW_COLUMNS, METRIC.c.subjects_json, METRIC.c.version).where(
+        METRIC.c.id == bindparam("metric_id")
     )
 
 
@@ -798,8 +769,8 @@ def metric_item(session: Session, *, metric_id: str) -> tuple[dict[str, Any], in
     rows = _item_prepared(session.get_bind().dialect).rows(session, metric_id=metric_id)
     if not rows:
         raise NotFound(f"There is no metric {metric_id!r}.")
-    subjects = [row[21] for row in rows if row[21] is not None]
-    return _item(rows[0], subjects, current_year()), rows[0][22]
+    row = rows[0]
+    return _item(row, orjson.loads(row[21]), current_year()), row[22]
 
 
 def _facet_column(name: str, table: Any = METRIC) -> tuple[ColumnElement[Any], bool]:

@@ -26,6 +26,11 @@ class Child:
     table: Table
     owner_column: str
     value_column: str
+    # The list also kept with its owner's row, rendered as text in columns of the owner's table
+    # (column name, renderer), written whenever the list is: reads that show the list (pages,
+    # exports) take it with the row instead of gathering its rows. The child rows stay, for
+    # filters and facets.
+    kept: tuple[tuple[str, Callable[[list[Any]], str]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,14 @@ class Kind:
 
     @cached_property
     def columns(self) -> list[str]:
-        """The table's own columns, without the engine's `version`."""
-        return [column.name for column in self.table.columns if column.name != "version"]
+        """The table's own columns, without the engine's `version` and the columns that keep
+        its child list (`Child.kept`)."""
+        kept = {name for name, _render in self.child.kept} if self.child else set()
+        return [
+            column.name
+            for column in self.table.columns
+            if column.name != "version" and column.name not in kept
+        ]
 
     @cached_property
     def date_columns(self) -> tuple[str, ...]:

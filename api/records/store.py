@@ -102,13 +102,15 @@ def _data(kind: Kind, row: dict[str, Any], children: list[str]) -> dict[str, Any
 
 
 def _record_columns(kind: Kind) -> list[Any]:
-    """The live table's columns, enumerations read as their values (as records hold them)
-    rather than made into enum members one value at a time."""
+    """The live table's columns (those that keep its child list left out: the list is read
+    from its rows), enumerations read as their values (as records hold them) rather than made
+    into enum members one value at a time."""
     return [
         type_coerce(column, String).label(column.name)
         if isinstance(column.type, SAEnum)
         else column
         for column in kind.table.columns
+        if column.name in kind.columns or column.name == "version"
     ]
 
 
@@ -116,7 +118,9 @@ def _row(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
     """The table columns of a record in canonical form."""
     row = {key: value for key, value in data.items() if key != "evidence"}
     if kind.child is not None:
-        del row[kind.child.field]
+        children = row.pop(kind.child.field)
+        for name, render in kind.child.kept:
+            row[name] = render(children)
     if kind.evidence:
         evidence = data["evidence"]
         row["evidence_quote"] = evidence["quote"]
@@ -210,12 +214,15 @@ def _changed_fields(old: dict[str, Any] | None, new: dict[str, Any] | None) -> l
 
 
 def _changed_columns(kind: Kind, fields: Sequence[str]) -> tuple[str, ...]:
-    """The live table's columns that hold `fields` (a child list has rows of its own)."""
+    """The live table's columns that hold `fields` (a child list has rows of its own, and may
+    be kept in columns of the row too)."""
     columns: list[str] = []
     for name in fields:
         if name == "evidence" and kind.evidence:
             columns += ["evidence_quote", "evidence_start", "evidence_end"]
-        elif kind.child is None or name != kind.child.field:
+        elif kind.child is not None and name == kind.child.field:
+            columns += [column for column, _render in kind.child.kept]
+        else:
             columns.append(name)
     return tuple(columns)
 

@@ -22,7 +22,8 @@ class Release(SQLModel, table=True):
 class Revision(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("action IN ('create', 'update', 'delete')", name="action"),
-        Index("ix_revision_kind_record_id", "kind", "record_id"),
+        # A record's revisions, newest last: its newest is one backward seek (migration 0010).
+        Index("ix_revision_kind_record_id_id", "kind", "record_id", "id"),
         # as_of: the newest version at or before a moment is one seek.
         Index("ix_revision_at_dataset_version", "at", "dataset_version"),
     )

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, insert, select, text
+from sqlalchemy import ARRAY, Engine, String, Table, bindparam, func, insert, select, text, true
 from sqlmodel import Session, col
 
 from api import search
@@ -80,18 +80,40 @@ def _last_writes(
 ) -> dict[str, tuple[str, Any]]:
     """(actor, data) of the newest revision of each record."""
     found: dict[str, tuple[str, Any]] = {}
+    postgresql = session.get_bind().dialect.name == "postgresql"
     for group in chunks(list(record_ids)):
-        newest = (
-            select(func.max(col(Revision.id)))
-            .where(
-                col(Revision.kind) == kind.name,
-                store.among(session, col(Revision.record_id), group),
+        if postgresql:
+            # One backward seek per record on revision (kind, record_id, id) (migration 0010)
+            # rather than every revision of every record grouped.
+            ids = (
+                func.unnest(bindparam(None, list(group), type_=ARRAY(String)))
+                .table_valued("record_id")
+                .alias("wanted")
             )
-            .group_by(col(Revision.record_id))
-        )
-        rows = session.execute(
-            select(col(Revision.record_id), col(Revision.actor)).where(col(Revision.id).in_(newest))
-        )
+            newest = (
+                select(col(Revision.actor))
+                .where(col(Revision.kind) == kind.name, col(Revision.record_id) == ids.c.record_id)
+                .order_by(col(Revision.id).desc())
+                .limit(1)
+                .lateral("newest")
+            )
+            rows = session.execute(
+                select(ids.c.record_id, newest.c.actor).select_from(ids.join(newest, true()))
+            )
+        else:  # an SQLite index ends with the rowid: (kind, record_id) is (kind, record_id, id)
+            newest_ids = (
+                select(func.max(col(Revision.id)))
+                .where(
+                    col(Revision.kind) == kind.name,
+                    store.among(session, col(Revision.record_id), group),
+                )
+                .group_by(col(Revision.record_id))
+            )
+            rows = session.execute(
+                select(col(Revision.record_id), col(Revision.actor)).where(
+                    col(Revision.id).in_(newest_ids)
+                )
+            )
         found.update({record_id: (actor, None) for record_id, actor in rows})
     return found
 
@@ -154,38 +176,44 @@ def load_datasets(
             progress(f"read {kind.plural}", list(KINDS).index(name) + 1, STEPS)
 
     problems = _foreign_ids(wanted, stored)
-    changes: dict[str, list[Change]] = {}
+    differing: dict[str, list[Change]] = {}
     for name, kind in KINDS.items():
         counts = report.counts.setdefault(_section(kind), Counts())
-        differing: list[Change] = []
+        differing[name] = []
         for record_id, (_dataset, data) in wanted[name].items():
             old = stored[name].get(record_id)
             if old is not None and old.data == data:
                 counts.unchanged += 1
             else:
-                differing.append(Change(record_id, old, data))
+                differing[name].append(Change(record_id, old, data))
         if name != "source":
-            differing += [
+            differing[name] += [
                 Change(record_id, old, None)
                 for record_id, old in sorted(stored[name].items())
                 if record_id not in wanted[name] and old.data["source_id"] in wanted["source"]
             ]
-        last = _last_writes(session, kind, [c.record_id for c in differing if c.old is not None])
-        changes[name] = []
-        for change in differing:
-            editor = last.get(change.record_id, (SEED_ACTOR, None))[0]
-            if change.old is not None and editor not in LOADER_ACTORS:
-                what = f"{kind.label} {change.record_id!r}"
-                if change.new is None:
-                    report.kept.append(f"{what} (added by {editor})")
-                elif _last_loaded(session, kind, change.record_id) == change.new:
-                    report.kept.append(f"{what} (edited by {editor})")
-                else:
-                    report.conflicts.append(f"{what} (edited by {editor})")
-                continue
-            changes[name].append(change)
 
-    with _documents_ahead(session, changes):
+    # The documents of every differing record are computed from here on (those of records an
+    # analyst has changed, which the load keeps, go unused).
+    with _documents_ahead(session, differing):
+        changes: dict[str, list[Change]] = {}
+        for name, kind in KINDS.items():
+            last = _last_writes(
+                session, kind, [c.record_id for c in differing[name] if c.old is not None]
+            )
+            changes[name] = []
+            for change in differing[name]:
+                editor = last.get(change.record_id, (SEED_ACTOR, None))[0]
+                if change.old is not None and editor not in LOADER_ACTORS:
+                    what = f"{kind.label} {change.record_id!r}"
+                    if change.new is None:
+                        report.kept.append(f"{what} (added by {editor})")
+                    elif _last_loaded(session, kind, change.record_id) == change.new:
+                        report.kept.append(f"{what} (edited by {editor})")
+                    else:
+                        report.conflicts.append(f"{what} (edited by {editor})")
+                    continue
+                changes[name].append(change)
         if progress:
             progress("checked every record", len(KINDS) + 1, STEPS)
         problems += _check(session, wanted, changes)
@@ -199,7 +227,9 @@ def load_datasets(
 @contextmanager
 def _documents_ahead(session: Session, changes: dict[str, list[Change]]) -> Iterator[None]:
     """On PostgreSQL, have the search documents of the records about to be written computed
-    on a connection of their own meanwhile (`search.ahead`); the kinds' indexers copy them in."""
+    on a connection of their own meanwhile (`search.ahead`); the kinds' indexers copy them in.
+    Started as soon as the load knows what differs, so that they are ready by the time the
+    rows are written."""
     engine = session.connection().engine
     writes = {name: [c.new for c in cs if c.new is not None] for name, cs in changes.items()}
     if engine.dialect.name != "postgresql" or not any(writes.values()):

@@ -9,12 +9,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ARRAY, Engine, String, Table, bindparam, func, insert, select, text, true
+from sqlalchemy import Engine, Table, func, insert, select, text
 from sqlmodel import Session, col
 
 from api import search
 from api.dataset import Dataset, DatasetError
-from api.history.models import Release, Revision
+from api.history import models as history_models
+from api.history.models import BY_ANALYST, Release, Revision
 from api.records import store, versions
 from api.records.kinds import Kind
 from api.records.periods import VERSIONED
@@ -26,6 +27,7 @@ SEED_ACTOR = "seed"
 IMPORT_ACTOR = "import"
 # Records last written by a loader are the loader's to change; others are an analyst's.
 LOADER_ACTORS = (SEED_ACTOR, IMPORT_ACTOR)
+assert LOADER_ACTORS == history_models.LOADER_ACTORS  # the partial index's predicate
 
 # (what is being done, steps done, steps in all): a load reads, checks and writes each kind.
 Progress = Callable[[str, int, int], None]
@@ -78,42 +80,32 @@ def _records(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
 def _last_writes(
     session: Session, kind: Kind, record_ids: Sequence[str]
 ) -> dict[str, tuple[str, Any]]:
-    """(actor, data) of the newest revision of each record."""
-    found: dict[str, tuple[str, Any]] = {}
-    postgresql = session.get_bind().dialect.name == "postgresql"
+    """(actor, data) of the newest revision of each record an analyst has ever written; the
+    others' newest (every revision) is a loader's."""
+    edited: list[str] = []
     for group in chunks(list(record_ids)):
-        if postgresql:
-            # One backward seek per record on revision (kind, record_id, id) (migration 0010)
-            # rather than every revision of every record grouped.
-            ids = (
-                func.unnest(bindparam(None, list(group), type_=ARRAY(String)))
-                .table_valued("record_id")
-                .alias("wanted")
+        edited += session.execute(
+            select(col(Revision.record_id))
+            .distinct()
+            .where(
+                col(Revision.kind) == kind.name,
+                text(BY_ANALYST),  # as the partial index ix_revision_by_analyst says it
+                store.among(session, col(Revision.record_id), group),
             )
-            newest = (
-                select(col(Revision.actor))
-                .where(col(Revision.kind) == kind.name, col(Revision.record_id) == ids.c.record_id)
-                .order_by(col(Revision.id).desc())
-                .limit(1)
-                .lateral("newest")
+        ).scalars()
+    found: dict[str, tuple[str, Any]] = {}
+    for group in chunks(edited):
+        newest = (
+            select(func.max(col(Revision.id)))
+            .where(
+                col(Revision.kind) == kind.name,
+                store.among(session, col(Revision.record_id), group),
             )
-            rows = session.execute(
-                select(ids.c.record_id, newest.c.actor).select_from(ids.join(newest, true()))
-            )
-        else:  # an SQLite index ends with the rowid: (kind, record_id) is (kind, record_id, id)
-            newest_ids = (
-                select(func.max(col(Revision.id)))
-                .where(
-                    col(Revision.kind) == kind.name,
-                    store.among(session, col(Revision.record_id), group),
-                )
-                .group_by(col(Revision.record_id))
-            )
-            rows = session.execute(
-                select(col(Revision.record_id), col(Revision.actor)).where(
-                    col(Revision.id).in_(newest_ids)
-                )
-            )
+            .group_by(col(Revision.record_id))
+        )
+        rows = session.execute(
+            select(col(Revision.record_id), col(Revision.actor)).where(col(Revision.id).in_(newest))
+        )
         found.update({record_id: (actor, None) for record_id, actor in rows})
     return found
 

@@ -1,15 +1,13 @@
-"""Cheaper imports on PostgreSQL: the revision index by record ends with the revision id, and
-the search tables lose their foreign keys.
+"""Cheaper imports: the records an analyst has written are found in a small index; on
+PostgreSQL the search tables lose their foreign keys and metric pages keep room for updates.
 
-- `revision (kind, record_id)` becomes `(kind, record_id, id)`, so that a record's newest
-  revision is one backward seek.
-
-  An import asks, for every record it is about to change, who wrote its newest revision (an
-  analyst's edit is kept). With (kind, record_id) PostgreSQL fetched and grouped every revision
-  of every record (1.2 s of server CPU for 100,000 metrics with two revisions each); with
-  (kind, record_id, id) each record's newest revision is the last index entry of its run.
-  SQLite's indexes already end with the rowid (`revision.id`), so there it is the same index in
-  effect.
+- An import asks, for every record it is about to change, whether an analyst wrote its newest
+  revision (an analyst's edit is kept). It grouped every revision of every record for that
+  (1.0-1.2 s of server CPU for 100,000 metrics with two revisions each); now it first finds,
+  in the partial index `ix_revision_by_analyst` (revisions whose actor is not a loader: few),
+  which of them an analyst has ever written (0.1 s), and looks up the newest revision of those
+  only. `revision (kind, record_id)` becomes `(kind, record_id, id)`: a record's newest
+  revision is the last entry of its run (SQLite's indexes already end with the rowid).
 - PostgreSQL: `<kind>_fts.row_id` no longer references `<kind>_history` and `<kind>_live_fts.id`
   no longer references `<kind>`. Checking them cost a lookup and a row lock (a heap write) per
   document copied in: about 1.7 s of server CPU for the 200,000 documents an update of 100,000
@@ -17,6 +15,14 @@ the search tables lose their foreign keys.
   are never deleted; a deleted record's live document is deleted by the indexer in the same
   transaction, `api.search.indexer`), as SQLite's FTS5 tables, which have no foreign keys,
   always relied on.
+- PostgreSQL: `metric` is filled to half its pages (fillfactor 50), so that an update that
+  sets no indexed column (name, description, quote, value, ...: not category, forecast,
+  value_high, geography, source_id or year) writes the new row version on the same page
+  without touching the table's six indexes (a HOT update): updating the name and description
+  of 100,000 metrics cost 3.4-4.1 s of server CPU on full pages, 0.6-0.9 s on half-full ones,
+  and the VACUUM after it has no index entries to remove. The table takes twice the pages
+  (71 MB for 100,000 metrics instead of 35 MB). Pages written before this migration stay as
+  they are until their rows move.
 
 Revision ID: 0010
 Revises: 0009
@@ -62,6 +68,7 @@ def upgrade() -> None:
         sqlite_where=sa.text(BY_ANALYST),
     )
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE metric SET (fillfactor = 50)")
         for kind in KINDS:
             op.execute(
                 f"ALTER TABLE {kind}_fts DROP CONSTRAINT fk_{kind}_fts_row_id_{kind}_history"
@@ -71,6 +78,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE metric RESET (fillfactor)")
         for kind in KINDS:
             op.execute(
                 f"ALTER TABLE {kind}_fts ADD CONSTRAINT fk_{kind}_fts_row_id_{kind}_history"

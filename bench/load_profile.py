@@ -105,8 +105,6 @@ def instrument() -> None:
     timed(store, "apply", key=lambda _session, kind, *_a, **_k: kind.name)
     timed(store, "bulk_insert", key=lambda _session, table, *_a, **_k: table.name)
     timed(store, "bulk_update", key=lambda _session, table, *_a, **_k: table.name)
-    timed(store, "copy_in", key=lambda _session, table, *_a, **_k: table.name)
-    timed(store, "_write_live")
     timed(store, "_write_children")
     timed(store, "_next_versions")
     timed(tally, "count_changes")

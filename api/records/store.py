@@ -8,7 +8,6 @@ row's `version` is still compared-and-set, so a write built on an older read can
 
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -37,7 +36,6 @@ from api.records.kinds import Kind
 from api.records.periods import VERSIONED
 
 SQL_CHUNK = 5000
-REVISION: Table = Revision.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -252,7 +250,7 @@ def apply(
     if not changes:
         return []
     version = versions.allocate(session)
-    history = VERSIONED[kind.table]
+    table, history = kind.table, VERSIONED[kind.table]
     created = [c for c in changes if c.old is None]
     updated = [c for c in changes if c.old is not None and c.new is not None]
     deleted = [c for c in changes if c.new is None]
@@ -264,67 +262,6 @@ def apply(
 
     rows = {c.record_id: _row(kind, c.new) | {"version": new_versions[c.record_id]}
             for c in created + updated if c.new is not None}  # fmt: skip
-    dialect = session.get_bind().dialect
-
-    def prepare() -> tuple[Prepared, Prepared]:
-        """The history rows and the revisions to insert, as the driver takes them."""
-        revisions = [
-            {
-                "kind": kind.name,
-                "record_id": c.record_id,
-                "version": new_versions[c.record_id],
-                "action": _action(c),
-                "actor": actor,
-                "dataset_version": version.number,
-                "at": version.at,
-                "data": c.new,
-                "changes": changed[c.record_id],
-                "release_id": release_id,
-            }
-            for c in changes
-        ]
-        opened = [row | {"valid_from": version.number} for row in rows.values()]
-        return prepared_rows(dialect, history, opened), prepared_rows(dialect, REVISION, revisions)
-
-    # A load's batch of updates or deletes on PostgreSQL has them prepared by a thread of its
-    # own while the server updates the live rows and closes the history periods (statements
-    # during which the driver lets go of the interpreter). Creates have no such wait: their
-    # rows are copied in as fast as Python formats them.
-    overlap = dialect.name == "postgresql" and not single and bool(updated or deleted)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        ahead = pool.submit(prepare) if overlap else None
-        _write_live(session, kind, rows, created, updated, deleted, changed)
-        _write_children(session, kind, changes, version.number)
-        for group in chunks([c.record_id for c in updated + deleted]):
-            session.execute(
-                update(history)
-                .where(among(session, history.c.id, group), history.c.valid_to.is_(None))
-                .values(valid_to=version.number)
-            )
-        history_rows, revisions = ahead.result() if ahead is not None else prepare()
-    copy_in(session, history, history_rows)
-    copy_in(session, REVISION, revisions)
-    if kind.after_write is not None:
-        kind.after_write(session, version.number, changes)
-    return [Written(c.record_id, new_versions[c.record_id], _action(c)) for c in changes]
-
-
-def _action(change: Change) -> str:
-    return "create" if change.old is None else "delete" if change.new is None else "update"
-
-
-def _write_live(
-    session: Session,
-    kind: Kind,
-    rows: dict[str, dict[str, Any]],
-    created: Sequence[Change],
-    updated: Sequence[Change],
-    deleted: Sequence[Change],
-    changed: dict[str, list[str]],
-) -> None:
-    """Insert, update and delete the live rows of `apply`'s changes."""
-    table = kind.table
-    single = len(created) + len(updated) + len(deleted) == 1
     if created:
         bulk_insert(session, table, [rows[c.record_id] for c in created])
     if updated and single:  # compare-and-set on the version the writer read
@@ -356,6 +293,36 @@ def _write_live(
         result = session.execute(delete(table).where(condition))
         if single and result.rowcount != 1:  # type: ignore[attr-defined]
             raise PreconditionFailed(f"The {kind.label} {ids[0]!r} changed meanwhile.")
+
+    _write_children(session, kind, changes, version.number)
+    closing = [c.record_id for c in updated + deleted]
+    for group in chunks(closing):
+        session.execute(
+            update(history)
+            .where(among(session, history.c.id, group), history.c.valid_to.is_(None))
+            .values(valid_to=version.number)
+        )
+    bulk_insert(session, history, [row | {"valid_from": version.number} for row in rows.values()])
+    revisions = [
+        {
+            "kind": kind.name,
+            "record_id": c.record_id,
+            "version": new_versions[c.record_id],
+            "action": "create" if c.old is None else "delete" if c.new is None else "update",
+            "actor": actor,
+            "dataset_version": version.number,
+            "at": version.at,
+            "data": c.new,
+            "changes": changed[c.record_id],
+            "release_id": release_id,
+        }
+        for c in changes
+    ]
+    bulk_insert(session, Revision.__table__, revisions)  # type: ignore[attr-defined]
+    if kind.after_write is not None:
+        kind.after_write(session, version.number, changes)
+    return [Written(c.record_id, new_versions[c.record_id], str(r["action"]))
+            for c, r in zip(changes, revisions, strict=True)]  # fmt: skip
 
 
 def _write_children(session: Session, kind: Kind, changes: Sequence[Change], version: int) -> None:
@@ -466,29 +433,14 @@ def _driver_values(
     return list(zip(*columns, strict=True))
 
 
-# Rows as the driver takes them: the column names, and each row's values in that order.
-Prepared = tuple[list[str], list[tuple[Any, ...]]]
-
-
-def prepared_rows(dialect: Any, table: Table, rows: Sequence[dict[str, Any]]) -> Prepared:
-    """`rows` (dicts with the same keys) of `table` as the driver takes them."""
-    names = list(rows[0]) if rows else []
-    return names, _driver_values(dialect, table, names, rows) if rows else []
-
-
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert `rows` at the speed of the driver: SQLite's executemany, PostgreSQL's COPY."""
-    if rows:
-        copy_in(session, table, prepared_rows(session.connection().dialect, table, rows))
-
-
-def copy_in(session: Session, table: Table, prepared: Prepared) -> None:
-    """Insert rows as `prepared_rows` gives them: SQLite's executemany, PostgreSQL's COPY."""
-    names, values = prepared
-    if not values:
+    if not rows:
         return
     connection = session.connection()
     dialect = connection.dialect
+    names = list(rows[0])
+    values = _driver_values(dialect, table, names, rows)
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     target = dialect.identifier_preparer.format_table(table)
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]

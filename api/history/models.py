@@ -19,10 +19,10 @@ class Release(SQLModel, table=True):
     removed: int = 0
 
 
-# The actors of the loaders (`seed`, `import`); an API key may not take their names.
+# The actors the loaders write as (seed, import); an API key may not take their names.
 LOADER_ACTORS = ("seed", "import")
 # Revisions an analyst wrote (through the API), as the partial index and its queries say it.
-BY_ANALYST = "actor NOT IN ('seed', 'import')"
+BY_ANALYST = f"actor NOT IN ({', '.join(repr(actor) for actor in LOADER_ACTORS)})"
 
 
 class Revision(SQLModel, table=True):

@@ -14,8 +14,7 @@ from sqlmodel import Session, col
 
 from api import search
 from api.dataset import Dataset, DatasetError
-from api.history import models as history_models
-from api.history.models import BY_ANALYST, Release, Revision
+from api.history.models import BY_ANALYST, LOADER_ACTORS, Release, Revision
 from api.records import store, versions
 from api.records.kinds import Kind
 from api.records.periods import VERSIONED
@@ -23,11 +22,8 @@ from api.records.registry import KINDS
 from api.records.store import Change, Stored, chunks
 from api.records.validation import Check, check_record, prefetch_references
 
-SEED_ACTOR = "seed"
-IMPORT_ACTOR = "import"
 # Records last written by a loader are the loader's to change; others are an analyst's.
-LOADER_ACTORS = (SEED_ACTOR, IMPORT_ACTOR)
-assert LOADER_ACTORS == history_models.LOADER_ACTORS  # the partial index's predicate
+SEED_ACTOR, IMPORT_ACTOR = LOADER_ACTORS
 
 # (what is being done, steps done, steps in all): a load reads, checks and writes each kind.
 Progress = Callable[[str, int, int], None]

@@ -181,14 +181,42 @@ def ahead(engine: Engine, kind: str, records: Sequence[dict[str, Any]]) -> dict[
                 f"CREATE TEMPORARY TABLE stage_{kind}_document (id TEXT,"
                 f" {', '.join(f'{name} TEXT' for name in names)}) ON COMMIT DROP"
             )
+            rows = [[data["id"], *_texts(kind, data)] for data in records]
             with cursor.copy(
                 f"COPY stage_{kind}_document (id, {', '.join(names)}) FROM STDIN"
             ) as copy:
-                for data in records:
-                    copy.write_row([data["id"], *_texts(kind, data)])
-            columns = [f"coalesce(h.{name}, '')" for name in names]
+                for row in rows:
+                    copy.write_row(row)
+            # A column whose texts repeat (a load's records share subjects, often descriptions)
+            # has each distinct text's vector computed once; the others' are computed per
+            # record. Either way the document is `_vector`'s expression over the same texts.
+            shared = [
+                position
+                for position in range(len(names))
+                if 2 * len({row[position + 1] for row in rows}) <= len(rows)
+            ]
+            if shared:
+                distinct = " UNION ".join(
+                    f"SELECT coalesce(c{position}, '') FROM stage_{kind}_document"
+                    for position in shared
+                )
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE stage_{kind}_vector ON COMMIT DROP AS"
+                    f" SELECT t, cdmo_search_vector(t) AS v FROM ({distinct}) AS texts (t)"
+                )
+                cursor.execute(f"ANALYZE stage_{kind}_vector")
+            joins = "".join(
+                f" JOIN stage_{kind}_vector v{p} ON v{p}.t = coalesce(h.c{p}, '')" for p in shared
+            )
+            vectors = [
+                f"v{p}.v" if p in shared else f"cdmo_search_vector(coalesce(h.c{p}, ''))"
+                for p in range(len(names))
+            ]
+            document = " || ".join(
+                f"setweight({vector}, '{_weight(p)}')" for p, vector in enumerate(vectors)
+            )
             cursor.execute(
-                f"SELECT h.id, CAST({_vector(columns)} AS TEXT) FROM stage_{kind}_document h"
+                f"SELECT h.id, CAST({document} AS TEXT) FROM stage_{kind}_document h{joins}"
             )
             return dict(cursor.fetchall())
         finally:

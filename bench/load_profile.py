@@ -11,7 +11,9 @@ migrate` in a subprocess), then runs `cdmo-metrics import FOLDER` for each round
 process start-up, which bench/startup.py measures), the CPU this process used, on PostgreSQL
 the CPU of the server processes serving its connections (read from /proc when each connection
 is given back: the server must run on this machine), and every step and statement that took
-10 ms or more, longest first. Steps overlap (a step's time includes the steps it calls).
+10 ms or more, longest first, with (PostgreSQL) the CPU its connection's server process used
+meanwhile (steps run on the search documents' own connection, `ahead`, show none). Steps
+overlap (a step's time includes the steps it calls).
 
 Timing figures on a busy machine vary by ±30% or more; the CPU figures much less. The database
 (a temporary SQLite file, or a PostgreSQL database created beside --postgres-url's) is removed
@@ -29,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -52,8 +55,22 @@ from bench.history import fresh_database  # noqa: E402
 
 METRICS_PER_SOURCE = 500
 TIMES: dict[str, float] = defaultdict(float)
+SERVER: dict[str, float] = defaultdict(float)  # step or statement -> its backend's CPU seconds
 SERVER_CPU: dict[int, float] = {}  # backend pid -> its CPU seconds when last given back
 TICKS = os.sysconf("SC_CLK_TCK")
+CHECKED_OUT = threading.local()  # .pid: the backend of the connection this thread holds
+
+
+def backend_cpu() -> float | None:
+    """CPU seconds of the PostgreSQL backend serving this thread's connection, if any."""
+    pid = getattr(CHECKED_OUT, "pid", None)
+    if not pid:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def timed(owner: Any, name: str, key: Callable[..., str] | None = None) -> None:
@@ -64,12 +81,15 @@ def timed(owner: Any, name: str, key: Callable[..., str] | None = None) -> None:
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
+        started, server = time.perf_counter(), backend_cpu()
         try:
             return original(*args, **kwargs)
         finally:
             label = name + (":" + key(*args, **kwargs) if key else "")
             TIMES[label] += time.perf_counter() - started
+            ended = backend_cpu()
+            if server is not None and ended is not None:
+                SERVER[label] += ended - server
 
     setattr(owner, name, wrapper)
 
@@ -95,11 +115,15 @@ def instrument() -> None:
     @event.listens_for(Engine, "before_cursor_execute")
     def _started(connection: Any, *_args: Any) -> None:
         connection.info["started"] = time.perf_counter()
+        connection.info["server"] = backend_cpu()
 
     @event.listens_for(Engine, "after_cursor_execute")
     def _ended(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         label = re.sub(r"\(%\(.*|\(\?, .*", "(...", re.sub(r"\s+", " ", statement))[:100]
         TIMES["SQL " + label] += time.perf_counter() - connection.info["started"]
+        server, ended = connection.info["server"], backend_cpu()
+        if server is not None and ended is not None:
+            SERVER["SQL " + label] += ended - server
 
     @event.listens_for(Pool, "connect")
     def _connected(dbapi_connection: Any, record: Any) -> None:
@@ -109,9 +133,14 @@ def instrument() -> None:
                 record.info["pid"] = cursor.fetchone()[0]
             dbapi_connection.rollback()
 
+    @event.listens_for(Pool, "checkout")
+    def _taken(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        CHECKED_OUT.pid = record.info.get("pid")
+
     @event.listens_for(Pool, "checkin")
     def _given_back(_dbapi_connection: Any, record: Any) -> None:
         pid = record.info.get("pid") if record is not None else None
+        CHECKED_OUT.pid = None
         if pid:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -150,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             instrument()
             for revision in (1, 2):
                 TIMES.clear()
+                SERVER.clear()
                 SERVER_CPU.clear()
                 profile = cProfile.Profile() if args.profile else None
                 folder = str(work / f"round-{revision}")
@@ -175,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for label, spent in sorted(TIMES.items(), key=lambda item: -item[1]):
                     if spent >= 0.01:
-                        print(f"   {spent:7.3f} s  {label}")
+                        used = f"{SERVER[label]:7.2f} s" if label in SERVER else " " * 9
+                        print(f"   {spent:7.3f} s {used}  {label}")
                 if profile:
                     pstats.Stats(profile).sort_stats("tottime").print_stats(40)
     finally:

@@ -13,6 +13,7 @@ from sqlmodel import Session, col
 
 from api.auth.models import ApiKey, RateWindow
 from api.errors import Conflict, NotFound
+from api.history.models import LOADER_ACTORS
 
 logger = logging.getLogger("api.auth")
 
@@ -25,9 +26,6 @@ def _hash(token: str) -> str:
 
 def create_key(session: Session, *, name: str, scope: str) -> str:
     """Store a new key named `name` and return its token (the only time it is ever shown)."""
-    # The loader, and with it the dataset reader, is imported here rather than by the server.
-    from api.records.loading import LOADER_ACTORS
-
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     # The actors the system writes as: a key of one of these names would pass its corrections

@@ -14,7 +14,7 @@ from sqlmodel import Session, col
 
 from api import search
 from api.dataset import Dataset, DatasetError
-from api.history.models import Release, Revision
+from api.history.models import BY_ANALYST, LOADER_ACTORS, Release, Revision
 from api.records import store, versions
 from api.records.kinds import Kind
 from api.records.periods import VERSIONED
@@ -22,10 +22,8 @@ from api.records.registry import KINDS
 from api.records.store import Change, Stored, chunks
 from api.records.validation import Check, check_record, prefetch_references
 
-SEED_ACTOR = "seed"
-IMPORT_ACTOR = "import"
 # Records last written by a loader are the loader's to change; others are an analyst's.
-LOADER_ACTORS = (SEED_ACTOR, IMPORT_ACTOR)
+SEED_ACTOR, IMPORT_ACTOR = LOADER_ACTORS
 
 # (what is being done, steps done, steps in all): a load reads, checks and writes each kind.
 Progress = Callable[[str, int, int], None]
@@ -78,9 +76,21 @@ def _records(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
 def _last_writes(
     session: Session, kind: Kind, record_ids: Sequence[str]
 ) -> dict[str, tuple[str, Any]]:
-    """(actor, data) of the newest revision of each record."""
-    found: dict[str, tuple[str, Any]] = {}
+    """(actor, data) of the newest revision of each record an analyst has ever written; the
+    others' newest (every revision) is a loader's."""
+    edited: list[str] = []
     for group in chunks(list(record_ids)):
+        edited += session.execute(
+            select(col(Revision.record_id))
+            .distinct()
+            .where(
+                col(Revision.kind) == kind.name,
+                text(BY_ANALYST),  # as the partial index ix_revision_by_analyst says it
+                store.among(session, col(Revision.record_id), group),
+            )
+        ).scalars()
+    found: dict[str, tuple[str, Any]] = {}
+    for group in chunks(edited):
         newest = (
             select(func.max(col(Revision.id)))
             .where(
@@ -154,38 +164,44 @@ def load_datasets(
             progress(f"read {kind.plural}", list(KINDS).index(name) + 1, STEPS)
 
     problems = _foreign_ids(wanted, stored)
-    changes: dict[str, list[Change]] = {}
+    differing: dict[str, list[Change]] = {}
     for name, kind in KINDS.items():
         counts = report.counts.setdefault(_section(kind), Counts())
-        differing: list[Change] = []
+        differing[name] = []
         for record_id, (_dataset, data) in wanted[name].items():
             old = stored[name].get(record_id)
             if old is not None and old.data == data:
                 counts.unchanged += 1
             else:
-                differing.append(Change(record_id, old, data))
+                differing[name].append(Change(record_id, old, data))
         if name != "source":
-            differing += [
+            differing[name] += [
                 Change(record_id, old, None)
                 for record_id, old in sorted(stored[name].items())
                 if record_id not in wanted[name] and old.data["source_id"] in wanted["source"]
             ]
-        last = _last_writes(session, kind, [c.record_id for c in differing if c.old is not None])
-        changes[name] = []
-        for change in differing:
-            editor = last.get(change.record_id, (SEED_ACTOR, None))[0]
-            if change.old is not None and editor not in LOADER_ACTORS:
-                what = f"{kind.label} {change.record_id!r}"
-                if change.new is None:
-                    report.kept.append(f"{what} (added by {editor})")
-                elif _last_loaded(session, kind, change.record_id) == change.new:
-                    report.kept.append(f"{what} (edited by {editor})")
-                else:
-                    report.conflicts.append(f"{what} (edited by {editor})")
-                continue
-            changes[name].append(change)
 
-    with _documents_ahead(session, changes):
+    # The documents of every differing record are computed from here on (those of records an
+    # analyst has changed, which the load keeps, go unused).
+    with _documents_ahead(session, differing):
+        changes: dict[str, list[Change]] = {}
+        for name, kind in KINDS.items():
+            last = _last_writes(
+                session, kind, [c.record_id for c in differing[name] if c.old is not None]
+            )
+            changes[name] = []
+            for change in differing[name]:
+                editor = last.get(change.record_id, (SEED_ACTOR, None))[0]
+                if change.old is not None and editor not in LOADER_ACTORS:
+                    what = f"{kind.label} {change.record_id!r}"
+                    if change.new is None:
+                        report.kept.append(f"{what} (added by {editor})")
+                    elif _last_loaded(session, kind, change.record_id) == change.new:
+                        report.kept.append(f"{what} (edited by {editor})")
+                    else:
+                        report.conflicts.append(f"{what} (edited by {editor})")
+                    continue
+                changes[name].append(change)
         if progress:
             progress("checked every record", len(KINDS) + 1, STEPS)
         problems += _check(session, wanted, changes)
@@ -199,7 +215,9 @@ def load_datasets(
 @contextmanager
 def _documents_ahead(session: Session, changes: dict[str, list[Change]]) -> Iterator[None]:
     """On PostgreSQL, have the search documents of the records about to be written computed
-    on a connection of their own meanwhile (`search.ahead`); the kinds' indexers copy them in."""
+    on a connection of their own meanwhile (`search.ahead`); the kinds' indexers copy them in.
+    Started as soon as the load knows what differs, so that they are ready by the time the
+    rows are written."""
     engine = session.connection().engine
     writes = {name: [c.new for c in cs if c.new is not None] for name, cs in changes.items()}
     if engine.dialect.name != "postgresql" or not any(writes.values()):

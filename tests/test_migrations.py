@@ -185,7 +185,7 @@ def test_the_tally_by_subject_is_filled_as_writes_keep_it_and_goes_down_and_back
     assert sum(row[-1] for row in filled) == sum(row[-1] for row in counted) > 42
 
 
-def test_the_subjects_kept_with_each_metric_go_down_to_0009_and_back(empty_engine: Engine) -> None:
+def test_the_subjects_kept_with_each_metric_go_down_to_0010_and_back(empty_engine: Engine) -> None:
     """0011 fills each metric's `subjects_json` and `subjects_csv`, live and in its history
     (each history row from the subjects current at its version), with what the record store
     writes; down, the columns are dropped."""
@@ -221,7 +221,7 @@ def test_the_subjects_kept_with_each_metric_go_down_to_0009_and_back(empty_engin
     }
     assert '"\'=formula;comma, inside;quote ""q"";ünï"' in {row[3] for row in written_by_the_store}
     assert sum(row[2] != "[]" for row in written_by_the_store) > 42
-    migrate.downgrade(empty_engine, "0009")
+    migrate.downgrade(empty_engine, "0010")
     columns = {column["name"] for column in inspect(empty_engine).get_columns("metric_history")}
     assert not {"subjects_json", "subjects_csv"} & columns
     migrate.upgrade(empty_engine)

@@ -8,7 +8,8 @@ at 1,000,000), imports it with `cdmo-metrics import` into a fresh database of ea
 it with the response cache off (`RESPONSE_CACHE_BYTES=0`: every request computed) and times
 sequential requests with httpx, each distinct so no layer can answer from memory: one metric, a
 filtered and sorted page of 50, a `q` page (the same query with another page size each time, and
-a query new each time), facets, a first and a deep keyset page (`after=` at
+a query new each time), facets (the tallied columns; the subject facet; the facets of one
+subject and of two), a first and a deep keyset page (`after=` at
 the middle of the collection), the same with `count=none`; then one whole NDJSON and one CSV
 export (rows/s, and rows per second of the server's CPU time, which contention for the cores
 changes less), and the server's peak memory (VmHWM). Each row is printed against its target.
@@ -22,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -83,7 +85,8 @@ def export_rate(client: httpx.Client, fmt: str, pid: int) -> tuple[float, int, f
     return rows / seconds, rows, rows / cpu
 
 
-CASES = ("item", "filtered", "q", "q-new", "facets", "first", "deep", "deep-count-none", "exports")
+CASES = ("item", "filtered", "q", "q-new", "facets", "facets-subject", "facets-of-subject",
+         "facets-of-subjects", "first", "deep", "deep-count-none", "exports")  # fmt: skip
 
 
 def round_for(
@@ -149,6 +152,30 @@ def round_for(
                 lambda n: (
                     "/v1/metrics/facets?facet=category,unit,year"
                     f"&forecast={'true' if n % 2 else 'false'}"
+                ),
+                250,
+            ),
+            (
+                "facets-subject",
+                "facets (subject)",
+                lambda n: f"/v1/metrics/facets?facet=subject&category={CATEGORIES[n % 5]}",
+                250,
+            ),
+            (
+                "facets-of-subject",
+                "facets (category, unit, year) of one subject",
+                lambda n: (
+                    "/v1/metrics/facets?facet=category,unit,year"
+                    f"&subject={quote(synthetic.SUBJECTS[n % len(synthetic.SUBJECTS)])}"
+                ),
+                250,
+            ),
+            (
+                "facets-of-subjects",
+                "facets (category, unit) of two subjects",
+                lambda n: (
+                    "/v1/metrics/facets?facet=category,unit&subject="
+                    + quote(",".join(synthetic.SUBJECTS[n % 5 : n % 5 + 2]))
                 ),
                 250,
             ),

@@ -72,10 +72,10 @@ class Prepared:
 
     def rows(self, session: Session, **given: Any) -> list[Sequence[Any]]:
         """The statement's rows in `session`'s transaction."""
-        connection = session.connection()
-        if connection.get_execution_options().get(asof.OPTION) is not None:
+        if asof.read_version(session) is not None:
             return list(session.execute(self.statement, given).all())
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        connection = session.connection().connection
+        cursor = connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(self.sql, self._parameters(given))
             rows: list[Any] = cursor.fetchall()

@@ -31,6 +31,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 from starlette.types import Message, Send
 
+from api.cells import FORMULA_STARTS
 from api.errors import TooManyRequests
 
 
@@ -59,10 +60,6 @@ def columns(schema: type[BaseModel]) -> list[str]:
     return names
 
 
-# A spreadsheet runs a cell that begins with one of these as a formula (OWASP: CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _cell(value: Any) -> str:
     """One CSV cell; text that a spreadsheet would run as a formula is prefixed with `'`
     (numbers, negative ones included, are written as they are)."""
@@ -84,14 +81,6 @@ def _cell(value: Any) -> str:
     else:
         text = str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-def csv_field(text: str) -> str:
-    """A cell's text as csv.writer writes it in a record: quoted (quotes doubled) when it
-    holds a comma, a quote or a line break."""
-    if "," in text or '"' in text or "\n" in text or "\r" in text:
-        return '"' + text.replace('"', '""') + '"'
-    return text
 
 
 def flatten(item: BaseModel) -> dict[str, str]:

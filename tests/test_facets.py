@@ -249,6 +249,11 @@ def test_facets_of_the_live_tally_equal_the_counted_ones_through_writes(
         headers={**w.auth(), "If-Match": w.etag(path)},
     )
     assert patched.status_code == 200, patched.text
+    for subjects in (["CAR-T", "tally tag"], ["CAR-T", "tally tag", "TIL"]):  # another lead
+        patched = w.client.patch(
+            path, json={"subjects": subjects}, headers={**w.auth(), "If-Match": w.etag(path)}
+        )
+        assert patched.status_code == 200, patched.text
     path = "/v1/metrics/tally-2"
     assert w.client.delete(path, headers={**w.auth(), "If-Match": w.etag(path)}).status_code == 204
     path = "/v1/metrics/viral-vector-lead-time"
@@ -274,6 +279,12 @@ def test_facets_of_the_live_tally_equal_the_counted_ones_through_writes(
         {"subject": "Quality,null", "category": "technology"},
         {"subject": "null"},
         {"subject": "tally tag", "horizon_passed": "false"},
+        # tally-1 has both: counted once (the lead rows of the tally by subject)
+        {"subject": "car-t,TALLY TAG"},
+        {"subject": "CAR-T,tally tag,null", "geography": "Asia-Pacific,null"},
+        {"subject": "cell therapy,CAR-T,quality,car-t"},
+        {"subject": "CAR-T,CAR-T"},
+        {"subject": "til,tally tag"},
     ):
         total = w.client.get("/v1/metrics", params=filters).json()["total"]
         for facet in (tallied, ",".join(FACETS)):  # all tallied; some counted, some tallied

@@ -1,5 +1,8 @@
 """Migrations: reversible on both databases, and in step with the models."""
 
+from collections import Counter
+
+import orjson
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
@@ -148,27 +151,46 @@ def test_the_live_search_indexes_and_the_facet_tally_go_down_to_0007_and_back(
 def test_the_tally_by_subject_is_filled_as_writes_keep_it_and_goes_down_and_back(
     empty_engine: Engine,
 ) -> None:
-    """0012's tally by subject, filled from the live metrics, equals the one the seed load
-    kept (api.metrics.tally) and the metrics counted per combination and subject; down, it is
-    dropped."""
+    """0012's tally by subject, and 0013's with each metric's list of subjects and its lead
+    row, filled from the live metrics, equal the one the seed load kept (api.metrics.tally)
+    and the metrics counted per combination and subject; down, 0013 gives 0012's and 0012
+    drops it."""
     migrate.upgrade(empty_engine)
     seed(empty_engine)
     columns = "category, unit, measure, qualifier, direction, year, base_year, forecast, geography"
-    read = text(f"SELECT cell, {columns}, subject, metrics FROM metric_subject_count ORDER BY cell")
+    read = text(
+        f"SELECT cell, {columns}, subject, subjects, lead, metrics FROM metric_subject_count"
+        " ORDER BY cell"
+    )
+    read_0012 = text(
+        f"SELECT cell, {columns}, subject, metrics FROM metric_subject_count ORDER BY cell"
+    )
+    joined = ", ".join(f"m.{c.strip()}" for c in columns.split(","))
+    count = text(
+        f"SELECT {joined}, s.subject, count(*) FROM metric m"
+        f" LEFT JOIN metric_subject s ON s.metric_id = m.id GROUP BY {joined}, s.subject"
+    )
     with empty_engine.connect() as connection:
         kept = connection.execute(read).all()
-    migrate.downgrade(empty_engine, "-1")
+        counted = sorted((tuple(row) for row in connection.execute(count)), key=str)
+    leads = [row for row in kept if row.lead]
+    assert sum(row.metrics for row in leads) == 42  # one lead row per metric
+    several = [row for row in leads if row.subjects.count("\x1f") > 2]
+    assert several, "the seed has metrics with several subjects"
+    assert all(row.subjects.startswith(f"\x1f{row.subject}\x1f") for row in leads if row.subject)
+    migrate.downgrade(empty_engine, "0012")
+    with empty_engine.connect() as connection:
+        down = connection.execute(read_0012).all()
+    assert sorted((tuple(row[1:]) for row in down), key=str) == counted
+    assert all(row.cell.endswith(f",{orjson.dumps(row.subject).decode()}]") for row in down)
+    migrate.downgrade(empty_engine, "0011")
     assert "metric_subject_count" not in tables(empty_engine)
+    migrate.upgrade(empty_engine, "0012")
+    with empty_engine.connect() as connection:
+        assert connection.execute(read_0012).all() == down
     migrate.upgrade(empty_engine)
     with empty_engine.connect() as connection:
         filled = connection.execute(read).all()
-        counted = connection.execute(
-            text(
-                f"SELECT {', '.join(f'm.{c.strip()}' for c in columns.split(','))}, s.subject,"
-                " count(*) FROM metric m LEFT JOIN metric_subject s ON s.metric_id = m.id"
-                f" GROUP BY {', '.join(f'm.{c.strip()}' for c in columns.split(','))}, s.subject"
-            )
-        ).all()
         postgres = empty_engine.dialect.name == "postgresql"
         folded = connection.execute(
             text(
@@ -179,10 +201,11 @@ def test_the_tally_by_subject_is_filled_as_writes_keep_it_and_goes_down_and_back
         ).scalar_one()
     assert folded == 1
     assert filled == kept
-    assert sorted((tuple(row[1:]) for row in filled), key=str) == sorted(
-        (tuple(row) for row in counted), key=str
-    )
-    assert sum(row[-1] for row in filled) == sum(row[-1] for row in counted) > 42
+    by_subject: Counter[tuple[object, ...]] = Counter()
+    for row in filled:
+        by_subject[tuple(row[1:-3])] += row.metrics
+    assert sorted(((*key, n) for key, n in by_subject.items()), key=str) == counted
+    assert sum(row[-1] for row in counted) > 42
 
 
 def test_the_subjects_kept_with_each_metric_go_down_to_0010_and_back(empty_engine: Engine) -> None:

@@ -37,7 +37,8 @@ from sqlalchemy import (
 from sqlalchemy import select as sql_select
 from sqlmodel import Session
 
-from api.exports import FORMULA_STARTS, Chunk, Format
+from api.cells import FORMULA_STARTS
+from api.exports import Chunk, Format
 from api.metrics import service
 from api.metrics.schemas import MetricPublic, MetricQuery
 from api.records import asof

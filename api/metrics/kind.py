@@ -6,7 +6,8 @@ from typing import Any
 import orjson
 from sqlmodel import Session
 
-from api import exports, figures, search
+from api import figures, search
+from api.cells import FORMULA_STARTS, csv_field
 from api.metrics import service, tally
 from api.metrics.models import Metric, MetricSubject
 from api.metrics.schemas import MetricPublic, MetricRecord
@@ -67,9 +68,9 @@ def _subjects_csv(subjects: list[str]) -> str:
     """The subjects' cell as a CSV export writes it (api.exports `_cell` of the list, then
     quoted as csv.writer quotes)."""
     text = ";".join(subjects)
-    if text.startswith(exports.FORMULA_STARTS):
+    if text.startswith(FORMULA_STARTS):
         text = "'" + text
-    return exports.csv_field(text)
+    return csv_field(text)
 
 
 def _present(data: dict[str, Any]) -> MetricPublic:

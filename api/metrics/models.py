@@ -118,16 +118,24 @@ FACET_COUNT = Table(
     *_tallied_columns(),
     Column("metrics", Integer, nullable=False),
 )
-# The same tally by subject (migration 0012): how many live metrics have each combination of
-# those values and each subject they are tagged with (a metric with two subjects counts once
-# under each; one with none under a null subject), so that the subject facet, and the facets
-# and totals of a filter on one subject, are summed rather than counted.
+# The same tally by subject (migrations 0012, 0013): how many live metrics have each
+# combination of those values, each subject they are tagged with and the whole list of their
+# subjects (a metric with two subjects counts once under each, once as the `lead` under its
+# first; one with none under a null subject, as the lead), so that the subject facet, and the
+# facets and totals of a filter on subjects, are summed rather than counted: one subject sums
+# its rows, several sum the lead rows whose list holds any of them (each metric once).
 SUBJECT_COUNT = Table(
     "metric_subject_count",
     metadata,
-    # The combination's values, then the subject, as a JSON array.
+    # The combination's values, the subject, then the list, as a JSON array.
     Column("cell", Text, primary_key=True),
     *_tallied_columns(),
     Column("subject", String(100), nullable=True),
+    # The metric's subjects, each between two SUBJECTS_SEPARATOR ("" for none).
+    Column("subjects", Text, nullable=False),
+    Column("lead", Boolean, nullable=False),
     Column("metrics", Integer, nullable=False),
 )
+# A character no subject holds (labels refuse control characters): `subjects` is
+# "\x1fCAR-T\x1fTIL\x1f", so that one subject is found as "\x1fcar-t\x1f" in its lower case.
+SUBJECTS_SEPARATOR = "\x1f"

@@ -38,7 +38,14 @@ from api import search
 from api.errors import InvalidInput, NotFound
 from api.filters import spell, years
 from api.filters import values as filters_values
-from api.metrics.models import FACET_COUNT, SUBJECT_COUNT, TALLIED, Metric, MetricSubject
+from api.metrics.models import (
+    FACET_COUNT,
+    SUBJECT_COUNT,
+    SUBJECTS_SEPARATOR,
+    TALLIED,
+    Metric,
+    MetricSubject,
+)
 from api.metrics.schemas import (
     FacetQuery,
     Facets,
@@ -137,34 +144,39 @@ def _tagged(wanted: Sequence[str | None], counting: bool = False) -> ColumnEleme
 
 # The filters the facet tally holds the columns of (api.metrics.tally); the others (search,
 # sources, figures) are answered from the metrics themselves, and subjects from the tally by
-# subject when a filter names one subject at most (see `_tally_of`).
+# subject (see `_tally_of`).
 _TALLIED_FILTERS = {*TALLIED, "horizon_passed"}
 
 
 def _tally_of(filters: MetricFilters, *grouped: str) -> Any:
     """The tally whose sums count the live metrics `filters` select (grouped by the facets
     `grouped`), or None when only counting the metrics can: the facet tally for its own
-    columns; the tally by subject for those and `subject`, as a facet or as a filter on one
-    subject (and/or none): a metric counts once under each of its subjects, and no metric has
-    two subjects equal but for case (api.metrics.kind), so the sum over one is exact."""
+    columns; the tally by subject for those and `subject`, as a facet or as a filter (a metric
+    counts once under each of its subjects, and no metric has two subjects equal but for case
+    (api.metrics.kind), so the sum over one subject is exact; several are summed over the lead
+    rows, one per metric)."""
     used = {*_used_filters(filters), *grouped}
     if used <= _TALLIED_FILTERS:
         return FACET_COUNT
     if used <= _TALLIED_FILTERS | {"subject"}:
-        wanted = filters_values(filters.subject) if filters.subject is not None else []
-        if len({value.lower() for value in wanted if value is not None}) <= 1:
-            return SUBJECT_COUNT
+        return SUBJECT_COUNT
     return None
 
 
 def _subject_in(table: Any, wanted: Sequence[str | None]) -> ColumnElement[bool]:
-    """The tally by subject's rows of the `wanted` subjects (case-insensitive; None: none),
-    as `_tagged` selects metrics."""
-    present = [value.lower() for value in wanted if value is not None]
+    """The tally by subject's rows of the metrics tagged with any of the `wanted` subjects
+    (case-insensitive, as `_tagged` selects metrics; None: with none): one subject, its rows;
+    several, the lead rows whose list holds any of them, so that a metric tagged with two
+    counts once."""
+    present = sorted({value.lower() for value in wanted if value is not None})
     options: list[ColumnElement[bool]] = []
-    if present:
-        options.append(func.lower(table.c.subject).in_(present))
-    if len(present) < len(wanted):
+    if len(present) == 1:
+        options.append(func.lower(table.c.subject) == present[0])
+    elif present:
+        listed, sep = func.lower(table.c.subjects), SUBJECTS_SEPARATOR
+        holds = [listed.contains(f"{sep}{value}{sep}", autoescape=True) for value in present]
+        options.append(and_(table.c.lead, or_(*holds)))
+    if None in wanted:
         options.append(table.c.subject.is_(None))
     return or_(*options)
 

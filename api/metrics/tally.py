@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import Table, delete
 from sqlmodel import Session
 
-from api.metrics.models import FACET_COUNT, SUBJECT_COUNT, TALLIED
+from api.metrics.models import FACET_COUNT, SUBJECT_COUNT, SUBJECTS_SEPARATOR, TALLIED
 
 if TYPE_CHECKING:
     from api.records.store import Change
@@ -32,9 +32,18 @@ def cell(values: Sequence[Any]) -> str:
     return orjson.dumps([*head, bool(forecast), geography]).decode()
 
 
-def subject_cell(values: Sequence[Any], subject: str | None) -> str:
-    """The key of a combination and a subject (migration 0012 writes the same)."""
-    return cell(values)[:-1] + "," + orjson.dumps(subject).decode() + "]"
+def subjects_key(subjects: Sequence[str]) -> str:
+    """A metric's subjects as the tally by subject keeps them (migration 0013 writes the same):
+    each between two separators, "" for none."""
+    if not subjects:
+        return ""
+    return SUBJECTS_SEPARATOR + SUBJECTS_SEPARATOR.join(subjects) + SUBJECTS_SEPARATOR
+
+
+def subject_cell(values: Sequence[Any], subject: str | None, subjects: str) -> str:
+    """The key of a combination, a subject and the list (migration 0013 writes the same)."""
+    tail = orjson.dumps([subject, subjects]).decode()[1:]
+    return cell(values)[:-1] + "," + tail
 
 
 def count_changes(session: Session, changes: Sequence["Change"]) -> None:
@@ -58,16 +67,17 @@ def count_changes(session: Session, changes: Sequence["Change"]) -> None:
             if data is None or values is None:
                 continue
             moved[values] += by
-            for subject in data["subjects"] or (None,):
-                by_subject[(*values, subject)] += by
+            listed = subjects_key(data["subjects"])
+            for place, subject in enumerate(data["subjects"] or (None,)):
+                by_subject[(*values, subject, listed, place == 0)] += by
     _move(session, FACET_COUNT, [
         {"cell": cell(values), **dict(zip(TALLIED, values, strict=True)), "metrics": by}
         for values, by in moved.items() if by
     ])  # fmt: skip
     _move(session, SUBJECT_COUNT, [
-        {"cell": subject_cell(key[:-1], key[-1]), **dict(zip(TALLIED, key, strict=False)),
-         "subject": key[-1], "metrics": by}
-        for key, by in by_subject.items() if by
+        {"cell": subject_cell(values, subject, listed), **dict(zip(TALLIED, values, strict=True)),
+         "subject": subject, "subjects": listed, "lead": lead, "metrics": by}
+        for (*values, subject, listed, lead), by in by_subject.items() if by
     ])  # fmt: skip
 
 

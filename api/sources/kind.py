@@ -18,8 +18,10 @@ MAX_SPAN_PROBLEMS = 20
 
 
 def rules(data: dict[str, Any], check: Check) -> Iterator[Problem]:
-    """A source's text may change only if every span quoting it still holds."""
-    if not check.changed(data, "text"):
+    """A source's text may change only if every span quoting it still holds. A new source
+    has no stored record quoting it (their source_id refers to it), so nothing is read: a
+    load of 5,000 new sources asked each kind with evidence 25,000 times for none."""
+    if check.old is None or not check.changed(data, "text"):
         return
     found = 0
     for kind in check.kinds.values():

@@ -35,6 +35,7 @@ from sqlalchemy import (
     or_,
 )
 from sqlalchemy import select as sql_select
+from sqlalchemy.types import UserDefinedType
 from sqlmodel import Session
 
 from api.cells import FORMULA_STARTS
@@ -307,6 +308,23 @@ def _sort_values(keys: Sequence[Any]) -> list[ColumnElement[Any]]:
     return [service._plain_column(column) for column, _d, _n in keys]
 
 
+# A chunk joined by the database is its bytes alone (about 0.35 KB a row in CSV, 0.65 in
+# NDJSON), where a chunk of rows holds the rows' objects as well: it reads this many times
+# the engine's rows at once, so that each read's own cost (a transaction, the statement
+# built and sent) is shared by more rows (PostgreSQL's reader at 100,000 metrics: 3.9-4.3
+# µs of CPU a row in reads of 2,000, 2.0-2.1 in reads of 8,000).
+_JOINED_ROWS = 4
+
+
+class _Bpchar(UserDefinedType[bytes]):
+    """PostgreSQL's `bpchar`, text that api.db's connections load as bytes."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "bpchar"
+
+
 def _joined_chunk(
     session: Session,
     statement: Select[Any],
@@ -323,8 +341,8 @@ def _joined_chunk(
     # aggregate, and reads it in its order).
     page = statement.limit(limit).subquery("page")
     last = func.min(page.c.id) if descending else func.max(page.c.id)
-    if postgres:
-        joined: ColumnElement[Any] = func.string_agg(page.c.line, _sql_text(""))
+    if postgres:  # as bytes (api.db loads `bpchar` so)
+        joined: ColumnElement[Any] = cast(func.string_agg(page.c.line, _sql_text("")), _Bpchar())
         unusual: ColumnElement[Any] = func.count(page.c.unusual)
     else:
         joined = cast(func.group_concat(page.c.line, _sql_text("")), LargeBinary())
@@ -334,7 +352,7 @@ def _joined_chunk(
     ).one()
     if odd:
         return None
-    written = (written or "").encode() if postgres else (written or b"")
+    written = written or b""
     return Chunk([], [last_id] if rows == limit else None, written)
 
 
@@ -375,7 +393,9 @@ def read_chunk(
         )
         statement = statement.add_columns(*_sort_values(keys))
         if len(keys) == 1:  # in id order
-            joined = _joined_chunk(session, statement, keys[0][1], postgres, params, limit)
+            joined = _joined_chunk(
+                session, statement, keys[0][1], postgres, params, limit * _JOINED_ROWS
+            )
             if joined is not None:
                 return joined
         rows = session.execute(statement, params).all()

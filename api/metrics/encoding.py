@@ -11,6 +11,10 @@ api.exports does), for fractional figures only. PostgreSQL's own float output is
 shortest text, written as Python and orjson write it between 1e-4 and 1e15 (plain
 decimals); a chunk holding a fractional figure outside that range (the API accepts down to
 the smallest float) is written by Python instead, from `service.read_page`.
+
+In id order (the whole collection, filtered or not, ascending or descending) the database
+also joins a read's lines into one value (`_joined_chunk`): Python then takes one string of
+bytes per read, not one row per metric.
 """
 
 import functools

@@ -426,3 +426,18 @@ def test_the_change_feed_exports_in_chunks_at_one_version(
         table = list(csv.DictReader(io.StringIO(client.get("/v1/changes.csv").text)))
         assert len(table) == len(feed) + 1  # now with the revision written meanwhile
         assert [row["id"] for row in table[:-1]] == [str(item["id"]) for item in feed]
+
+
+def test_a_joined_read_ends_at_the_id_its_last_record_begins_with() -> None:
+    """The next read starts after the last id of a joined one, found in its bytes: a CSV
+    record's quoted cells may hold line breaks, commas and quotes of their own."""
+    from api.exports import Format
+    from api.metrics.encoding import _last_id
+
+    records = [["a-1", "x", 'q"\r\nb-2,y"', "z"], ["c-3", 'p\r\nd-4,"\r\nq', "\r\n"]]
+    assert (
+        _last_id(exports._csv_chunk([dict(enumerate(row)) for row in records]), Format.csv) == "c-3"
+    )
+    assert _last_id(exports._csv_chunk([{"id": "a-1", "x": "y"}]), Format.csv) == "a-1"
+    lines = [{"id": "a-1", "n": "x\ny"}, {"id": "b-2", "n": '{"id":"c-3"}\n'}]
+    assert _last_id(exports._ndjson_chunk(lines), Format.ndjson) == "b-2"

@@ -334,7 +334,7 @@ class _Bpchar(UserDefinedType[bytes]):
 def _joined_chunk(
     session: Session,
     statement: Select[Any],
-    descending: bool,
+    fmt: Format,
     postgres: bool,
     params: dict[str, Any],
     limit: int,
@@ -346,20 +346,38 @@ def _joined_chunk(
     # "Aggregate Expressions"; SQLite does not flatten a subquery with a LIMIT into an
     # aggregate, and reads it in its order).
     page = statement.limit(limit).subquery("page")
-    last = func.min(page.c.id) if descending else func.max(page.c.id)
     if postgres:  # as bytes (api.db loads `bpchar` so)
         joined: ColumnElement[Any] = cast(func.string_agg(page.c.line, _sql_text("")), _Bpchar())
         unusual: ColumnElement[Any] = func.count(page.c.unusual)
     else:
         joined = cast(func.group_concat(page.c.line, _sql_text("")), LargeBinary())
         unusual = _sql_number(0)
-    written, rows, odd, last_id = session.execute(
-        sql_select(joined, func.count(), unusual, last), params
-    ).one()
+    written, rows, odd = session.execute(sql_select(joined, func.count(), unusual), params).one()
     if odd:
         return None
-    written = written or b""
-    return Chunk([], [last_id] if rows == limit else None, written)
+    if rows < limit:
+        return Chunk([], None, written or b"")
+    return Chunk([], [_last_id(written, fmt)], written)
+
+
+def _last_id(written: bytes, fmt: Format) -> str:
+    """The id of the last metric in `written`, whose every line (NDJSON) or record (CSV)
+    begins with its id (a slug: never escaped nor quoted). Read from the bytes rather than
+    asked of the database with the lines (`max(id)` compares every row's id under the
+    collation: 0.5 µs a row of the database's CPU, the serial part of an export)."""
+    end = len(written) - 1  # the last line break
+    if fmt is Format.ndjson:  # a JSON line holds no line break
+        start = written.rfind(b"\n", 0, end) + 1 + len(b'{"id":"')
+        return written[start : written.index(b'"', start)].decode()
+    # A CSV record's quotes come in pairs; a line break inside a quoted cell has an odd
+    # number of quotes after it, the line break that ends a record an even number.
+    start = end - 1
+    while True:
+        start = written.rfind(b"\r\n", 0, start)
+        if start < 0 or written.count(b'"', start) % 2 == 0:
+            break
+    start = start + 2 if start >= 0 else 0
+    return written[start : written.index(b",", start)].decode()
 
 
 def read_chunk(
@@ -399,9 +417,7 @@ def read_chunk(
         )
         statement = statement.add_columns(*_sort_values(keys))
         if len(keys) == 1:  # in id order
-            joined = _joined_chunk(
-                session, statement, keys[0][1], postgres, params, limit * _JOINED_ROWS
-            )
+            joined = _joined_chunk(session, statement, fmt, postgres, params, limit * _JOINED_ROWS)
             if joined is not None:
                 return joined
         rows = session.execute(statement, params).all()

@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
+    union_all,
 )
 from sqlmodel import Session
 
@@ -189,15 +190,24 @@ def _used_filters(filters: MetricFilters) -> set[str]:
 
 
 def _conditions(
-    filters: MetricFilters, category: Category | None, table: Any = METRIC, counting: bool = False
+    filters: MetricFilters,
+    category: Category | None,
+    table: Any = METRIC,
+    counting: bool = False,
+    broad: bool = False,
 ) -> list[ColumnElement[bool]]:
     """The WHERE terms of every filter but `q`, on `table` (the metrics, or the facet tally
-    when the filters are all tallied ones)."""
+    when the filters are all tallied ones). `broad`: the category terms are said to hold for
+    most rows (SQLite's `likely`), for a page on SQLite: its planner, which has no statistics,
+    took the index of category for a narrow one and sorted the fifth of the table a category
+    holds (0.7-1.1 s at 1,000,000 metrics), where walking the index of the page's order and
+    skipping the other categories' rows reads a few hundred."""
     conditions: list[ColumnElement[bool]] = []
     for name in ("category", "unit", "measure", "qualifier", "direction"):
         raw = getattr(filters, name)
         if raw is not None:
-            conditions.append(_any_of(table.c[name], filters_values(raw)))
+            term = _any_of(table.c[name], filters_values(raw))
+            conditions.append(func.likely(term) if broad and name == "category" else term)
     for name in ("year", "base_year"):
         raw = getattr(filters, name)
         if raw is not None:
@@ -206,7 +216,8 @@ def _conditions(
         wanted = sorted({value == "true" for value in filters_values(filters.forecast)})
         conditions.append(_any_of(table.c.forecast, wanted))
     if category is not None:
-        conditions.append(table.c.category == category)
+        term = table.c.category == category
+        conditions.append(func.likely(term) if broad else term)
     if filters.source is not None:
         conditions.append(_any_of(table.c.source_id, filters_values(filters.source)))
     if filters.geography is not None:
@@ -235,7 +246,8 @@ def _selection(
 ) -> tuple[FromClause, ColumnElement[bool], ColumnElement[Any] | None]:
     """(FROM clause, WHERE clause, relevance score or None) for `filters`; `counting`: for a
     count or facets, which read every match, rather than a page."""
-    conditions = _conditions(filters, category, counting=counting)
+    broad = not counting and session.get_bind().dialect.name == "sqlite"
+    conditions = _conditions(filters, category, counting=counting, broad=broad)
     from_clause: FromClause = METRIC
     score = None
     if filters.q is not None:
@@ -400,12 +412,17 @@ def keyed_page(
     limit: int,
     offset: int = 0,
     selection: tuple[FromClause, ColumnElement[bool], Any] | None = None,
+    walked: bool = False,
 ) -> tuple[Select[Any], list[SortKey]]:
     """`base` (its columns) over up to `limit + 1` metrics that `query` selects (`selection`,
     if made already), in its sort order (not relevance), after the row `after` names (keyset)
-    and `offset` more; and that order."""
+    and `offset` more; and that order. `walked`: as parts that each walk an index in order
+    (`_walked`; `base` must select every sort field, as a page does)."""
     from_clause, where, _score = selection or _selection(session, query, category)
     keys = _sort_keys(query, None)
+    if walked:
+        statement = _walked(base, from_clause, where, keys, after, limit, offset, _valued(query))
+        return statement, keys
     if after is not None:
         where = and_(where, _after(keys, after))
     statement = (
@@ -416,6 +433,88 @@ def keyed_page(
         .offset(offset)
     )
     return statement, keys
+
+
+def _walked(
+    base: Select[Any],
+    from_clause: FromClause,
+    where: ColumnElement[bool],
+    keys: list[SortKey],
+    after: Sequence[Any] | None,
+    limit: int,
+    offset: int,
+    valued: Sequence[ColumnElement[bool]] = (),
+) -> Select[Any]:
+    """The page as parts that each walk an index in order (a range of one sort field, the
+    fields before it equal to the cursor's), each cut at the page's end and the few rows they
+    give put in order. A nullable field's rows without a value are a part of their own, in the
+    order of the fields after it: the rows with one then walk an index of the field in either
+    direction (NULLS LAST on PostgreSQL, or SQLite's nulls-first index order, would keep a
+    descending or an ascending walk from serving them), and a cursor is ranges, where an OR
+    of them made both databases read and sort every row after it (1-5 s at 1,000,000).
+    `valued`: terms that hold of the selected rows that have a `value`, added to the parts
+    whose rows all have one (a range of `value` that its index can start the walk at)."""
+    parts: list[tuple[ColumnElement[bool], list[SortKey], bool]] = []  # (where, order, valued)
+    lead, descending, nullable = keys[0]
+    if after is None:
+        if nullable:
+            parts.append(
+                (lead.is_not(None), [(lead, descending, False), *keys[1:]], lead is METRIC.c.value)
+            )
+            parts.append((lead.is_(None), keys[1:], False))
+    else:
+        if len(after) != len(keys):
+            raise InvalidInput("query", "after", "this cursor is for another sort order")
+        bound = [_bound(column, value, nullable) for (column, _d, nullable), value in zip(
+            keys, after, strict=True)]  # fmt: skip
+        for index, (column, descending, nullable) in enumerate(keys):
+            same = [
+                c.is_(None) if v is None else c == v
+                for (c, _d, _n), v in zip(keys[:index], bound[:index], strict=True)
+            ]
+            has_value = any(
+                c is METRIC.c.value and v is not None
+                for (c, _d, _n), v in zip(keys[:index], bound[:index], strict=True)
+            )
+            rest = keys[index + 1 :]
+            value = bound[index]
+            if value is not None:  # after a null: only other nulls, which the next fields order
+                beyond = column < value if descending else column > value
+                parts.append(
+                    (
+                        and_(*same, beyond),
+                        [(column, descending, False), *rest],
+                        has_value or column is METRIC.c.value,
+                    )
+                )
+                if nullable:
+                    parts.append((and_(*same, column.is_(None)), rest, has_value))
+    if not parts:
+        parts.append((true(), keys, False))
+    rows = offset + limit + 1
+    walks = [
+        base.select_from(from_clause)
+        .where(and_(where, condition, *(valued if has_value else ())))
+        .order_by(*_order_by(order))
+        .limit(rows if len(parts) > 1 else limit + 1)
+        .offset(0 if len(parts) > 1 else offset)
+        for condition, order, has_value in parts
+    ]
+    if len(walks) == 1:
+        return walks[0]
+    page = union_all(*[select(walk.subquery()) for walk in walks]).subquery("page")
+    return select(*page.c).order_by(*_order_by(keys, page)).limit(limit + 1).offset(offset)
+
+
+def _valued(filters: MetricFilters) -> list[ColumnElement[bool]]:
+    """What the figure filters say of a metric that has a `value` (a point figure: its
+    `value_low` and `value_high` equal it, by the table's CHECK): a range of `value`."""
+    terms = []
+    if filters.value_min is not None:
+        terms.append(METRIC.c.value >= filters.value_min)
+    if filters.value_max is not None:
+        terms.append(METRIC.c.value <= filters.value_max)
+    return terms
 
 
 def ranked_ids(
@@ -538,7 +637,7 @@ def _keyed_statement(
             return found
     statement, keys = keyed_page(
         session, query, category, _page_select(), after=after, limit=limit,
-        offset=offset, selection=selection,
+        offset=offset, selection=selection, walked=True,
     )  # fmt: skip
     if key is None:
         return statement, keys, None

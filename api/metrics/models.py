@@ -37,8 +37,8 @@ class Metric(SQLModel, table=True):
         # Sorted pages walk these in their order (migration 0015); the history keeps none of
         # them, only its index of year (which ix_metric_year_id serves on the live table).
         Index("ix_metric_value_id", "value", "id", info=SORT),
-        Index("ix_metric_value_low", "value_low", info=SORT),
-        Index("ix_metric_value_high", "value_high", info=SORT),
+        Index("ix_metric_value_low_id", "value_low", "id", info=SORT),
+        Index("ix_metric_value_high_id", "value_high", "id", info=SORT),
         Index("ix_metric_name", "name", info=SORT),
         Index("ix_metric_year_id", "year", "id", info={**SORT, "history": "year"}),
         Index("ix_metric_year_desc_id", desc(literal_column("year")), "id", info=SORT),

@@ -31,7 +31,6 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
-    union_all,
 )
 from sqlmodel import Session
 
@@ -412,17 +411,12 @@ def keyed_page(
     limit: int,
     offset: int = 0,
     selection: tuple[FromClause, ColumnElement[bool], Any] | None = None,
-    walked: bool = False,
 ) -> tuple[Select[Any], list[SortKey]]:
     """`base` (its columns) over up to `limit + 1` metrics that `query` selects (`selection`,
     if made already), in its sort order (not relevance), after the row `after` names (keyset)
-    and `offset` more; and that order. `walked`: as parts that each walk an index in order
-    (`_walked`; `base` must select every sort field, as a page does)."""
+    and `offset` more; and that order."""
     from_clause, where, _score = selection or _selection(session, query, category)
     keys = _sort_keys(query, None)
-    if walked:
-        statement = _walked(base, from_clause, where, keys, after, limit, offset, _valued(query))
-        return statement, keys
     if after is not None:
         where = and_(where, _after(keys, after))
     statement = (
@@ -435,75 +429,112 @@ def keyed_page(
     return statement, keys
 
 
-def _walked(
+def walked_page(
+    session: Session,
+    query: MetricQuery,
+    category: Category | None,
     base: Select[Any],
-    from_clause: FromClause,
-    where: ColumnElement[bool],
-    keys: list[SortKey],
+    *,
     after: Sequence[Any] | None,
     limit: int,
-    offset: int,
-    valued: Sequence[ColumnElement[bool]] = (),
-) -> Select[Any]:
-    """The page as parts that each walk an index in order (a range of one sort field, the
-    fields before it equal to the cursor's), each cut at the page's end and the few rows they
-    give put in order. A nullable field's rows without a value are a part of their own, in the
-    order of the fields after it: the rows with one then walk an index of the field in either
-    direction (NULLS LAST on PostgreSQL, or SQLite's nulls-first index order, would keep a
-    descending or an ascending walk from serving them), and a cursor is ranges, where an OR
-    of them made both databases read and sort every row after it (1-5 s at 1,000,000).
-    `valued`: terms that hold of the selected rows that have a `value`, added to the parts
-    whose rows all have one (a range of `value` that its index can start the walk at)."""
+    offset: int = 0,
+    selection: tuple[FromClause, ColumnElement[bool], Any] | None = None,
+) -> tuple[list[Select[Any]], list[SortKey]]:
+    """`keyed_page`'s rows as parts, each walking an index in the sort order: read one after
+    the other until `offset + limit + 1` rows (`read_walks`), they give the same rows.
+
+    A part is a range of one sort field, the fields before it equal to the cursor's: a cursor
+    as an OR of such ranges made both databases read and sort every row after it (1-5 s at
+    1,000,000 metrics). A nullable field's rows without a value are a part of their own,
+    ordered by the fields after it: the rows with one then walk an index of the field in
+    either direction (NULLS LAST on PostgreSQL, or SQLite's nulls-first index order, would
+    keep a descending or an ascending walk from serving them). The parts come in the sort
+    order (rows equal to the cursor on more fields first; at each field, its values, then its
+    nulls), so that most pages read the first part only."""
+    from_clause, where, _score = selection or _selection(session, query, category)
+    keys = _sort_keys(query, None)
     parts: list[tuple[ColumnElement[bool], list[SortKey], bool]] = []  # (where, order, valued)
     lead, descending, nullable = keys[0]
     if after is None:
         if nullable:
-            parts.append(
-                (lead.is_not(None), [(lead, descending, False), *keys[1:]], lead is METRIC.c.value)
-            )
+            with_value = [(lead, descending, False), *keys[1:]]
+            parts.append((lead.is_not(None), with_value, lead is METRIC.c.value))
             parts.append((lead.is_(None), keys[1:], False))
     else:
-        if len(after) != len(keys):
-            raise InvalidInput("query", "after", "this cursor is for another sort order")
-        bound = [_bound(column, value, nullable) for (column, _d, nullable), value in zip(
-            keys, after, strict=True)]  # fmt: skip
-        for index, (column, descending, nullable) in enumerate(keys):
-            same = [
-                c.is_(None) if v is None else c == v
-                for (c, _d, _n), v in zip(keys[:index], bound[:index], strict=True)
-            ]
-            has_value = any(
-                c is METRIC.c.value and v is not None
-                for (c, _d, _n), v in zip(keys[:index], bound[:index], strict=True)
-            )
-            rest = keys[index + 1 :]
-            value = bound[index]
-            if value is not None:  # after a null: only other nulls, which the next fields order
-                beyond = column < value if descending else column > value
-                parts.append(
-                    (
-                        and_(*same, beyond),
-                        [(column, descending, False), *rest],
-                        has_value or column is METRIC.c.value,
-                    )
-                )
-                if nullable:
-                    parts.append((and_(*same, column.is_(None)), rest, has_value))
+        parts = _parts_after(keys, after)
     if not parts:
         parts.append((true(), keys, False))
-    rows = offset + limit + 1
-    walks = [
-        base.select_from(from_clause)
-        .where(and_(where, condition, *(valued if has_value else ())))
-        .order_by(*_order_by(order))
-        .limit(rows if len(parts) > 1 else limit + 1)
-        .offset(0 if len(parts) > 1 else offset)
-        for condition, order, has_value in parts
-    ]
+    valued = _valued(query)
+    walks = []
+    for condition, order, has_value in parts:
+        # The part's ids first, then their rows: the walk sorts the rows that tie on a field
+        # by id reading only an index that holds both (thousands tie on a round figure), not
+        # whole rows.
+        chosen = (
+            select(METRIC.c.id)
+            .select_from(from_clause)
+            .where(and_(where, condition, *(valued if has_value else ())))
+            .order_by(*_order_by(order))
+            .limit(offset + limit + 1 if len(parts) > 1 else limit + 1)
+            .offset(0 if len(parts) > 1 else offset)
+        )
+        walks.append(base.where(METRIC.c.id.in_(chosen)).order_by(*_order_by(order)))
+    return walks, keys
+
+
+def _parts_after(
+    keys: list[SortKey], after: Sequence[Any]
+) -> list[tuple[ColumnElement[bool], list[SortKey], bool]]:
+    """The parts of the rows after the row whose sort values are `after`, in the sort order:
+    (where, order, whether every row of it has a `value`)."""
+    if len(after) != len(keys):
+        raise InvalidInput("query", "after", "this cursor is for another sort order")
+    bound = [_bound(column, value, nullable) for (column, _d, nullable), value in zip(
+        keys, after, strict=True)]  # fmt: skip
+    parts: list[tuple[ColumnElement[bool], list[SortKey], bool]] = []
+    for index in reversed(range(len(keys))):
+        column, descending, nullable = keys[index]
+        same = [
+            c.is_(None) if v is None else c == v
+            for (c, _d, _n), v in zip(keys[:index], bound[:index], strict=True)
+        ]
+        has_value = any(
+            c is METRIC.c.value and v is not None
+            for (c, _d, _n), v in zip(keys[:index], bound[:index], strict=True)
+        )
+        rest = keys[index + 1 :]
+        value = bound[index]
+        if value is None:
+            continue  # after a null: only other nulls, which the next fields order
+        beyond = column < value if descending else column > value
+        with_value = [(column, descending, False), *rest]
+        parts.append((and_(*same, beyond), with_value, has_value or column is METRIC.c.value))
+        if nullable:
+            parts.append((and_(*same, column.is_(None)), rest, has_value))
+    return parts
+
+
+def read_walks(
+    session: Session,
+    walks: Sequence[Select[Any]],
+    prepared: Sequence[Prepared | None],
+    *,
+    limit: int,
+    offset: int,
+) -> Sequence[Any]:
+    """The rows of `walked_page`'s parts, read in order until there are enough: up to
+    `limit + 1` after `offset`."""
     if len(walks) == 1:
-        return walks[0]
-    page = union_all(*[select(walk.subquery()) for walk in walks]).subquery("page")
-    return select(*page.c).order_by(*_order_by(keys, page)).limit(limit + 1).offset(offset)
+        ready = prepared[0] if prepared else None
+        return ready.rows(session) if ready else session.execute(walks[0]).all()
+    wanted = offset + limit + 1
+    rows: list[Any] = []
+    for index, walk in enumerate(walks):
+        ready = prepared[index] if prepared else None
+        rows += ready.rows(session) if ready else session.execute(walk).all()
+        if len(rows) >= wanted:
+            break
+    return rows[offset:wanted]
 
 
 def _valued(filters: MetricFilters) -> list[ColumnElement[bool]]:
@@ -566,10 +597,10 @@ def read_page(
             session.execute(statement).all(), key=lambda row: position[row[0]]
         )
     else:
-        statement, keys, prepared = _keyed_statement(
+        walks, keys, prepared = _keyed_statement(
             session, query, category, dialect, selection, after, limit, offset
         )
-        rows = prepared.rows(session) if prepared else session.execute(statement).all()
+        rows = read_walks(session, walks, prepared, limit=limit, offset=offset)
     year = current_year()
     items: list[dict[str, Any]] = []
     loads = orjson.loads
@@ -611,7 +642,7 @@ class _Recent(Generic[V]):
 # Page statements by everything they are built from (without `q`, whose statement depends on
 # the version read at): a statement built once keeps its SQLAlchemy cache key, which would
 # otherwise be computed again over every column of the page for each request.
-_STATEMENTS: _Recent[tuple[Select[Any], list[SortKey], Prepared | None]] = _Recent(256)
+_STATEMENTS: _Recent[tuple[list[Select[Any]], list[SortKey], list[Prepared | None]]] = _Recent(256)
 _NOT_BUILT_FROM = {"format", "count"}
 
 
@@ -624,8 +655,8 @@ def _keyed_statement(
     after: Sequence[Any] | None,
     limit: int,
     offset: int,
-) -> tuple[Select[Any], list[SortKey], Prepared | None]:
-    """`keyed_page`'s statement for a page, reused while the same page is asked for, and
+) -> tuple[list[Select[Any]], list[SortKey], list[Prepared | None]]:
+    """`walked_page`'s statements for a page, reused while the same page is asked for, and
     when kept, prepared for the driver (api.records.driver)."""
     key: tuple[Any, ...] | None = None
     if query.q is None:
@@ -635,13 +666,14 @@ def _keyed_statement(
         found = _STATEMENTS.get(key)
         if found is not None:
             return found
-    statement, keys = keyed_page(
+    walks, keys = walked_page(
         session, query, category, _page_select(), after=after, limit=limit,
-        offset=offset, selection=selection, walked=True,
+        offset=offset, selection=selection,
     )  # fmt: skip
     if key is None:
-        return statement, keys, None
-    return _STATEMENTS.keep(key, (statement, keys, _prepared(statement, session)))
+        return walks, keys, []
+    prepared = [_prepared(walk, session) for walk in walks]
+    return _STATEMENTS.keep(key, (walks, keys, prepared))
 
 
 def _prepared(statement: Select[Any], session: Session) -> Prepared | None:

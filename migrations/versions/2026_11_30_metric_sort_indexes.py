@@ -27,8 +27,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index("ix_metric_value_id", "metric", ["value", "id"])
-    op.create_index("ix_metric_value_low", "metric", ["value_low"])
-    op.create_index("ix_metric_value_high", "metric", ["value_high"])
+    op.create_index("ix_metric_value_low_id", "metric", ["value_low", "id"])
+    op.create_index("ix_metric_value_high_id", "metric", ["value_high", "id"])
     op.create_index("ix_metric_name", "metric", ["name"])
     op.create_index("ix_metric_year_id", "metric", ["year", "id"])
     op.create_index("ix_metric_year_desc_id", "metric", [sa.text("year DESC"), "id"])
@@ -41,8 +41,8 @@ def downgrade() -> None:
         "ix_metric_year_desc_id",
         "ix_metric_year_id",
         "ix_metric_name",
-        "ix_metric_value_high",
-        "ix_metric_value_low",
+        "ix_metric_value_high_id",
+        "ix_metric_value_low_id",
         "ix_metric_value_id",
     ):
         op.drop_index(name, table_name="metric")

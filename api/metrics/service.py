@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
+    union_all,
 )
 from sqlmodel import Session
 
@@ -465,20 +466,38 @@ def walked_page(
     if not parts:
         parts.append((true(), keys, False))
     valued = _valued(query)
-    walks = []
-    for condition, order, has_value in parts:
-        # The part's ids first, then their rows: the walk sorts the rows that tie on a field
-        # by id reading only an index that holds both (thousands tie on a round figure), not
-        # whole rows.
-        chosen = (
-            select(METRIC.c.id)
-            .select_from(from_clause)
-            .where(and_(where, condition, *(valued if has_value else ())))
-            .order_by(*_order_by(order))
-            .limit(offset + limit + 1 if len(parts) > 1 else limit + 1)
-            .offset(0 if len(parts) > 1 else offset)
+    several = len(parts) > 1
+    sort_values = [key for key, _d, _n in keys if key is not METRIC.c.id]
+    # Each part's ids first, then their rows: a part sorts the rows that tie on a field by id
+    # reading only an index that holds both (thousands tie on a round figure), not whole rows.
+    chosen = [
+        select(METRIC.c.id, *(sort_values if several and offset else ()))
+        .select_from(from_clause)
+        .where(and_(where, condition, *(valued if has_value else ())))
+        .order_by(*_order_by(order))
+        .limit(offset + limit + 1 if several else limit + 1)
+        .offset(0 if several else offset)
+        for condition, order, has_value in parts
+    ]
+    if several and offset:
+        # Past an offset, which part the page starts in is not known: the parts' ids (and
+        # sort values) in order, numbered by part, and the page cut from them, in one query
+        # (read part by part, every row before the offset would come to Python).
+        numbered = union_all(*[
+            select(literal(number).label("part"), *part.subquery().c)
+            for number, part in enumerate(chosen)
+        ]).subquery("parts")  # fmt: skip
+        page = (
+            select(numbered.c.id)
+            .order_by(numbered.c.part, *_order_by(keys, numbered))
+            .limit(limit + 1)
+            .offset(offset)
         )
-        walks.append(base.where(METRIC.c.id.in_(chosen)).order_by(*_order_by(order)))
+        return [base.where(METRIC.c.id.in_(page)).order_by(*_order_by(keys))], keys
+    walks = [
+        base.where(METRIC.c.id.in_(ids)).order_by(*_order_by(order))
+        for ids, (_condition, order, _v) in zip(chosen, parts, strict=True)
+    ]
     return walks, keys
 
 

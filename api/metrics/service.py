@@ -676,21 +676,27 @@ def _keyed_statement(
     offset: int,
 ) -> tuple[list[Select[Any]], list[SortKey], list[Prepared | None]]:
     """`walked_page`'s statements for a page, reused while the same page is asked for, and
-    when kept, prepared for the driver (api.records.driver)."""
-    key: tuple[Any, ...] | None = None
-    if query.q is None:
-        built_from = query.model_dump(exclude=_NOT_BUILT_FROM)
-        key = (dialect, category, current_year(), limit, offset, *sorted(built_from.items()))
-        key += (None,) if after is None else tuple((type(v), v) for v in after)
-        found = _STATEMENTS.get(key)
-        if found is not None:
-            return found
+    when kept, prepared for the driver (api.records.driver). A search sorted by a field
+    sorts its matches: walking an index probes the search for each row it passes (2.1 s at
+    1,000,000 metrics on PostgreSQL for a word whose matches hold only low figures, where
+    sorting them took 0.8 s); its statement depends on the version read at, so is not kept."""
+    if query.q is not None:
+        statement, keys = keyed_page(
+            session, query, category, _page_select(), after=after, limit=limit,
+            offset=offset, selection=selection,
+        )  # fmt: skip
+        return [statement], keys, []
+    built_from = query.model_dump(exclude=_NOT_BUILT_FROM)
+    key: tuple[Any, ...] = (dialect, category, current_year(), limit, offset)
+    key += (*sorted(built_from.items()),)
+    key += (None,) if after is None else tuple((type(v), v) for v in after)
+    found = _STATEMENTS.get(key)
+    if found is not None:
+        return found
     walks, keys = walked_page(
         session, query, category, _page_select(), after=after, limit=limit,
         offset=offset, selection=selection,
     )  # fmt: skip
-    if key is None:
-        return walks, keys, []
     prepared = [_prepared(walk, session) for walk in walks]
     return _STATEMENTS.keep(key, (walks, keys, prepared))
 

@@ -34,7 +34,7 @@ class Metric(SQLModel, table=True):
         CheckConstraint("evidence_start >= 0 AND evidence_start < evidence_end", name="evidence"),
         # The filtered, sorted page at scale (migration 0007).
         Index("ix_metric_category_forecast_value_high", "category", "forecast", "value_high"),
-        # Sorted pages walk these in their order (migration 0015); the history keeps none of
+        # Sorted pages walk these in their order (migration 0014); the history keeps none of
         # them, only its index of year (which ix_metric_year_id serves on the live table).
         Index("ix_metric_value_id", "value", "id", info=SORT),
         Index("ix_metric_value_low_id", "value_low", "id", info=SORT),

@@ -9,7 +9,7 @@ either direction of the field serves it, the few rows that tie on a value sorted
 both of its orders are indexed with id (replacing the index on `year` alone, which they
 cover): ascending for `sort=year`, descending for `sort=-year`.
 
-Revision ID: 0015
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-11-30 16:05:00
 """
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015"
+revision: str = "0014"
 down_revision: str | Sequence[str] | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 
 # Indexes on expressions, built by hand in migrations (autogenerate cannot compare them):
-# subjects as the subject filter compares them (lower case), migration 0012.
-EXPRESSION_INDEXES = {"ix_metric_subject_folded"}
+# subjects as the subject filter compares them (lower case), of the metrics (migration 0012)
+# and of the tally by subject (0013).
+EXPRESSION_INDEXES = {"ix_metric_subject_folded", "ix_metric_subject_count_folded"}
 
 
 def include_name(name: str | None, kind: str, _parents: dict[str, str | None]) -> bool:

@@ -10,7 +10,10 @@ sequential requests with httpx, each distinct so no layer can answer from memory
 filtered and sorted page of 50, a `q` page (the same query with another page size each time, and
 a query new each time), facets (the tallied columns; the subject facet; the facets of one
 subject and of two), a first and a deep keyset page (`after=` at
-the middle of the collection), the same with `count=none`; then one whole NDJSON and one CSV
+the middle of the collection), the same with `count=none`; pages of the sorts a user pages
+through (`SORTS`), alone and with a common filter, first and from the middle by keyset (the
+middle found by offset, not timed; with a filter, a tenth of the way); then one whole NDJSON
+and one CSV
 export (rows/s, and rows per second of the server's CPU time, which contention for the cores
 changes less), and the server's peak memory (VmHWM). Each row is printed against its target.
 """
@@ -86,7 +89,13 @@ def export_rate(client: httpx.Client, fmt: str, pid: int) -> tuple[float, int, f
 
 
 CASES = ("item", "filtered", "q", "q-new", "facets", "facets-subject", "facets-of-subject",
-         "facets-of-subjects", "first", "deep", "deep-count-none", "exports")  # fmt: skip
+         "facets-of-subjects", "first", "deep", "deep-count-none", "sorts", "sorts-deep",
+         "exports")  # fmt: skip
+# The sorts a user pages through (issue 12), each alone and with a common filter ("sorts"),
+# and from the middle of the sorted collection by keyset ("sorts-deep").
+SORTS = ("-value", "value", "-year", "year", "name", "-value_high", "value_low")
+SORT_FILTERS = ("", "category=market", "subject=CAR-T", "forecast=true", "geography=global")
+DEEP_FILTERS = ("", "category=market")
 
 
 def round_for(
@@ -199,6 +208,41 @@ def round_for(
             p50, p95, _body = measure(client, paths, requests)
             met = "yes" if p50 <= target else "**no**"
             print(f"| {name} | {p50:.1f} | {p95:.1f} | ≤ {target} ms | {met} |")
+        if "sorts" in only:
+            for sort in SORTS:
+                for filters in SORT_FILTERS:
+                    given = f"{filters}&" if filters else ""
+                    p50, p95, _body = measure(
+                        client,
+                        lambda n, given=given, sort=sort: (
+                            f"/v1/metrics?{given}sort={sort}&limit={50 - n % 3}"
+                        ),
+                        requests,
+                    )
+                    met = "yes" if p50 <= 30 else "**no**"
+                    print(f"| page of 50, {given}sort={sort} | {p50:.1f} | {p95:.1f} "
+                          f"| ≤ 30 ms | {met} |")  # fmt: skip
+        if "sorts-deep" in only:
+            for sort in SORTS:
+                for filters in DEEP_FILTERS:
+                    given = f"{filters}&" if filters else ""
+                    # The cursor of the item at the middle of the sorted matches (found by
+                    # offset, not timed).
+                    middle = client.get(
+                        f"/v1/metrics?{given}sort={sort}&limit=1&count=none"
+                        f"&offset={size // (2 if not filters else 10)}"
+                    ).json()["next"]
+                    cursor = middle.split("after=")[1].split("&")[0]
+                    p50, p95, _body = measure(
+                        client,
+                        lambda n, given=given, sort=sort, cursor=cursor: (
+                            f"/v1/metrics?{given}sort={sort}&limit={50 - n % 3}&after={cursor}"
+                        ),
+                        requests,
+                    )
+                    met = "yes" if p50 <= 30 else "**no**"
+                    print(f"| deep page of 50 by keyset, {given}sort={sort} | {p50:.1f} "
+                          f"| {p95:.1f} | ≤ 30 ms | {met} |")  # fmt: skip
         for fmt in ("ndjson", "csv") if "exports" in only else ():
             rate, rows, per_cpu = export_rate(client, fmt, process.pid)
             met = "yes" if rate >= 100_000 else "**no**"

@@ -61,7 +61,9 @@ def test_scale_benchmark_runs_a_short_round() -> None:
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    for case in ("one metric", "deep page of 50 by keyset", "NDJSON export", "CSV export"):
+    for case in ("one metric", "deep page of 50 by keyset", "NDJSON export", "CSV export",
+                 "page of 50, category=market&sort=-value",
+                 "deep page of 50 by keyset, sort=year"):  # fmt: skip
         assert f"| {case}" in result.stdout, case
     assert "server peak memory (VmHWM)" in result.stdout
 

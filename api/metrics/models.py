@@ -13,12 +13,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    desc,
+    literal_column,
 )
 from sqlmodel import Field, SQLModel
 
 from api.db import metadata
 from api.records.periods import history_of
 from api.vocabulary import Category, Direction, Measure, Qualifier, Unit, enum_column_type
+
+SORT = {"sort": True}  # an index for sorted pages only (api.records.periods.history_of)
 
 
 class Metric(SQLModel, table=True):
@@ -30,6 +34,14 @@ class Metric(SQLModel, table=True):
         CheckConstraint("evidence_start >= 0 AND evidence_start < evidence_end", name="evidence"),
         # The filtered, sorted page at scale (migration 0007).
         Index("ix_metric_category_forecast_value_high", "category", "forecast", "value_high"),
+        # Sorted pages walk these in their order (migration 0014); the history keeps none of
+        # them, only its index of year (which ix_metric_year_id serves on the live table).
+        Index("ix_metric_value_id", "value", "id", info=SORT),
+        Index("ix_metric_value_low_id", "value_low", "id", info=SORT),
+        Index("ix_metric_value_high_id", "value_high", "id", info=SORT),
+        Index("ix_metric_name", "name", info=SORT),
+        Index("ix_metric_year_id", "year", "id", info={**SORT, "history": "year"}),
+        Index("ix_metric_year_desc_id", desc(literal_column("year")), "id", info=SORT),
     )
 
     id: str = Field(primary_key=True, max_length=100)
@@ -47,7 +59,7 @@ class Metric(SQLModel, table=True):
     direction: Direction | None = Field(
         default=None, sa_column=Column(enum_column_type(Direction), nullable=True)
     )
-    year: int | None = Field(default=None, index=True)
+    year: int | None = Field(default=None)
     forecast: bool
     base_year: int | None = Field(default=None)
     geography: str | None = Field(default=None, max_length=100, index=True)

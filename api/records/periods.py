@@ -45,12 +45,20 @@ def history_of(live: Table, *, key: str) -> Table:
         Column("valid_to", Integer, nullable=True),
     ]
     indexes = [Index(f"ix_{name}_{key}", key, "valid_from")]
+    # The columns of the live table's single-column indexes, and those an index for sorting
+    # (`info["sort"]`, not kept in the history) names as its filter column (`info["history"]`).
+    indexed = [
+        index.info.get("history")
+        if index.info.get("sort")
+        else next(iter(index.columns)).name
+        if len(index.columns) == 1
+        else None
+        for index in live.indexes
+    ]
     indexes += [
         # With the key next, a filtered page in key order walks the index and stops early.
-        Index(f"ix_{name}_{index_column.name}", index_column.name, key, "valid_from", "valid_to")
-        for index in live.indexes
-        if len(index.columns) == 1
-        for index_column in index.columns
+        Index(f"ix_{name}_{column}", column, key, "valid_from", "valid_to")
+        for column in sorted({column for column in indexed if column is not None})
     ]
     history = Table(name, metadata, *columns, *indexes)
     VERSIONED[live] = history

@@ -6,6 +6,7 @@ version), writes from `routes`."""
 from pathlib import Path
 from typing import Any
 
+from psycopg.adapt import Loader
 from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel, create_engine
@@ -44,6 +45,19 @@ def _begin_sqlite(connection: Connection) -> None:
     )
 
 
+class _Bytes(Loader):
+    def load(self, data: Any) -> bytes:
+        return bytes(data)
+
+
+def _configure_postgresql(dbapi_connection: Any, _record: Any) -> None:
+    # `bpchar` (SQL's `character` without a length) arrives as the bytes it holds: an export
+    # casts each chunk's joined lines to it (api.metrics.encoding), which PostgreSQL sends as
+    # is, so that a chunk of megabytes is neither decoded into a str nor encoded again. No
+    # table has a column of that type.
+    dbapi_connection.adapters.register_loader("bpchar", _Bytes)
+
+
 def make_engine(url: str, settings: Settings | None = None) -> Engine:
     """An engine for `url`; SQLite files get their folder created and foreign keys switched on."""
     parsed = make_url(url)
@@ -60,7 +74,7 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         event.listen(engine, "begin", _begin_sqlite)
         return engine
     settings = settings or Settings()
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=settings.db_pool_size,
@@ -75,6 +89,8 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
             "options": f"-c statement_timeout={settings.db_statement_timeout_ms} -c jit=off",
         },
     )
+    event.listen(engine, "connect", _configure_postgresql)
+    return engine
 
 
 def writer(engine: Engine) -> Engine:

@@ -169,6 +169,9 @@ BOM = "\ufeff".encode()
 # Rows per read: bounds what one export holds in memory (about 1.5 MB of metrics) while it
 # waits on its client.
 CHUNK_ROWS = 2000
+# Bytes per send at most: a read written by the database may hold several megabytes, and a
+# client must take each send within the send timeout, as it took a read of CHUNK_ROWS before.
+SEND_BYTES = 1 << 20
 
 
 @dataclass
@@ -363,8 +366,8 @@ def export_chunks(
                 if first and fmt is Format.csv:
                     written = (BOM if bom else b"") + _csv_header(names) + written
                 first = False
-                if written:
-                    yield written
+                for start in range(0, len(written), SEND_BYTES):
+                    yield written[start : start + SEND_BYTES]
                 if ahead is None:
                     return
                 chunk, ahead = await ahead, None

@@ -7,12 +7,14 @@ rows/s when other work shares the cores.
     python bench/export_cpu.py sqlite:////path/to/m1.db
     python bench/export_cpu.py postgresql+psycopg://postgres@127.0.0.1:5432/scale1m --rounds 2
 
-The database must hold metrics already (bench/scale.py's SYNTHETIC dataset, for example); it
+`--sha256` also prints each export's digest (to show two versions of the code write the same
+bytes). The database must hold metrics already (bench/scale.py's SYNTHETIC dataset, for example); it
 is only read. Each round prints, per format: rows, bytes, wall time, and microseconds of CPU
 per row in the reader, in the database, and both.
 """
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -52,8 +54,10 @@ def database_cpu(engine: Engine, database: str | None) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def export_once(engine: Engine, version: int, fmt: Format) -> tuple[int, int]:
-    """Read every chunk of the export of all metrics in `fmt`: (rows, bytes)."""
+def export_once(engine: Engine, version: int, fmt: Format, digest: Any = None) -> tuple[int, int]:
+    """Read every chunk of the export of all metrics in `fmt`: (rows, bytes). With `digest`
+    (a hashlib object), every chunk is also written as the export engine writes it (without
+    the CSV header) and hashed."""
     query = MetricQuery()
 
     def read(session: Session, after: list[Any] | None, limit: int) -> Chunk:
@@ -67,6 +71,13 @@ def export_once(engine: Engine, version: int, fmt: Format) -> tuple[int, int]:
         chunk = exports._read_chunk(engine, version, read, after, exports.CHUNK_ROWS)
         written = chunk.written if chunk.written is not None else b""
         rows += written.count(b"\n") if chunk.written is not None else len(chunk.items)
+        if digest is not None:
+            if chunk.written is None:
+                items = chunk.items
+                written = (
+                    exports._csv_chunk(items) if fmt is Format.csv else exports._ndjson_chunk(items)
+                )
+            digest.update(written)
         size += len(written)
         if chunk.after is None:
             return rows, size
@@ -78,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("database_url")
     parser.add_argument("--formats", default="ndjson,csv")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--sha256",
+        action="store_true",
+        help="also print each export's SHA-256 (its body "
+        "without the CSV header), to compare two versions of the code; adds CPU to the reader",
+    )
     args = parser.parse_args(argv)
     engine = make_engine(args.database_url, Settings())
     asof.install(engine)
@@ -91,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             fmt = Format(name)
             wall, cpu = time.perf_counter(), time.process_time()
             server = database_cpu(engine, database)
-            rows, size = export_once(engine, version, fmt)
+            digest = hashlib.sha256() if args.sha256 else None
+            rows, size = export_once(engine, version, fmt, digest)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             server = database_cpu(engine, database) - server
             per_row = 1e6 / max(rows, 1)
@@ -101,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 f" both {(cpu + server) * per_row:.2f} us",
                 flush=True,
             )
+            if digest is not None:
+                print(f"{name:6} SHA-256 {digest.hexdigest()}", flush=True)
     engine.dispose()
     return 0
 

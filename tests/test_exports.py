@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -260,8 +261,15 @@ def load_awkward(engine: Engine) -> list[str]:
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"sort": "-value_high,name"}, {"category": "market"}, {"q": "metrics"}],
-    ids=["id order", "sorted", "filtered", "searched"],
+    [
+        {},
+        {"sort": "-value_high,name"},
+        {"category": "market"},
+        {"q": "metrics"},
+        {"sort": "-id"},
+        {"q": "metrics", "sort": "id"},
+    ],
+    ids=["id order", "sorted", "filtered", "searched", "id descending", "searched in id order"],
 )
 def test_exports_write_every_value_as_the_json_api_does(
     migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
@@ -301,6 +309,47 @@ def test_exports_write_every_value_as_the_json_api_does(
             lines = {json.loads(line)["id"]: line for line in ndjson.decode().splitlines()}
             assert '"value":0.00001,' in lines["awkward-03"]
             assert '"value":30,' in lines["awkward-00"]
+
+
+@pytest.mark.parametrize("params", [{}, {"sort": "-id"}], ids=["ascending", "descending"])
+def test_an_export_whose_reads_come_out_even_ends_with_an_empty_read(
+    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
+) -> None:
+    """In id order the database joins a read's lines into one (api.metrics.encoding; SQLite
+    only in ascending order); a read as long as the rows left cannot tell that none follow,
+    and the next one finds none: the export ends there, every metric written once."""
+    import orjson
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from api.metrics import encoding
+
+    seed(migrated_engine)  # figures PostgreSQL writes itself: every read is joined
+    with TestClient(create_app(Settings(response_cache_bytes=0), migrated_engine)) as client:
+        items = client.get("/v1/metrics", params={**params, "limit": 500}).json()["items"]
+        assert len(items) > 1
+        monkeypatch.setattr(encoding, "_JOINED_ROWS", 1)
+        monkeypatch.setattr(exports, "CHUNK_ROWS", len(items))
+        joined = encoding._joined_chunk
+        reads: list[exports.Chunk | None] = []
+
+        def counted(*args: Any, **kwargs: Any) -> exports.Chunk | None:
+            reads.append(joined(*args, **kwargs))
+            return reads[-1]
+
+        monkeypatch.setattr(encoding, "_joined_chunk", counted)
+        ndjson = client.get("/v1/metrics.ndjson", params=params).content
+        assert ndjson == b"".join(orjson.dumps(item) + b"\n" for item in items)
+        csv_body = client.get("/v1/metrics.csv", params=params).content
+        names = exports.columns(MetricPublic)
+        assert csv_body == exports._csv_header(names) + exports._csv_chunk(items)
+        if params and migrated_engine.dialect.name == "sqlite":
+            assert reads == []  # SQLite reads a sorted export's ids first, row by row
+            return
+        assert [(read.written != b"", read.after is None) for read in reads if read] == [
+            (True, False), (False, True), (True, False), (False, True),
+        ]  # fmt: skip
+        assert len(reads) == 4
 
 
 def test_exports_at_an_earlier_version_read_the_history(
@@ -377,3 +426,18 @@ def test_the_change_feed_exports_in_chunks_at_one_version(
         table = list(csv.DictReader(io.StringIO(client.get("/v1/changes.csv").text)))
         assert len(table) == len(feed) + 1  # now with the revision written meanwhile
         assert [row["id"] for row in table[:-1]] == [str(item["id"]) for item in feed]
+
+
+def test_a_joined_read_ends_at_the_id_its_last_record_begins_with() -> None:
+    """The next read starts after the last id of a joined one, found in its bytes: a CSV
+    record's quoted cells may hold line breaks, commas and quotes of their own."""
+    from api.exports import Format
+    from api.metrics.encoding import _last_id
+
+    records = [["a-1", "x", 'q"\r\nb-2,y"', "z"], ["c-3", 'p\r\nd-4,"\r\nq', "\r\n"]]
+    assert (
+        _last_id(exports._csv_chunk([dict(enumerate(row)) for row in records]), Format.csv) == "c-3"
+    )
+    assert _last_id(exports._csv_chunk([{"id": "a-1", "x": "y"}]), Format.csv) == "a-1"
+    lines = [{"id": "a-1", "n": "x\ny"}, {"id": "b-2", "n": '{"id":"c-3"}\n'}]
+    assert _last_id(exports._ndjson_chunk(lines), Format.ndjson) == "b-2"

@@ -3,10 +3,10 @@
 Requests get their sessions from api.records: reads from `asof` (live, or at a dataset
 version), writes from `routes`."""
 
+import functools
 from pathlib import Path
 from typing import Any
 
-from psycopg.adapt import Loader
 from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel, create_engine
@@ -45,9 +45,17 @@ def _begin_sqlite(connection: Connection) -> None:
     )
 
 
-class _Bytes(Loader):
-    def load(self, data: Any) -> bytes:
-        return bytes(data)
+@functools.cache
+def _bytes_loader() -> type:
+    """psycopg's loader of a value as the bytes it holds; psycopg is imported when a
+    PostgreSQL engine first connects (an SQLite server's start-up would pay 100 ms for it)."""
+    from psycopg.adapt import Loader
+
+    class Bytes(Loader):
+        def load(self, data: Any) -> bytes:
+            return bytes(data)
+
+    return Bytes
 
 
 def _configure_postgresql(dbapi_connection: Any, _record: Any) -> None:
@@ -55,7 +63,7 @@ def _configure_postgresql(dbapi_connection: Any, _record: Any) -> None:
     # casts each chunk's joined lines to it (api.metrics.encoding), which PostgreSQL sends as
     # is, so that a chunk of megabytes is neither decoded into a str nor encoded again. No
     # table has a column of that type.
-    dbapi_connection.adapters.register_loader("bpchar", _Bytes)
+    dbapi_connection.adapters.register_loader("bpchar", _bytes_loader())
 
 
 def make_engine(url: str, settings: Settings | None = None) -> Engine:

@@ -102,22 +102,25 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20000)
     args = parser.parse_args()
     url = args.database_url
-    if url is None:
-        from sqlmodel import Session
+    if url is not None:
+        asyncio.run(_run(url, args.requests))
+        return 0
+    from sqlmodel import Session
 
-        from api import migrate
-        from api.dataset import read_datasets
-        from api.db import make_engine
-        from api.records.loading import load_datasets
+    from api import migrate
+    from api.dataset import read_datasets
+    from api.db import make_engine
+    from api.records.loading import load_datasets
 
-        url = f"sqlite:///{tempfile.mkdtemp(prefix='cdmo-cpu-')}/bench.db"
+    with tempfile.TemporaryDirectory(prefix="cdmo-cpu-") as folder:
+        url = f"sqlite:///{folder}/bench.db"
         engine = make_engine(url)
         migrate.upgrade(engine)
         datasets = read_datasets(ROOT / "seed" / "data", ROOT / "seed" / "sources")
         with Session(engine) as session, session.begin():
             load_datasets(session, datasets, label="bench")
         engine.dispose()
-    asyncio.run(_run(url, args.requests))
+        asyncio.run(_run(url, args.requests))
     return 0
 
 

@@ -255,19 +255,21 @@ def round_for(
 
 
 def run(size: int, requests: int, databases: list[str], only: tuple[str, ...] = CASES) -> None:
-    work = Path(tempfile.mkdtemp(prefix="cdmo-scale-"))
-    folder = work / "synthetic"
-    started = time.perf_counter()
-    synthetic.write(folder, size, max(1, size // PER_SOURCE))
-    print(f"SYNTHETIC dataset of {size:,} metrics written in {time.perf_counter() - started:.0f} s")
-    postgres = os.environ.get("BENCH_POSTGRES_URL", "")
-    for kind in databases:
-        if kind == "postgresql" and not postgres:
-            print("\n(PostgreSQL skipped: BENCH_POSTGRES_URL is not set)")
-            continue
-        with fresh_database(kind, work, postgres, size) as url:
-            round_for({"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind], url, folder, size,
-                      requests, work, only)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="cdmo-scale-") as name:
+        work = Path(name)
+        folder = work / "synthetic"
+        started = time.perf_counter()
+        synthetic.write(folder, size, max(1, size // PER_SOURCE))
+        seconds = time.perf_counter() - started
+        print(f"SYNTHETIC dataset of {size:,} metrics written in {seconds:.0f} s")
+        postgres = os.environ.get("BENCH_POSTGRES_URL", "")
+        for kind in databases:
+            if kind == "postgresql" and not postgres:
+                print("\n(PostgreSQL skipped: BENCH_POSTGRES_URL is not set)")
+                continue
+            with fresh_database(kind, work, postgres, size) as url:
+                round_for({"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind], url, folder,
+                          size, requests, work, only)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
     if args.database_url:
         kind = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
-        work = Path(tempfile.mkdtemp(prefix="cdmo-scale-"))
-        round_for(kind, args.database_url, None, args.size, args.requests, work, only)
+        with tempfile.TemporaryDirectory(prefix="cdmo-scale-") as work:
+            round_for(kind, args.database_url, None, args.size, args.requests, Path(work), only)
         return 0
     run(args.size, args.requests, args.databases.split(","), only)
     return 0

@@ -17,6 +17,7 @@ from api.exports import (
     MEDIA_TYPES,
     ChunkReader,
     Format,
+    KeyedReader,
     columns,
     export,
     export_chunks,
@@ -86,7 +87,7 @@ def add_exports(
     name: str,
     plural: str,
     rows: Callable[[Session, Any], Iterable[BaseModel]] | None = None,
-    chunks: Callable[[Any, Format], ChunkReader] | None = None,
+    chunks: Callable[[Any, Format], ChunkReader | KeyedReader] | None = None,
     tags: list[str | Enum] | None = None,
 ) -> None:
     """Register `GET <path>.csv` and `GET <path>.ndjson` exporting the collection parameters
@@ -119,7 +120,7 @@ def _download(
     page_query: type[BaseModel],
     schema: type[BaseModel],
     rows: Callable[[Session, Any], Iterable[BaseModel]] | None,
-    chunks: Callable[[Any, Format], ChunkReader] | None,
+    chunks: Callable[[Any, Format], ChunkReader | KeyedReader] | None,
     filename: str,
 ) -> Callable[..., StreamingResponse]:
     query_model: Any = export_query(page_query, fmt)

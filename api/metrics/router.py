@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from api.direct import DirectRoute
 from api.downloads import add_exports
-from api.exports import Chunk, ChunkReader, Format
+from api.exports import Chunk, ChunkReader, Format, KeyedReader
 from api.metrics import encoding, service
 from api.metrics.kind import METRIC as KIND
 from api.metrics.schemas import FacetQuery, Facets, MetricPublic, MetricQuery
@@ -46,13 +46,18 @@ def _reader(category: Category | None) -> Any:
     """The chunk reader of an export of the metrics `query` selects (api.exports), each
     chunk written in the export's format by the database (api.metrics.encoding)."""
 
-    def reader(query: MetricQuery, fmt: Format) -> ChunkReader:
+    def reader(query: MetricQuery, fmt: Format) -> ChunkReader | KeyedReader:
         def read(session: Session, after: list[Any] | None, limit: int) -> Chunk:
             return encoding.read_chunk(
                 session, query=query, category=category, fmt=fmt, after=after, limit=limit
             )
 
-        return read
+        def split(session: Session, after: list[Any] | None, limit: int) -> list[Any] | None:
+            return encoding.split_chunk(
+                session, query=query, category=category, after=after, limit=limit
+            )
+
+        return KeyedReader(read, split) if encoding.splits(query, category) else read
 
     return reader
 

@@ -421,11 +421,18 @@ _LIVE_COUNT = {
 # matches scoring at least the last wanted row's are joined to the history for their ids (the
 # others cannot reach the page).
 _LIVE_RANKED = {
+    # The matches' scores are taken in a subquery of their own (OFFSET 0 keeps it one), so
+    # that the count over them holds (id, score) rather than each match's document: at
+    # 1,000,000 metrics, 145,000 matches spilled 100 MB to temporary files (455-475 ms,
+    # against 324-332 ms so).
     "postgresql": """
-        SELECT f.id AS id, ts_rank(f.document, query.q) AS score, count(*) OVER () AS matches
-        FROM {kind}_live_fts f, (SELECT {tsquery} AS q) AS query
-        WHERE f.document @@ query.q
-        ORDER BY score DESC, f.id LIMIT :rows OFFSET :offset
+        SELECT s.id AS id, s.score AS score, count(*) OVER () AS matches
+        FROM (
+            SELECT f.id AS id, ts_rank(f.document, query.q) AS score
+            FROM {kind}_live_fts f, (SELECT {tsquery} AS q) AS query
+            WHERE f.document @@ query.q OFFSET 0
+        ) AS s
+        ORDER BY s.score DESC, s.id LIMIT :rows OFFSET :offset
     """,
     "sqlite": """
         WITH scored AS MATERIALIZED (

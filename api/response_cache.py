@@ -10,12 +10,13 @@ is the only invalidation path, and it is exact across instances sharing the data
 import asyncio
 import contextlib
 import hashlib
+import mmap
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine
 from starlette.datastructures import Headers, MutableHeaders
@@ -94,6 +95,11 @@ _DIGESTS: dict[tuple[str, bytes, str], bytes] = {}
 _DIGESTS_KEPT = 4096
 
 
+# The WAL index begins with two copies of its 48-byte header (sqlite.org/walformat.html).
+_WAL_HEADER = 48
+_WAL_HEADERS = 2 * _WAL_HEADER
+
+
 class RevisionProbe:
     """Knows the dataset revision: reads the one row over a dedicated connection.
 
@@ -115,6 +121,9 @@ class RevisionProbe:
         self._local = engine.dialect.name == "sqlite"
         self._stamp: object = None  # SQLite's data_version at the last read of the row
         self._pragma: Any = None
+        self._shm: mmap.mmap | Literal[False] | None = (
+            None  # the WAL index's header, mapped (False: none)
+        )
         self._writes = 0  # writes through this process under way
         self._async: Any = None  # PostgreSQL: the revalidations' connection, on the loop
         self._async_loop: Any = None
@@ -261,15 +270,44 @@ class RevisionProbe:
     def _unchanged_file(self) -> bool:
         """SQLite: whether no connection has committed to the file since the last look.
 
-        `PRAGMA data_version` on this dedicated connection changes whenever any other connection,
-        in this process or another, commits: no table read and no transaction when nothing did.
+        In WAL mode, the header of the WAL index (the `-shm` file, which every connection to
+        the database maps) changes with every commit, in this process or another: its
+        `iChange` counts transactions ("WAL-mode File Format", sqlite.org/walformat.html). It
+        is read from memory, as SQLite's readers read it: two copies, taken only when they
+        agree. Otherwise (another journal mode, or a header being written), `PRAGMA
+        data_version` on this dedicated connection, which changes whenever any other
+        connection commits; it costs a transaction's locks, and gives the interpreter's lock
+        to other threads while it runs (25-30 µs a cache hit under load, against 4 µs alone).
         """
-        if self._pragma is None:  # the driver's own cursor, kept: a few microseconds a look
-            self._pragma = self._connection.driver_connection.cursor()
-        stamp = self._pragma.execute("PRAGMA data_version").fetchone()[0]
+        stamp = self._wal_header()
+        if stamp is None:
+            if self._pragma is None:  # the driver's own cursor, kept
+                self._pragma = self._connection.driver_connection.cursor()
+            stamp = self._pragma.execute("PRAGMA data_version").fetchone()[0]
         unchanged = stamp == self._stamp and not self._dirty and self._known is not None
         self._stamp = stamp
         return unchanged
+
+    def _wal_header(self) -> bytes | None:
+        """The WAL index's header (48 bytes) when both copies agree; None when the database
+        is not in WAL mode or a writer is between the two copies."""
+        if self._shm is None:
+            self._shm = False
+            cursor = self._connection.driver_connection.cursor()
+            try:
+                mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+                path = cursor.execute("PRAGMA database_list").fetchone()[2]
+            finally:
+                cursor.close()
+            if mode == "wal" and path:
+                # While this connection is open, the file stays: SQLite removes it with the
+                # last connection, and leaves WAL mode only when no other connection is open.
+                with contextlib.suppress(OSError, ValueError), open(f"{path}-shm", "rb") as file:
+                    self._shm = mmap.mmap(file.fileno(), _WAL_HEADERS, access=mmap.ACCESS_READ)
+        if self._shm is False:
+            return None
+        first, second = self._shm[:_WAL_HEADER], self._shm[_WAL_HEADER:_WAL_HEADERS]
+        return first if first == second else None
 
     def writing(self) -> None:
         """A write through this process begins: until it has finished, reads read the row."""
@@ -294,6 +332,12 @@ class RevisionProbe:
                         self._pragma.close()
                     self._connection.close()
                 self._connection = self._pragma = None
+                self._close_shm()
+
+    def _close_shm(self) -> None:
+        if isinstance(self._shm, mmap.mmap):
+            self._shm.close()
+        self._shm = None
 
     def _listen(self) -> None:
         import psycopg
@@ -314,6 +358,7 @@ class RevisionProbe:
 
     def _reset(self) -> None:
         self._stamp = self._pragma = None
+        self._close_shm()
         try:
             if self._connection is not None:
                 self._connection.invalidate()

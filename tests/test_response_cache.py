@@ -5,6 +5,8 @@ import asyncio
 import csv
 import io
 import re
+import subprocess
+import sys
 import time
 
 import httpx
@@ -220,8 +222,8 @@ def test_a_commit_by_any_other_connection_is_seen_by_the_next_hit(
     migrated_engine: Engine,
 ) -> None:
     """SQLite: the revision check is exact, and costs no table read while nothing changed: the
-    probe's own connection sees `PRAGMA data_version` move when any other connection commits
-    (another process's would be one), and then reads the revision row."""
+    probe sees the WAL index's header move when any other connection commits, in this process
+    or another, and then reads the revision row."""
     if migrated_engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL's writes notify; this is SQLite's check of the file")
     seed(migrated_engine)
@@ -238,6 +240,18 @@ def test_a_commit_by_any_other_connection_is_seen_by_the_next_hit(
         after = client.get(ITEM)
         assert after.json()["geography"] == "Mars" and cache.hits == hits + 1
         assert int(after.headers["dataset-version"]) == int(before.headers["dataset-version"]) + 1
+        assert client.get(ITEM).content == after.content and cache.hits == hits + 2
+        # Another process's commit, through the sqlite3 module alone.
+        path = migrated_engine.url.database
+        script = (
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+            "c.execute('PRAGMA busy_timeout=10000'); c.execute('BEGIN IMMEDIATE'); "
+            "c.execute(\"UPDATE metric SET geography = 'Venus' WHERE id = 'viral-vector-lead-time'\"); "
+            "c.execute('UPDATE dataset_state SET version = version + 1'); c.execute('COMMIT')"
+        )
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+        assert client.get(ITEM).json()["geography"] == "Venus" and cache.hits == hits + 2
+        assert cache.probe._shm, "a WAL file's revision is read from the WAL index's header"
 
 
 def test_a_live_server_read_right_after_its_write_sees_it(migrated_engine: Engine) -> None:

@@ -94,6 +94,8 @@ def test_keyset_pages_follow_any_sort_order_with_nulls_last(client: TestClient, 
         {"value_min": "50"},
         {"value_max": "30", "forecast": "false"},
         {"subject": "CAR-T"},
+        # Tallied filters: a page sorted by year reads the years that hold a match, one by one.
+        {"forecast": "true", "unit": "USD,percent"},
         {"q": "cell"},
     ],
 )

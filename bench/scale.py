@@ -95,7 +95,7 @@ CASES = ("item", "filtered", "q", "q-new", "facets", "facets-subject", "facets-o
 # and from the middle of the sorted collection by keyset ("sorts-deep").
 SORTS = ("-value", "value", "-year", "year", "name", "-value_high", "value_low")
 SORT_FILTERS = ("", "category=market", "subject=CAR-T", "forecast=true", "geography=global")
-DEEP_FILTERS = ("", "category=market")
+DEEP_FILTERS = ("", "category=market", "geography=global")
 
 
 def round_for(

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from api.records.loading import Progress, Report
 
 
+# SQLite pages a load keeps in memory (KiB): inserts into a dozen indexes of a table larger
+# than SQLite's default 2 MB spilled and read pages again (100,000 metrics: 23.4 -> 19.9 s).
+LOAD_CACHE_KIB = 256 * 1024
+
+
 @contextmanager
 def _loading(engine: "Engine") -> Iterator["Session"]:
     """One load's transaction: after any other instance's migration or load, and without the
@@ -32,6 +37,8 @@ def _loading(engine: "Engine") -> Iterator["Session"]:
         migrate.serialise(connection)
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        else:
+            connection.exec_driver_sql(f"PRAGMA cache_size = -{LOAD_CACHE_KIB}")
         yield session
 
 

@@ -512,9 +512,9 @@ def walked_page(
 def _years_matched(
     session: Session, query: MetricQuery, category: Category | None
 ) -> tuple[int, ...] | None:
-    """For a live page sorted by year first and filtered on tallied fields (but category
-    alone, which an index of its own walks in year order: migration 0015), the years that
-    hold a match, from the tally (a few thousand rows); else None.
+    """For a live page sorted by year, then id, and filtered on tallied fields (other than
+    category alone, whose pages walk an index of category and year: migration 0015), the
+    years that hold a match, from the tally (a few thousand rows); else None.
 
     Walking the index of year skips the rows the filters refuse, and where the matches sit
     in some years only, it passes every row of the years between: at 1,000,000 metrics,

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 
 # SQLite pages a load keeps in memory (KiB): inserts into a dozen indexes of a table larger
-# than SQLite's default 2 MB spilled and read pages again (100,000 metrics: 23.4 -> 19.9 s).
+# than SQLite's default 2 MB spilled and read pages again (100,000 metrics: 27.5 / 25.9 s ->
+# 24.0 / 24.0 s, before and after alternately; 1 GiB was not faster).
 LOAD_CACHE_KIB = 256 * 1024
 
 

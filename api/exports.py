@@ -24,7 +24,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import orjson
@@ -386,7 +386,7 @@ def export_chunks(
             return data
 
         keyed = reader if isinstance(reader, KeyedReader) else None
-        read = keyed.read if keyed else cast(ChunkReader, reader)
+        read = reader.read if isinstance(reader, KeyedReader) else reader
         depth = READS_AHEAD if keyed else 1
         # Reads under way, each with the sort values its last row should have (`split`'s
         # answer; a plain reader's next read starts where the chunk before it ended).

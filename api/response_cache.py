@@ -121,9 +121,8 @@ class RevisionProbe:
         self._local = engine.dialect.name == "sqlite"
         self._stamp: object = None  # SQLite's data_version at the last read of the row
         self._pragma: Any = None
-        self._shm: mmap.mmap | Literal[False] | None = (
-            None  # the WAL index's header, mapped (False: none)
-        )
+        # The WAL index's header, mapped (False: the database has none to map).
+        self._shm: mmap.mmap | Literal[False] | None = None
         self._writes = 0  # writes through this process under way
         self._async: Any = None  # PostgreSQL: the revalidations' connection, on the loop
         self._async_loop: Any = None

@@ -31,6 +31,9 @@ def test_migrate_then_seed_twice_then_a_bad_file(tmp_path: Path, seed_copy: Path
     assert "metrics              +42 ~0 -0 =0" in first.stdout
     second = run("seed", env=env)
     assert "metrics              +0 ~0 -0 =42" in second.stdout
+    # The command leaves without the interpreter's tear-down, having closed its connections:
+    # the database is whole in its file, with no write-ahead log left beside it.
+    assert sorted(p.name for p in tmp_path.glob("cli.db*")) == ["cli.db"]
 
     path = seed_copy / "data" / f"{SOURCE_ID}.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -71,3 +74,10 @@ def test_every_command_and_option_has_help() -> None:
     create = run("keys", "create", "--help", env={}).stdout
     assert "--name NAME" in create and "a unique name for the key" in create
     assert "admin: sources too" in " ".join(create.split())
+
+
+def test_keys_on_a_database_not_migrated_say_so(tmp_path: Path) -> None:
+    listed = run("keys", "list", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"})
+    assert listed.returncode == 1
+    assert listed.stderr.startswith("keys list failed: no such table: api_key")
+    assert "cdmo-metrics migrate" in listed.stderr and "Traceback" not in listed.stderr

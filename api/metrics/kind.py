@@ -109,6 +109,7 @@ METRIC = Kind(
         "metric_id",
         "subject",
         kept=(("subjects_json", _subjects_json), ("subjects_csv", _subjects_csv)),
+        read_back=("subjects_json", orjson.loads),
     ),
     refs=(Ref("source_id", "source"), Ref("baseline_id", "metric")),
     rules=rules,

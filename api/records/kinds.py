@@ -31,6 +31,10 @@ class Child:
     # exports) take it with the row instead of gathering its rows. The child rows stay, for
     # filters and facets.
     kept: tuple[tuple[str, Callable[[list[Any]], str]], ...] = ()
+    # A kept column the whole list reads back from (column name, parser), exactly as its rows
+    # hold it: a write's read of its records then takes the list with the row (one statement
+    # rather than two; a metric PATCH runs 10).
+    read_back: tuple[str, Callable[[str], list[Any]]] | None = None
 
 
 @dataclass(frozen=True)

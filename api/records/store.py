@@ -102,15 +102,16 @@ def _data(kind: Kind, row: dict[str, Any], children: list[str]) -> dict[str, Any
 
 
 def _record_columns(kind: Kind) -> list[Any]:
-    """The live table's columns (those that keep its child list left out: the list is read
-    from its rows), enumerations read as their values (as records hold them) rather than made
-    into enum members one value at a time."""
+    """The live table's columns (of those that keep its child list, only the one it reads
+    back from, if any: otherwise the list is read from its rows), enumerations read as their
+    values (as records hold them) rather than made into enum members one value at a time."""
+    back = kind.child.read_back[0] if kind.child and kind.child.read_back else None
     return [
         type_coerce(column, String).label(column.name)
         if isinstance(column.type, SAEnum)
         else column
         for column in kind.table.columns
-        if column.name in kind.columns or column.name == "version"
+        if column.name in kind.columns or column.name in ("version", back)
     ]
 
 
@@ -149,17 +150,24 @@ def read_many(
         result = session.execute(select(*_record_columns(kind)).where(condition))
         names = list(result.keys())
         rows = [dict(zip(names, row, strict=True)) for row in result]
-        children = _children(session, kind, condition) if rows else {}
+        children = _children(session, kind, condition, rows) if rows else {}
         for row in rows:
             found[row["id"]] = Stored(_data(kind, row, children.get(row["id"], [])), row["version"])
     return found
 
 
-def _children(session: Session, kind: Kind, condition: Any) -> dict[str, list[str]]:
-    """The child lists of the records of `kind` that `condition` (on its table) selects."""
+def _children(
+    session: Session, kind: Kind, condition: Any, rows: list[dict[str, Any]]
+) -> dict[str, list[str]]:
+    """The child lists of `rows`, the records of `kind` that `condition` (on its table)
+    selects: read back from the column that keeps them, if the kind has one, else from the
+    child rows."""
     if kind.child is None:
         return {}
     child = kind.child
+    if child.read_back is not None:
+        column, parse = child.read_back
+        return {row["id"]: parse(row[column]) for row in rows}
     table = child.table
     owner = table.c[child.owner_column]
     rows = session.execute(

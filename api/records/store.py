@@ -170,14 +170,14 @@ def _children(
         return {row["id"]: parse(row[column]) for row in rows}
     table = child.table
     owner = table.c[child.owner_column]
-    rows = session.execute(
+    listed = session.execute(
         select(owner, table.c[child.value_column])
         .join(kind.table, kind.table.c.id == owner)
         .where(condition)
         .order_by(owner, table.c.position)
     )
     result: dict[str, list[str]] = {}
-    for owner_id, value in rows:
+    for owner_id, value in listed:
         result.setdefault(owner_id, []).append(value)
     return result
 

@@ -100,6 +100,14 @@ def read_dataset(path: Path, sources_dir: Path) -> Dataset:
             problems.append(f"{path}: {record}.{where}: {error['msg']}")
         raise DatasetError(problems) from None
     text_path = sources_dir / data.source.text_file
+    folder = sources_dir.resolve()
+    if not text_path.resolve().is_relative_to(folder):
+        # A dataset file names its text, which becomes public at /v1/sources/{id}/text: never
+        # a file elsewhere on the server (an absolute path, `..`, a link out of the folder).
+        raise DatasetError(
+            [f"{path}: source.text_file: {data.source.text_file!r} is not a file in the "
+             f"folder of source texts, {folder}"]
+        )  # fmt: skip
     try:
         text = text_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

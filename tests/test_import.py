@@ -80,6 +80,29 @@ def test_a_source_text_over_the_limit_says_so(migrated_engine: Engine, tmp_path:
     assert "Traceback" not in refused.stderr
 
 
+@pytest.mark.parametrize("named", ["/etc/passwd", "../secret.txt", "texts/../../secret.txt"])
+def test_a_source_text_outside_the_folder_of_texts_is_refused(
+    migrated_engine: Engine, tmp_path: Path, named: str
+) -> None:
+    """A dataset file's text becomes public (/v1/sources/{id}/text): it may only name a file in
+    the folder of source texts, never one elsewhere on the server."""
+    (tmp_path / "secret.txt").write_text("a server's secret", encoding="utf-8")
+    folder = tmp_path / "data"
+    (path,) = synthetic.write(folder, metrics=1, sources=1)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["source"]["text_file"] = named
+    path.write_text(json.dumps(data), encoding="utf-8")
+    refused = _import(migrated_engine, str(path))
+    assert refused.returncode == 1, refused.stdout
+    assert (
+        f"{path}: source.text_file: {named!r} is not a file in the folder of source texts, "
+        f"{folder.resolve()}" in refused.stderr
+    )
+    assert "nothing was written" in refused.stderr and "Traceback" not in refused.stderr
+    with migrated_engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM source").scalar_one() == 0
+
+
 def test_a_path_that_is_not_there_is_refused(migrated_engine: Engine, tmp_path: Path) -> None:
     refused = _import(migrated_engine, str(tmp_path / "missing.json"))
     assert refused.returncode == 1 and "no dataset file" in refused.stderr

@@ -1,11 +1,15 @@
 """`GET /v1`: the API's front page for programs, an index of its collections."""
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.entities.kind import ENTITIES
 from api.negotiation import negotiate
+from api.records.reads import ReadSessionDep
 from api.routing import DeferredRoute, plain_responses, single_valued_parameters
+from api.schemas import AsOfQuery
 
 # Outside the /v1 router only because a router's own path cannot be empty; the same checks.
 router = APIRouter(
@@ -72,6 +76,9 @@ INDEX = ApiIndex(
         {"application/json": {"schema": {"$ref": "#/components/schemas/ApiIndex"}}},
     ),
 )
-def get_index() -> ApiIndex:
+def get_index(session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]) -> ApiIndex:
     """Every collection of the API, with its address; the documentation; the explorer."""
+    # As every read: the dataset version it answers at (at `as_of`, if given) in its
+    # `Dataset-Version` header, and any other parameter refused.
+    session.connection()
     return INDEX

@@ -91,7 +91,17 @@ def test_v1_answers_an_index_of_the_collections(client: TestClient) -> None:
     for href in hrefs:
         assert client.get(href).status_code == 200, href
     assert body["docs"] == "/docs" and body["explorer"] == "/"
-    assert client.get("/v1?x=1").status_code == 200  # no parameters of its own to check
+    # A read as every other: its dataset version, `as_of`, and no parameter it does not know.
+    assert index.headers["Dataset-Version"] == "1"
+    past = client.get("/v1", params={"as_of": "2001-01-01T00:00:00Z"})
+    assert past.status_code == 200 and past.headers["Dataset-Version"] == "0"
+    assert past.json() == body
+    refused = client.get("/v1?x=1")
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["errors"] == [
+        {"in": "query", "name": "x", "detail": "Unknown parameter."}
+    ]
 
 
 def test_the_figure_page_states_the_range_its_sentence_chart_and_citations(

@@ -55,3 +55,20 @@ def test_text_refuses_an_accept_it_cannot_meet(client: TestClient) -> None:
     response = client.get(f"/v1/sources/{SOURCE_ID}/text", headers={"Accept": "application/json"})
     assert response.status_code == 406
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_source_read_at_a_moment_links_its_text_at_that_moment(client: TestClient) -> None:
+    """The evidence of metrics read `as_of` indexes the text as it stood then: the source's
+    `text_url` read at a moment keeps that moment."""
+    moment = "2030-01-01T00:00:00+01:00"
+    item = client.get(f"/v1/sources/{SOURCE_ID}", params={"as_of": moment}).json()
+    assert (
+        item["text_url"] == f"/v1/sources/{SOURCE_ID}/text?as_of=2030-01-01T00%3A00%3A00%2B01%3A00"
+    )
+    page = client.get("/v1/sources", params={"as_of": moment}).json()
+    assert page["items"] == [item]
+    text = client.get(item["text_url"])
+    assert text.status_code == 200 and text.headers["Dataset-Version"] == "1"
+    assert text.text == client.get(f"/v1/sources/{SOURCE_ID}/text").text
+    before = client.get(f"/v1/sources/{SOURCE_ID}/text", params={"as_of": "2001-01-01T00:00:00Z"})
+    assert before.status_code == 404

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, false, func, select, true
 from sqlmodel import Session, col
@@ -31,8 +32,17 @@ _COLUMNS: list[Any] = [
 ]
 
 
-def _public(row: Any) -> SourcePublic:
-    return SourcePublic(**row, text_url=f"/v1/sources/{row['id']}/text")
+def _public(row: Any, at: str) -> SourcePublic:
+    return SourcePublic(**row, text_url=f"/v1/sources/{row['id']}/text{at}")
+
+
+def _at(session: Session) -> str:
+    """The query string that reads a source's text at the moment this read answers at: the
+    request's own `as_of`, if it has one (its text then is the one its evidence indexes)."""
+    request = session.info.get("request")
+    if request is None or session.info.get("as_of") is None:
+        return ""
+    return "?" + urlencode({"as_of": request.query_params["as_of"]})
 
 
 def _where(session: Session, query: SourceQuery) -> ColumnElement[bool]:
@@ -49,7 +59,8 @@ def list_sources(session: Session, *, query: SourceQuery) -> tuple[list[SourcePu
     rows = session.execute(
         select(*_COLUMNS).where(where).order_by(Source.id).limit(query.limit).offset(query.offset)
     ).mappings()
-    return [_public(row) for row in rows], total
+    at = _at(session)
+    return [_public(row, at) for row in rows], total
 
 
 def stream_sources(session: Session, query: SourceQuery) -> Iterator[SourcePublic]:
@@ -57,7 +68,8 @@ def stream_sources(session: Session, query: SourceQuery) -> Iterator[SourcePubli
     rows = session.execute(
         select(*_COLUMNS).where(_where(session, query)).order_by(Source.id)
     ).mappings()
-    yield from (_public(row) for row in rows)
+    at = _at(session)
+    yield from (_public(row, at) for row in rows)
 
 
 def get_source(session: Session, *, source_id: str) -> SourcePublic:
@@ -65,7 +77,7 @@ def get_source(session: Session, *, source_id: str) -> SourcePublic:
     row = session.execute(select(*_COLUMNS).where(col(Source.id) == source_id)).mappings().first()
     if row is None:
         raise NotFound(f"There is no source {source_id!r}.")
-    return _public(row)
+    return _public(row, _at(session))
 
 
 def get_source_text(session: Session, *, source_id: str) -> str:

@@ -51,7 +51,7 @@ class Page(BaseModel, Generic[T]):
     offset: int = Field(examples=[0])
     next: str | None = Field(
         description="Relative URL of the next page, or null on the last page.",
-        examples=["/v1/metrics?limit=50&after=WyJhYm9ydGlvbiJd"],
+        examples=["/v1/metrics?limit=50&after=WyJpZCIsImFpLWNlbGwtdmlhYmlsaXR5LWltcHJvdmVtZW50Il0"],
     )
 
 
@@ -73,9 +73,9 @@ def page(
     return Page[T](items=items, total=total, limit=limit, offset=offset, next=next_url)
 
 
-# Keyset paging (metric collections): `next` carries `after=`, the sort values of the page's last
-# item, so a deep page is found by the index as fast as the first, and stays put when items are
-# added before it.
+# Keyset paging (metric collections): `next` carries `after=`, the sort order and the sort values
+# of the page's last item, so a deep page is found by the index as fast as the first, and stays
+# put when items are added before it.
 
 
 def encode_cursor(values: list[Any]) -> str:

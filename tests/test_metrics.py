@@ -41,10 +41,11 @@ def test_paging_links_in_body_and_header_until_the_last_page(client: TestClient)
     market = client.get("/v1/metrics", params={"category": "market", "limit": 500}).json()
     assert pages == 1 and len(seen) == market["total"] == 10
 
-    # `next` pages by keyset: `after=` names the last item's sort values (here its id).
+    # `next` pages by keyset: `after=` names the sort order and the last item's sort values
+    # (here its id).
     first = client.get("/v1/metrics", params={"limit": 20}).json()
     last = ids(first)[-1]
-    assert first["next"] == f"/v1/metrics?limit=20&after={encode_cursor([last])}"
+    assert first["next"] == f"/v1/metrics?limit=20&after={encode_cursor(['id', last])}"
     second = client.get(first["next"]).json()
     third = client.get(second["next"]).json()
     assert (second["offset"], third["offset"], third["next"]) == (0, 0, None)
@@ -141,6 +142,17 @@ def test_count_none_skips_the_total_and_bad_cursors_are_422(client: TestClient) 
         response = client.get("/v1/metrics", params={"after": bad})
         assert response.status_code == 422, bad
         assert response.headers["content-type"] == "application/problem+json"
+    # A cursor is for the sort order it was given with: another order, even with as many
+    # sort values, would read its values as another item's.
+    by_value = client.get("/v1/metrics", params={"sort": "-value,id", "limit": 2}).json()
+    cursor = by_value["next"].rsplit("after=", 1)[1]
+    assert client.get("/v1/metrics", params={"sort": "-value", "after": cursor}).status_code == 200
+    for other in ("name", "value", "-value_low", "id"):
+        response = client.get("/v1/metrics", params={"sort": other, "after": cursor})
+        assert response.status_code == 422, other
+        assert response.json()["errors"] == [
+            {"in": "query", "name": "after", "detail": "this cursor is for another sort order"}
+        ]
     # Ranked by relevance (q, no sort): paged by offset.
     ranked = client.get("/v1/metrics", params={"q": "cell", "limit": 2}).json()
     assert "offset=2" in ranked["next"] and "after=" not in ranked["next"]
@@ -365,7 +377,7 @@ def test_category_views_are_filtered_metric_collections(
     body = client.get(path, params={"limit": 3}).json()
     assert body["total"] == total
     assert {item["category"] for item in body["items"]} == {category}
-    assert body["next"] == f"{path}?limit=3&after={encode_cursor([ids(body)[-1]])}"
+    assert body["next"] == f"{path}?limit=3&after={encode_cursor(['id', ids(body)[-1]])}"
     same = client.get("/v1/metrics", params={"category": category, "limit": 3}).json()
     assert body["items"] == same["items"]
     filtered = client.get(path, params={"forecast": "true", "sort": "-year"}).json()

@@ -36,7 +36,7 @@ def _collection(
     if rows.more:
         next_params = [("limit", str(query.limit))]
         if rows.last is not None:
-            next_params.append(("after", encode_cursor(rows.last)))
+            next_params.append(("after", encode_cursor([service.sort_tag(query), *rows.last])))
         else:  # ranked by relevance: paged by offset
             next_params.append(("offset", str(query.offset + query.limit)))
     return json_page(request, rows.items, total, query.limit, query.offset, next_params)

@@ -887,12 +887,29 @@ def _tally_count(
     return int(session.execute(select(summed).where(where)).scalar_one())
 
 
+def sort_tag(query: MetricQuery) -> str:
+    """The sort order a cursor is for, as its first value: `-value,id`. A cursor names an
+    item by its sort values, which another order would read as another item."""
+    keys = _sort_keys(query, None)
+    return ",".join(f"{'-' if descending else ''}{column.name}" for column, descending, _n in keys)
+
+
+def _cursor_after(query: MetricQuery) -> list[Any] | None:
+    """The sort values of the item `query.after` names, for the query's own sort order."""
+    if query.after is None:
+        return None
+    tag, *values = cursor_values(query.after)
+    if tag != sort_tag(query):
+        raise InvalidInput("query", "after", "this cursor is for another sort order")
+    return values
+
+
 def list_metrics(
     session: Session, *, query: MetricQuery, category: Category | None = None
 ) -> tuple[Rows, int | None]:
     """One page of metrics matching `query` (within `category` if given), and the total
     (None with `count=none`). A first page that holds every match is its own count."""
-    after = cursor_values(query.after) if query.after is not None else None
+    after = _cursor_after(query)
     rows = read_page(session, query, category, after=after, limit=query.limit, offset=query.offset)
     total: int | None = None
     if query.count == "exact":

@@ -19,6 +19,7 @@ from api.entities.schemas import (
     RegulatoryChangeIn,
     TechnologyIn,
 )
+from api.errors import detail_of
 from api.metrics.schemas import MetricIn
 from api.records.fields import MAX_TEXT, Strict
 from api.sources.schemas import SourceIn
@@ -97,7 +98,7 @@ def read_dataset(path: Path, sources_dir: Path) -> Dataset:
         problems = []
         for error in exc.errors():
             record, where = _record_label(raw, error["loc"])
-            problems.append(f"{path}: {record}.{where}: {error['msg']}")
+            problems.append(f"{path}: {record}.{where}: {detail_of(error)}")
         raise DatasetError(problems) from None
     text_path = sources_dir / data.source.text_file
     folder = sources_dir.resolve()

@@ -128,11 +128,15 @@ def describe(error: Any) -> ProblemError:
     body."""
     location, *path = error.get("loc") or ("body",)
     name = ".".join(str(part) for part in path) or str(location)
+    return ProblemError(in_=str(location), name=name, detail=detail_of(error, str(location)))
+
+
+def detail_of(error: Any, location: str = "body") -> str:
+    """What is wrong, as one pydantic error says it, for a field of a record (`body`: a POST,
+    a PATCH or a dataset file's entry, which the loader words alike) or a parameter."""
     if error.get("type") == "extra_forbidden":
-        what = "Unknown or server-owned field." if location == "body" else "Unknown parameter."
-        return ProblemError(in_=str(location), name=name, detail=what)
-    detail = str(error.get("msg", "Invalid.")).removeprefix("Value error, ")
-    return ProblemError(in_=str(location), name=name, detail=detail)
+        return "Unknown or server-owned field." if location == "body" else "Unknown parameter."
+    return str(error.get("msg", "Invalid.")).removeprefix("Value error, ")
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -33,6 +33,10 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("figure not in its quote", {"value": 3.6, "value_low": 3.6, "value_high": 3.6}),
     ("change without a direction", {"measure": "change", "unit": "percent"}),
     ("base year after year", {"year": 2024, "base_year": 2025}),
+    ("a bidirectional override in a name", {"name": "Cost per dose \u202e0001$"}),
+    ("a control character in a name", {"name": "Cost\x1b[2J per dose"}),
+    ("a list separator in a subject", {"subjects": ["CAR-T;TIL"]}),
+    ("an unknown field", {"colour": "red"}),
     ("several problems at once",
      {"measure": "share", "unit": "USD", "subjects": ["a", "a"], "baseline_id": "nope"}),
 ]  # fmt: skip

@@ -29,8 +29,11 @@ Slug = Annotated[
 MAX_TEXT = 100_000  # characters of one text field, a source's verbatim text included
 MAX_ITEMS = 50  # entries of one list (subjects, examples, metric_ids)
 # C0 controls but tab and newline, DEL and the C1 controls (NUL included: PostgreSQL cannot
-# store it; an escape sequence rewrites the terminal of whoever prints the record).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# store it; an escape sequence rewrites the terminal of whoever prints the record), and the
+# bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), which make a
+# name or a cell display in another order than it reads ("Trojan Source", CVE-2021-42574).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_CLASS = "\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069"
 
 
 def no_control(value: str) -> str:
@@ -46,9 +49,7 @@ def no_control(value: str) -> str:
 
 NoControl = AfterValidator(no_control)
 # The same rule in the OpenAPI document, so clients and fuzzers know it.
-NO_CONTROL_PATTERN = Field(
-    json_schema_extra={"pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"}
-)
+NO_CONTROL_PATTERN = Field(json_schema_extra={"pattern": f"^[^{_CONTROL_CLASS}]*$"})
 Text = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_TEXT), NoControl, NO_CONTROL_PATTERN
 ]
@@ -96,8 +97,25 @@ def _iso_date(value: Any) -> Any:
 Date = Annotated[date, BeforeValidator(_iso_date)]
 
 
-Labels = Annotated[list[Label], Field(max_length=MAX_ITEMS)]
-Names = Annotated[list[Name], Field(max_length=MAX_ITEMS)]
+def no_separator(value: str) -> str:
+    """`value`, an entry of a list, unless it holds the `;` that joins a list's entries in a
+    CSV cell (where `a;b` would read as two entries)."""
+    if ";" in value:
+        raise ValueError("must not contain ';', which separates a list's entries in CSV exports")
+    return value
+
+
+# An entry of a list of labels or names: the same, and no `;`.
+_NO_SEPARATOR = AfterValidator(no_separator)
+_ENTRY_PATTERN = Field(json_schema_extra={"pattern": f"^[^;{_CONTROL_CLASS}]*$"})
+LabelEntry = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), NoControl, _NO_SEPARATOR, _ENTRY_PATTERN
+]
+NameEntry = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), NoControl, _NO_SEPARATOR, _ENTRY_PATTERN
+]
+Labels = Annotated[list[LabelEntry], Field(max_length=MAX_ITEMS)]
+Names = Annotated[list[NameEntry], Field(max_length=MAX_ITEMS)]
 Slugs = Annotated[list[Slug], Field(max_length=MAX_ITEMS)]
 
 

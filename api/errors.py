@@ -64,6 +64,10 @@ class NotAcceptable(DomainError):
     status = HTTPStatus.NOT_ACCEPTABLE
 
 
+class UnsupportedMediaType(DomainError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
 class InvalidInput(DomainError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
 
@@ -128,6 +132,10 @@ def describe(error: Any) -> ProblemError:
     body."""
     location, *path = error.get("loc") or ("body",)
     name = ".".join(str(part) for part in path) or str(location)
+    if error.get("type") == "json_invalid":  # located at a character, not at a field
+        reason = (error.get("ctx") or {}).get("error", "")
+        where = f" at character {path[0]}" if path else ""
+        return ProblemError(in_="body", name="body", detail=f"not valid JSON{where}: {reason}")
     return ProblemError(in_=str(location), name=name, detail=detail_of(error, str(location)))
 
 

@@ -260,6 +260,42 @@ def test_oversized_bodies_are_refused_before_they_are_read(writable: Writable) -
     assert w.client.get("/v1/metrics").json()["total"] == 42
 
 
+def test_a_body_that_is_not_json_is_415_and_malformed_json_names_the_body(
+    writable: Writable,
+) -> None:
+    w = writable
+    path = "/v1/metrics/car-t-dose-manufacturing-cost"
+    for method, url, media in (
+        ("POST", "/v1/metrics", "text/plain"),
+        ("POST", "/v1/metrics", "application/x-www-form-urlencoded"),
+        ("PATCH", path, "application/xml; charset=utf-8"),
+    ):
+        headers = {**w.auth(), "If-Match": w.etag(path), "Content-Type": media}
+        answer = w.client.request(method, url, content=b'{"name": "x"}', headers=headers)
+        assert answer.status_code == 415, (method, media)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["detail"] == (
+            f"A body of type {media.split(';')[0]} cannot be read: send JSON "
+            "(Content-Type: application/json)."
+        )
+    # Without a key, the key is what is missing.
+    anonymous = w.client.post("/v1/metrics", content=b"{}", headers={"Content-Type": "text/plain"})
+    assert anonymous.status_code == 401
+    malformed = w.client.post(
+        "/v1/metrics", content=b"{bad", headers={**w.auth(), "Content-Type": "application/json"}
+    )
+    assert malformed.status_code == 422
+    assert malformed.json()["errors"] == [
+        {
+            "in": "body",
+            "name": "body",
+            "detail": "not valid JSON at character 1: Expecting property name enclosed in double "
+            "quotes",
+        }
+    ]
+    assert w.client.get("/v1/metrics").json()["total"] == 42
+
+
 def test_writes_are_rate_limited_per_key(migrated_engine: Engine) -> None:
     seed(migrated_engine)
     keys = make_keys(migrated_engine)

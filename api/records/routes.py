@@ -30,6 +30,7 @@ from api.errors import (
     PreconditionFailed,
     PreconditionRequired,
     ProblemError,
+    UnsupportedMediaType,
     describe,
     problem_responses,
 )
@@ -78,7 +79,24 @@ IdempotencyKey = Annotated[
         examples=["3f1c0c7e-8d0b-4c55-9a51-2a9b6cc0b0a4"],
     ),
 ]
-WRITE_ERRORS = problem_responses(400, 401, 403, 406, 413, 414, 422, 429, 500, 503)
+WRITE_ERRORS = problem_responses(400, 401, 403, 406, 413, 414, 415, 422, 429, 500, 503)
+
+
+async def json_body(request: Request) -> None:
+    """A write's body is JSON (`application/json`, or a `+json` type such as
+    `application/merge-patch+json`); a body declared as anything else is a 415, rather than a
+    422 about a field."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media = declared.split(";", 1)[0].strip().lower()
+    json = media.startswith("application/") and (media.endswith("/json") or media.endswith("+json"))
+    if json:
+        return
+    raise UnsupportedMediaType(
+        f"A body of type {media or '(empty)'} cannot be read: send JSON "
+        "(Content-Type: application/json)."
+    )
 
 
 def refusal(problems: list[Problem]) -> InvalidInput:
@@ -263,6 +281,7 @@ def _register(kind: Kind) -> None:
         session: WriteSessionDep,
         body: Annotated[record_type, Body()],
         actor: Annotated[str, actor_dep],
+        _json: Annotated[None, Depends(json_body)],  # after the key: 401 before 415
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         data = body.model_dump(mode="json")
@@ -302,6 +321,7 @@ def _register(kind: Kind) -> None:
         session: WriteSessionDep,
         body: Annotated[patch_type, Body()],
         actor: Annotated[str, actor_dep],
+        _json: Annotated[None, Depends(json_body)],  # after the key: 401 before 415
         if_match: IfMatch = None,
     ) -> Response:
         patch = body.model_dump(mode="json", exclude_unset=True)

@@ -166,6 +166,11 @@ class RevisionProbe:
     async def _read_batches(self) -> None:
         try:
             while self._batch is not None:
+                # One turn of the loop before the read: the requests whose bytes arrived with
+                # this one's join its batch. A fence then serves 12-13 revalidations at 16
+                # connections instead of 5-6, and a 304 costs less (PostgreSQL, `wrk -c16`:
+                # 15.3k -> 17.0k req/s, mean of five runs each, alternately).
+                await asyncio.sleep(0)
                 batch, self._batch = self._batch, None
                 batch.set_result(await self._read_on_loop())
         finally:

@@ -97,16 +97,21 @@ def _iso_date(value: Any) -> Any:
 Date = Annotated[date, BeforeValidator(_iso_date)]
 
 
-def no_separator(value: str) -> str:
+def list_entry(value: str) -> str:
     """`value`, an entry of a list, unless it holds the `;` that joins a list's entries in a
-    CSV cell (where `a;b` would read as two entries)."""
+    CSV cell (where `a;b` would read as two entries), or begins or ends with white space (a
+    filter `subject=CAR-T` would not find ` CAR-T`)."""
     if ";" in value:
         raise ValueError("must not contain ';', which separates a list's entries in CSV exports")
+    if value != value.strip():
+        raise ValueError("must not begin or end with white space")
     return value
 
 
-# An entry of a list of labels or names: the same, and no `;`.
-_NO_SEPARATOR = AfterValidator(no_separator)
+# An entry of a list of labels or names: the same, no `;`, no white space around it (the
+# pattern says the first; white space is left out of it, as a lookaround would be lost on
+# clients and fuzzers whose pattern languages have none).
+_NO_SEPARATOR = AfterValidator(list_entry)
 _ENTRY_PATTERN = Field(json_schema_extra={"pattern": f"^[^;{_CONTROL_CLASS}]*$"})
 LabelEntry = Annotated[
     str, StringConstraints(min_length=1, max_length=100), NoControl, _NO_SEPARATOR, _ENTRY_PATTERN

@@ -130,11 +130,12 @@ def round_for(
             return f"synthetic-{s:03d}-{(n * 104729) % per_source:05d}"
 
         def page_after(n: int) -> str:
-            # The cursor of the item at the middle of the id order (a deep page by keyset).
+            # The cursor of the item at the middle of the id order (a deep page by keyset): the
+            # sort order it is for, then the item's sort values.
             from api.pagination import encode_cursor
 
             middle = f"synthetic-{sources // 2 + n:03d}-00000"
-            return f"/v1/metrics?limit=50&after={encode_cursor([middle])}"
+            return f"/v1/metrics?limit=50&after={encode_cursor(['id', middle])}"
 
         cases: list[tuple[str, str, Callable[[int], str], float]] = [
             ("item", "one metric", lambda n: f"/v1/metrics/{metric_id(n)}", 5),

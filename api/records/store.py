@@ -7,7 +7,8 @@ row's `version` is still compared-and-set, so a write built on an older read can
 """
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -448,27 +449,72 @@ def _driver_values(
     return list(zip(*columns, strict=True))
 
 
+@dataclass
+class _Driver:
+    """A bulk statement's ingredients: the driver's own cursor on the session's connection,
+    the rows' values as the driver takes them, and the quoted names."""
+
+    cursor: Any
+    postgresql: bool
+    values: list[tuple[Any, ...]]
+    target: str  # the table
+    quote: Callable[[str], str]
+
+    def columns(self, names: Sequence[str]) -> str:
+        return ", ".join(self.quote(name) for name in names)
+
+    @contextmanager
+    def staged(self, table: Table, names: Sequence[str]) -> Iterator[str]:
+        """PostgreSQL: the values copied (COPY) into a temporary table of `table`'s `names`
+        columns, their types without constraints; its name, dropped afterwards."""
+        columns = self.columns(names)
+        stage = self.quote(f"stage_{table.name}")
+        self.cursor.execute(
+            f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS"
+            f" SELECT {columns} FROM {self.target} WITH NO DATA"
+        )
+        with self.cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
+            for value in self.values:
+                copy.write_row(value)
+        yield stage
+        self.cursor.execute(f"DROP TABLE {stage}")
+
+
+@contextmanager
+def _driver(
+    session: Session, table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> Iterator[_Driver]:
+    connection = session.connection()
+    dialect = connection.dialect
+    preparer = dialect.identifier_preparer
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield _Driver(
+            cursor,
+            dialect.name == "postgresql",
+            _driver_values(dialect, table, names, rows),
+            preparer.format_table(table),
+            preparer.quote,
+        )
+    finally:
+        cursor.close()
+
+
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert `rows` at the speed of the driver: SQLite's executemany, PostgreSQL's COPY."""
     if not rows:
         return
-    connection = session.connection()
-    dialect = connection.dialect
     names = list(rows[0])
-    values = _driver_values(dialect, table, names, rows)
-    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
-    target = dialect.identifier_preparer.format_table(table)
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if dialect.name == "postgresql":
-            with cursor.copy(f"COPY {target} ({quoted}) FROM STDIN") as copy:
-                for value in values:
+    with _driver(session, table, names, rows) as driver:
+        columns = driver.columns(names)
+        if driver.postgresql:
+            with driver.cursor.copy(f"COPY {driver.target} ({columns}) FROM STDIN") as copy:
+                for value in driver.values:
                     copy.write_row(value)
         else:
             marks = ", ".join("?" for _ in names)
-            cursor.executemany(f"INSERT INTO {target} ({quoted}) VALUES ({marks})", values)
-    finally:
-        cursor.close()
+            statement = f"INSERT INTO {driver.target} ({columns}) VALUES ({marks})"
+            driver.cursor.executemany(statement, driver.values)
 
 
 def bulk_update(
@@ -479,27 +525,20 @@ def bulk_update(
     per row, even pipelined, cost 5x as much at 100,000 rows)."""
     if not rows:
         return
-    connection = session.connection()
-    dialect = connection.dialect
     names = [name for name in rows[0] if name != key]
-    values = _driver_values(dialect, table, [*names, key], rows)
-    quote = dialect.identifier_preparer.quote
-    target = dialect.identifier_preparer.format_table(table)
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if dialect.name == "postgresql":
-            stage = _stage(cursor, dialect, table, [*names, key], values)
-            assignments = ", ".join(f"{quote(name)} = s.{quote(name)}" for name in names)
-            cursor.execute(
-                f"UPDATE {target} AS t SET {assignments} FROM {stage} AS s"
-                f" WHERE t.{quote(key)} = s.{quote(key)}"
-            )
-            cursor.execute(f"DROP TABLE {stage}")
+    with _driver(session, table, [*names, key], rows) as driver:
+        quote, target = driver.quote, driver.target
+        if driver.postgresql:
+            with driver.staged(table, [*names, key]) as stage:
+                assignments = ", ".join(f"{quote(name)} = s.{quote(name)}" for name in names)
+                driver.cursor.execute(
+                    f"UPDATE {target} AS t SET {assignments} FROM {stage} AS s"
+                    f" WHERE t.{quote(key)} = s.{quote(key)}"
+                )
         else:
             assignments = ", ".join(f"{quote(name)} = ?" for name in names)
-            cursor.executemany(f"UPDATE {target} SET {assignments} WHERE {quote(key)} = ?", values)
-    finally:
-        cursor.close()
+            statement = f"UPDATE {target} SET {assignments} WHERE {quote(key)} = ?"
+            driver.cursor.executemany(statement, driver.values)
 
 
 def bulk_add(
@@ -512,44 +551,18 @@ def bulk_add(
     statement per batch of rows, 0.05 s so)."""
     if not rows:
         return
-    connection = session.connection()
-    dialect = connection.dialect
     names = list(rows[0])
-    values = _driver_values(dialect, table, names, rows)
-    quote = dialect.identifier_preparer.quote
-    target = dialect.identifier_preparer.format_table(table)
-    columns = ", ".join(quote(name) for name in names)
-    upsert = (
-        f" ON CONFLICT ({quote(key)}) DO UPDATE"
-        f" SET {quote(total)} = {target}.{quote(total)} + excluded.{quote(total)}"
-    )
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if dialect.name == "postgresql":
-            stage = _stage(cursor, dialect, table, names, values)
-            selected = f"SELECT {columns} FROM {stage}"
-            cursor.execute(f"INSERT INTO {target} ({columns}) {selected}{upsert}")
-            cursor.execute(f"DROP TABLE {stage}")
+    with _driver(session, table, names, rows) as driver:
+        quote, target, columns = driver.quote, driver.target, driver.columns(names)
+        upsert = (
+            f" ON CONFLICT ({quote(key)}) DO UPDATE"
+            f" SET {quote(total)} = {target}.{quote(total)} + excluded.{quote(total)}"
+        )
+        if driver.postgresql:
+            with driver.staged(table, names) as stage:
+                selected = f"SELECT {columns} FROM {stage}"
+                driver.cursor.execute(f"INSERT INTO {target} ({columns}) {selected}{upsert}")
         else:
             marks = ", ".join("?" for _ in names)
-            cursor.executemany(f"INSERT INTO {target} ({columns}) VALUES ({marks}){upsert}", values)
-    finally:
-        cursor.close()
-
-
-def _stage(
-    cursor: Any, dialect: Any, table: Table, names: Sequence[str], values: list[tuple[Any, ...]]
-) -> str:
-    """PostgreSQL: `values` copied (COPY) into a temporary table of `table`'s `names` columns,
-    their types without constraints, dropped with the transaction at the latest; its name."""
-    quote = dialect.identifier_preparer.quote
-    columns = ", ".join(quote(name) for name in names)
-    stage: str = quote(f"stage_{table.name}")
-    cursor.execute(
-        f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS"
-        f" SELECT {columns} FROM {dialect.identifier_preparer.format_table(table)} WITH NO DATA"
-    )
-    with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
-        for value in values:
-            copy.write_row(value)
-    return stage
+            statement = f"INSERT INTO {target} ({columns}) VALUES ({marks}){upsert}"
+            driver.cursor.executemany(statement, driver.values)

@@ -162,6 +162,14 @@ def _progress() -> "Progress | None":
     return show
 
 
+class _DryRun(Exception):
+    """`import --dry-run`: the load is done in its transaction, reported, and rolled back."""
+
+    def __init__(self, report: "Report") -> None:
+        super().__init__("dry run")
+        self.report = report
+
+
 def _import(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -190,6 +198,15 @@ def _import(args: argparse.Namespace) -> int:
                     report = load_datasets(
                         session, datasets, actor=IMPORT_ACTOR, label=label, progress=progress
                     )
+                    if args.dry_run:
+                        raise _DryRun(report)  # leaves the transaction: rolled back
+        except _DryRun as dry:
+            if progress:
+                print(file=sys.stderr)
+            dry.report.release_id = None
+            _print_report(dry.report)
+            print("dry run: nothing was written")
+            return 0
         except DatasetError as exc:
             if progress:
                 print(file=sys.stderr)
@@ -277,6 +294,10 @@ def parser() -> argparse.ArgumentParser:
         "--sources", help="folder of the source texts (default: each file's own folder)"
     )
     load.add_argument("--label", help="the release label")
+    load.add_argument(
+        "--dry-run", action="store_true",
+        help="check and report what the import would add, change and remove; write nothing",
+    )  # fmt: skip
     keys = commands.add_parser("keys", help="manage API keys for writes")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="make a key; prints it once, last line")

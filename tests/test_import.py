@@ -283,3 +283,31 @@ def test_the_facet_tally_of_a_bulk_load_equals_the_counted_facets(
             assert live["total"] == counted["total"] > 0, filters
             assert counts(live) == counts(counted), filters
         assert client.get("/v1/metrics").json()["total"] == 3 * BULK_ROWS - BULK_ROWS // 2
+
+
+def test_a_dry_run_reports_what_the_import_would_do_and_writes_nothing(
+    migrated_engine: Engine, tmp_path: Path
+) -> None:
+    (path,) = synthetic.write(tmp_path, metrics=5, sources=1)
+    assert _import(migrated_engine, str(path)).returncode == 0
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["metrics"][0]["name"] += " (renamed)"
+    data["metrics"] = data["metrics"][:3]  # two removed
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+    def state() -> tuple[int, ...]:
+        with migrated_engine.connect() as connection:
+            return tuple(
+                connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
+                for table in ("metric", "release", "revision", "metric_history")
+            )
+
+    before = state()
+    dry = _import(migrated_engine, str(path), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "metrics              +0 ~1 -2 =2" in dry.stdout
+    assert dry.stdout.endswith("dry run: nothing was written\n") and "release" not in dry.stdout
+    assert state() == before
+    done = _import(migrated_engine, str(path))
+    assert "metrics              +0 ~1 -2 =2" in done.stdout
+    assert state() != before

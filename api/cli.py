@@ -91,6 +91,11 @@ def _seed(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _reason(exc: Exception) -> str:
+    """The first line of what the database said, for a one-line message without a traceback."""
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+
+
 def _tidy(engine: "Engine", report: "Report") -> None:
     """The maintenance after a committed load; its failure loses nothing, so it is a warning."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -100,7 +105,7 @@ def _tidy(engine: "Engine", report: "Report") -> None:
     try:
         tidy(engine, report)
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        reason = _reason(exc)
         print(f"warning: the load is committed, but VACUUM (ANALYZE) after it failed "
               f"({reason}); autovacuum will catch up", file=sys.stderr)  # fmt: skip
 
@@ -141,7 +146,7 @@ def _keys(args: argparse.Namespace) -> int:
         print(exc.detail, file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:  # not migrated, or the database went away: no traceback
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        reason = _reason(exc)
         print(f"keys {args.keys_command} failed: {reason} (is the database migrated? "
               "cdmo-metrics migrate)", file=sys.stderr)  # fmt: skip
         return 1
@@ -215,7 +220,7 @@ def _import(args: argparse.Namespace) -> int:
         except SQLAlchemyError as exc:  # the database refused or went away: no traceback
             if progress:
                 print(file=sys.stderr)
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            reason = _reason(exc)
             print(f"import failed, nothing was written: {reason}", file=sys.stderr)
             return 1
         if progress:

@@ -10,7 +10,6 @@ from typing import Any
 
 import fastapi_offline
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
@@ -32,7 +31,7 @@ from api.health import router as health_router
 from api.history.router import router as history_router
 from api.index import router as index_router
 from api.metrics.router import router as metrics_router
-from api.middleware import BodyLimit, HeadAsGet, RequestLog
+from api.middleware import BodyLimit, CrossOrigin, HeadAsGet, RequestLog
 from api.observability import Instruments, JsonFormatter
 from api.observability import router as observability_router
 from api.problems import install_error_handlers
@@ -141,7 +140,7 @@ def create_app(
         max_query_parameters=settings.max_query_parameters,
     )
     app.add_middleware(
-        CORSMiddleware,
+        CrossOrigin,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "OPTIONS"],
         allow_headers=["Accept", "If-None-Match", "Content-Type"],

@@ -6,9 +6,13 @@ import random
 import re
 import time
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import PROBLEM_MEDIA_TYPE, Problem
 from api.guards import method_label
 
 
@@ -31,6 +35,54 @@ class HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, send_without_body)
+
+
+class CrossOrigin(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as problem details (RFC 9457) that
+    name what was refused and what is allowed, instead of Starlette's plain-text 400."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                response = self.preflight_response(request_headers=headers)
+                if response.status_code == 400:
+                    response = self._refused(scope["path"], headers, response)
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    def _refused(self, path: str, asked: Headers, plain: Response) -> Response:
+        # Starlette's text is "Disallowed CORS " and the refused parts ("origin", "method",
+        # "headers", "private-network"), comma separated.
+        text = bytes(plain.body).decode()
+        parts = text.removeprefix("Disallowed CORS ").split(", ") if text.startswith(
+            "Disallowed CORS "
+        ) else []  # fmt: skip
+        named = {
+            "origin": f"the origin {asked['origin']!r}",
+            "method": f"the method {asked['access-control-request-method']!r}",
+            "headers": f"the headers {asked.get('access-control-request-headers', '')!r}",
+            "private-network": "access from a private network",
+        }
+        refused = " and ".join(named.get(part, part) for part in parts) or "this request"
+        allowed = (
+            f"Methods allowed: {', '.join(sorted(self.allow_methods))}; request headers "
+            f"allowed: {', '.join(sorted(self.allow_headers))}."
+        )
+        problem = Problem(
+            title="Bad Request",
+            status=400,
+            detail=f"The cross-origin (CORS) preflight is refused: {refused}. {allowed}",
+            instance=path,
+        )
+        body = problem.model_dump_json(by_alias=True, exclude_none=True).encode()
+        kept = {
+            name: value
+            for name, value in plain.headers.items()
+            if name not in ("content-length", "content-type")
+        }
+        return Response(body, status_code=400, headers=kept, media_type=PROBLEM_MEDIA_TYPE)
 
 
 class _TooLarge(HTTPException):

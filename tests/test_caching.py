@@ -112,3 +112,46 @@ def test_cors_origins_are_configurable(seeded_engine: object) -> None:
         assert allowed.headers["access-control-allow-origin"] == "https://allowed.example"
         other = restricted.get("/v1/faq", headers={"Origin": "https://other.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_refused_cors_preflight_is_a_problem_naming_what_was_refused(
+    seeded_engine: object,
+) -> None:
+    from api.config import Settings
+    from api.main import create_app
+
+    settings = Settings(cors_origins=["https://allowed.example"])
+    with TestClient(create_app(settings, engine=seeded_engine)) as restricted:  # type: ignore[arg-type]
+        refused = restricted.options(
+            "/v1/faq",
+            headers={
+                "Origin": "https://other.example",
+                "Access-Control-Request-Method": "DELETE",
+            },
+        )
+        assert refused.status_code == 400
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json() == {
+            "type": "about:blank",
+            "title": "Bad Request",
+            "status": 400,
+            "detail": "The cross-origin (CORS) preflight is refused: the origin "
+            "'https://other.example' and the method 'DELETE'. Methods allowed: GET, HEAD, "
+            "OPTIONS; request headers allowed: accept, accept-language, content-language, "
+            "content-type, if-none-match.",
+            "instance": "/v1/faq",
+        }
+        headers = restricted.options(
+            "/v1/faq",
+            headers={
+                "Origin": "https://allowed.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "X-Secret",
+            },
+        )
+        assert headers.status_code == 400
+        assert "the headers 'X-Secret'" in headers.json()["detail"]
+        # The allowed origin still gets the preflight's grant on the refusal, as Starlette's.
+        assert headers.headers["access-control-allow-origin"] == "https://allowed.example"
+        granted = {"Origin": "https://allowed.example", "Access-Control-Request-Method": "GET"}
+        assert restricted.options("/v1/faq", headers=granted).status_code == 200

@@ -236,7 +236,7 @@ def test_the_subjects_kept_with_each_metric_follow_every_write(
 def test_the_facet_tally_of_a_bulk_load_equals_the_counted_facets(
     migrated_engine: Engine, tmp_path: Path
 ) -> None:
-    """A load large enough to move the tallies in bulk (`tally.BULK_ROWS`): after creates, and
+    """A load large enough to move the tallies in bulk (`store.STAGED_ROWS`): after creates, and
     after a second load that moves metrics between combinations and subjects, empties some and
     deletes others, the live facets (summed from the tally) equal those counted at a version."""
     from fastapi.testclient import TestClient
@@ -244,23 +244,23 @@ def test_the_facet_tally_of_a_bulk_load_equals_the_counted_facets(
     from api.config import Settings
     from api.main import create_app
     from api.metrics.schemas import FACETS
-    from api.metrics.tally import BULK_ROWS
+    from api.records.store import STAGED_ROWS
 
-    (path,) = synthetic.write(tmp_path, metrics=3 * BULK_ROWS, sources=1)
+    (path,) = synthetic.write(tmp_path, metrics=3 * STAGED_ROWS, sources=1)
     assert _import(migrated_engine, str(path)).returncode == 0
     data = json.loads(path.read_text(encoding="utf-8"))
     metrics = data["metrics"]
-    for number, metric in enumerate(metrics[: 2 * BULK_ROWS]):
+    for number, metric in enumerate(metrics[: 2 * STAGED_ROWS]):
         if number % 2:
             metric["category"] = "market"  # moved to another combination
             metric["geography"] = "Bulkland"
         else:
             metric["subjects"] = [f"bulk {number % 3}", *metric["subjects"][:1]]
-    data["metrics"] = metrics[: -BULK_ROWS // 2]  # the rest deleted
+    data["metrics"] = metrics[: -STAGED_ROWS // 2]  # the rest deleted
     path.write_text(json.dumps(data), encoding="utf-8")
     done = _import(migrated_engine, str(path))
     assert done.returncode == 0, done.stderr
-    assert f"-{BULK_ROWS // 2} " in done.stdout
+    assert f"-{STAGED_ROWS // 2} " in done.stdout
 
     def counts(body: dict[str, Any]) -> dict[str, list[tuple[object, object]]]:
         return {
@@ -282,7 +282,7 @@ def test_the_facet_tally_of_a_bulk_load_equals_the_counted_facets(
             counted = client.get("/v1/metrics/facets", params={**params, "as_of": future}).json()
             assert live["total"] == counted["total"] > 0, filters
             assert counts(live) == counts(counted), filters
-        assert client.get("/v1/metrics").json()["total"] == 3 * BULK_ROWS - BULK_ROWS // 2
+        assert client.get("/v1/metrics").json()["total"] == 3 * STAGED_ROWS - STAGED_ROWS // 2
 
 
 def test_a_dry_run_reports_what_the_import_would_do_and_writes_nothing(

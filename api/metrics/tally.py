@@ -7,7 +7,6 @@ and adds one to its new), so they are exact at every committed version; the face
 of the live data sum them instead of counting every metric (`api.metrics.service`).
 """
 
-import importlib
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,10 +17,6 @@ from sqlmodel import Session
 
 from api.metrics.models import FACET_COUNT, SUBJECT_COUNT, SUBJECTS_SEPARATOR, TALLIED
 from api.records import store
-
-# Above this many rows a move is written as a bulk load is (`store.bulk_add`); below it, as
-# one statement the write's own connection runs, as every other statement of a request's write.
-BULK_ROWS = 100
 
 if TYPE_CHECKING:
     from api.records.store import Change
@@ -89,20 +84,7 @@ def count_changes(session: Session, changes: Sequence["Change"]) -> None:
 def _move(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    if len(rows) > BULK_ROWS:  # a load's
-        store.bulk_add(session, table, rows, key="cell", total="metrics")
-    else:
-        dialect = session.get_bind().dialect.name
-        # This database's dialect (`postgresql` or `sqlite`) only: importing PostgreSQL's costs
-        # an SQLite server's start-up 30 ms.
-        statement = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert(table)
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[table.c.cell],
-                set_={"metrics": table.c.metrics + statement.excluded.metrics},
-            ),
-            rows,
-        )
+    store.bulk_add(session, table, rows, key="cell", total="metrics")
     emptied = [row["cell"] for row in rows if row["metrics"] < 0]
     for group in store.chunks(emptied):
         session.execute(delete(table).where(table.c.cell.in_(group), table.c.metrics == 0))

@@ -28,6 +28,8 @@ SEED_ACTOR, IMPORT_ACTOR = LOADER_ACTORS
 # (what is being done, steps done, steps in all): a load reads, checks and writes each kind.
 Progress = Callable[[str, int, int], None]
 STEPS = 2 * len(KINDS) + 1
+# Connections that VACUUM after a load on PostgreSQL, each a table at a time.
+TIDY_CONNECTIONS = 2
 
 
 @dataclass
@@ -285,7 +287,9 @@ def tidy(engine: Engine, report: Report) -> None:
     """After a load has committed, on PostgreSQL: VACUUM (ANALYZE) what it wrote. A bulk load
     outruns autovacuum; until it catches up, stale statistics make the planner sort a whole
     category for a page of 50, and unset visibility bits make a count read the heap (86 ms for
-    a cold as_of count on 200,000 history rows, 9 ms after)."""
+    a cold as_of count on 200,000 history rows, 9 ms after). The tables are vacuumed one
+    statement each, largest first, on TIDY_CONNECTIONS connections at once (the server's
+    cores; a load's client is idle by then): at 100,000 metrics 1.4 s in one statement."""
     if engine.dialect.name != "postgresql" or not report.written:
         return
     tables: list[Table] = []
@@ -295,20 +299,34 @@ def tidy(engine: Engine, report: Report) -> None:
             tables += [kind.child.table, VERSIONED[kind.child.table]]
     # Statistics of the columns plans use (keys and indexed columns) only: sampling the texts
     # of 200,000 rows costs more than it tells the planner.
-    targets = []
+    targets: dict[str, str] = {}
     for table in dict.fromkeys(tables):
         columns = {c.name for c in table.primary_key.columns}
         columns |= {c.name for index in table.indexes for c in index.columns}
-        targets.append(f"{table.name} ({', '.join(sorted(columns))})")
+        targets[table.name] = f"{table.name} ({', '.join(sorted(columns))})"
     # The live search indexes (whose word statistics estimate how many documents a search
     # finds), and the metric facet tally.
-    targets += [f"{name}_live_fts" for name in report.written]
+    targets |= {f"{name}_live_fts": f"{name}_live_fts" for name in report.written}
     if "metric" in report.written:
-        targets.append("metric_facet_count")
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        # Not under a request's statement timeout: at 1,000,000 metrics it takes minutes.
-        connection.execute(text("SET statement_timeout = 0"))
-        connection.execute(text(f"VACUUM (ANALYZE) {', '.join(targets)}"))
+        targets["metric_facet_count"] = "metric_facet_count"
+
+    def vacuum(target: str) -> None:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            # Not under a request's statement timeout: at 1,000,000 metrics it takes minutes.
+            connection.execute(text("SET statement_timeout = 0"))
+            connection.execute(text(f"VACUUM (ANALYZE) {target}"))
+
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT relname, pg_total_relation_size(oid) FROM pg_class"
+                 " WHERE relname = ANY(:names) AND relkind = 'r'"),
+            {"names": list(targets)},
+        )  # fmt: skip
+        sizes: dict[str, int] = {name: size for name, size in rows}
+    largest_first = sorted(targets, key=lambda name: -sizes.get(name, 0))
+    with ThreadPoolExecutor(max_workers=TIDY_CONNECTIONS) as pool:
+        for done in [pool.submit(vacuum, targets[name]) for name in largest_first]:
+            done.result()  # the first failure, if any, after every one has run
 
 
 def _foreign_ids(

@@ -13,10 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.types import Receive, Scope, Send
 
+from api.assets import Assets
 from api.auth.deps import FailureThrottle
 from api.bulk import router as bulk_router
 from api.caching import HttpCaching
@@ -192,7 +192,7 @@ def _configure_logging(settings: Settings) -> None:
 
 def _add_docs(app: FastAPI) -> None:
     """Swagger UI and ReDoc from assets the app serves itself: no CDN, no internet needed."""
-    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+    app.mount(DOCS_ASSETS_PATH, Assets(directory=DOCS_ASSETS), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui(request: Request) -> HTMLResponse:

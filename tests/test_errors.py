@@ -164,3 +164,29 @@ def test_unreachable_database_is_503_with_retry_after() -> None:
         assert unreachable.get("/healthz").status_code == 200
         ready = unreachable.get("/readyz")
         assert ready.status_code == 503 and problem(ready)["status"] == 503
+
+
+def test_refused_ranges_of_static_assets_are_problems(client: TestClient) -> None:
+    """Starlette answers a Range it refuses in plain text; the API, as every error, in problem
+    details. A range that can be served is served (206)."""
+    asset = "/docs-assets/swagger-ui.css"
+    size = len(client.get(asset).content)
+    past = client.get(asset, headers={"Range": f"bytes={size + 10}-"})
+    assert past.status_code == 416
+    assert past.headers["content-type"] == "application/problem+json"
+    assert past.headers["content-range"] == f"bytes */{size}"
+    assert past.json() == {
+        "type": "about:blank",
+        "title": "Range Not Satisfiable",
+        "status": 416,
+        "detail": f"The range asked for (Range) starts past the end of the file ({size} bytes).",
+        "instance": asset,
+    }
+    malformed = client.get(asset, headers={"Range": "lines=1-2"})
+    assert malformed.status_code == 400
+    assert malformed.headers["content-type"] == "application/problem+json"
+    assert (
+        malformed.json()["detail"] == "The Range header cannot be served: Only support bytes range."
+    )
+    part = client.get(asset, headers={"Range": "bytes=0-9"})
+    assert part.status_code == 206 and part.content == client.get(asset).content[:10]

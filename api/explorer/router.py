@@ -14,9 +14,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
 from sqlmodel import Session
 
+from api.assets import Assets
 from api.errors import NotFound
 from api.explorer import pages, words
 from api.metrics.schemas import SORTABLE_FIELDS, MetricQuery
@@ -284,4 +284,4 @@ def install(app: FastAPI) -> None:
     # Taken as declared, as api.main takes the API's routers: including would make each route
     # again for the app (and build them all at the first request, for the route table).
     app.router.routes.extend(router.routes)
-    app.mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="explorer-static")
+    app.mount(STATIC_PATH, Assets(directory=HERE / "static"), name="explorer-static")

@@ -1,7 +1,9 @@
 """ETags, revalidation, freshness headers, compression and CORS."""
 
 import gzip
+from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -86,72 +88,61 @@ def test_errors_and_probes_are_not_cached(client: TestClient) -> None:
     assert client.get("/readyz").headers["cache-control"] == "no-store"
 
 
+def _preflight(
+    client: TestClient, origin: str, method: str, headers: str | None = None
+) -> httpx.Response:
+    asked = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers is not None:
+        asked["Access-Control-Request-Headers"] = headers
+    return client.options("/v1/faq", headers=asked)
+
+
+@pytest.fixture
+def restricted(seeded_engine: object) -> Iterator[TestClient]:
+    """The API with browsers of one origin allowed (`CORS_ORIGINS`)."""
+    from api.config import Settings
+    from api.main import create_app
+
+    settings = Settings(cors_origins=["https://allowed.example"])
+    with TestClient(create_app(settings, engine=seeded_engine)) as client:  # type: ignore[arg-type]
+        yield client
+
+
 def test_cors_allows_any_origin_to_read(client: TestClient) -> None:
     response = client.get("/v1/faq", headers={"Origin": "https://dashboard.example"})
     assert response.headers["access-control-allow-origin"] == "*"
     assert "ETag" in response.headers["access-control-expose-headers"]
-    preflight = client.options(
-        "/v1/faq",
-        headers={
-            "Origin": "https://dashboard.example",
-            "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "If-None-Match",
-        },
-    )
+    preflight = _preflight(client, "https://dashboard.example", "GET", "If-None-Match")
     assert preflight.status_code == 200
     assert "GET" in preflight.headers["access-control-allow-methods"]
 
 
-def test_cors_origins_are_configurable(seeded_engine: object) -> None:
-    from api.config import Settings
-    from api.main import create_app
-
-    settings = Settings(cors_origins=["https://allowed.example"])
-    with TestClient(create_app(settings, engine=seeded_engine)) as restricted:  # type: ignore[arg-type]
-        allowed = restricted.get("/v1/faq", headers={"Origin": "https://allowed.example"})
-        assert allowed.headers["access-control-allow-origin"] == "https://allowed.example"
-        other = restricted.get("/v1/faq", headers={"Origin": "https://other.example"})
-        assert "access-control-allow-origin" not in other.headers
+def test_cors_origins_are_configurable(restricted: TestClient) -> None:
+    allowed = restricted.get("/v1/faq", headers={"Origin": "https://allowed.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://allowed.example"
+    other = restricted.get("/v1/faq", headers={"Origin": "https://other.example"})
+    assert "access-control-allow-origin" not in other.headers
 
 
 def test_a_refused_cors_preflight_is_a_problem_naming_what_was_refused(
-    seeded_engine: object,
+    restricted: TestClient,
 ) -> None:
-    from api.config import Settings
-    from api.main import create_app
-
-    settings = Settings(cors_origins=["https://allowed.example"])
-    with TestClient(create_app(settings, engine=seeded_engine)) as restricted:  # type: ignore[arg-type]
-        refused = restricted.options(
-            "/v1/faq",
-            headers={
-                "Origin": "https://other.example",
-                "Access-Control-Request-Method": "DELETE",
-            },
-        )
-        assert refused.status_code == 400
-        assert refused.headers["content-type"] == "application/problem+json"
-        assert refused.json() == {
-            "type": "about:blank",
-            "title": "Bad Request",
-            "status": 400,
-            "detail": "The cross-origin (CORS) preflight is refused: the origin "
-            "'https://other.example' and the method 'DELETE'. Methods allowed: GET, HEAD, "
-            "OPTIONS; request headers allowed: accept, accept-language, content-language, "
-            "content-type, if-none-match.",
-            "instance": "/v1/faq",
-        }
-        headers = restricted.options(
-            "/v1/faq",
-            headers={
-                "Origin": "https://allowed.example",
-                "Access-Control-Request-Method": "GET",
-                "Access-Control-Request-Headers": "X-Secret",
-            },
-        )
-        assert headers.status_code == 400
-        assert "the headers 'X-Secret'" in headers.json()["detail"]
-        # The allowed origin still gets the preflight's grant on the refusal, as Starlette's.
-        assert headers.headers["access-control-allow-origin"] == "https://allowed.example"
-        granted = {"Origin": "https://allowed.example", "Access-Control-Request-Method": "GET"}
-        assert restricted.options("/v1/faq", headers=granted).status_code == 200
+    refused = _preflight(restricted, "https://other.example", "DELETE")
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json() == {
+        "type": "about:blank",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "The cross-origin (CORS) preflight is refused: the origin "
+        "'https://other.example' and the method 'DELETE'. Methods allowed: GET, HEAD, "
+        "OPTIONS; request headers allowed: accept, accept-language, content-language, "
+        "content-type, if-none-match.",
+        "instance": "/v1/faq",
+    }
+    headers = _preflight(restricted, "https://allowed.example", "GET", "X-Secret")
+    assert headers.status_code == 400
+    assert "the headers 'X-Secret'" in headers.json()["detail"]
+    # The allowed origin still gets the preflight's grant on the refusal, as Starlette's.
+    assert headers.headers["access-control-allow-origin"] == "https://allowed.example"
+    assert _preflight(restricted, "https://allowed.example", "GET").status_code == 200

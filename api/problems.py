@@ -66,8 +66,20 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 422, f"Invalid input: {names}.", errors, omitted=rest)
 
 
+# Why FastAPI could not read a body as JSON, where `json.loads` raised other than a decode
+# error (which FastAPI answers as a validation error, located at its character).
+_UNREADABLE_BODY = {
+    UnicodeDecodeError: "not valid JSON: the body is not UTF-8 text",
+    RecursionError: "not valid JSON: nested too deeply to read",
+}
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    unreadable = _UNREADABLE_BODY.get(type(exc.__cause__))
+    if exc.status_code == 400 and unreadable is not None:  # malformed JSON, as a 422 says it
+        error = ProblemError(in_="body", name="body", detail=unreadable)
+        return problem_response(request, 422, "Invalid input: body 'body'.", [error])
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No resource at {request.url.path}."

@@ -293,6 +293,21 @@ def test_a_body_that_is_not_json_is_415_and_malformed_json_names_the_body(
             "quotes",
         }
     ]
+    # Bodies json.loads fails on otherwise (not UTF-8; nested past the interpreter's depth):
+    # the same 422, not the framework's bare 400.
+    for body, reason in (
+        (b'{"name": "\xff"}', "the body is not UTF-8 text"),
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply to read"),
+    ):
+        unreadable = w.client.post(
+            "/v1/metrics", content=body, headers={**w.auth(), "Content-Type": "application/json"}
+        )
+        assert unreadable.status_code == 422
+        assert unreadable.headers["content-type"] == "application/problem+json"
+        assert unreadable.json()["detail"] == "Invalid input: body 'body'."
+        assert unreadable.json()["errors"] == [
+            {"in": "body", "name": "body", "detail": f"not valid JSON: {reason}"}
+        ]
     assert w.client.get("/v1/metrics").json()["total"] == 42
 
 

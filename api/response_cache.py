@@ -398,7 +398,7 @@ class ResponseCache:
         """Answer a GET or HEAD from the cache before any other layer runs, and say whether it
         did: a hit costs the revision check, one lookup and one send, plus what the outer layers
         would add (`X-Request-ID`, `Vary: Origin`, the log line and the request metrics).
-        Requests with `Origin` (CORS) and misses go the whole way."""
+        Requests with `Origin` (CORS) or `Range`, and misses, go the whole way."""
         method = scope["method"]
         if (
             (method != "GET" and method != "HEAD")
@@ -418,7 +418,7 @@ class ResponseCache:
                 if_none_match = value
             elif name == b"x-request-id":
                 given_id = value
-            elif name == b"origin":
+            elif name == b"origin" or name == b"range":
                 return False
         revision = await self.probe.revision(exact=if_none_match is not None)
         scope[REVISION_KEY] = revision  # the inner cache need not ask again on a miss
@@ -470,6 +470,9 @@ class ResponseCache:
             await self.app(scope, receive, send)
             return
         request = Headers(scope=scope)
+        if "range" in request:  # a part of a file is not the whole the cache keeps
+            await self.app(scope, receive, send)
+            return
         if REVISION_KEY in scope:  # asked at the edge, for this very request
             revision = scope[REVISION_KEY]
         else:

@@ -190,3 +190,18 @@ def test_refused_ranges_of_static_assets_are_problems(client: TestClient) -> Non
     )
     part = client.get(asset, headers={"Range": "bytes=0-9"})
     assert part.status_code == 206 and part.content == client.get(asset).content[:10]
+
+
+def test_a_range_of_a_cached_asset_is_a_part_not_the_cached_whole(client: TestClient) -> None:
+    """The explorer's assets are cached whole (the response cache holds `/explore/`); a Range
+    request still gets its part, or its refusal, whatever the cache holds."""
+    asset = "/explore/static/explorer.css"
+    whole = client.get(asset)
+    assert whole.status_code == 200
+    assert client.get(asset).status_code == 200  # now answered from the cache
+    part = client.get(asset, headers={"Range": "bytes=0-9"})
+    assert part.status_code == 206 and part.content == whole.content[:10]
+    past = client.get(asset, headers={"Range": f"bytes={len(whole.content) + 1}-"})
+    assert past.status_code == 416
+    assert past.headers["content-type"] == "application/problem+json"
+    assert client.head(asset, headers={"Range": "bytes=abc"}).status_code == 400

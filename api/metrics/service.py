@@ -86,6 +86,18 @@ def _horizon_passed(table: Any = METRIC) -> ColumnElement[bool]:
     )
 
 
+# The filters that ignore case, and so the facets whose values are counted together when they
+# differ only in case (a facet value's link then finds what it counts).
+FOLDED_FACETS = ("geography", "subject")
+
+
+def _folded(value: str) -> ColumnElement[str]:
+    """`value` with its case folded as the database folds the column it is compared with
+    (its `lower()`: SQLite's folds ASCII letters only). Folded in Python instead, a value with
+    other capitals ("Émirats") matched the records of another spelling, not its own."""
+    return func.lower(literal(value, String))
+
+
 def _any_of(
     column: ColumnElement[Any], wanted: Sequence[Any], *, fold: bool = False
 ) -> ColumnElement[bool]:
@@ -94,7 +106,7 @@ def _any_of(
     options: list[ColumnElement[bool]] = []
     if present:
         if fold:
-            options.append(func.lower(column).in_([str(value).lower() for value in present]))
+            options.append(func.lower(column).in_([_folded(str(value)) for value in present]))
         elif all(isinstance(value, str) for value in present):
             options.append(column.in_(present))
         else:
@@ -127,7 +139,7 @@ def _tagged(wanted: Sequence[str | None], counting: bool = False) -> ColumnEleme
     facet of two subjects took 7.7 s of CPU with a lookup per metric, 1.1 s so."""
     # An alias, so that the subject facet's own join of metric_subject stays separate.
     tagged = SUBJECT.alias("tagged")
-    present = [value.lower() for value in wanted if value is not None]
+    present = [_folded(value) for value in wanted if value is not None]
     options: list[ColumnElement[bool]] = []
     if present and counting:
         ids = select(tagged.c.metric_id).where(func.lower(tagged.c.subject).in_(present))
@@ -169,17 +181,25 @@ def _subject_in(table: Any, wanted: Sequence[str | None]) -> ColumnElement[bool]
     (case-insensitive, as `_tagged` selects metrics; None: with none): one subject, its rows;
     several, the lead rows whose list holds any of them, so that a metric tagged with two
     counts once."""
-    present = sorted({value.lower() for value in wanted if value is not None})
+    present = sorted({value for value in wanted if value is not None})
     options: list[ColumnElement[bool]] = []
     if len(present) == 1:
-        options.append(func.lower(table.c.subject) == present[0])
+        options.append(func.lower(table.c.subject) == _folded(present[0]))
     elif present:
         listed, sep = func.lower(table.c.subjects), SUBJECTS_SEPARATOR
-        holds = [listed.contains(f"{sep}{value}{sep}", autoescape=True) for value in present]
+        holds = [
+            listed.like(_folded(f"%{sep}{_like_escaped(value)}{sep}%"), escape="/")
+            for value in present
+        ]
         options.append(and_(table.c.lead, or_(*holds)))
     if None in wanted:
         options.append(table.c.subject.is_(None))
     return or_(*options)
+
+
+def _like_escaped(value: str) -> str:
+    """`value` matched literally in a LIKE pattern escaped by `/`."""
+    return value.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 _FILTERS = set(MetricFilters.model_fields) - {"as_of"}
@@ -1067,32 +1087,42 @@ def _facet_total(session: Session, query: FacetQuery, tally: Any) -> int:
     )
 
 
-def _facet_rows(session: Session, filters: FacetQuery, name: str, tally: Any) -> Sequence[Any]:
+def _facet_rows(
+    session: Session, filters: FacetQuery, name: str, tally: Any
+) -> list[tuple[Any, int]]:
     """(value, count) of facet `name` over the metrics `filters` select, summed from `tally`
-    if one is given."""
+    if one is given. Values of a facet whose filter ignores case (FOLDED_FACETS) are counted
+    together when the database folds them alike, under the spelling most of them have."""
     if tally is not None:
         column, _subjects = _facet_column(name, tally)
         where = and_(true(), *_conditions(filters, None, tally))
-        summed = func.sum(tally.c.metrics)
-        return session.execute(
-            select(column.label("value"), summed.label("count"))
-            .where(where)
-            .group_by(column)
-            .having(summed > 0)
-        ).all()
-    from_clause, where, _score = _selection(session, filters, None, counting=True)
-    column, needs_subjects = _facet_column(name)
-    source = (
-        from_clause.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id)
-        if needs_subjects
-        else from_clause
-    )
-    return session.execute(
-        select(column.label("value"), func.count().label("count"))
+        counted: Any = func.sum(tally.c.metrics)
+        source: Any = tally
+    else:
+        from_clause, where, _score = _selection(session, filters, None, counting=True)
+        column, needs_subjects = _facet_column(name)
+        source = (
+            from_clause.outerjoin(SUBJECT, SUBJECT.c.metric_id == METRIC.c.id)
+            if needs_subjects
+            else from_clause
+        )
+        counted = func.count()
+    folded = func.lower(column) if name in FOLDED_FACETS else column
+    rows = session.execute(
+        select(folded.label("folded"), column.label("value"), counted.label("count"))
         .select_from(source)
         .where(where)
-        .group_by(column)
+        .group_by(folded, column)
+        .having(counted > 0)
     ).all()
+    spellings: dict[Any, list[tuple[Any, int]]] = {}
+    for key, value, count in rows:
+        spellings.setdefault(key, []).append((value, int(count)))
+    return [
+        (min(found, key=lambda spelling: (-spelling[1], str(spelling[0])))[0],
+         sum(count for _value, count in found))
+        for found in spellings.values()
+    ]  # fmt: skip
 
 
 def _link(path: str, kept: list[tuple[str, str]], name: str, value: object) -> str:

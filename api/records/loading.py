@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, insert, select, text
+from sqlalchemy import Engine, Table, create_engine, func, insert, select, text
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col
 
 from api import search
@@ -310,8 +311,12 @@ def tidy(engine: Engine, report: Report) -> None:
     if "metric" in report.written:
         targets["metric_facet_count"] = "metric_facet_count"
 
+    # Connections of their own, not the pool's: a pool of one (DB_POOL_SIZE=1, no overflow)
+    # would have the second wait for the first's minutes at 1,000,000 metrics, past its timeout.
+    vacuuming = create_engine(engine.url, poolclass=NullPool)
+
     def vacuum(target: str) -> None:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        with vacuuming.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             # Not under a request's statement timeout: at 1,000,000 metrics it takes minutes.
             connection.execute(text("SET statement_timeout = 0"))
             connection.execute(text(f"VACUUM (ANALYZE) {target}"))
@@ -324,9 +329,12 @@ def tidy(engine: Engine, report: Report) -> None:
         )  # fmt: skip
         sizes: dict[str, int] = {name: size for name, size in rows}
     largest_first = sorted(targets, key=lambda name: -sizes.get(name, 0))
-    with ThreadPoolExecutor(max_workers=TIDY_CONNECTIONS) as pool:
-        for done in [pool.submit(vacuum, targets[name]) for name in largest_first]:
-            done.result()  # the first failure, if any, after every one has run
+    try:
+        with ThreadPoolExecutor(max_workers=TIDY_CONNECTIONS) as pool:
+            for done in [pool.submit(vacuum, targets[name]) for name in largest_first]:
+                done.result()  # the first failure, if any, after every one has run
+    finally:
+        vacuuming.dispose()
 
 
 def _foreign_ids(

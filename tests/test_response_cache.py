@@ -276,3 +276,29 @@ def test_a_live_server_read_right_after_its_write_sees_it(migrated_engine: Engin
             read = client.get(path)
             assert read.json()["name"] == name, n
             tag = read.headers["etag"]
+
+
+def test_a_cancelled_revalidation_leaves_the_others_their_fence(migrated_engine: Engine) -> None:
+    """PostgreSQL: revalidations that arrive together share one read of the revision (a
+    fence). A request cancelled while it waits (its client gone) must not cancel the fence
+    the others wait for, nor stop the next one."""
+    if migrated_engine.dialect.name != "postgresql":
+        pytest.skip("the shared fence is PostgreSQL's")
+    from api.response_cache import RevisionProbe
+
+    probe = RevisionProbe(migrated_engine, listen=False)
+
+    async def revalidate() -> tuple[object, object, object]:
+        first, gone, third = (asyncio.create_task(probe.revision(exact=True)) for _ in range(3))
+        await asyncio.sleep(0)  # all three wait on one fence
+        gone.cancel()
+        known = await first, await third
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        return (*known, await probe.revision(exact=True))
+
+    try:
+        answers = asyncio.run(revalidate())
+    finally:
+        probe.stop()
+    assert answers[0] is not None and answers[0] == answers[1] == answers[2]

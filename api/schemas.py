@@ -16,7 +16,10 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
+    WrapValidator,
 )
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -31,6 +34,25 @@ def _rfc3339(value: object) -> object:
     return value
 
 
+def _explained(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """A timestamp in the RFC 3339 format whose fields are out of range (hour 25, second 60,
+    February 30) is refused saying which, rather than with pydantic's "unexpected extra
+    characters"."""
+    try:
+        return handler(value)
+    except ValidationError:
+        if not isinstance(value, str) or not _RFC3339.match(value):
+            raise
+        try:
+            datetime.fromisoformat(value.upper())
+        except ValueError as error:
+            reason = str(error)
+            if reason.startswith("offset must be"):
+                reason = "the offset must be less than 24 hours"
+            raise ValueError(f"is not a valid moment: {reason}") from None
+        raise
+
+
 def _in_utc(value: datetime) -> datetime:
     # 9999-12-31T23:59:59-01:00 is a valid RFC 3339 timestamp that no UTC datetime can hold.
     try:
@@ -39,7 +61,12 @@ def _in_utc(value: datetime) -> datetime:
         raise ValueError("is outside the range of timestamps (years 1 to 9999 in UTC)") from None
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339),
+    WrapValidator(_explained),
+    AfterValidator(_in_utc),
+]
 # What `Timestamp` refuses although its format allows it.
 OUTSIDE_UTC = (
     "A moment outside years 1 to 9999 once converted to UTC (0001-01-01T00:00:00+01:00, "

@@ -88,6 +88,30 @@ def test_extreme_timestamps_are_answered_or_refused_never_5xx(
             assert answer.json()["errors"][0]["name"] == name
 
 
+@pytest.mark.parametrize(
+    ("moment", "detail"),
+    [
+        ("2026-11-30T23:59:60Z", "is not a valid moment: second must be in 0..59"),
+        ("2026-11-30T24:00:00Z", "is not a valid moment: hour must be in 0..23"),
+        ("2026-02-30T00:00:00Z", "is not a valid moment: day is out of range for month"),
+        ("2026-13-01T00:00:00Z", "is not a valid moment: month must be in 1..12"),
+        (
+            "2026-11-30T00:00:00+24:00",
+            "is not a valid moment: the offset must be less than 24 hours",
+        ),
+    ],
+)
+def test_a_timestamp_with_a_field_out_of_range_says_which(
+    client: TestClient, moment: str, detail: str
+) -> None:
+    """In the RFC 3339 format, but not a moment (a leap second included): the 422 names the
+    field, not pydantic's "unexpected extra characters"."""
+    for path, name in [("/v1/metrics", "as_of"), ("/v1/changes", "since")]:
+        answer = client.get(path, params={name: moment})
+        assert answer.status_code == 422
+        assert answer.json()["errors"] == [{"in": "query", "name": name, "detail": detail}]
+
+
 def test_every_read_names_its_dataset_version(client: TestClient) -> None:
     for path in ["/v1/metrics", METRIC, "/v1/metrics/facets", "/v1/faq", "/v1/sources",
                  "/v1/metrics.csv", f"{METRIC}/citation", "/v1/changes", "/v1/releases"]:  # fmt: skip

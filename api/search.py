@@ -244,7 +244,7 @@ def _copy_documents(
         record_id not in found for record_id in written
     ):
         return False
-    drop = text(_LIVE_STATEMENTS["postgresql"][0].format(kind=kind))
+    drop, add = (text(statement) for statement in live_statements(kind, "postgresql"))
     changed = [change.record_id for change in changes if change.old is not None]
     for start in range(0, len(changed), _IDS_PER_STATEMENT):
         session.execute(drop, {"ids": changed[start : start + _IDS_PER_STATEMENT]})
@@ -253,15 +253,10 @@ def _copy_documents(
         with cursor.copy(f"COPY {kind}_fts (row_id, document) FROM STDIN") as copy:
             for row_id, record_id in rows:
                 copy.write_row([row_id, found[record_id]])
-        if written:
-            cursor.execute(
-                f"INSERT INTO {kind}_live_fts (id, document) SELECT h.id, f.document"
-                f" FROM {kind}_history h JOIN {kind}_fts f ON f.row_id = h.row_id"
-                f" WHERE h.valid_from = %s AND h.valid_to IS NULL AND h.id = ANY(%s)",
-                [version, written],
-            )
     finally:
         cursor.close()
+    for start in range(0, len(written), _IDS_PER_STATEMENT):
+        session.execute(add, {"ids": written[start : start + _IDS_PER_STATEMENT]})
     return True
 
 

@@ -466,6 +466,17 @@ class _Driver:
     def columns(self, names: Sequence[str]) -> str:
         return ", ".join(self.quote(name) for name in names)
 
+    def marks(self, names: Sequence[str]) -> str:
+        """One row's placeholders for `names`, as the driver writes them."""
+        mark = "%s" if self.postgresql else "?"
+        return "(" + ", ".join(mark for _ in names) + ")"
+
+    def copy_into(self, target: str, columns: str) -> None:
+        """PostgreSQL: the values into `target`'s `columns` by COPY."""
+        with self.cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
+            for value in self.values:
+                copy.write_row(value)
+
     @contextmanager
     def staged(self, table: Table, names: Sequence[str]) -> Iterator[str]:
         """PostgreSQL: the values copied (COPY) into a temporary table of `table`'s `names`
@@ -476,9 +487,7 @@ class _Driver:
             f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS"
             f" SELECT {columns} FROM {self.target} WITH NO DATA"
         )
-        with self.cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
-            for value in self.values:
-                copy.write_row(value)
+        self.copy_into(stage, columns)
         yield stage
         self.cursor.execute(f"DROP TABLE {stage}")
 
@@ -511,12 +520,9 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     with _driver(session, table, names, rows) as driver:
         columns = driver.columns(names)
         if driver.postgresql:
-            with driver.cursor.copy(f"COPY {driver.target} ({columns}) FROM STDIN") as copy:
-                for value in driver.values:
-                    copy.write_row(value)
+            driver.copy_into(driver.target, columns)
         else:
-            marks = ", ".join("?" for _ in names)
-            statement = f"INSERT INTO {driver.target} ({columns}) VALUES ({marks})"
+            statement = f"INSERT INTO {driver.target} ({columns}) VALUES {driver.marks(names)}"
             driver.cursor.executemany(statement, driver.values)
 
 
@@ -567,11 +573,9 @@ def bulk_add(
                 selected = f"SELECT {columns} FROM {stage}"
                 driver.cursor.execute(f"INSERT INTO {target} ({columns}) {selected}{upsert}")
         elif driver.postgresql:
-            row = "(" + ", ".join("%s" for _ in names) + ")"
-            listed = ", ".join(row for _ in driver.values)
+            listed = ", ".join(driver.marks(names) for _ in driver.values)
             flat = [value for values in driver.values for value in values]
             driver.cursor.execute(f"INSERT INTO {target} ({columns}) VALUES {listed}{upsert}", flat)
         else:
-            marks = ", ".join("?" for _ in names)
-            statement = f"INSERT INTO {target} ({columns}) VALUES ({marks}){upsert}"
+            statement = f"INSERT INTO {target} ({columns}) VALUES {driver.marks(names)}{upsert}"
             driver.cursor.executemany(statement, driver.values)

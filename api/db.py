@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel, create_engine
 
+from api import normal_form
 from api.config import Settings
 
 metadata: MetaData = SQLModel.metadata
@@ -31,6 +32,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+    normal_form.register(dbapi_connection)  # search documents are indexed in NFKC
 
 
 def _begin_sqlite(connection: Connection) -> None:

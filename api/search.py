@@ -11,7 +11,9 @@ The language of `q` (QUERY_HELP says it to clients):
   (cell or gene) and therapy;
 - `prefix*` finds words beginning with the prefix (stemmed as a word is);
 - a word is a run of letters and digits; anything else separates words, so `CAR-T` is the
-  phrase "car t"; a query with no word to find (only exclusions or punctuation) finds nothing.
+  phrase "car t"; a query with no word to find (only exclusions or punctuation) finds nothing;
+- text, searched and searched for, is compared in Unicode's NFKC form (api.normal_form): `x2`
+  finds "x²", `file` finds "ﬁle", `μg` finds "µg", and a composed `é` a decomposed one.
 
 The two databases index and read alike: documents are split into words at every character
 that is not a letter or digit (FTS5's unicode61; on PostgreSQL a regular expression does it
@@ -37,6 +39,7 @@ import orjson
 from sqlalchemy import Engine, Float, Integer, String, Subquery, bindparam, text
 from sqlmodel import Session
 
+from api import normal_form
 from api.records import asof
 
 if TYPE_CHECKING:
@@ -46,7 +49,7 @@ QUERY_HELP = (
     "Full-text search: words are ANDed and stemmed (outsource finds outsourcing); "
     '`"a phrase"` finds adjacent words, `-word` excludes, `OR` between two terms finds '
     "either, `prefix*` matches word beginnings; any character not a letter or digit separates "
-    "words (CAR-T is the phrase car t)."
+    "words (CAR-T is the phrase car t); text is compared in Unicode NFKC form (x² is x2, µ is μ)."
 )
 
 # Columns of each kind's document, most weighted first (PostgreSQL weights A, B, C, then D for
@@ -85,7 +88,12 @@ _AT_VERSION = "h.valid_from <= :version AND (h.valid_to IS NULL OR h.valid_to > 
 
 
 def _columns(kind: str, dialect: str) -> list[str]:
-    return [f"coalesce({column.format(**_PIECES[dialect])}, '')" for column in DOCUMENTS[kind]]
+    """The SQL expressions of `kind`'s document columns, in NFKC (api.normal_form: on
+    PostgreSQL `cdmo_search_vector` normalises)."""
+    columns = [f"coalesce({column.format(**_PIECES[dialect])}, '')" for column in DOCUMENTS[kind]]
+    if dialect == "sqlite":
+        return [f"{normal_form.SQL_FUNCTION}({column})" for column in columns]
+    return columns
 
 
 def _weight(position: int) -> str:
@@ -323,7 +331,7 @@ def parse(q: str) -> Query:
     query = Query()
     either = False  # the last token was OR
     last_positive = False  # the last term was a positive one (an OR may extend its clause)
-    for match in _TERM.finditer(q):
+    for match in _TERM.finditer(normal_form.nfkc(q) or ""):
         negated, phrase, star, bare = match.groups()
         if bare == "OR":
             either = last_positive

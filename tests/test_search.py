@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from api import PROJECT_ROOT, search
+from api import PROJECT_ROOT, migrate, search
 from api.config import Settings
 from api.dataset import read_datasets
 from api.db import make_engine
@@ -215,3 +215,47 @@ def test_ranked_pages_of_every_size_slice_one_order(client: TestClient) -> None:
         for limit, offset in ((1, 0), (3, 2), (7, 5), (10, 17), (50, 30)):
             page = client.get("/v1/metrics", params={"q": q, "limit": limit, "offset": offset})
             assert [m["id"] for m in page.json()["items"]] == whole[offset : offset + limit]
+
+
+# Names in forms Unicode gives one word, and the queries that must find each on both databases
+# (before NFKC, SQLite found "zqx²y" as one word and PostgreSQL as two, and so on).
+NFKC_NAMES = {
+    "nfkc-superscript": ("Dose zqx²y figure", ["zqx2y", "zqx²y"]),
+    "nfkc-decomposed": ("Qcafe\u0301z figure", ["qcaféz", "qcafe\u0301z"]),
+    "nfkc-circled": ("Yield zz① figure", ["zz1", "zz①"]),
+    "nfkc-micro": ("Dose in zq\u00b5g", ["zq\u03bcg", "zq\u00b5g"]),
+    "nfkc-ligature": ("The \ufb01zzq figure", ["fizzq", "\ufb01zzq"]),
+    "nfkc-fullwidth": ("A \uff3a\uff51\uff4a figure", ["zqj", "\uff3a\uff51\uff4a"]),
+}
+
+
+def _live_documents_found(engine: Engine, word: str) -> int:
+    """How many live metric documents hold `word`, read from the index itself."""
+    postgres = engine.dialect.name == "postgresql"
+    sql = (
+        "SELECT count(*) FROM metric_live_fts WHERE document @@ to_tsquery('cdmo_search', :w)"
+        if postgres
+        else "SELECT count(*) FROM metric_live_fts WHERE metric_live_fts MATCH :w"
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(text(sql), {"w": word if postgres else f'"{word}"'}).one()[0])
+
+
+def test_text_is_searched_in_nfkc_on_both_databases(writable: Writable) -> None:
+    """A word is found whichever of its Unicode forms the record or the query holds, on both
+    databases alike; down to 0015 the index holds the text as stored, and back up, NFKC."""
+    w = writable
+    for metric_id, (name, _queries) in NFKC_NAMES.items():
+        body = new_metric(id=metric_id, name=name)
+        assert w.client.post("/v1/metrics", json=body, headers=w.auth()).status_code == 201
+    for metric_id, (_name, queries) in NFKC_NAMES.items():
+        for q in queries:
+            found = w.client.get("/v1/metrics", params={"q": q}).json()
+            assert [item["id"] for item in found["items"]] == [metric_id], q
+    # A composed é is not an e: no folding of accents on either database.
+    assert w.client.get("/v1/metrics", params={"q": "qcafez"}).json()["total"] == 0
+    migrate.downgrade(w.engine, "0015")
+    assert _live_documents_found(w.engine, "zqx2y") == 0
+    migrate.upgrade(w.engine)
+    assert _live_documents_found(w.engine, "zqx2y") == 1
+    assert _live_documents_found(w.engine, "fizzq") == 1

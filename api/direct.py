@@ -6,15 +6,22 @@ request, then resolves the dependency tree), not in the query. A `DirectRoute` i
 exactly as any route (its parameters, models and responses are in the OpenAPI document as
 before), but its request handler is built once from the endpoint's signature: the router's
 request checks are awaited, the query string is validated by the parameter model in one
-`model_validate` call (errors are the same `RequestValidationError`, located in `query`), the
-read session is opened as `get_read_session` opens it, and the endpoint runs in the thread
-pool. Only the parameter kinds below are handled; a route with any other kind of parameter or
-dependency is refused when it is declared, so nothing can silently skip a check. FastAPI's own
+`model_validate` call (errors are the same `RequestValidationError`, located in `query`), and
+the endpoint runs in a thread of the reads' own pool, which opens the read session as
+`get_read_session` does and closes it when the endpoint returns. (Opened and closed on the
+event loop through an async exit stack, and handed to anyio's thread pool, a cold item served
+2,300-2,500 req/s against 3,400 now, a cold page 1,270-1,360 against 1,350-1,490: `make
+bench`'s server, wrk at 16 connections, 2026-12-01.) Only the parameter kinds below are
+handled; a route with any other kind of parameter or dependency is refused when it is
+declared, so nothing can silently skip a check. FastAPI's own
 fields of the route, which only the OpenAPI document reads, are built when first asked for
 (api.routing.DeferredRoute).
 """
 
+import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import inspect
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
@@ -28,11 +35,12 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.records.reads import get_read_session
+from api.db import SQLITE_POOL_SIZE
+from api.records.reads import get_read_session, read_session
 from api.routing import DeferredRoute
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-Provide = Callable[[Request, contextlib.AsyncExitStack], Awaitable[Any]]
+Provide = Callable[[Request, contextlib.AsyncExitStack | None], Awaitable[Any]]
 
 
 class DirectRoute(DeferredRoute):
@@ -55,18 +63,48 @@ class DirectRoute(DeferredRoute):
         checks = [_check_of(dependency) for dependency in route.dependencies]
         providers = _providers(self.endpoint)
         endpoint = self.endpoint
+        # The read session's parameter: opened and closed in the endpoint's thread.
+        session = next((name for name, provide in providers if provide is _read_session), None)
+        others = [(name, provide) for name, provide in providers if name != session]
 
         async def handle(request: Request) -> Response:
             for check in checks:
                 await check(request)
-            async with contextlib.AsyncExitStack() as stack:
-                arguments = {name: await provide(request, stack) for name, provide in providers}
-                response = await run_in_threadpool(endpoint, **arguments)
+            if session is not None and get_read_session not in request.app.dependency_overrides:
+                arguments = {name: await provide(request, None) for name, provide in others}
+                response = await _in_thread(_with_session, request, endpoint, session, arguments)
+            else:
+                async with contextlib.AsyncExitStack() as stack:
+                    arguments = {name: await provide(request, stack) for name, provide in providers}
+                    response = await run_in_threadpool(endpoint, **arguments)
             if not isinstance(response, Response):
                 raise TypeError(f"{endpoint.__name__} must return a Response")
             return response
 
         return handle
+
+
+def _with_session(
+    request: Request, endpoint: Callable[..., Any], name: str, arguments: dict[str, Any]
+) -> Any:
+    """`endpoint` called with the request's read session as `name`, closed when it returns."""
+    with read_session(request) as session:
+        return endpoint(**arguments, **{name: session})
+
+
+# Reads run in threads of their own: half as many as SQLite's pool has connections (api.db),
+# which anyio's threads (writes, the other routes) share with them. The interpreter runs one
+# thread at a time: more would only wait for it, or for a connection.
+_READS = concurrent.futures.ThreadPoolExecutor(SQLITE_POOL_SIZE // 2, thread_name_prefix="read")
+
+
+async def _in_thread(function: Callable[..., Any], *arguments: Any) -> Any:
+    """`function(*arguments)` in a read thread, in the caller's context. Cheaper than anyio's
+    hand-off (which run_in_threadpool takes); a request cancelled meanwhile leaves the thread
+    to finish, and close its session, on its own."""
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_READS, context.run, function, *arguments)
 
 
 def _check_of(dependency: Depends) -> Callable[[Request], Awaitable[None]]:
@@ -105,12 +143,15 @@ def _provider(name: str, hint: Any) -> Provide:
     raise TypeError(f"DirectRoute cannot provide the parameter {name}: {hint!r}")
 
 
-async def _request(request: Request, _stack: contextlib.AsyncExitStack) -> Request:
+async def _request(request: Request, _stack: contextlib.AsyncExitStack | None) -> Request:
     return request
 
 
-async def _read_session(request: Request, stack: contextlib.AsyncExitStack) -> Any:
-    """The read session, or what `app.dependency_overrides` puts in its place."""
+async def _read_session(request: Request, stack: contextlib.AsyncExitStack | None) -> Any:
+    """What `app.dependency_overrides` puts in the read session's place (without one, the
+    endpoint's thread opens the session: `_with_session`)."""
+    if stack is None:
+        raise TypeError("an overridden read session is provided within an exit stack")
     provide: Any = request.app.dependency_overrides.get(get_read_session, get_read_session)
     if inspect.isasyncgenfunction(provide):
         return await stack.enter_async_context(contextlib.asynccontextmanager(provide)(request))
@@ -121,7 +162,7 @@ async def _read_session(request: Request, stack: contextlib.AsyncExitStack) -> A
 
 
 def _query_model(model: type[BaseModel]) -> Provide:
-    async def provide(request: Request, _stack: contextlib.AsyncExitStack) -> BaseModel:
+    async def provide(request: Request, _stack: contextlib.AsyncExitStack | None) -> BaseModel:
         try:  # single values: `single_valued_parameters` has refused repeated names
             return model.model_validate(dict(request.query_params))
         except ValidationError as error:
@@ -133,7 +174,7 @@ def _query_model(model: type[BaseModel]) -> Provide:
 
 
 def _path_string(name: str) -> Provide:
-    async def provide(request: Request, _stack: contextlib.AsyncExitStack) -> str:
+    async def provide(request: Request, _stack: contextlib.AsyncExitStack | None) -> str:
         return str(request.path_params[name])
 
     return provide

@@ -18,13 +18,18 @@ async def get_read_session(request: Request) -> AsyncIterator[Session]:
     dependency is `async` so that a plain read costs no hand-off to a thread: the session
     connects, and finds its version, when the handler (in its thread) first queries.
     """
+    with read_session(request) as session:
+        yield session
+
+
+def read_session(request: Request) -> Session:
+    """The read session of `request` (see `get_read_session`), to be closed by the caller."""
     info: dict[str, Any] = {"request": request}
     raw = request.query_params.get("as_of")
     if raw is not None:
         with contextlib.suppress(ValidationError):
             info["as_of"] = TIMESTAMP.validate_python(raw)
-    with Session(request.app.state.read_engine, info=info) as session:
-        yield session
+    return Session(request.app.state.read_engine, info=info)
 
 
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]

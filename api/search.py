@@ -331,7 +331,7 @@ def parse(q: str) -> Query:
     query = Query()
     either = False  # the last token was OR
     last_positive = False  # the last term was a positive one (an OR may extend its clause)
-    for match in _TERM.finditer(normal_form.nfkc(q) or ""):
+    for match in _TERM.finditer(q):
         negated, phrase, star, bare = match.groups()
         if bare == "OR":
             either = last_positive
@@ -341,7 +341,9 @@ def parse(q: str) -> Query:
             body = bare[1:] if negated else bare
             star = "*" if body.endswith("*") else ""
             phrase = body
-        words = _WORD.findall(phrase.lower())
+        # Words in NFKC, as documents are indexed; the syntax is ASCII (a fullwidth quote or
+        # minus is in a word, not a phrase's end or an exclusion).
+        words = _WORD.findall((normal_form.nfkc(phrase) or "").lower())
         if not words:
             continue
         term = Term(words, prefix=bool(star))

@@ -110,6 +110,9 @@ def test_q_in_exports(client: TestClient) -> None:
         ('cell "unclosed', '("cell") AND ("unclosed")', 2),
         ("-a -b", None, 0),
         ("", None, 0),
+        # Words in NFKC; the syntax ASCII: a fullwidth minus or quote is no operator.
+        ("zqx\u00b2y \ufb01le", '("zqx2y") AND ("file")', 2),
+        ("\uff0dcell \uff02gene", '("cell") AND ("gene")', 2),
     ],
 )
 def test_parse(q: str, fts5: str | None, clauses: int) -> None:

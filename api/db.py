@@ -18,7 +18,11 @@ metadata: MetaData = SQLModel.metadata
 
 
 WRITE_OPTION = "cdmo_write"
-SQLITE_POOL_SIZE = 40
+# Requests run in threads: anyio's (up to 40: writes and the routes api.direct does not serve)
+# and the direct reads' own (READ_THREADS).
+ANYIO_THREADS = 40
+READ_THREADS = 20
+SQLITE_POOL_SIZE = ANYIO_THREADS + READ_THREADS + 1  # and the revision probe's connection
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -75,9 +79,9 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         pool: dict[str, int] = {}
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            # Requests run in a pool of up to 40 threads (anyio's default): keep a connection
-            # for each rather than opening (and configuring) one per request above a smaller
-            # pool. (An in-memory database has one connection per thread, and no such pool.)
+            # A connection for each thread a request may run in, rather than opening (and
+            # configuring) one per request above a smaller pool, or waiting for one. (An
+            # in-memory database has one connection per thread, and no such pool.)
             pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
         engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
         event.listen(engine, "connect", _configure_sqlite)

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.db import SQLITE_POOL_SIZE
+from api.db import READ_THREADS
 from api.records.reads import get_read_session, read_session
 from api.routing import DeferredRoute
 
@@ -92,10 +92,9 @@ def _with_session(
         return endpoint(**arguments, **{name: session})
 
 
-# Reads run in threads of their own: half as many as SQLite's pool has connections (api.db),
-# which anyio's threads (writes, the other routes) share with them. The interpreter runs one
-# thread at a time: more would only wait for it, or for a connection.
-_READS = concurrent.futures.ThreadPoolExecutor(SQLITE_POOL_SIZE // 2, thread_name_prefix="read")
+# Reads run in threads of their own, beside anyio's; SQLite's pool has a connection for each
+# (api.db). The interpreter runs one thread at a time: more would only wait for it.
+_READS = concurrent.futures.ThreadPoolExecutor(READ_THREADS, thread_name_prefix="read")
 
 
 async def _in_thread(function: Callable[..., Any], *arguments: Any) -> Any:

@@ -13,7 +13,8 @@ The language of `q` (QUERY_HELP says it to clients):
 - a word is a run of letters and digits; anything else separates words, so `CAR-T` is the
   phrase "car t"; a query with no word to find (only exclusions or punctuation) finds nothing;
 - text, searched and searched for, is compared in Unicode's NFKC form (api.normal_form): `x2`
-  finds "x²", `file` finds "ﬁle", `μg` finds "µg", and a composed `é` a decomposed one.
+  finds "x²", `file` finds "ﬁle", `μg` finds "µg", and a composed `é` a decomposed one (the
+  final sigma and the dotted capital I folded too).
 
 The two databases index and read alike: documents are split into words at every character
 that is not a letter or digit (FTS5's unicode61; on PostgreSQL a regular expression does it
@@ -343,7 +344,7 @@ def parse(q: str) -> Query:
             phrase = body
         # Words in NFKC, as documents are indexed; the syntax is ASCII (a fullwidth quote or
         # minus is in a word, not a phrase's end or an exclusion).
-        words = _WORD.findall((normal_form.nfkc(phrase) or "").lower())
+        words = _WORD.findall(normal_form.query_text(phrase))
         if not words:
             continue
         term = Term(words, prefix=bool(star))

@@ -810,7 +810,10 @@ def _ranked_ids(
     if version is None or offset + rows > RANKED_ROWS:
         return _rank(session, query, category, selection, rows=rows, offset=offset)
     filters = query.model_dump(exclude=_NOT_FILTERS)
-    key = (version, asof.read_version(session), current_year(), category, *sorted(filters.items()))
+    key = (
+        session.info.get(asof.REVISION), version, asof.read_version(session), current_year(),
+        category, *sorted(filters.items()),
+    )  # fmt: skip
     best = _RANKED.get(key)
     if best is None:
         best = _RANKED.keep(
@@ -983,7 +986,8 @@ def _count_key(
     if version is None:  # not a request's read session: no version to key on
         return None
     filters = query.model_dump(exclude=_NOT_FILTERS)
-    return (version, current_year(), category, *sorted(filters.items()))
+    revision = session.info.get(asof.REVISION)
+    return (revision, version, current_year(), category, *sorted(filters.items()))
 
 
 def _keep_count(

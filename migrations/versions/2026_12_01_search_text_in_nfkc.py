@@ -6,12 +6,15 @@ on SQLite only, a decomposed `é` split the word on PostgreSQL only, and SQLite 
 sign `µ` to `μ` where PostgreSQL kept it. Documents are now indexed in NFKC, as `q` is read:
 
 - PostgreSQL: `cdmo_search_vector` normalises its text first (`normalize(..., NFKC)`, for
-  text that is not ASCII);
+  text that is not ASCII, then the final sigma and the dotted capital I folded: see
+  api/normal_form.py);
 - SQLite: the app registers `cdmo_nfkc(text)` on every connection, and its index statements
   wrap each column in it (registered here too, for the rebuild).
 
 The documents of every history row and live record whose text is not ASCII (NFKC leaves ASCII
-as it is) are rebuilt. Down, the same rows get their documents of the text as stored.
+as it is) are rebuilt, and `dataset_state.changed_at` moves on, so that every process's
+response cache forgets the searches it answered. Down, the same rows get their documents of
+the text as stored.
 
 Revision ID: 0016
 Revises: 0015
@@ -20,7 +23,9 @@ Create Date: 2026-12-01 03:00:00
 
 import unicodedata
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
@@ -77,8 +82,14 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $${body}$$
 """
 
 
+# The final sigma to the sigma, the dotted capital I to I (api/normal_form.py).
+_FOLDED = str.maketrans({"\u03c2": "\u03c3", "\u0130": "I"})
+
+
 def _nfkc(text: str | None) -> str | None:
-    return text if text is None or text.isascii() else unicodedata.normalize("NFKC", text)
+    if text is None or text.isascii():
+        return text
+    return unicodedata.normalize("NFKC", text).translate(_FOLDED)
 
 
 def _columns(kind: str, dialect: str) -> list[str]:
@@ -140,18 +151,38 @@ def _migrate(normalise: bool) -> None:
         # as it is (the test: 0.5 µs); a load computes four texts a metric.
         text = (
             "CASE WHEN octet_length(document) = char_length(document) THEN document"
-            " ELSE normalize(document, NFKC) END"
+            " ELSE translate(normalize(document, NFKC), chr(962) || chr(304), chr(963) || 'I') END"
             if normalise
             else "document"
         )
+        op.execute("SET LOCAL statement_timeout = 0")  # a rebuild of millions of rows
         op.execute(_FUNCTION.format(body=_SPLIT_AND_STEM.format(text=text)))
         for kind in DOCUMENTS:
             _rebuild_postgresql(kind)
+    else:
+        driver = bind.connection.driver_connection
+        driver.create_function(NFKC, 1, _nfkc, deterministic=True)  # type: ignore[union-attr]
+        for kind in DOCUMENTS:
+            _rebuild_sqlite(kind, normalise)
+    _results_changed()
+
+
+def _results_changed() -> None:
+    """Searches may answer otherwise now: a new `changed_at` (not a new version, as no record
+    changed) is a new dataset revision, which empties the response cache of every process (on
+    PostgreSQL the update's NOTIFY tells them; on SQLite each sees the file change)."""
+    bind = op.get_bind()
+    state = sa.table(
+        "dataset_state", sa.column("id"), sa.column("changed_at", sa.DateTime(timezone=True))
+    )
+    current = bind.execute(sa.select(state.c.changed_at).where(state.c.id == 1)).scalar()
+    if current is None:
         return
-    driver = bind.connection.driver_connection
-    driver.create_function(NFKC, 1, _nfkc, deterministic=True)  # type: ignore[union-attr]
-    for kind in DOCUMENTS:
-        _rebuild_sqlite(kind, normalise)
+    current = current if current.tzinfo else current.replace(tzinfo=UTC)
+    moment = max(datetime.now(UTC), current + timedelta(microseconds=1))
+    if bind.dialect.name == "sqlite":  # stored without an offset, as api.records.versions does
+        moment = moment.replace(tzinfo=None)
+    bind.execute(sa.update(state).where(state.c.id == 1).values(changed_at=moment))
 
 
 def upgrade() -> None:

@@ -1,11 +1,20 @@
 """Bad input, unknown routes, wrong methods, unacceptable formats, an unreachable database:
 every one answers RFC 9457 problem details, never a stack trace or HTML."""
 
+import asyncio
+import contextlib
+import threading
+import time
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
+from api.config import Settings
 from api.db import make_engine
 from api.main import create_app
+from api.metrics import service
 
 
 def problem(response) -> dict:  # type: ignore[no-untyped-def, type-arg]
@@ -152,6 +161,52 @@ def test_unexpected_errors_are_500_problems_without_details(client: TestClient) 
     body = problem(response)
     assert body["status"] == 500
     assert "secret" not in response.text
+
+
+def test_a_read_its_client_leaves_midway_ends_cleanly_and_frees_its_connection(
+    seeded_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that goes away while its read runs (the server cancels the request) leaves
+    the read's thread to finish and close its session: no error, and no connection kept from
+    the pool. (When the session was closed on the event loop, the cancellation closed it
+    under the thread still reading it: IllegalStateChangeError, connections held.)"""
+    reading = threading.Event()
+    read = service.list_metrics
+
+    def slow_read(session: Any, **arguments: Any) -> Any:
+        reading.set()
+        time.sleep(0.3)
+        return read(session, **arguments)
+
+    monkeypatch.setattr(service, "list_metrics", slow_read)
+    app = create_app(Settings(response_cache_bytes=0), engine=seeded_engine)
+    held = seeded_engine.pool.checkedout()  # type: ignore[attr-defined]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/v1/metrics", "raw_path": b"/v1/metrics",
+        "query_string": b"limit=7", "root_path": "", "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+
+    async def leave_midway() -> list[Any]:
+        sent: list[Any] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        answering = asyncio.ensure_future(app(scope, receive, send))
+        await asyncio.to_thread(reading.wait, 5)
+        answering.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await answering
+        await asyncio.sleep(0.6)  # the thread's read ends meanwhile
+        return sent
+
+    assert asyncio.run(leave_midway()) == []  # nothing was sent: the client had gone
+    assert seeded_engine.pool.checkedout() == held  # type: ignore[attr-defined]
 
 
 def test_unreachable_database_is_503_with_retry_after() -> None:

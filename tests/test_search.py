@@ -281,3 +281,185 @@ def _eventually_total(w: Writable, q: str, total: int) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+# (a record's name, then queries and the names' positions in this list each finds, the same on
+# both databases). Made with a review's script; what still differs is in docs/benchmarks.md.
+UNICODE_CASES: list[tuple[str, list[tuple[str, list[int]]]]] = [
+    ("x\xb2y", [("x2y", [0]), ("x\xb2y", [0])]),
+    ("\ufb01le", [("file", [1]), ("\ufb01le", [1])]),
+    ("\xb5gram", [("\u03bcgram", [2]), ("\xb5gram", [2])]),
+    ("zz\u2460 \u2473", [("zz1", [3]), ("zz\u2460", [3]), ("20", [3])]),
+    (
+        "\uff3a\uff51\uff4a",
+        [("zqj", [4]), ("\uff3a\uff51\uff4a", [4]), ("\uff5a\uff51\uff4a", [4])],
+    ),
+    ("cafe\u0301", [("caf\xe9", [5, 31]), ("cafe\u0301", [5, 31]), ("cafe", [])]),
+    (
+        "\u0130stanbul",
+        [("istanbul", [6]), ("\u0130stanbul", [6]), ("i\u0307stanbul", []), ("ISTANBUL", [6])],
+    ),
+    ("\u0131spanak", [("\u0131spanak", [7]), ("ispanak", []), ("ISPANAK", [])]),
+    ("STRA\u1e9eE", [("stra\xdfe", [8]), ("STRA\u1e9eE", [8]), ("strasse", [])]),
+    ("Fu\xdfg\xe4nger", [("fu\xdfg\xe4nger", [9]), ("FUSSG\xc4NGER", []), ("fu\xdfg\xe4ng*", [9])]),
+    (
+        "\u03a3\u038a\u03a3\u03a5\u03a6\u039f\u03a3",
+        [
+            ("\u03c3\u03af\u03c3\u03c5\u03c6\u03bf\u03c3", [10]),
+            ("\u03c3\u03af\u03c3\u03c5\u03c6\u03bf\u03c2", [10]),
+            ("\u03a3\u038a\u03a3\u03a5\u03a6\u039f\u03a3", [10]),
+        ],
+    ),
+    (
+        "\u1f40\u03b4\u03c5\u03c3\u03c3\u03b5\u03cd\u03c2",
+        [
+            ("\u1f40\u03b4\u03c5\u03c3\u03c3\u03b5\u03cd\u03c2", [11]),
+            ("\u039f\u0394\u03a5\u03a3\u03a3\u0395\u038e\u03a3", []),
+            ("\u1f48\u03b4\u03c5\u03c3\u03c3\u03b5\u03cd\u03c2", [11]),
+        ],
+    ),
+    (
+        "\u03bb\u03cc\u03b3\u03bf\u03c2",
+        [
+            ("\u03bb\u03cc\u03b3\u03bf\u03c2", [12]),
+            ("\u03bb\u03cc\u03b3\u03bf\u03c3", [12]),
+            ("\u039b\u038c\u0393\u039f\u03a3", [12]),
+        ],
+    ),
+    (
+        "\u6771\u4eac\u90fd \u5927\u962a",
+        [
+            ("\u6771\u4eac\u90fd", [13]),
+            ("\u6771\u4eac", []),
+            ("\u5927\u962a", [13]),
+            ("\u6771\u4eac*", [13]),
+        ],
+    ),
+    (
+        "\uff76\uff80\uff76\uff85 \uff76\uff9e\uff72\uff84\uff9e",
+        [
+            ("\u30ab\u30bf\u30ab\u30ca", [14]),
+            ("\uff76\uff80\uff76\uff85", [14]),
+            ("\u30ac\u30a4\u30c9", [14]),
+        ],
+    ),
+    ("\u304b\u3099\u3063\u3053\u3046", [("\u304c\u3063\u3053\u3046", [15])]),
+    ("\U0001f9ecgenome \U0001f469\u200d\U0001f52clab", [("lab", [16]), ("\U0001f9ec", [])]),
+    (
+        "\u210cilbert \xbd \u338f \u216b \u01c6 \ufb00 \ufb03x \u017ft",
+        [
+            ("hilbert", [17]),
+            ("kg", [17]),
+            ("xii", [17]),
+            ("d\u017e", [17]),
+            ("ff", [17]),
+            ("ffix", [17]),
+            ("st", [17, 34]),
+        ],
+    ),
+    ("\u0915\u094d\u0937\u0924\u094d\u0930\u093f\u092f", [("\u0915\u094d\u0937", [])]),
+    ("\u0995\u09cd\u09b7\u09ae\u09a4\u09be", []),
+    ("\u0e01\u0e33\u0e25\u0e31\u0e07", []),
+    ("Ti\u1ebfng Vi\u1ec7t", [("vi\u1ec7t", [21]), ("ti\u1ebfng", [21]), ("VI\u1ec6T", [21])]),
+    ("q\u0303uux", [("quux", [])]),
+    ("\ud55c\uad6d\uc5b4 \u1112\u1161\u11ab", [("\ud55c\uad6d\uc5b4", [23]), ("\ud55c", [23])]),
+    ("\u3131\u3134", [("\u3131\u3134", [24]), ("\u1100\u1102", [24])]),
+    ("\u0639\u064e\u0631\u064e\u0628\u0650\u064a\u0651", [("\u0639\u0631\u0628\u064a", [])]),
+    ("\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd", [("\u05e9\u05dc\u05d5\u05dd", [])]),
+    ("\u0663\u0664 \U0001d7d9\U0001d7da", [("\u0663\u0664", [27]), ("12", [27]), ("34", [])]),
+    ("\uab70\uab71 \u13f0", [("\uab70\uab71", [28]), ("\u13a0\u13a1", [28])]),
+    ("\u1c90 \u1c91", []),
+    ("\U00030000\U00030001", [("\U00030000\U00030001", [30])]),
+    (
+        "caf\xe9s na\xefvely r\xe9sum\xe9s",
+        [("caf\xe9", [5, 31]), ("na\xefv*", [31]), ("r\xe9sum\xe9", [31]), ("na\xefvely", [31])],
+    ),
+    ("Kelvin \xc5 \u2113", [("kelvin", [32]), ("\xe5", [32]), ("l", [32, 42])]),
+    ("\u01c5ungla", [("d\u017eungla", [33]), ("\u01c5ungla", [33]), ("D\u017dUNGLA", [33])]),
+    ("\ufb06op \ufb05", [("stop", [34])]),
+    ("\u24b6bc", [("abc", [35, 36]), ("\u24d0bc", [35, 36])]),
+    ("\u1d43bc \u207fth", [("abc", [35, 36]), ("nth", [36])]),
+    ("\u01c8ubljana", [("ljubljana", [37])]),
+    ("\u0130I \u0131i", [("i\u0131", [])]),
+    ("\xdf", [("\xdf", [39]), ("ss", [])]),
+    ("\u0390", [("\u0390", [40])]),
+    ("\ufb17", [("\u0574\u056d", [41])]),
+    (
+        "a\xb7b l\xb7l",
+        [
+            (
+                "a",
+                [
+                    0,
+                    1,
+                    2,
+                    3,
+                    4,
+                    5,
+                    6,
+                    7,
+                    8,
+                    9,
+                    10,
+                    11,
+                    12,
+                    13,
+                    14,
+                    15,
+                    16,
+                    17,
+                    18,
+                    19,
+                    20,
+                    21,
+                    22,
+                    23,
+                    24,
+                    25,
+                    26,
+                    27,
+                    28,
+                    29,
+                    30,
+                    31,
+                    32,
+                    33,
+                    34,
+                    35,
+                    36,
+                    37,
+                    38,
+                    39,
+                    40,
+                    41,
+                    42,
+                    43,
+                    44,
+                    45,
+                ],
+            ),
+            ("l\xb7l", [42]),
+            ("ab", []),
+        ],
+    ),
+    ("x\xadyz", [("xyz", []), ("x", [43])]),
+    ("zw\u200bj zw\u200dj", [("zw", [44]), ("zwj", []), ("j", [44])]),
+    ("\u03aa\u0301", [("\u03ca\u0301", [40])]),
+]
+
+
+def test_texts_in_many_scripts_are_found_alike_on_both_databases(writable: Writable) -> None:
+    """Each query finds the same records on both databases (UNICODE_CASES: before NFKC and
+    the folds, the two disagreed on 24 of the 112 queries these make, now on 13, left out)."""
+    w = writable
+    for position, (name, _queries) in enumerate(UNICODE_CASES):
+        body = new_metric(id=f"u-{position}", name=f"uu{position} {name}")
+        assert w.client.post("/v1/metrics", json=body, headers=w.auth()).status_code == 201
+    for _name, queries in UNICODE_CASES:
+        for q, positions in queries:
+            answer = w.client.get("/v1/metrics", params={"q": q, "limit": 100})
+            assert answer.status_code == 200, q
+            found = sorted(
+                int(item["id"][2:]) for item in answer.json()["items"] if item["id"][:2] == "u-"
+            )
+            assert found == positions, q

@@ -35,7 +35,11 @@ def test_the_loop_notices_a_write_changed_behind_its_back(databases: DatabaseFac
     engine = make_engine(loop.url)
     with engine.begin() as connection:
         connection.execute(
-            text("UPDATE metric SET name = 'tampered' WHERE id = :id"),
+            # The name, and the JSON kept with the row (`document`), as a write would leave them.
+            text(
+                "UPDATE metric SET name = 'tampered', document = replace(document,"
+                ' \'"name":"\' || name || \'"\', \'"name":"tampered"\') WHERE id = :id'
+            ),
             {"id": acknowledged[0].record_id},
         )
     engine.dispose()

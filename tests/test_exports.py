@@ -214,9 +214,10 @@ SUBJECTS = [["=formula", "comma, inside", 'quote "q"'], [], ["-dash"], ["ünï",
 def load_awkward(engine: Engine) -> list[str]:
     """The seed, and metrics with the AWKWARD figures and texts written straight into the
     tables (as the database holds them, whatever a loader would have said; the subjects both
-    as rows and kept with the metric, as the record store writes them)."""
+    as rows and kept with the metric, and the metric's JSON, as the record store writes
+    them)."""
     from api.db import writer
-    from api.metrics import kind
+    from api.metrics import kind, service
     from api.metrics.models import Metric, MetricSubject
     from tests.helpers import SOURCE
 
@@ -226,33 +227,33 @@ def load_awkward(engine: Engine) -> list[str]:
         for n, ((value, low, high), name, description) in enumerate(AWKWARD):
             metric_id = f"awkward-{n:02d}"
             ids.append(metric_id)
-            session.add(
-                Metric(
-                    id=metric_id,
-                    category=["market", "pricing"][n % 2],
-                    name=name,
-                    description=description,
-                    value=value,
-                    value_low=low,
-                    value_high=high,
-                    qualifier="eq",
-                    unit="percent",
-                    measure="share",
-                    direction=[None, "increase"][n % 2],
-                    year=[None, 2001, 2099][n % 3],
-                    forecast=n % 2 == 0,
-                    base_year=[None, 1999][n % 2],
-                    geography=[None, "=EU", 'Côte d’Ivoire, "CI"'][n % 3],
-                    cited_as=[None, "@cited, as"][n % 2],
-                    baseline_id=ids[0] if n else None,
-                    source_id=SOURCE,
-                    evidence_quote=description or name,
-                    evidence_start=n,
-                    evidence_end=n + 10,
-                    subjects_json=kind._subjects_json(SUBJECTS[n % len(SUBJECTS)]),
-                    subjects_csv=kind._subjects_csv(SUBJECTS[n % len(SUBJECTS)]),
-                )
+            row = dict(
+                id=metric_id,
+                category=["market", "pricing"][n % 2],
+                name=name,
+                description=description,
+                value=value,
+                value_low=low,
+                value_high=high,
+                qualifier="eq",
+                unit="percent",
+                measure="share",
+                direction=[None, "increase"][n % 2],
+                year=[None, 2001, 2099][n % 3],
+                forecast=n % 2 == 0,
+                base_year=[None, 1999][n % 2],
+                geography=[None, "=EU", 'Côte d’Ivoire, "CI"'][n % 3],
+                cited_as=[None, "@cited, as"][n % 2],
+                baseline_id=ids[0] if n else None,
+                source_id=SOURCE,
+                evidence_quote=description or name,
+                evidence_start=n,
+                evidence_end=n + 10,
+                subjects_json=kind._subjects_json(SUBJECTS[n % len(SUBJECTS)]),
+                subjects_csv=kind._subjects_csv(SUBJECTS[n % len(SUBJECTS)]),
             )
+            # The JSON pages show, as the record store renders it with the row.
+            session.add(Metric(**row, document=service.document(row)))
         session.flush()
         for n, metric_id in enumerate(ids):
             for position, subject in enumerate(SUBJECTS[n % len(SUBJECTS)]):

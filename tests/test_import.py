@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from bench import synthetic
 from tests.conftest import serving
@@ -236,6 +236,84 @@ def test_the_subjects_kept_with_each_metric_follow_every_write(
         item = client.get(f"/v1/metrics/{metrics[0]['id']}").json()
         assert item["subjects"] == metrics[0]["subjects"]
     assert _kept_subjects_disagree(migrated_engine) == []
+
+
+def _documents(engine: Engine) -> dict[str, str]:
+    with engine.connect() as connection:
+        return dict(connection.execute(text("SELECT id, document FROM metric")).all())
+
+
+def test_pages_show_each_metric_exactly_as_its_item_after_every_write(
+    migrated_engine: Engine, tmp_path: Path
+) -> None:
+    """Live pages and items show each metric from the JSON kept with its row
+    (`metric.document`); at a version (`as_of`) they are built from the history's columns.
+    After imports that create, change (text, subjects, forecasts) and delete metrics, and API
+    writes, a page is byte for byte the envelope of the items, and the page at this moment
+    (`as_of`) is byte for byte the live page; forecasts past their horizon say so (also one
+    whose description holds the text `"horizon_passed":false`); and migrating down past 0017
+    and up again renders the same documents."""
+    from fastapi.testclient import TestClient
+
+    from api import migrate
+    from api.config import Settings
+    from api.main import create_app
+    from tests.helpers import make_keys
+
+    (path,) = synthetic.write(tmp_path, metrics=12, sources=1)
+    assert _import(migrated_engine, str(path)).returncode == 0
+    data = json.loads(path.read_text(encoding="utf-8"))
+    metrics = data["metrics"]
+    metrics[0]["subjects"] = ['=new, "quoted"', "ünï"]
+    metrics[1].update(forecast=True, year=2001, base_year=None)  # past its horizon
+    metrics[2]["geography"] = "Émirats"
+    metrics[3]["name"] += " (renamed)"
+    data["metrics"] = metrics[:-2]  # two deleted
+    path.write_text(json.dumps(data), encoding="utf-8")
+    done = _import(migrated_engine, str(path))
+    assert done.returncode == 0, done.stderr
+    keys = make_keys(migrated_engine)
+    headers = {"Authorization": f"Bearer {keys['alice']}", "If-Match": "*"}
+    tricky = 'It says "horizon_passed":false, \\ and \u2028 — but it has passed.'
+    with TestClient(create_app(Settings(response_cache_bytes=0), migrated_engine)) as client:
+        for metric_id, body in (
+            (metrics[1]["id"], {"description": tricky}),
+            (metrics[4]["id"], {"subjects": ["b", "a"], "cited_as": "Ünïcode & <tags>"}),
+        ):
+            written = client.patch(f"/v1/metrics/{metric_id}", json=body, headers=headers)
+            assert written.status_code == 200, written.text
+        page = client.get("/v1/metrics", params={"limit": 100})
+        ids = [item["id"] for item in page.json()["items"]]
+        assert len(ids) == 10
+        items = [client.get(f"/v1/metrics/{metric_id}").content for metric_id in ids]
+        envelope = b',"total":10,"limit":100,"offset":0,"next":null}'
+        assert page.content == b'{"items":[' + b",".join(items) + b"]" + envelope
+        shown = {item["id"]: item for item in page.json()["items"]}
+        assert shown[metrics[1]["id"]]["horizon_passed"] is True
+        assert shown[metrics[1]["id"]]["description"] == tricky
+        passed = {metric_id for metric_id, item in shown.items() if item["horizon_passed"]}
+        assert passed == {
+            m["id"] for m in metrics[:10] if m["forecast"] and m["year"] < datetime.now(UTC).year
+        }
+        at = client.get(
+            "/v1/metrics", params={"limit": 100, "as_of": datetime.now(UTC).isoformat()}
+        )
+        assert at.json()["items"] == page.json()["items"]
+        # Sorted and paged by cursor, the kept documents and the history's columns agree.
+        walked: dict[str, list[dict[str, Any]]] = {"live": [], "as_of": []}
+        moment = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for name, extra in (("live", ""), ("as_of", f"&as_of={moment}")):
+            url: str | None = "/v1/metrics?sort=-value_high,name&limit=3" + extra
+            while url:
+                answer = client.get(url).json()
+                walked[name] += answer["items"]
+                url = answer["next"]
+        assert walked["live"] == walked["as_of"]
+        assert len(walked["live"]) == 10
+    kept = _documents(migrated_engine)
+    migrate.downgrade(migrated_engine, "0016")
+    migrate.upgrade(migrated_engine)
+    assert _documents(migrated_engine) == kept
 
 
 def test_the_facet_tally_of_a_bulk_load_equals_the_counted_facets(

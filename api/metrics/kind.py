@@ -111,6 +111,7 @@ METRIC = Kind(
         kept=(("subjects_json", _subjects_json), ("subjects_csv", _subjects_csv)),
         read_back=("subjects_json", orjson.loads),
     ),
+    rendered=(("document", service.document),),
     refs=(Ref("source_id", "source"), Ref("baseline_id", "metric")),
     rules=rules,
     present=_present,

@@ -23,6 +23,7 @@ from api.records.periods import history_of
 from api.vocabulary import Category, Direction, Measure, Qualifier, Unit, enum_column_type
 
 SORT = {"sort": True}  # an index for sorted pages only (api.records.periods.history_of)
+LIVE_ONLY = {"live_only": True}  # a column the history does not keep (api.records.periods)
 
 
 class Metric(SQLModel, table=True):
@@ -98,6 +99,12 @@ class Metric(SQLModel, table=True):
     # cell that CSV exports write; `metric_subject` keeps them as rows for filters and facets.
     subjects_json: str = Field(sa_column=Column(Text, nullable=False))
     subjects_csv: str = Field(sa_column=Column(Text, nullable=False))
+    # The metric as a page shows it (MetricPublic's JSON, as orjson writes it), rendered by the
+    # record store whenever the row is written (`service.document`, migration 0017), with
+    # `horizon_passed` false: a read sets it from the year it is read in. A cold page reads
+    # one text per metric rather than 22 values to build an object from. The live table's
+    # only: reads at a version (`as_of`) build their items from the history's columns.
+    document: str = Field(sa_column=Column(Text, nullable=False, info=LIVE_ONLY))
     # Raised by every write; compare-and-set on it keeps concurrent writers from clobbering.
     version: int = Field(default=1)
 

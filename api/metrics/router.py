@@ -2,7 +2,6 @@
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Path, Query, Request, Response
 from sqlmodel import Session
 
@@ -39,7 +38,7 @@ def _collection(
             next_params.append(("after", encode_cursor([service.sort_tag(query), *rows.last])))
         else:  # ranked by relevance: paged by offset
             next_params.append(("offset", str(query.offset + query.limit)))
-    return json_page(request, rows.items, total, query.limit, query.offset, next_params)
+    return json_page(request, rows.documents, total, query.limit, query.offset, next_params)
 
 
 def _reader(category: Category | None) -> Any:
@@ -116,7 +115,7 @@ def get_metric(
     """The metric with this id and its evidence span (how to cite it: `.../citation`)."""
     item, version = service.metric_item(session, metric_id=metric_id)
     etag = store.item_etag(session, KIND, metric_id, version=version) or ""
-    return Response(orjson.dumps(item), media_type="application/json", headers={"ETag": etag})
+    return Response(item.encode(), media_type="application/json", headers={"ETag": etag})
 
 
 router.add_api_route(

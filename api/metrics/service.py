@@ -4,7 +4,7 @@ import contextlib
 import functools
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 
 import orjson
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Dialect,
     Enum,
@@ -398,6 +399,32 @@ def _item(r: Sequence[Any], subjects: list[str], year: int) -> dict[str, Any]:
     }
 
 
+_FIGURES = (_POSITION["value"], _POSITION["value_low"], _POSITION["value_high"])
+_NO_HORIZON = -(2**63)  # a year before every year: `horizon_passed` false
+_NOT_PASSED, _PASSED = '"horizon_passed":false', '"horizon_passed":true'
+
+
+def document(row: Mapping[str, Any]) -> str:
+    """A metric's live row (its columns as the record store writes them) as the JSON object a
+    page shows (`_item`, as orjson writes it), with `horizon_passed` false: `_dated` sets it
+    when the row is read (Metric.document)."""
+    values = [row[name] for name in FIELDS]
+    for index in _FIGURES:  # a record may hold an integral figure as an int
+        if values[index] is not None:
+            values[index] = float(values[index])
+    subjects = orjson.loads(row["subjects_json"])
+    return orjson.dumps(_item(values, subjects, _NO_HORIZON)).decode()
+
+
+def _dated(document: str, forecast: Any, year: int | None, now: int) -> str:
+    """`document` as read in the year `now`: a forecast for an earlier year has passed its
+    horizon. The first `"horizon_passed":false` in it is the field: the keys before it are
+    fixed, and in a JSON string a quote is always escaped."""
+    if forecast and year is not None and year < now:
+        return document.replace(_NOT_PASSED, _PASSED, 1)
+    return document
+
+
 def _plain_column(column: Any) -> Any:
     """Enumerated columns read as the plain strings they hold (their values are valid by the
     table's CHECK): no enum member made per value."""
@@ -415,11 +442,50 @@ def _plain_value(value: Any) -> Any:
 
 @dataclass
 class Rows:
-    """One read of a collection: the items as JSON-ready dicts, in order, and where it ended."""
+    """One read of a collection: the items as JSON texts, in order, and where it ended."""
 
-    items: list[dict[str, Any]]
+    documents: list[str]
     more: bool  # whether rows follow the last one
     last: list[Any] | None  # the sort values of the last item (for `after=`), when keyed
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The items as dicts (MetricPublic's fields)."""
+        return [orjson.loads(text) for text in self.documents]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The columns a page reads, and how its rows become items. Live: each metric's `document`
+    and what `_dated` and a cursor need; at a version (the history keeps no document): the
+    public fields, then the subjects' JSON array."""
+
+    statement: Select[Any]
+    positions: dict[str, int]  # where each sort field's value is in a row
+    live: bool
+
+    def documents(self, rows: Sequence[Sequence[Any]], now: int) -> list[str]:
+        if self.live:
+            return [_dated(row[0], row[1], row[2], now) for row in rows]
+        loads = orjson.loads
+        return [orjson.dumps(_item(row, loads(row[21]), now)).decode() for row in rows]
+
+
+@functools.cache
+def _layout(live: bool, sorted_by: tuple[str, ...] = ()) -> _Layout:
+    """The layout of a page read live or at a version, sorted by the fields `sorted_by` (built
+    once for each: a request adds only its FROM, WHERE, ORDER BY and LIMIT)."""
+    if not live:
+        return _Layout(select(*_ROW_COLUMNS, METRIC.c.subjects_json), _POSITION, False)
+    names = ("id", *[name for name in sorted_by if name != "id"])
+    columns = [METRIC.c.document, METRIC.c.forecast, METRIC.c.year]
+    columns += [_plain_column(METRIC.c[name]) for name in names]
+    return _Layout(select(*columns), {name: 3 + i for i, name in enumerate(names)}, True)
+
+
+def _layout_of(session: Session, keys: Sequence[SortKey]) -> _Layout:
+    sorted_by = tuple(column.name for column, _d, _n in keys if isinstance(column, Column))
+    return _layout(asof.read_version(session) is None, sorted_by)
 
 
 def keyed_page(
@@ -670,43 +736,42 @@ def read_page(
     dialect = session.get_bind().dialect.name
     if query.q is None:  # built only when its statement is not kept (`_keyed_statement`)
         selection = None
-        keys, ranked = [], False
+        ranked = False
     else:
         selection = _selection(session, query, category)
-        keys = _sort_keys(query, selection[2])
         ranked = selection[2] is not None and not query.sort_keys()
+    keys = _sort_keys(query, selection[2] if selection else None)
     if after is not None and ranked:
         raise InvalidInput(
             "query", "after", "results ranked by relevance page by offset; give `sort`"
         )
-    # The page's rows, each with its subjects (kept with the row as a JSON array): one query,
-    # or for a page ranked by relevance, the page's ids in order first (ranking reads no metric
-    # row), then their rows.
+    # The page's rows (each with its document, or the fields and subjects to make it): one
+    # query, or for a page ranked by relevance, the page's ids in order first (ranking reads
+    # no metric row), then their rows.
+    layout = _layout_of(session, () if ranked else keys)
     from_clause, where, score = selection or (METRIC, true(), None)
     if ranked and score is not None:
         ids = _ranked_ids(
             session, query, category, (from_clause, where, score), rows=limit + 1, offset=offset
         )
-        statement = _page_select().where(METRIC.c.id.in_(ids))
+        statement = layout.statement.where(METRIC.c.id.in_(ids))
         position = {metric_id: index for index, metric_id in enumerate(ids)}
+        at = layout.positions["id"]
         rows: Sequence[Any] = sorted(
-            session.execute(statement).all(), key=lambda row: position[row[0]]
+            session.execute(statement).all(), key=lambda row: position[row[at]]
         )
     else:
         walks, keys, prepared = _keyed_statement(
-            session, query, category, dialect, selection, after, limit, offset
+            session, query, category, dialect, layout, selection, after, limit, offset
         )
         rows = read_walks(session, walks, prepared, limit=limit, offset=offset)
-    year = current_year()
-    items: list[dict[str, Any]] = []
-    loads = orjson.loads
-    for row in rows[:limit]:
-        items.append(_item(row, loads(row[21]), year))
+    documents = layout.documents(rows[:limit], current_year())
     more = len(rows) > limit
-    last = _last(keys, rows[limit - 1], ranked) if items and len(items) == limit else None
-    if items and not more:
-        last = _last(keys, rows[len(items) - 1], ranked)
-    return Rows(items, more, last)
+    last = None
+    if documents and not ranked:
+        row = rows[len(documents) - 1]
+        last = [_plain_value(row[layout.positions[column.name]]) for column, _d, _n in keys]
+    return Rows(documents, more, last)
 
 
 V = TypeVar("V")
@@ -747,6 +812,7 @@ def _keyed_statement(
     query: MetricQuery,
     category: Category | None,
     dialect: str,
+    layout: _Layout,
     selection: tuple[FromClause, ColumnElement[bool], Any] | None,
     after: Sequence[Any] | None,
     limit: int,
@@ -759,7 +825,7 @@ def _keyed_statement(
     sorting them took 0.8 s); its statement depends on the version read at, so is not kept."""
     if query.q is not None:
         statement, keys = keyed_page(
-            session, query, category, _page_select(), after=after, limit=limit,
+            session, query, category, layout.statement, after=after, limit=limit,
             offset=offset, selection=selection,
         )  # fmt: skip
         return [statement], keys, []
@@ -767,14 +833,14 @@ def _keyed_statement(
     # The data's, so part of the key; pages by offset keep one walk (parts of each year cut
     # at an offset read the offset's rows in each: 0.4-2.9 s at offset 20,000 of 1,000,000).
     years = _years_matched(session, query, category) if offset == 0 else None
-    key: tuple[Any, ...] = (dialect, category, current_year(), limit, offset, years)
+    key: tuple[Any, ...] = (dialect, layout.live, category, current_year(), limit, offset, years)
     key += (*sorted(built_from.items()),)
     key += (None,) if after is None else tuple((type(v), v) for v in after)
     found = _STATEMENTS.get(key)
     if found is not None:
         return found
     walks, keys = walked_page(
-        session, query, category, _page_select(), after=after, limit=limit,
+        session, query, category, layout.statement, after=after, limit=limit,
         offset=offset, selection=selection, years=years,
     )  # fmt: skip
     prepared = [_prepared(walk, session) for walk in walks]
@@ -871,19 +937,6 @@ def _ranked_page(
     )
 
 
-@functools.cache
-def _page_select() -> Select[Any]:
-    """The columns of a page (`FIELDS`, then the subjects as the row keeps them, a JSON array),
-    built once: each request adds only its FROM, WHERE, ORDER BY and LIMIT."""
-    return select(*_ROW_COLUMNS, METRIC.c.subjects_json)
-
-
-def _last(keys: Sequence[SortKey], row: Sequence[Any], ranked: bool) -> list[Any] | None:
-    if ranked:
-        return None  # relevance: not keyed
-    return [_plain_value(row[_POSITION[column.name]]) for column, _d, _n in keys]
-
-
 def count_metrics(session: Session, query: MetricFilters, category: Category | None) -> int:
     """How many metrics match the filters."""
     if query.q is not None and _only_searched(query, category):
@@ -936,8 +989,8 @@ def list_metrics(
     rows = read_page(session, query, category, after=after, limit=query.limit, offset=query.offset)
     total: int | None = None
     if query.count == "exact":
-        if after is None and not rows.more and (rows.items or query.offset == 0):
-            total = query.offset + len(rows.items)
+        if after is None and not rows.more and (rows.documents or query.offset == 0):
+            total = query.offset + len(rows.documents)
         else:
             total = _counted(session, query, category)
     return rows, total
@@ -950,7 +1003,7 @@ def public_page(
     rows, total = list_metrics(
         session, query=query.model_copy(update={"count": "exact"}), category=category
     )
-    return [MetricPublic.model_validate(item) for item in rows.items], total or 0
+    return [MetricPublic.model_validate_json(text) for text in rows.documents], total or 0
 
 
 def stream_metrics(
@@ -961,13 +1014,13 @@ def stream_metrics(
     offset = 0
     while True:
         rows = read_page(session, query, category, after=after, limit=STREAM_ROWS, offset=offset)
-        yield from (MetricPublic.model_validate(item) for item in rows.items)
+        yield from (MetricPublic.model_validate_json(text) for text in rows.documents)
         if not rows.more:
             return
         if rows.last is not None:
             after = rows.last
         else:  # ranked by relevance: paged by offset
-            offset += len(rows.items)
+            offset += len(rows.documents)
 
 
 STREAM_ROWS = 2000
@@ -1009,37 +1062,39 @@ def _counted(session: Session, query: MetricQuery, category: Category | None) ->
 
 def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
     """The metric `metric_id`; NotFound when there is none."""
-    return MetricPublic.model_validate(metric_item(session, metric_id=metric_id)[0])
+    return MetricPublic.model_validate_json(metric_item(session, metric_id=metric_id)[0])
 
 
 @functools.cache
-def _item_select() -> Select[Any]:
-    """One metric's row, its subjects (a JSON array) and its record version, built once: each
-    read binds only the id (`metric_id`)."""
-    return select(*_ROW_COLUMNS, METRIC.c.subjects_json, METRIC.c.version).where(
-        METRIC.c.id == bindparam("metric_id")
+def _item_select(live: bool) -> Select[Any]:
+    """One metric's row as its layout reads it (`_layout`), then its record version, built
+    once: each read binds only the id (`metric_id`)."""
+    return (
+        _layout(live)
+        .statement.add_columns(METRIC.c.version)
+        .where(METRIC.c.id == bindparam("metric_id"))
     )
 
 
-_ITEMS: dict[tuple[str, str], Prepared] = {}
+_ITEMS: dict[tuple[str, str, bool], Prepared] = {}
 
 
-def _item_prepared(dialect: Dialect) -> Prepared:
-    """`_item_select()` prepared for the driver, once per dialect."""
-    key = (dialect.name, dialect.driver)
+def _item_prepared(dialect: Dialect, live: bool) -> Prepared:
+    """`_item_select(live)` prepared for the driver, once per dialect."""
+    key = (dialect.name, dialect.driver, live)
     if key not in _ITEMS:
-        _ITEMS[key] = Prepared(_item_select(), dialect)
+        _ITEMS[key] = Prepared(_item_select(live), dialect)
     return _ITEMS[key]
 
 
-def metric_item(session: Session, *, metric_id: str) -> tuple[dict[str, Any], int]:
-    """The metric `metric_id` as its public JSON object, and its record version (for its
+def metric_item(session: Session, *, metric_id: str) -> tuple[str, int]:
+    """The metric `metric_id` as its public JSON text, and its record version (for its
     ETag); NotFound when there is none."""
-    rows = _item_prepared(session.get_bind().dialect).rows(session, metric_id=metric_id)
+    live = asof.read_version(session) is None
+    rows = _item_prepared(session.get_bind().dialect, live).rows(session, metric_id=metric_id)
     if not rows:
         raise NotFound(f"There is no metric {metric_id!r}.")
-    row = rows[0]
-    return _item(row, orjson.loads(row[21]), current_year()), row[22]
+    return _layout(live).documents(rows, current_year())[0], rows[0][-1]
 
 
 def _facet_column(name: str, table: Any = METRIC) -> tuple[ColumnElement[Any], bool]:

@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 
 from api.history.models import Revision
 from api.records import versions
-from api.records.periods import VERSIONED, current_at
+from api.records.periods import VERSIONED, current_at, kept_columns
 from api.schemas import Timestamp
 
 OPTION = "as_of_version"
@@ -54,7 +54,7 @@ def _at_version(live: Table) -> Any:
     shaped as `live` (built once per table: the version is a bound parameter)."""
     history = VERSIONED[live]
     return (
-        select(*[history.c[column.name] for column in live.columns])
+        select(*[history.c[column.name] for column in kept_columns(live)])
         .where(current_at(history, _VERSION))
         .subquery(live.name)
     )

@@ -71,6 +71,10 @@ class Kind:
     # What else an item's representation shows, for its ETag (a metric's horizon moves with the
     # year, a source's metric_count with its metrics).
     tag_variant: Callable[[Session, str], str] | None = None
+    # Columns of the live row rendered from the rest of it (column name, renderer of the row's
+    # other columns), written whenever the row is: a metric's `document`, the JSON a page
+    # shows. The history keeps none of them (`info["live_only"]` on the column).
+    rendered: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = ()
     # Called after each batch of changes written in a transaction at dataset version `version`
     # (its search documents, the metric facet tally).
     after_write: Callable[[Session, int, Sequence["Change"]], None] | None = None
@@ -87,9 +91,10 @@ class Kind:
 
     @cached_property
     def columns(self) -> list[str]:
-        """The table's own columns, without the engine's `version` and the columns that keep
-        its child list (`Child.kept`)."""
+        """The table's own columns, without the engine's `version`, the columns that keep its
+        child list (`Child.kept`) and those rendered from the row (`rendered`)."""
         kept = {name for name, _render in self.child.kept} if self.child else set()
+        kept |= {name for name, _render in self.rendered}
         return [
             column.name
             for column in self.table.columns

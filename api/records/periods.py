@@ -32,13 +32,19 @@ def _plain_type(column: Column[object]) -> object:
     return column.type.copy()
 
 
+def kept_columns(live: Table) -> list[Column[object]]:
+    """The columns of `live` that its history keeps: all but those marked `live_only` in their
+    `info` (a rendering of the row that only live reads use)."""
+    return [column for column in live.columns if not column.info.get("live_only")]
+
+
 def history_of(live: Table, *, key: str) -> Table:
     """Declare the history twin of `live`, whose rows are identified by column `key`."""
     name = f"{live.name}{HISTORY_SUFFIX}"
     columns: list[Column[object]] = [Column("row_id", Integer, primary_key=True)]
     columns += [
         Column(column.name, _plain_type(column), nullable=column.nullable)  # type: ignore[arg-type]
-        for column in live.columns
+        for column in kept_columns(live)
     ]
     columns += [
         Column("valid_from", Integer, nullable=False),

@@ -134,6 +134,8 @@ def _row(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
     for name in kind.date_columns:
         if isinstance(row.get(name), str):
             row[name] = date.fromisoformat(row[name])
+    for name, rendering in kind.rendered:
+        row[name] = rendering(row)
     return row
 
 
@@ -236,6 +238,8 @@ def _changed_columns(kind: Kind, fields: Sequence[str]) -> tuple[str, ...]:
             columns += [column for column, _render in kind.child.kept]
         else:
             columns.append(name)
+    if columns:  # a rendering of the row changes with any of its columns
+        columns += [name for name, _render in kind.rendered]
     return tuple(columns)
 
 
@@ -321,7 +325,11 @@ def apply(
             .where(among(session, history.c.id, group), history.c.valid_to.is_(None))
             .values(valid_to=version.number)
         )
-    bulk_insert(session, history, [row | {"valid_from": version.number} for row in rows.values()])
+    kept = [row | {"valid_from": version.number} for row in rows.values()]
+    for name, _render in kind.rendered:  # the live row's only
+        for row in kept:
+            del row[name]
+    bulk_insert(session, history, kept)
     revisions = [
         {
             "kind": kind.name,

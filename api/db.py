@@ -7,8 +7,9 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, event
+from sqlalchemy import ColumnElement, Connection, Engine, LargeBinary, MetaData, cast, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.types import UserDefinedType
 from sqlmodel import SQLModel, create_engine
 
 from api import normal_form
@@ -62,6 +63,22 @@ def _bytes_loader() -> type:
             return bytes(data)
 
     return Bytes
+
+
+class Bpchar(UserDefinedType[bytes]):
+    """PostgreSQL's `bpchar`, text that this module's connections load as bytes."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "bpchar"
+
+
+def as_bytes(column: ColumnElement[str], dialect: str) -> ColumnElement[bytes]:
+    """A text column read as the bytes of its UTF-8, with no str made of it and encoded
+    again: SQLite's as a BLOB, PostgreSQL's as `bpchar` (loaded as bytes; trailing blanks,
+    which `bpchar` drops, must not matter)."""
+    return cast(column, Bpchar() if dialect == "postgresql" else LargeBinary())
 
 
 def _configure_postgresql(dbapi_connection: Any, _record: Any) -> None:

@@ -93,6 +93,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=_lifespan,
+        # FastAPI's own OpenTelemetry hooks looked the global providers up on every request
+        # (3-4% of a cold page's CPU, reading the environment each time) to find none; this
+        # API reports through /metrics and its JSON log lines instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.router.redirect_slashes = False  # api.guards redirects, relative to the request's host

@@ -118,13 +118,13 @@ def cursor_values(token: str) -> list[Any]:
 
 def json_page(
     request: Request,
-    items: list[str],
+    items: list[bytes],
     total: int | None,
     limit: int,
     offset: int,
     next_params: list[tuple[str, str]] | None,
 ) -> Response:
-    """A page envelope as JSON bytes around `items`, each already a JSON object's text (no
+    """A page envelope as JSON bytes around `items`, each already a JSON object (UTF-8; no
     model per item), with `next` in the body and in a `Link` header. `next_params` are the
     paging parameters of the next page, or None."""
     headers = {}
@@ -138,5 +138,5 @@ def json_page(
         next_url = f"{path}?{urlencode([*params, *next_params], safe=',')}"
         headers["Link"] = f'<{next_url}>; rel="next"'
     rest = orjson.dumps({"total": total, "limit": limit, "offset": offset, "next": next_url})
-    body = ('{"items":[' + ",".join(items) + "],").encode() + rest[1:]
+    body = b'{"items":[' + b",".join(items) + b"]," + rest[1:]
     return Response(body, media_type="application/json", headers=headers)

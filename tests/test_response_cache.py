@@ -232,9 +232,13 @@ def test_a_commit_by_any_other_connection_is_seen_by_the_next_hit(
         before = client.get(ITEM)
         hits = cache.hits
         assert client.get(ITEM).content == before.content and cache.hits == hits + 1
+        # A writer changes the column and the JSON kept with the row (`document`), as the
+        # record store does.
         with migrated_engine.begin() as connection:
             connection.exec_driver_sql(
-                "UPDATE metric SET geography = 'Mars' WHERE id = 'viral-vector-lead-time'"
+                "UPDATE metric SET geography = 'Mars', document = replace(document,"
+                ' \'"geography":"global"\', \'"geography":"Mars"\')'
+                " WHERE id = 'viral-vector-lead-time'"
             )
             connection.exec_driver_sql("UPDATE dataset_state SET version = version + 1")
         after = client.get(ITEM)
@@ -246,10 +250,15 @@ def test_a_commit_by_any_other_connection_is_seen_by_the_next_hit(
         script = (
             "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
             "c.execute('PRAGMA busy_timeout=10000'); c.execute('BEGIN IMMEDIATE'); "
-            "c.execute(\"UPDATE metric SET geography = 'Venus' WHERE id = 'viral-vector-lead-time'\"); "
+            "c.execute(sys.argv[2]); "
             "c.execute('UPDATE dataset_state SET version = version + 1'); c.execute('COMMIT')"
         )
-        subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+        venus = (
+            "UPDATE metric SET geography = 'Venus', document = replace(document,"
+            ' \'"geography":"Mars"\', \'"geography":"Venus"\')'
+            " WHERE id = 'viral-vector-lead-time'"
+        )
+        subprocess.run([sys.executable, "-c", script, str(path), venus], check=True, timeout=60)
         assert client.get(ITEM).json()["geography"] == "Venus" and cache.hits == hits + 2
         assert cache.probe._shm, "a WAL file's revision is read from the WAL index's header"
 

@@ -39,10 +39,10 @@ from sqlalchemy import (
     or_,
 )
 from sqlalchemy import select as sql_select
-from sqlalchemy.types import UserDefinedType
 from sqlmodel import Session
 
 from api.cells import FORMULA_STARTS
+from api.db import Bpchar
 from api.exports import Chunk, Format
 from api.metrics import service
 from api.metrics.schemas import MetricPublic, MetricQuery
@@ -358,15 +358,6 @@ def _sort_values(keys: Sequence[Any]) -> list[ColumnElement[Any]]:
 _JOINED_ROWS = 2
 
 
-class _Bpchar(UserDefinedType[bytes]):
-    """PostgreSQL's `bpchar`, text that api.db's connections load as bytes."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **_kw: Any) -> str:
-        return "bpchar"
-
-
 def _joined_chunk(
     session: Session,
     statement: Select[Any],
@@ -383,7 +374,7 @@ def _joined_chunk(
     # aggregate, and reads it in its order).
     page = statement.limit(limit).subquery("page")
     if postgres:  # as bytes (api.db loads `bpchar` so)
-        joined: ColumnElement[Any] = cast(func.string_agg(page.c.line, _sql_text("")), _Bpchar())
+        joined: ColumnElement[Any] = cast(func.string_agg(page.c.line, _sql_text("")), Bpchar())
         unusual: ColumnElement[Any] = func.count(page.c.unusual)
     else:
         joined = cast(func.group_concat(page.c.line, _sql_text("")), LargeBinary())

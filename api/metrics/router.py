@@ -115,7 +115,7 @@ def get_metric(
     """The metric with this id and its evidence span (how to cite it: `.../citation`)."""
     item, version = service.metric_item(session, metric_id=metric_id)
     etag = store.item_etag(session, KIND, metric_id, version=version) or ""
-    return Response(item.encode(), media_type="application/json", headers={"ETag": etag})
+    return Response(item, media_type="application/json", headers={"ETag": etag})
 
 
 router.add_api_route(

@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 from api import search
+from api.db import as_bytes
 from api.errors import InvalidInput, NotFound
 from api.filters import spell, years
 from api.filters import values as filters_values
@@ -401,7 +402,7 @@ def _item(r: Sequence[Any], subjects: list[str], year: int) -> dict[str, Any]:
 
 _FIGURES = (_POSITION["value"], _POSITION["value_low"], _POSITION["value_high"])
 _NO_HORIZON = -(2**63)  # a year before every year: `horizon_passed` false
-_NOT_PASSED, _PASSED = '"horizon_passed":false', '"horizon_passed":true'
+_NOT_PASSED, _PASSED = b'"horizon_passed":false', b'"horizon_passed":true'
 
 
 def document(row: Mapping[str, Any]) -> str:
@@ -416,7 +417,7 @@ def document(row: Mapping[str, Any]) -> str:
     return orjson.dumps(_item(values, subjects, _NO_HORIZON)).decode()
 
 
-def _dated(document: str, forecast: Any, year: int | None, now: int) -> str:
+def _dated(document: bytes, forecast: Any, year: int | None, now: int) -> bytes:
     """`document` as read in the year `now`: a forecast for an earlier year has passed its
     horizon. The first `"horizon_passed":false` in it is the field: the keys before it are
     fixed, and in a JSON string a quote is always escaped."""
@@ -442,9 +443,10 @@ def _plain_value(value: Any) -> Any:
 
 @dataclass
 class Rows:
-    """One read of a collection: the items as JSON texts, in order, and where it ended."""
+    """One read of a collection: the items as JSON texts (UTF-8), in order, and where it
+    ended."""
 
-    documents: list[str]
+    documents: list[bytes]
     more: bool  # whether rows follow the last one
     last: list[Any] | None  # the sort values of the last item (for `after=`), when keyed
 
@@ -457,35 +459,38 @@ class Rows:
 @dataclass(frozen=True)
 class _Layout:
     """The columns a page reads, and how its rows become items. Live: each metric's `document`
-    and what `_dated` and a cursor need; at a version (the history keeps no document): the
-    public fields, then the subjects' JSON array."""
+    (as bytes: no str is made of it, then encoded again) and what `_dated` and a cursor need;
+    at a version (the history keeps no document): the public fields, then the subjects' JSON
+    array."""
 
     statement: Select[Any]
     positions: dict[str, int]  # where each sort field's value is in a row
     live: bool
 
-    def documents(self, rows: Sequence[Sequence[Any]], now: int) -> list[str]:
+    def documents(self, rows: Sequence[Sequence[Any]], now: int) -> list[bytes]:
         if self.live:
             return [_dated(row[0], row[1], row[2], now) for row in rows]
         loads = orjson.loads
-        return [orjson.dumps(_item(row, loads(row[21]), now)).decode() for row in rows]
+        return [orjson.dumps(_item(row, loads(row[21]), now)) for row in rows]
 
 
 @functools.cache
-def _layout(live: bool, sorted_by: tuple[str, ...] = ()) -> _Layout:
-    """The layout of a page read live or at a version, sorted by the fields `sorted_by` (built
-    once for each: a request adds only its FROM, WHERE, ORDER BY and LIMIT)."""
+def _layout(live: bool, dialect: str = "", sorted_by: tuple[str, ...] = ()) -> _Layout:
+    """The layout of a page read live (on `dialect`) or at a version, sorted by the fields
+    `sorted_by` (built once for each: a request adds only its FROM, WHERE, ORDER BY and
+    LIMIT)."""
     if not live:
         return _Layout(select(*_ROW_COLUMNS, METRIC.c.subjects_json), _POSITION, False)
     names = ("id", *[name for name in sorted_by if name != "id"])
-    columns = [METRIC.c.document, METRIC.c.forecast, METRIC.c.year]
+    columns = [as_bytes(METRIC.c.document, dialect), METRIC.c.forecast, METRIC.c.year]
     columns += [_plain_column(METRIC.c[name]) for name in names]
     return _Layout(select(*columns), {name: 3 + i for i, name in enumerate(names)}, True)
 
 
 def _layout_of(session: Session, keys: Sequence[SortKey]) -> _Layout:
     sorted_by = tuple(column.name for column, _d, _n in keys if isinstance(column, Column))
-    return _layout(asof.read_version(session) is None, sorted_by)
+    live = asof.read_version(session) is None
+    return _layout(live, session.get_bind().dialect.name if live else "", sorted_by)
 
 
 def keyed_page(
@@ -1065,36 +1070,33 @@ def get_metric(session: Session, *, metric_id: str) -> MetricPublic:
     return MetricPublic.model_validate_json(metric_item(session, metric_id=metric_id)[0])
 
 
-@functools.cache
-def _item_select(live: bool) -> Select[Any]:
-    """One metric's row as its layout reads it (`_layout`), then its record version, built
-    once: each read binds only the id (`metric_id`)."""
-    return (
-        _layout(live)
-        .statement.add_columns(METRIC.c.version)
-        .where(METRIC.c.id == bindparam("metric_id"))
+def _item_select(layout: _Layout) -> Select[Any]:
+    """One metric's row as `layout` reads it, then its record version: a read binds only the
+    id (`metric_id`)."""
+    return layout.statement.add_columns(METRIC.c.version).where(
+        METRIC.c.id == bindparam("metric_id")
     )
 
 
 _ITEMS: dict[tuple[str, str, bool], Prepared] = {}
 
 
-def _item_prepared(dialect: Dialect, live: bool) -> Prepared:
-    """`_item_select(live)` prepared for the driver, once per dialect."""
-    key = (dialect.name, dialect.driver, live)
+def _item_prepared(dialect: Dialect, layout: _Layout) -> Prepared:
+    """`_item_select(layout)` prepared for the driver, once per dialect and layout."""
+    key = (dialect.name, dialect.driver, layout.live)
     if key not in _ITEMS:
-        _ITEMS[key] = Prepared(_item_select(live), dialect)
+        _ITEMS[key] = Prepared(_item_select(layout), dialect)
     return _ITEMS[key]
 
 
-def metric_item(session: Session, *, metric_id: str) -> tuple[str, int]:
-    """The metric `metric_id` as its public JSON text, and its record version (for its
-    ETag); NotFound when there is none."""
-    live = asof.read_version(session) is None
-    rows = _item_prepared(session.get_bind().dialect, live).rows(session, metric_id=metric_id)
+def metric_item(session: Session, *, metric_id: str) -> tuple[bytes, int]:
+    """The metric `metric_id` as its public JSON text (UTF-8), and its record version (for
+    its ETag); NotFound when there is none."""
+    layout = _layout_of(session, ())
+    rows = _item_prepared(session.get_bind().dialect, layout).rows(session, metric_id=metric_id)
     if not rows:
         raise NotFound(f"There is no metric {metric_id!r}.")
-    return _layout(live).documents(rows, current_year())[0], rows[0][-1]
+    return layout.documents(rows, current_year())[0], rows[0][-1]
 
 
 def _facet_column(name: str, table: Any = METRIC) -> tuple[ColumnElement[Any], bool]:

@@ -28,6 +28,12 @@ def body_etag(body: bytes) -> str:
     return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
+def identity_etag(identity: bytes) -> str:
+    """A strong ETag for a representation known by what determines its bytes (`identity`),
+    rather than by the bytes themselves; marked apart from `body_etag`'s."""
+    return f'"p{hashlib.sha256(identity).hexdigest()[:31]}"'
+
+
 def _gzip_tag(tag: str) -> str:
     """The tag of the gzip-coded variant of the representation tagged `tag`."""
     return tag[:-1] + f'{_GZIP_SUFFIX}"'
@@ -116,8 +122,9 @@ class _Exchange:
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             await self._on_start(message)
-        elif message["type"] == "http.response.body" and self.mode != "done":
-            await self._on_body(message.get("body", b""), message.get("more_body", False))
+        elif message["type"] == "http.response.body":
+            if self.mode != "done":  # done: a 304 has been sent in its place
+                await self._on_body(message.get("body", b""), message.get("more_body", False))
         else:
             await self.send(message)
 

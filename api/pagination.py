@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.caching import identity_etag
 from api.schemas import AS_OF_DESCRIPTION, Timestamp
 
 T = TypeVar("T")
@@ -123,10 +124,13 @@ def json_page(
     limit: int,
     offset: int,
     next_params: list[tuple[str, str]] | None,
+    identity: bytes | None = None,
 ) -> Response:
     """A page envelope as JSON bytes around `items`, each already a JSON object (UTF-8; no
     model per item), with `next` in the body and in a `Link` header. `next_params` are the
-    paging parameters of the next page, or None."""
+    paging parameters of the next page, or None. With the `identity` of the items (what
+    determines their bytes), the page's ETag is made from it and the envelope, not from the
+    whole body (api.caching tags the others)."""
     headers = {}
     next_url = None
     if next_params is not None:
@@ -139,4 +143,6 @@ def json_page(
         headers["Link"] = f'<{next_url}>; rel="next"'
     rest = orjson.dumps({"total": total, "limit": limit, "offset": offset, "next": next_url})
     body = b'{"items":[' + b",".join(items) + b"]," + rest[1:]
+    if identity is not None:
+        headers["ETag"] = identity_etag(identity + b"\x1d" + rest)
     return Response(body, media_type="application/json", headers=headers)

@@ -38,7 +38,9 @@ def _collection(
             next_params.append(("after", encode_cursor([service.sort_tag(query), *rows.last])))
         else:  # ranked by relevance: paged by offset
             next_params.append(("offset", str(query.offset + query.limit)))
-    return json_page(request, rows.documents, total, query.limit, query.offset, next_params)
+    return json_page(
+        request, rows.documents, total, query.limit, query.offset, next_params, rows.identity
+    )
 
 
 def _reader(category: Category | None) -> Any:

@@ -151,12 +151,21 @@ class _Exchange:
             for message in _not_modified(headers):
                 await self.send(message)
             return
-        await self.send(start)
+        if self.compressor is None:
+            await self.send(start)
+        # Compressed, the start waits for the first part of the body: if that is the whole
+        # body (a page, an item), its compressed length is sent with it.
 
     async def _on_body(self, body: bytes, more: bool) -> None:
         if self.mode == "stream":
             if self.compressor is not None:
                 body = self.compressor.compress(body) + (b"" if more else self.compressor.flush())
+                if self.start:
+                    if not more:
+                        headers = MutableHeaders(raw=self.start["headers"])
+                        headers["Content-Length"] = str(len(body))
+                    await self.send(self.start)
+                    self.start = {}
             await self.send({"type": "http.response.body", "body": body, "more_body": more})
             return
         self.chunks.append(body)

@@ -73,6 +73,8 @@ def test_gzip_raw_bytes_and_small_bodies(client: TestClient) -> None:
     with client.stream("GET", "/v1/metrics", headers={"Accept-Encoding": "gzip"}) as response:
         raw = b"".join(response.iter_raw())
     assert gzip.decompress(raw) == client.get("/v1/metrics").content
+    # A whole body in one message (a page is tagged by its route) is sent with its length.
+    assert response.headers["content-length"] == str(len(raw))
     small = client.get("/healthz", headers={"Accept-Encoding": "gzip"})
     assert "content-encoding" not in small.headers  # under 1 KiB
     refused = client.get("/v1/metrics", headers={"Accept-Encoding": "gzip;q=0"})

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from api import PROJECT_ROOT
-from api.figures import missing_figures, numbers_in
+from api.figures import figures_in, missing_figures, numbers_in
 
 SEED_FILE = PROJECT_ROOT / "seed" / "data" / "coreychem-future-of-cdmos-2026.yaml"
 
@@ -28,7 +28,8 @@ def test_the_seeded_dataset_has_all_its_metrics() -> None:
 @pytest.mark.parametrize("metric", METRICS, ids=[metric["id"] for metric in METRICS])
 def test_every_seeded_figure_is_written_in_its_quote(metric: dict[str, Any]) -> None:
     quote = metric["evidence"]["quote"]
-    assert missing_figures(quote, metric["value_low"], metric["value_high"]) == []
+    low, high, unit = metric["value_low"], metric["value_high"], metric["unit"]
+    assert missing_figures(quote, low, high, unit=unit) == []
 
 
 @pytest.mark.parametrize(
@@ -52,22 +53,22 @@ def test_every_seeded_figure_is_written_in_its_quote(metric: dict[str, Any]) -> 
         ("viable only 18-72 hours post-processing", {18.0, 72.0}),
         ("lead times of 12-18 months", {12.0, 18.0}),
         ("from 2023 to 2028", {2023.0, 2028.0}),
-        # Scale words, each number also kept as written.
-        ("exceed $150 billion by 2028", {150.0, 150e9, 2028.0}),
-        ("$2.3 million", {2.3, 2.3e6}),
-        ("1.2 trillion", {1.2, 1.2e12}),
-        ("45 thousand", {45.0, 45e3}),
-        ("$1.5B", {1.5, 1.5e9}),
-        ("$300M", {300.0, 300e6}),
-        ("$2.5bn", {2.5, 2.5e9}),
-        ("$2.5 bn", {2.5, 2.5e9}),
-        ("50k", {50.0, 50e3}),
+        # Scale words: the number scaled, never as written ("$150 billion" is not 150).
+        ("exceed $150 billion by 2028", {150e9, 2028.0}),
+        ("$2.3 million", {2.3e6}),
+        ("1.2 trillion", {1.2e12}),
+        ("45 thousand", {45e3}),
+        ("$1.5B", {1.5e9}),
+        ("$300M", {300e6}),
+        ("$2.5bn", {2.5e9}),
+        ("$2.5 bn", {2.5e9}),
+        ("50k", {50e3}),
         # The scale written after a range applies to both of its ends.
-        ("$1.2-1.5 billion", {1.2, 1.5, 1.2e9, 1.5e9}),
-        ("$1.2–1.5 billion", {1.2, 1.5, 1.2e9, 1.5e9}),
-        ("$1.2 to 1.5 billion", {1.2, 1.5, 1.2e9, 1.5e9}),
-        ("$1.2 billion to $1.5 billion", {1.2, 1.5, 1.2e9, 1.5e9}),
-        ("$1.2bn-$1.5bn", {1.2, 1.5, 1.2e9, 1.5e9}),
+        ("$1.2-1.5 billion", {1.2e9, 1.5e9}),
+        ("$1.2–1.5 billion", {1.2e9, 1.5e9}),
+        ("$1.2 to 1.5 billion", {1.2e9, 1.5e9}),
+        ("$1.2 billion to $1.5 billion", {1.2e9, 1.5e9}),
+        ("$1.2bn-$1.5bn", {1.2e9, 1.5e9}),
         ("3x-5x", {3.0, 5.0}),
         ("3×–5× higher", {3.0, 5.0}),
         # Not scales: a unit after a space, or a word that merely starts with a scale's letter.
@@ -101,13 +102,13 @@ def test_scaled_values_are_exact(text: str, scaled: float) -> None:
         ("$45,000–$65,000 per dose", (45000, 70000), [70000.0]),
         ("$45,000–$65,000 per dose", (45000, 65000), []),
         ("$45,000–$65,000 per dose", (45, 0), [45.0, 0.0]),
-        # A scaled figure matches its scaled value or the number as written, nothing else.
+        # A scaled figure matches its scaled value, nothing else.
         ("exceed $150 billion", (150e9,), []),
-        ("exceed $150 billion", (150,), []),
+        ("exceed $150 billion", (150,), [150.0]),
         ("exceed $150 billion", (150e6,), [150e6]),
         ("exceed $150 billion", (15e9,), [15e9]),
         ("$1.2-1.5 billion", (1.2e9, 1.5e9), []),
-        ("$1.2-1.5 billion", (1.2, 1.5), []),
+        ("$1.2-1.5 billion", (1.2, 1.5), [1.2, 1.5]),
         ("$1.2-1.5 billion", (1.2e6, 1.5e9), [1.2e6]),
         ("3.5x faster", (3.5,), []),
         ("3.5x faster", (35,), [35.0]),
@@ -131,6 +132,56 @@ def test_missing_figures(quote: str, values: tuple[float, ...], missing: list[fl
     assert all(type(value) is float for value in result)
 
 
+@pytest.mark.parametrize(
+    ("text", "signs"),
+    [
+        ("exceed $150 billion by 2028", {150e9: {"USD"}, 2028.0: {None}}),
+        ("US$2.5 bn", {2.5e9: {"USD"}}),
+        ("45,000 USD a dose", {45000.0: {"USD"}}),
+        ("45,000 dollars", {45000.0: {"USD"}}),
+        ("$45,000–$65,000 per dose", {45000.0: {"USD"}, 65000.0: {"USD"}}),
+        ("$1.2-1.5 billion", {1.2e9: {"USD"}, 1.5e9: {"USD"}}),
+        ("47% of assets", {47.0: {"percent"}}),
+        ("25%–30%", {25.0: {"percent"}, 30.0: {"percent"}}),
+        ("25-30%", {25.0: {"percent"}, 30.0: {"percent"}}),
+        ("12 percent", {12.0: {"percent"}}),
+        ("2.5 per cent", {2.5: {"percent"}}),
+        ("3.5x higher", {3.5: {"ratio"}}),
+        ("3.5× higher", {3.5: {"ratio"}}),
+        ("3x-5x", {3.0: {"ratio"}, 5.0: {"ratio"}}),
+        ("a 3-fold rise", {3.0: {"ratio"}}),
+        ("14 days, 1,200 patients", {14.0: {None}, 1200.0: {None}}),
+        ("30% of 30 sites", {30.0: {"percent", None}}),
+    ],
+)
+def test_figures_in_knows_the_unit_a_sign_writes(
+    text: str, signs: dict[float, set[str | None]]
+) -> None:
+    assert figures_in(text) == signs
+
+
+@pytest.mark.parametrize(
+    ("quote", "value", "unit", "missing"),
+    [
+        ("exceed $150 billion by 2028", 150e9, "USD", []),
+        ("exceed $150 billion by 2028", 150e9, "count", [150e9]),
+        ("exceed $150 billion by 2028", 2028, "USD", []),  # a number with no sign fits any
+        ("47% of oncology pipeline assets", 47, "percent", []),
+        ("47% of oncology pipeline assets", 47, "USD", [47.0]),
+        ("47% of oncology pipeline assets", 47, "count", [47.0]),
+        ("3.5x higher", 3.5, "ratio", []),
+        ("3.5x higher", 3.5, "percent", [3.5]),
+        ("30% of 30 sites", 30, "count", []),  # written both ways
+        ("30% of 30 sites", 30, "percent", []),
+    ],
+)
+def test_a_figure_written_as_another_unit_is_missing(
+    quote: str, value: float, unit: str, missing: list[float]
+) -> None:
+    assert missing_figures(quote, value, unit=unit) == missing
+    assert missing_figures(quote, value) == []  # without a unit, only the number counts
+
+
 def test_numbers_in_compiles_no_pattern_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
     # Bulk imports run it on 100,000 quotes: the pattern is compiled once, at import.
     def no_compiling(*args: object, **kwargs: object) -> None:
@@ -140,4 +191,4 @@ def test_numbers_in_compiles_no_pattern_per_call(monkeypatch: pytest.MonkeyPatch
         patch.setattr(re, "compile", no_compiling)
         patch.setattr(re, "_compile", no_compiling)
         found = numbers_in("$45,000–$65,000 per dose, $1.2-1.5 billion, 25-30%")
-    assert found == {45000.0, 65000.0, 1.2, 1.5, 1.2e9, 1.5e9, 25.0, 30.0}
+    assert found == {45000.0, 65000.0, 1.2e9, 1.5e9, 25.0, 30.0}

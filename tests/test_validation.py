@@ -31,6 +31,7 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("duplicate subjects", {"subjects": ["quality", "quality"]}),
     ("subjects equal but for case", {"subjects": ["CAR-T", "car-t"]}),
     ("figure not in its quote", {"value": 3.6, "value_low": 3.6, "value_high": 3.6}),
+    ("a multiple's figure stored as dollars", {"measure": "level", "unit": "USD"}),
     ("change without a direction", {"measure": "change", "unit": "percent"}),
     ("base year after year", {"year": 2024, "base_year": 2025}),
     ("a bidirectional override in a name", {"name": "Cost per dose \u202e0001$"}),
@@ -97,7 +98,10 @@ def test_an_unknown_source_is_refused_by_the_api(writable: Writable) -> None:
 
 def test_messages_name_the_problem(writable: Writable) -> None:
     refused = _api_refusal(writable, BASE | {"measure": "share", "unit": "USD"})
-    assert refused == {("unit", "USD does not fit measure share")}
+    assert refused == {
+        ("unit", "USD does not fit measure share"),
+        ("value", "3.5 is written in the quote as ratio, not USD"),  # "3.5x"
+    }
     refused = _api_refusal(writable, BASE | {"evidence": INVALID[1][1]["evidence"]})
     length = len(writable.client.get(TEXT_PATH).text)
     assert refused == {("evidence.end", f"2147483647 is past the end of the source ({length})")}
@@ -120,6 +124,30 @@ def test_a_patch_whose_figure_leaves_its_quote_is_refused(writable: Writable) ->
     assert w.client.get(path).json() == before
 
 
+@pytest.mark.parametrize(
+    ("path", "changes", "error"),
+    [
+        # "$150 billion": 150 is the number as written, not the figure.
+        ("/v1/metrics/personalized-cancer-medicine-market-size-2028",
+         {"value": 150, "value_low": 150, "value_high": 150},
+         {"name": "value", "detail": "150 is not written in the quote"}),
+        # "47% of oncology pipeline assets": a share, not dollars.
+        ("/v1/metrics/oncology-pipeline-personalized-share",
+         {"unit": "USD", "measure": "level"},
+         {"name": "value", "detail": "47 is written in the quote as percent, not USD"}),
+    ],
+)  # fmt: skip
+def test_a_patch_that_misreads_its_quote_is_refused(
+    writable: Writable, path: str, changes: dict[str, Any], error: dict[str, str]
+) -> None:
+    w = writable
+    before = w.client.get(path).json()
+    refused = w.client.patch(path, json=changes, headers={**w.auth(), "If-Match": w.etag(path)})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"] == [{"in": "body", **error}]
+    assert w.client.get(path).json() == before
+
+
 def test_every_seeded_figure_is_written_in_its_quote(client: Any) -> None:
     from api import figures
 
@@ -127,5 +155,6 @@ def test_every_seeded_figure_is_written_in_its_quote(client: Any) -> None:
     assert len(metrics) == 42
     for metric in metrics:
         quote = metric["evidence"]["quote"]
-        assert figures.missing_figures(quote, metric["value_low"], metric["value_high"]) == []
+        low, high, unit = metric["value_low"], metric["value_high"], metric["unit"]
+        assert figures.missing_figures(quote, low, high, unit=unit) == []
     assert SOURCE

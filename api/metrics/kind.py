@@ -43,11 +43,16 @@ def rules(data: dict[str, Any], check: Check) -> Iterator[Problem]:
     # Case-insensitively: the subject filter is (and the tally by subject counts on it).
     if len({subject.lower() for subject in data["subjects"]}) != len(data["subjects"]):
         yield Problem("subjects", "a subject appears more than once (case aside)")
-    if check.changed(data, "value_low", "value_high", "evidence"):
+    if check.changed(data, "value_low", "value_high", "unit", "evidence"):
         quote = data["evidence"]["quote"]
-        for missing in dict.fromkeys(figures.missing_figures(quote, low, high)):
+        for missing in dict.fromkeys(figures.missing_figures(quote, low, high, unit=data["unit"])):
             name = "value" if value is not None else "value_low" if missing == low else "value_high"
-            yield Problem(name, f"{figure_text(missing)} is not written in the quote")
+            written = ", ".join(sorted(figures.signs_of(quote, missing)))
+            if written:  # there, but as a figure of another unit ("47%" for USD)
+                yield Problem(name, f"{figure_text(missing)} is written in the quote as {written},"
+                              f" not {data['unit']}")  # fmt: skip
+            else:
+                yield Problem(name, f"{figure_text(missing)} is not written in the quote")
     baseline = data["baseline_id"]
     if (
         baseline is not None

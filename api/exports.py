@@ -19,7 +19,6 @@ import csv
 import hashlib
 import io
 import itertools
-import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from starlette.types import Message, Send
 
 from api.cells import FORMULA_STARTS
 from api.errors import TooManyRequests
+from api.schemas import figure_text
 
 
 class Format(StrEnum):
@@ -71,16 +71,15 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return figure_text(value)
     if isinstance(value, dict):  # a free-form object (a revision's record): one JSON cell
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        text = orjson.dumps(value).decode()
     elif isinstance(value, list):
         text = ";".join(
-            json.dumps(item, ensure_ascii=False, separators=(",", ":"))
-            if isinstance(item, dict)
-            else str(item)
-            for item in value
+            orjson.dumps(item).decode() if isinstance(item, dict) else str(item) for item in value
         )
     else:
         text = str(value)
@@ -118,10 +117,7 @@ def _csv_lines(
 
 def _ndjson_lines(items: Iterable[BaseModel]) -> Iterator[str]:
     for item in items:
-        yield (
-            json.dumps(item.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
-            + "\n"
-        )
+        yield orjson.dumps(item.model_dump(mode="json")).decode() + "\n"
 
 
 def written(fmt: Format, schema: type[BaseModel], items: Iterable[BaseModel]) -> bytes:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -104,20 +105,22 @@ def with_example(name: str) -> ConfigDict:
 _EXACT_INTEGER_LIMIT = 2**53
 
 
-def _figure(value: float) -> Any:
+def figure(value: float) -> Any:
+    """A figure as the API writes it: an integral value below 2**53 as an int."""
     if value.is_integer() and abs(value) < _EXACT_INTEGER_LIMIT:
         return int(value)
     return value
 
 
 def figure_text(value: float) -> str:
-    """A figure as the API writes it (150000000000, not 150000000000.0)."""
-    return str(_figure(float(value)))
+    """A figure as the API writes it, in every representation: 150000000000, not
+    150000000000.0; 1e-7 (orjson's shortest text, as JSON reads write it), not 1e-07."""
+    return orjson.dumps(figure(float(value))).decode()
 
 
 Figure = Annotated[
     float,
-    PlainSerializer(_figure, return_type=Any, when_used="json"),
+    PlainSerializer(figure, return_type=Any, when_used="json"),
     WithJsonSchema({"type": "number"}),
 ]
 

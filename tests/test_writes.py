@@ -509,3 +509,44 @@ def test_reseeding_cannot_remove_a_metric_an_analysts_record_refers_to(
         "'quality-failure-cost-multiple-copy' still refers to it (baseline_id)"
     ) in str(refused.value)
     assert w.client.get("/v1/metrics", params={"limit": 500}).json() == before
+
+
+def test_figures_read_alike_in_writes_reads_revisions_and_changes(writable: Writable) -> None:
+    """A figure has one text everywhere: 1e-7 (not 1e-07) in the write's answer as in a
+    read, and 150000000000 (not 150000000000.0) in revisions and the change feed as in the
+    item."""
+    w = writable
+    text = "A made-up sentence: impurities fell to 0.0000001% of the dose."
+    source = {
+        "id": "tiny-figures", "title": "Tiny figures", "publisher": "Tests",
+        "published_on": "2026-01-01", "kind": "report", "text": text,
+    }  # fmt: skip
+    assert w.client.post("/v1/sources", json=source, headers=w.auth("root")).status_code == 201
+    tiny = new_metric(
+        id="tiny-impurity-share", measure="share", unit="percent", value=1e-7, value_low=1e-7,
+        value_high=1e-7, source_id="tiny-figures",
+        evidence={"quote": text, "start": 0, "end": len(text)},
+    )  # fmt: skip
+    created = w.client.post("/v1/metrics", json=tiny, headers=w.auth())
+    assert created.status_code == 201, created.text
+    served = w.client.get("/v1/metrics/tiny-impurity-share")
+    assert created.content == served.content
+    assert b'"value":1e-7,' in served.content
+    for export in (
+        "/v1/metrics.csv",
+        "/v1/metrics.ndjson",
+        "/v1/changes.csv",
+        "/v1/changes.ndjson",
+    ):
+        body = w.client.get(
+            export, params={"source": "tiny-figures"} if "metrics" in export else {}
+        )
+        assert b"1e-7" in body.content and b"1e-07" not in body.content, export
+    seeded = "/v1/metrics/personalized-cancer-medicine-market-size-2028"
+    raw = w.client.get(f"{seeded}/revisions").content
+    assert b"150000000000.0" not in raw and b'"value":150000000000,' in raw
+    for export in ("/v1/changes?limit=500", "/v1/changes.ndjson", "/v1/changes.csv"):
+        body = w.client.get(export)
+        assert body.status_code == 200
+        assert b"150000000000.0" not in body.content, export
+        assert b"150000000000" in body.content, export

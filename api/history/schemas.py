@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from api.pagination import PageQuery
-from api.schemas import OUTSIDE_UTC, Timestamp
+from api.schemas import OUTSIDE_UTC, Timestamp, figure
 
 
 class RevisionPublic(BaseModel):
@@ -32,6 +32,23 @@ class RevisionPublic(BaseModel):
     def _utc(cls, value: datetime) -> datetime:
         # SQLite hands timestamps back without their zone; they are stored in UTC.
         return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @field_validator("data")
+    @classmethod
+    def _figures(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # The stored JSON has a figure as the float column held it (150000000000.0); a
+        # revision shows it as the record does (150000000000). Figures are the only floats.
+        return None if value is None else {key: _as_written(item) for key, item in value.items()}
+
+
+def _as_written(value: Any) -> Any:
+    if isinstance(value, float):
+        return figure(value)
+    if isinstance(value, dict):
+        return {key: _as_written(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_written(item) for item in value]
+    return value
 
 
 class ReleasePublic(BaseModel):

@@ -6,8 +6,8 @@ Texts are escaped by the database (SQLite's `json_object`, PostgreSQL's `to_json
 escapes as orjson; CSV cells as api.exports `_cell` writes them, in `CASE` expressions).
 Figures are written as the API writes them: an integral value below 2**53 as an integer
 ("30", not "30.0"); any other by the shortest text that reads back as the same float. SQLite
-has no such conversion, so it calls back into Python (orjson for NDJSON, `repr` for CSV, as
-api.exports does), for fractional figures only. PostgreSQL's own float output is that
+has no such conversion, so it calls back into Python (orjson's text, `api.schemas.figure_text`,
+as api.exports writes both), for fractional figures only. PostgreSQL's own float output is that
 shortest text, written as Python and orjson write it between 1e-4 and 1e15 (plain
 decimals); a chunk holding a fractional figure outside that range (the API accepts down to
 the smallest float) is written by Python instead, from `service.read_page`.
@@ -47,6 +47,7 @@ from api.exports import Chunk, Format
 from api.metrics import service
 from api.metrics.schemas import MetricPublic, MetricQuery
 from api.records import asof
+from api.schemas import figure_text
 from api.vocabulary import Category
 
 METRIC = service.METRIC
@@ -57,7 +58,7 @@ _PLAIN_LOW, _PLAIN_HIGH = 1e-4, 1e15  # where every writer writes a float as a p
 _NUMBER = {Format.ndjson: "cdmo_json_number", Format.csv: "cdmo_csv_number"}
 _NUMBER_TEXT: dict[Format, Callable[[float], str]] = {
     Format.ndjson: lambda value: orjson.dumps(value).decode(),
-    Format.csv: repr,
+    Format.csv: figure_text,
 }
 # Enumerated columns hold only the vocabulary's plain words (CHECK constraints): no escapes.
 _ENUMERATED = {"category", "qualifier", "unit", "measure", "direction"}

@@ -1,1 +1,0 @@
-{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"The database is unreachable; try again shortly.","instance":"/v1/metrics"}

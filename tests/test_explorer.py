@@ -183,6 +183,23 @@ def test_facets_are_links_that_combine_and_exports_keep_the_query(client: TestCl
     assert 'href="/v1/metrics?q=cost&amp;category=market"' in html
 
 
+def test_an_empty_search_box_is_no_search(client: TestClient) -> None:
+    # The start page's form, submitted empty, and the browser's form with its box cleared.
+    for sent, landed, total in [
+        ("/explore/metrics?q=", "/explore/metrics", "42 figures"),
+        ("/explore/metrics?q=&category=market", "/explore/metrics?category=market", "10 figures"),
+        ("/explore/metrics?q=+&as_of=2030-01-01T00%3A00%3A00Z", "/explore/metrics?as_of=2030-01-01T00%3A00%3A00Z", "42 figures"),
+    ]:  # fmt: skip
+        page = client.get(sent)
+        assert page.status_code == 200, sent
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert str(page.url).removeprefix("http://testserver") == landed
+        assert _text(page.text).count(total) >= 1, sent
+        assert "q=&" not in page.text and 'q="' not in page.text  # no link carries it on
+    # The JSON API still refuses it.
+    assert client.get("/v1/metrics?q=").status_code == 422
+
+
 def test_bad_filters_are_a_problem_not_a_page(client: TestClient) -> None:
     answer = client.get("/explore/metrics", params={"category": "weather"})
     assert answer.status_code == 422

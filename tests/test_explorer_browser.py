@@ -138,6 +138,20 @@ def test_searching_and_clicking_facets_narrow_the_table(visit: Visit) -> None:
     assert visit.errors == [] and visit.foreign == []
 
 
+def test_clearing_the_search_box_shows_every_figure_of_the_other_filters(visit: Visit) -> None:
+    visit.go("/explore/metrics?q=cost&category=market")
+    box = visit.page.get_by_label("Search", exact=True)
+    box.fill("")
+    box.press("Enter")
+    visit.page.wait_for_url("**/explore/metrics?category=market")
+    assert visit.page.locator("#result-count").inner_text().startswith("10 figures")
+    visit.go("/")
+    visit.page.get_by_role("button", name="Search").click()
+    visit.page.wait_for_url("**/explore/metrics")
+    assert visit.page.locator("#result-count").inner_text().startswith("42 figures")
+    assert visit.errors == []
+
+
 def test_sorting_and_paging_the_table(visit: Visit) -> None:
     visit.go("/explore/metrics?limit=10")
     visit.page.get_by_role("link", name="Year").click()

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import field_validator
 from sqlmodel import Session
 
 from api.assets import Assets
@@ -136,17 +137,17 @@ def _render(
             "sections": SECTIONS,
             "section_of": {section.kind: section.slug for section in SECTIONS if section.kind},
             "path": request.url.path,
-            "live": _without_as_of(request),
+            "live": _without(request, "as_of"),  # on the live data
             **context,
         },
         status_code=status_code,
     )
 
 
-def _without_as_of(request: Request) -> str:
-    """This page's address on the live data."""
-    live = request.url.remove_query_params("as_of")
-    return f"{live.path}?{live.query}" if live.query else live.path
+def _without(request: Request, name: str) -> str:
+    """This page's address (path and query) without the parameter `name`."""
+    url = request.url.remove_query_params(name)
+    return f"{url.path}?{url.query}" if url.query else url.path
 
 
 def linker(as_of: str | None) -> Callable[..., str]:
@@ -168,11 +169,24 @@ def home(request: Request, session: ReadSessionDep, as_of: AsOf = None) -> HTMLR
     return _render(request, session, "home.html", "CDMO Metrics explorer", context)
 
 
+class BrowseQuery(MetricQuery):
+    """The figure browser's query: a search box left empty sends `q=`, which means no search
+    (the JSON API refuses an empty `q`; a person clearing the box wants every figure)."""
+
+    @field_validator("q", mode="before")
+    @classmethod
+    def _blank_is_no_search(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
 @router.get("/explore/metrics", response_class=HTMLResponse)
 def browse(
-    request: Request, session: ReadSessionDep, query: Annotated[MetricQuery, Query()]
-) -> HTMLResponse:
+    request: Request, session: ReadSessionDep, query: Annotated[BrowseQuery, Query()]
+) -> Response:
     """The figure browser: search, facets, a sortable, paged table, and the same query as data."""
+    if "q" in request.query_params and query.q is None:
+        # Shown at the address without the empty search, whose links and exports all work.
+        return RedirectResponse(_without(request, "q"), status_code=303)
     context = pages.browse(session, query)
     state = {
         name: str(value).lower() if isinstance(value, bool) else value

@@ -97,6 +97,29 @@ def test_axe_finds_no_serious_or_critical_violation(visit: Visit, name: str) -> 
     assert violations == []
 
 
+# The rendered size of a chart's label text: its font size scaled as its SVG is.
+CHART_TEXT_PX = """() => [...document.querySelectorAll('svg.chart')].map(svg => {
+    const label = svg.querySelector('text.label');
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    return parseFloat(getComputedStyle(label).fontSize) * scale;
+})"""
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_a_phone_screen_needs_no_sideways_scrolling_and_charts_stay_readable(
+    playwright: Playwright, server_url: str, name: str
+) -> None:
+    browser = launch(playwright)
+    try:
+        page = browser.new_page(viewport={"width": 360, "height": 740})
+        page.goto(server_url + PAGES[name], wait_until="load")
+        # Wide tables and charts scroll in their own frames; the page itself does not.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert all(size >= 11 for size in page.evaluate(CHART_TEXT_PX))
+    finally:
+        browser.close()
+
+
 def _rows(page: Page) -> list[str]:
     return page.locator("main table tbody tr td:first-child").all_inner_texts()
 

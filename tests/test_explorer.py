@@ -265,8 +265,34 @@ def test_figures_in_words_say_the_qualifier_direction_and_period(client: TestCli
     assert said("personalized-cancer-medicine-market-size-2028") == (
         "over $150 billion, 2028 (projected)"
     )
-    assert said("personalized-cancer-medicine-market-cagr") == "11.2% a year, 2023–2028 (projected)"
+    assert said("personalized-cancer-medicine-market-cagr") == (
+        "up 11.2% a year, 2023–2028 (projected)"
+    )
+    assert said("ultra-personalized-annual-cost-reduction") == "down 8–10% a year"
     assert said(FIGURE) == "$45,000–$65,000, 2026"
+
+
+def test_a_falling_growth_rate_reads_as_a_fall_wherever_it_is_shown(client: TestClient) -> None:
+    falling = "ultra-personalized-annual-cost-reduction"
+    page = client.get(f"/explore/metrics/{falling}").text
+    assert '<p class="headline" id="value-in-words">down 8–10% a year</p>' in page
+    table = client.get("/explore/metrics", params={"measure": "growth_rate"}).text
+    assert re.findall(r'<td class="value">([^<]*)</td>', table) == [
+        "up 28% a year", "up 11.2% a year", "down 8–10% a year",
+    ]  # fmt: skip
+    assert "Annual cost reduction for ultra-personalized products</a>: down 8–10% a year" in (
+        client.get("/explore/pricing").text
+    )
+    article = client.get(f"/explore/sources/{SOURCE}").text
+    assert f'id="m-{falling}" href="/explore/metrics/{falling}" aria-label="down 8–10% a year:' in (
+        article
+    )
+    # A chart of changes both ways marks each bar's direction.
+    labels = re.findall(
+        r'<text class="label"[^>]*>([^<]*)</text>', client.get("/explore/pricing").text
+    )
+    assert "↑ Client retention increase with pay-…" in labels
+    assert "↓ Sponsor upfront capital reduction w…" in labels
 
 
 def test_a_chart_axis_reaches_past_its_highest_figure() -> None:

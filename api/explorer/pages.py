@@ -129,8 +129,14 @@ def browse(session: Session, query: MetricQuery) -> dict[str, Any]:
     return {"items": items, "total": total, "facets": facets.facets, "filters": filters}
 
 
+# A change or growth rate is charted by its size; the arrow says which way it goes (a chart may
+# mix increases and decreases).
+ARROWS = {"up": "↑ ", "down": "↓ ", "": ""}
+
+
 def _bar(metric: MetricPublic, role: str, href: str) -> Bar:
-    label = metric.name + (f" ({metric.year})" if metric.year and role != "self" else "")
+    label = ARROWS[words.direction(metric)] + metric.name
+    label += f" ({metric.year})" if metric.year and role != "self" else ""
     return Bar(
         label=label,
         low=metric.value_low,

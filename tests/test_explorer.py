@@ -14,7 +14,7 @@ from api.explorer import charts, words
 from api.metrics.schemas import MetricPublic
 from api.vocabulary import Qualifier, Unit
 from tests.browser.pages import FIGURE, PAGES, SOURCE
-from tests.helpers import Writable
+from tests.helpers import Writable, new_metric
 
 FIGURE_PAGE = f"/explore/metrics/{FIGURE}"
 LIMIT = 150 * 1024
@@ -198,6 +198,27 @@ def test_an_empty_search_box_is_no_search(client: TestClient) -> None:
         assert "q=&" not in page.text and 'q="' not in page.text  # no link carries it on
     # The JSON API still refuses it.
     assert client.get("/v1/metrics?q=").status_code == 422
+
+
+def test_every_facet_value_is_a_link_showing_as_many_figures_as_it_counts(
+    writable: Writable,
+) -> None:
+    w = writable
+    # Values a list filter must quote: one with a comma, and the word null itself.
+    odd = new_metric(subjects=["cell, gene therapy", "null"])
+    assert w.client.post("/v1/metrics", json=odd, headers=w.auth()).status_code == 201
+    html = w.client.get("/explore/metrics", params={"category": "regulatory"}).text
+    assert "<li><span>" not in html  # no value is plain text, the no-value buckets included
+    buckets = re.findall(
+        r'<li><a href="([^"]+)">([^<]+)</a> <span class="count">(\d+)</span></li>', html
+    )
+    shown = {(unescape(label), int(count)) for _, label, count in buckets}
+    assert {("cell, gene therapy", 1), ("null", 1)} <= shown
+    assert any(label == "none" for label, _ in shown)  # e.g. Geography: not stated
+    for href, label, count in buckets:
+        page = w.client.get(unescape(href)).text
+        found = re.search(r'id="result-count">(\d+) figure', page)
+        assert found is not None and found[1] == count, (label, href)
 
 
 def test_bad_filters_are_a_problem_not_a_page(client: TestClient) -> None:

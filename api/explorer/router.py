@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import field_validator
 from sqlmodel import Session
 
+from api import filters
 from api.assets import Assets
 from api.errors import NotFound
 from api.explorer import pages, words
@@ -112,6 +113,9 @@ def _templates() -> "Jinja2Templates":
         figure_words=words.figure,
         category_label=words.CATEGORY_LABELS,
         facet_label=pages.FACET_LABELS,
+        # A facet value as its link's filter writes it: quoted if it holds a comma or is the
+        # word null, `null` for the no-value bucket (as the API's own bucket links).
+        spell=filters.spell,
         static=STATIC_PATH,
     )
     return templates

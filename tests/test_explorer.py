@@ -7,13 +7,16 @@ What a browser does with them (scripts, clicks, axe-core) is in test_explorer_br
 import re
 from html import unescape
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from api.explorer import charts, words
 from api.metrics.schemas import MetricPublic
 from api.vocabulary import Qualifier, Unit
 from tests.browser.pages import FIGURE, PAGES, SOURCE
+from tests.conftest import serving
 from tests.helpers import Writable, new_metric
 
 FIGURE_PAGE = f"/explore/metrics/{FIGURE}"
@@ -38,6 +41,25 @@ def test_every_page_is_html_tagged_and_small(client: TestClient, name: str) -> N
     assert '<html lang="en">' in page.text
     again = client.get(PAGES[name], headers={"If-None-Match": page.headers["etag"]})
     assert again.status_code == 304
+
+
+def test_every_id_on_a_page_is_unique(client: TestClient) -> None:
+    for path in PAGES.values():
+        ids = re.findall(r'\sid="([^"]+)"', client.get(path).text)
+        assert len(ids) == len(set(ids)), path
+
+
+def test_servers_on_one_database_answer_the_same_pages(seeded_engine: Engine) -> None:
+    """Two processes (each with its own string hashing) give the same bytes and ETags."""
+    paths = [FIGURE_PAGE, "/explore/market"]
+    answers = []
+    for hash_seed in ("1", "2"):
+        with serving(seeded_engine, PYTHONHASHSEED=hash_seed) as (_server, url):
+            answers.append([httpx.get(url + path) for path in paths])
+    for path, first, second in zip(paths, *answers, strict=True):
+        assert first.status_code == second.status_code == 200
+        assert first.headers["etag"] == second.headers["etag"], path
+        assert first.text == second.text
 
 
 def test_pages_reference_only_their_own_origin(client: TestClient) -> None:

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from api import filters
 from api.assets import Assets
 from api.errors import NotFound
-from api.explorer import pages, words
+from api.explorer import charts, pages, words
 from api.metrics.schemas import SORTABLE_FIELDS, MetricQuery
 from api.records.reads import ReadSessionDep
 from api.routing import DeferredRoute
@@ -117,6 +117,7 @@ def _templates() -> "Jinja2Templates":
         # word null, `null` for the no-value bucket (as the API's own bucket links).
         spell=filters.spell,
         static=STATIC_PATH,
+        chart_defs=charts.DEFS,
     )
     return templates
 

@@ -284,6 +284,30 @@ def test_as_of_shows_the_data_then_and_says_so(writable: Writable) -> None:
     assert re.search(r'href="/explore/metrics\?as_of=[^"]+"', earlier.text)
 
 
+def test_latest_changes_link_no_page_that_is_gone(writable: Writable) -> None:
+    w = writable
+    created = w.client.post("/v1/metrics", json=new_metric(), headers=w.auth())
+    assert created.status_code == 201
+    path = created.headers["location"]
+    deleted = w.client.delete(path, headers={**w.auth(), "If-Match": w.etag(path)})
+    assert deleted.status_code == 204
+    html = w.client.get("/").text
+    changes = re.search(r'<ol class="changes".*?</ol>', html, re.S)
+    assert changes is not None
+    links = re.findall(r'href="([^"]+)"', changes[0])
+    assert links
+    for href in links:
+        page = w.client.get(unescape(href))
+        assert page.status_code == 200, href
+    # The deleted figure's entries show it as it stood: its name, under an as_of banner.
+    gone = [unescape(href) for href in links if "quality-failure-cost-multiple-copy" in href]
+    assert len(gone) == 2  # its creation and its deletion
+    for href in gone:
+        text = _text(w.client.get(href).text)
+        assert "Quality failure cost multiple (copy)" in text
+        assert "You are viewing the dataset as of" in text
+
+
 @pytest.mark.parametrize(
     ("value", "unit", "expected"),
     [

@@ -170,7 +170,7 @@ def linker(as_of: str | None) -> Callable[..., str]:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: ReadSessionDep, as_of: AsOf = None) -> HTMLResponse:
     """What the dataset is, counts per category, search, the latest changes and releases."""
-    context = pages.home(session, as_of)
+    context = pages.home(session, as_of, linker(request.query_params.get("as_of")))
     return _render(request, session, "home.html", "CDMO Metrics explorer", context)
 
 

@@ -243,6 +243,21 @@ def test_every_facet_value_is_a_link_showing_as_many_figures_as_it_counts(
         assert found is not None and found[1] == count, (label, href)
 
 
+def test_range_filters_are_named_and_written_as_the_api_writes_figures(
+    client: TestClient,
+) -> None:
+    params = {"value_min": "20", "value_max": "50.5", "q": "cost"}
+    total = client.get("/v1/metrics", params=params).json()["total"]
+    html = client.get("/explore/metrics", params=params).text
+    title = f"Figures — Minimum value: 20, Maximum value: 50.5, Search: cost ({total})"
+    assert f"<title>{title} · CDMO Metrics</title>" in html
+    text = _text(html)
+    for chip in ["Minimum value: 20 ✕", "Maximum value: 50.5 ✕", "Search: cost ✕"]:
+        assert chip in text
+    assert "20.0" not in html and "search: 20" not in text
+    assert 'aria-label="Remove Minimum value 20"' in html
+
+
 def test_bad_filters_are_a_problem_not_a_page(client: TestClient) -> None:
     answer = client.get("/explore/metrics", params={"category": "weather"})
     assert answer.status_code == 422

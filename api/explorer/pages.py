@@ -23,6 +23,7 @@ from api.metrics import service as metrics_service
 from api.metrics.schemas import FACETS, FacetQuery, MetricFilters, MetricPublic, MetricQuery
 from api.records import asof
 from api.records.kinds import Kind
+from api.schemas import figure_text
 from api.sources import service as sources_service
 from api.sources.schemas import SourcePublic, SourceQuery
 from api.vocabulary import Category, Unit
@@ -48,6 +49,13 @@ FACET_LABELS = {
     "geography": "Geography",
     "subject": "Subject",
     "source": "Source",
+}
+# Every filter the figure browser shows as a removable chip, facets and the rest.
+FILTER_LABELS = {
+    **FACET_LABELS,
+    "q": "Search",
+    "value_min": "Minimum value",
+    "value_max": "Maximum value",
 }
 # A facet is clickable where the collection takes it as a filter.
 FILTERABLE = frozenset(name for name in FACETS if name in MetricFilters.model_fields)
@@ -143,7 +151,17 @@ def browse(session: Session, query: MetricQuery) -> dict[str, Any]:
         path="/v1/metrics",
         params=[(name, str(value)) for name, value in filters.items()],
     )
-    return {"items": items, "total": total, "facets": facets.facets, "filters": filters}
+    chips = [
+        (name, FILTER_LABELS[name], figure_text(value) if isinstance(value, float) else str(value))
+        for name, value in filters.items()
+    ]
+    return {
+        "items": items,
+        "total": total,
+        "facets": facets.facets,
+        "filters": filters,
+        "chips": chips,
+    }
 
 
 # A change or growth rate is charted by its size; the arrow says which way it goes (a chart may

@@ -24,7 +24,7 @@ from api.explorer import charts, pages, words
 from api.metrics.schemas import SORTABLE_FIELDS, MetricQuery
 from api.records.reads import ReadSessionDep
 from api.routing import DeferredRoute
-from api.schemas import AS_OF_DESCRIPTION, Timestamp
+from api.schemas import AS_OF_DESCRIPTION, Timestamp, figure_text
 from api.vocabulary import Category
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def browse(
         return RedirectResponse(_without(request, "q"), status_code=303)
     context = pages.browse(session, query)
     state = {
-        name: str(value).lower() if isinstance(value, bool) else value
+        name: _as_param(value)
         for name, value in query.model_dump(
             mode="json", exclude_defaults=True, exclude={"format", "as_of"}
         ).items()
@@ -219,11 +219,18 @@ def browse(
         facet_limit=FACET_VALUES,
         exports=_exports(request),
     )
-    return _render(request, session, "metrics.html", _browse_title(query, context), context)
+    return _render(request, session, "metrics.html", _browse_title(context), context)
 
 
-def _browse_title(query: MetricQuery, context: dict[str, Any]) -> str:
-    narrowed = ", ".join(f"{name} {value}" for name, value in context["filters"].items())
+def _as_param(value: Any) -> Any:
+    """A query value as the page's links write it: true/false, 20 (not 20.0), text as is."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return figure_text(value) if isinstance(value, float) else value
+
+
+def _browse_title(context: dict[str, Any]) -> str:
+    narrowed = ", ".join(f"{label}: {shown}" for _, label, shown in context["chips"])
     return f"Figures{' — ' + narrowed if narrowed else ''} ({context['total']})"
 
 

@@ -69,6 +69,25 @@ def test_pages_reference_only_their_own_origin(client: TestClient) -> None:
             assert url.startswith(("/", "#", "data:")), f"{path} refers to {url}"
 
 
+# Links to what has no past: the documentation, the page's own assets, the empty favicon.
+TIMELESS = ("/docs", "/redoc", "/openapi.json", "/explore/static/", "#", "data:")
+
+
+def test_every_link_of_a_page_as_of_a_moment_keeps_it(client: TestClient) -> None:
+    moment = client.get("/v1/releases").json()["items"][0]["created_at"]
+    for path in PAGES.values():
+        html = client.get(path, params={"as_of": moment}).text
+        # All but the banner's way back to the live data.
+        html = re.sub(r'<div class="banner".*?</div>', "", html, flags=re.S)
+        for href in re.findall(r'href="([^"]+)"', html):
+            if not href.startswith(TIMELESS):
+                assert "as_of=" in href, f"{path} links {href}"
+    # What the start page links as data, at that moment.
+    html = client.get("/", params={"as_of": moment}).text
+    for data in ["/v1/changes", "/v1/releases", "/v1/dataset.zip", "/v1/metrics.csv"]:
+        assert re.search(rf'href="{data}\?as_of=[^"]+"', html), data
+
+
 def test_a_page_is_computed_once_per_dataset_version(client: TestClient) -> None:
     cache = client.app.state.response_cache  # type: ignore[attr-defined]
     client.get("/explore/mna?limit_hint=1")

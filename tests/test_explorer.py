@@ -192,6 +192,27 @@ def test_an_unknown_figure_or_source_is_an_html_404(client: TestClient) -> None:
         assert "no-such" in page.text
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_a_mistyped_explorer_address_is_the_not_found_page_for_a_browser(
+    client: TestClient,
+) -> None:
+    for path in ["/explore", "/explore/", "/explore/nope", "/explore/metrics/a/b"]:
+        page = client.get(path, headers={"Accept": BROWSER_ACCEPT})
+        assert page.status_code == 404, path
+        assert page.headers["content-type"] == "text/html; charset=utf-8", path
+        assert "<h1>Not found</h1>" in page.text
+        # An API client gets the problem any unknown address answers, by any method.
+        for method in ["GET", "POST", "DELETE"]:
+            answer = client.request(method, path, headers={"Accept": "application/json"})
+            assert answer.status_code == 404, (method, path)
+            assert answer.headers["content-type"] == "application/problem+json"
+    # A page's address with a trailing slash is still that page.
+    assert client.get("/explore/metrics/", headers={"Accept": BROWSER_ACCEPT}).status_code == 200
+    assert client.get("/explore/static/explorer.css").status_code == 200
+
+
 def test_a_malformed_as_of_is_a_problem(client: TestClient) -> None:
     answer = client.get("/", params={"as_of": "yesterday"})
     assert answer.status_code == 422

@@ -16,12 +16,15 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import field_validator
 from sqlmodel import Session
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from api import filters
 from api.assets import Assets
-from api.errors import NotFound
+from api.errors import PROBLEM_MEDIA_TYPE, NotFound
 from api.explorer import charts, pages, words
+from api.guards import KNOWN_METHODS
 from api.metrics.schemas import SORTABLE_FIELDS, MetricQuery
+from api.negotiation import quality
 from api.records.reads import ReadSessionDep
 from api.routing import DeferredRoute
 from api.schemas import AS_OF_DESCRIPTION, Timestamp, figure_text
@@ -305,9 +308,36 @@ def _not_found(request: Request, session: Session, detail: str) -> HTMLResponse:
     return _render(request, session, "not_found.html", "Not found", {"detail": detail}, 404)
 
 
+class _PagePath(PathConvertor):
+    """A path that does not end in a slash: one that does is left to api.guards, which
+    redirects it to the same path trimmed (`/explore/metrics/` to `/explore/metrics`)."""
+
+    regex = ".*[^/]"
+
+
+register_url_convertor("page", _PagePath())
+# Addresses under /explore that name no page; routed after every page and the static files.
+unknown_pages = APIRouter(include_in_schema=False, route_class=DeferredRoute)
+
+
+@unknown_pages.api_route("/explore", methods=sorted(KNOWN_METHODS))
+@unknown_pages.api_route("/explore/{rest:page}", methods=sorted(KNOWN_METHODS))
+def unknown_page(request: Request, session: ReadSessionDep) -> HTMLResponse:
+    """A mistyped explorer address: the not-found page for a browser, and for any other
+    client the problem any unknown address answers."""
+    detail = f"No resource at {request.url.path}."
+    accept = request.headers.get("accept")
+    if request.method == "GET" and quality(accept, "text/html") > quality(
+        accept, PROBLEM_MEDIA_TYPE
+    ):
+        return _not_found(request, session, detail)
+    raise NotFound(detail)
+
+
 def install(app: FastAPI) -> None:
     """Serve the explorer's pages and its static files (styles, a little script) from `app`."""
     # Taken as declared, as api.main takes the API's routers: including would make each route
     # again for the app (and build them all at the first request, for the route table).
     app.router.routes.extend(router.routes)
     app.mount(STATIC_PATH, Assets(directory=HERE / "static"), name="explorer-static")
+    app.router.routes.extend(unknown_pages.routes)

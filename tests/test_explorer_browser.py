@@ -129,6 +129,18 @@ def test_a_phone_screen_needs_no_sideways_scrolling_and_charts_stay_readable(
         browser.close()
 
 
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_the_api_documentation_every_footer_links_needs_no_other_origin(
+    visit: Visit, path: str
+) -> None:
+    visit.go(path)
+    visit.page.wait_for_load_state("networkidle")
+    visit.page.locator(".opblock, .menu-content").first.wait_for()  # the document is shown
+    visit.page.wait_for_load_state("networkidle")
+    assert visit.foreign == []
+    assert visit.errors == []
+
+
 def _rows(page: Page) -> list[str]:
     return page.locator("main table tbody tr td:first-child").all_inner_texts()
 

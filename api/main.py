@@ -1,5 +1,6 @@
 """The application factory: routers, error handlers, middleware, documentation, probes."""
 
+import functools
 import gc
 import logging
 import sys
@@ -12,7 +13,7 @@ import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Engine
 from starlette.types import Receive, Scope, Send
 
@@ -194,8 +195,26 @@ def _configure_logging(settings: Settings) -> None:
         logger.addHandler(handler)
 
 
+# ReDoc's bundle shows Redocly's logo from Redocly's CDN, whatever its options say (Redocly/redoc
+# issue 2108): served with an empty image in its place, /redoc asks nothing of another origin.
+REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+EMPTY_IMAGE = b"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E"
+
+
+@functools.cache
+def _offline_redoc() -> bytes:
+    """ReDoc's bundle, read once, its one reference to another origin's image replaced."""
+    bundle = (DOCS_ASSETS / "redoc.standalone.js").read_bytes()
+    return bundle.replace(REDOC_LOGO, EMPTY_IMAGE)
+
+
 def _add_docs(app: FastAPI) -> None:
     """Swagger UI and ReDoc from assets the app serves itself: no CDN, no internet needed."""
+
+    @app.get(f"{DOCS_ASSETS_PATH}/redoc.offline.js", include_in_schema=False)
+    def redoc_bundle() -> Response:  # routed before the assets' mount, which would answer 404
+        return Response(_offline_redoc(), media_type="text/javascript; charset=utf-8")
+
     app.mount(DOCS_ASSETS_PATH, Assets(directory=DOCS_ASSETS), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
@@ -215,7 +234,7 @@ def _add_docs(app: FastAPI) -> None:
         return get_redoc_html(
             openapi_url=f"{root}/openapi.json",
             title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{DOCS_ASSETS_PATH}/redoc.standalone.js",
+            redoc_js_url=f"{root}{DOCS_ASSETS_PATH}/redoc.offline.js",
             redoc_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
             with_google_fonts=False,
         )

@@ -7,14 +7,17 @@ What a browser does with them (scripts, clicks, axe-core) is in test_explorer_br
 import re
 from html import unescape
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from api.explorer import charts, words
 from api.metrics.schemas import MetricPublic
 from api.vocabulary import Qualifier, Unit
 from tests.browser.pages import FIGURE, PAGES, SOURCE
-from tests.helpers import Writable
+from tests.conftest import serving
+from tests.helpers import Writable, new_metric
 
 FIGURE_PAGE = f"/explore/metrics/{FIGURE}"
 LIMIT = 150 * 1024
@@ -40,11 +43,49 @@ def test_every_page_is_html_tagged_and_small(client: TestClient, name: str) -> N
     assert again.status_code == 304
 
 
+def test_every_id_on_a_page_is_unique(client: TestClient) -> None:
+    for path in PAGES.values():
+        ids = re.findall(r'\sid="([^"]+)"', client.get(path).text)
+        assert len(ids) == len(set(ids)), path
+
+
+def test_servers_on_one_database_answer_the_same_pages(seeded_engine: Engine) -> None:
+    """Two processes (each with its own string hashing) give the same bytes and ETags."""
+    paths = [FIGURE_PAGE, "/explore/market"]
+    answers = []
+    for hash_seed in ("1", "2"):
+        with serving(seeded_engine, PYTHONHASHSEED=hash_seed) as (_server, url):
+            answers.append([httpx.get(url + path) for path in paths])
+    for path, first, second in zip(paths, *answers, strict=True):
+        assert first.status_code == second.status_code == 200
+        assert first.headers["etag"] == second.headers["etag"], path
+        assert first.text == second.text
+
+
 def test_pages_reference_only_their_own_origin(client: TestClient) -> None:
     for path in PAGES.values():
         html = client.get(path).text
         for url in re.findall(r'(?:src|href)="([^"]+)"', html):
             assert url.startswith(("/", "#", "data:")), f"{path} refers to {url}"
+
+
+# Links to what has no past: the documentation, the page's own assets, the empty favicon.
+TIMELESS = ("/docs", "/redoc", "/openapi.json", "/explore/static/", "#", "data:")
+
+
+def test_every_link_of_a_page_as_of_a_moment_keeps_it(client: TestClient) -> None:
+    moment = client.get("/v1/releases").json()["items"][0]["created_at"]
+    for path in PAGES.values():
+        html = client.get(path, params={"as_of": moment}).text
+        # All but the banner's way back to the live data.
+        html = re.sub(r'<div class="banner".*?</div>', "", html, flags=re.S)
+        for href in re.findall(r'href="([^"]+)"', html):
+            if not href.startswith(TIMELESS):
+                assert "as_of=" in href, f"{path} links {href}"
+    # What the start page links as data, at that moment.
+    html = client.get("/", params={"as_of": moment}).text
+    for data in ["/v1/changes", "/v1/releases", "/v1/dataset.zip", "/v1/metrics.csv"]:
+        assert re.search(rf'href="{data}\?as_of=[^"]+"', html), data
 
 
 def test_a_page_is_computed_once_per_dataset_version(client: TestClient) -> None:
@@ -151,6 +192,27 @@ def test_an_unknown_figure_or_source_is_an_html_404(client: TestClient) -> None:
         assert "no-such" in page.text
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_a_mistyped_explorer_address_is_the_not_found_page_for_a_browser(
+    client: TestClient,
+) -> None:
+    for path in ["/explore", "/explore/", "/explore/nope", "/explore/metrics/a/b"]:
+        page = client.get(path, headers={"Accept": BROWSER_ACCEPT})
+        assert page.status_code == 404, path
+        assert page.headers["content-type"] == "text/html; charset=utf-8", path
+        assert "<h1>Not found</h1>" in page.text
+        # An API client gets the problem any unknown address answers, by any method.
+        for method in ["GET", "POST", "DELETE"]:
+            answer = client.request(method, path, headers={"Accept": "application/json"})
+            assert answer.status_code == 404, (method, path)
+            assert answer.headers["content-type"] == "application/problem+json"
+    # A page's address with a trailing slash is still that page.
+    assert client.get("/explore/metrics/", headers={"Accept": BROWSER_ACCEPT}).status_code == 200
+    assert client.get("/explore/static/explorer.css").status_code == 200
+
+
 def test_a_malformed_as_of_is_a_problem(client: TestClient) -> None:
     answer = client.get("/", params={"as_of": "yesterday"})
     assert answer.status_code == 422
@@ -181,6 +243,59 @@ def test_facets_are_links_that_combine_and_exports_keep_the_query(client: TestCl
     assert 'href="/v1/metrics.csv?q=cost&amp;category=market"' in html
     assert 'href="/v1/metrics.ndjson?q=cost&amp;category=market"' in html
     assert 'href="/v1/metrics?q=cost&amp;category=market"' in html
+
+
+def test_an_empty_search_box_is_no_search(client: TestClient) -> None:
+    # The start page's form, submitted empty, and the browser's form with its box cleared.
+    for sent, landed, total in [
+        ("/explore/metrics?q=", "/explore/metrics", "42 figures"),
+        ("/explore/metrics?q=&category=market", "/explore/metrics?category=market", "10 figures"),
+        ("/explore/metrics?q=+&as_of=2030-01-01T00%3A00%3A00Z", "/explore/metrics?as_of=2030-01-01T00%3A00%3A00Z", "42 figures"),
+    ]:  # fmt: skip
+        page = client.get(sent)
+        assert page.status_code == 200, sent
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert str(page.url).removeprefix("http://testserver") == landed
+        assert _text(page.text).count(total) >= 1, sent
+        assert "q=&" not in page.text and 'q="' not in page.text  # no link carries it on
+    # The JSON API still refuses it.
+    assert client.get("/v1/metrics?q=").status_code == 422
+
+
+def test_every_facet_value_is_a_link_showing_as_many_figures_as_it_counts(
+    writable: Writable,
+) -> None:
+    w = writable
+    # Values a list filter must quote: one with a comma, and the word null itself.
+    odd = new_metric(subjects=["cell, gene therapy", "null"])
+    assert w.client.post("/v1/metrics", json=odd, headers=w.auth()).status_code == 201
+    html = w.client.get("/explore/metrics", params={"category": "regulatory"}).text
+    assert "<li><span>" not in html  # no value is plain text, the no-value buckets included
+    buckets = re.findall(
+        r'<li><a href="([^"]+)">([^<]+)</a> <span class="count">(\d+)</span></li>', html
+    )
+    shown = {(unescape(label), int(count)) for _, label, count in buckets}
+    assert {("cell, gene therapy", 1), ("null", 1)} <= shown
+    assert any(label == "none" for label, _ in shown)  # e.g. Geography: not stated
+    for href, label, count in buckets:
+        page = w.client.get(unescape(href)).text
+        found = re.search(r'id="result-count">(\d+) figure', page)
+        assert found is not None and found[1] == count, (label, href)
+
+
+def test_range_filters_are_named_and_written_as_the_api_writes_figures(
+    client: TestClient,
+) -> None:
+    params = {"value_min": "20", "value_max": "50.5", "q": "cost"}
+    total = client.get("/v1/metrics", params=params).json()["total"]
+    html = client.get("/explore/metrics", params=params).text
+    title = f"Figures — Minimum value: 20, Maximum value: 50.5, Search: cost ({total})"
+    assert f"<title>{title} · CDMO Metrics</title>" in html
+    text = _text(html)
+    for chip in ["Minimum value: 20 ✕", "Maximum value: 50.5 ✕", "Search: cost ✕"]:
+        assert chip in text
+    assert "20.0" not in html and "search: 20" not in text
+    assert 'aria-label="Remove Minimum value 20"' in html
 
 
 def test_bad_filters_are_a_problem_not_a_page(client: TestClient) -> None:
@@ -224,6 +339,30 @@ def test_as_of_shows_the_data_then_and_says_so(writable: Writable) -> None:
     assert re.search(r'href="/explore/metrics\?as_of=[^"]+"', earlier.text)
 
 
+def test_latest_changes_link_no_page_that_is_gone(writable: Writable) -> None:
+    w = writable
+    created = w.client.post("/v1/metrics", json=new_metric(), headers=w.auth())
+    assert created.status_code == 201
+    path = created.headers["location"]
+    deleted = w.client.delete(path, headers={**w.auth(), "If-Match": w.etag(path)})
+    assert deleted.status_code == 204
+    html = w.client.get("/").text
+    changes = re.search(r'<ol class="changes".*?</ol>', html, re.S)
+    assert changes is not None
+    links = re.findall(r'href="([^"]+)"', changes[0])
+    assert links
+    for href in links:
+        page = w.client.get(unescape(href))
+        assert page.status_code == 200, href
+    # The deleted figure's entries show it as it stood: its name, under an as_of banner.
+    gone = [unescape(href) for href in links if "quality-failure-cost-multiple-copy" in href]
+    assert len(gone) == 2  # its creation and its deletion
+    for href in gone:
+        text = _text(w.client.get(href).text)
+        assert "Quality failure cost multiple (copy)" in text
+        assert "You are viewing the dataset as of" in text
+
+
 @pytest.mark.parametrize(
     ("value", "unit", "expected"),
     [
@@ -248,8 +387,34 @@ def test_figures_in_words_say_the_qualifier_direction_and_period(client: TestCli
     assert said("personalized-cancer-medicine-market-size-2028") == (
         "over $150 billion, 2028 (projected)"
     )
-    assert said("personalized-cancer-medicine-market-cagr") == "11.2% a year, 2023–2028 (projected)"
+    assert said("personalized-cancer-medicine-market-cagr") == (
+        "up 11.2% a year, 2023–2028 (projected)"
+    )
+    assert said("ultra-personalized-annual-cost-reduction") == "down 8–10% a year"
     assert said(FIGURE) == "$45,000–$65,000, 2026"
+
+
+def test_a_falling_growth_rate_reads_as_a_fall_wherever_it_is_shown(client: TestClient) -> None:
+    falling = "ultra-personalized-annual-cost-reduction"
+    page = client.get(f"/explore/metrics/{falling}").text
+    assert '<p class="headline" id="value-in-words">down 8–10% a year</p>' in page
+    table = client.get("/explore/metrics", params={"measure": "growth_rate"}).text
+    assert re.findall(r'<td class="value">([^<]*)</td>', table) == [
+        "up 28% a year", "up 11.2% a year", "down 8–10% a year",
+    ]  # fmt: skip
+    assert "Annual cost reduction for ultra-personalized products</a>: down 8–10% a year" in (
+        client.get("/explore/pricing").text
+    )
+    article = client.get(f"/explore/sources/{SOURCE}").text
+    assert f'id="m-{falling}" href="/explore/metrics/{falling}" aria-label="down 8–10% a year:' in (
+        article
+    )
+    # A chart of changes both ways marks each bar's direction.
+    labels = re.findall(
+        r'<text class="label"[^>]*>([^<]*)</text>', client.get("/explore/pricing").text
+    )
+    assert "↑ Client retention increase with pay-…" in labels
+    assert "↓ Sponsor upfront capital reduction w…" in labels
 
 
 def test_a_chart_axis_reaches_past_its_highest_figure() -> None:

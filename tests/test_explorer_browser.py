@@ -82,19 +82,63 @@ def test_page_loads_with_no_console_error_and_nothing_from_elsewhere(
     assert visit.foreign == []
 
 
+# axe-core's default rules, and WCAG 2.2 AA's (such as target-size), which it leaves off unless
+# asked for.
+AXE_RUN = """async () => {
+    const wcag22 = Object.fromEntries(
+        axe.getRules(['wcag22aa']).map(rule => [rule.ruleId, {enabled: true}]));
+    return JSON.stringify(await axe.run(document, {rules: wcag22}));
+}"""
+
+
 @pytest.mark.parametrize("name", list(PAGES))
 def test_axe_finds_no_serious_or_critical_violation(visit: Visit, name: str) -> None:
     if not AXE.exists():
         pytest.fail(f"{AXE} is missing: run `make test` (npm ci --prefix tests/browser)")
     visit.go(PAGES[name])
     visit.page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
-    results = visit.page.evaluate("async () => JSON.stringify(await axe.run(document))")
+    results = visit.page.evaluate(AXE_RUN)
     violations = [
         {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
         for v in json.loads(results)["violations"]
         if v["impact"] in ("serious", "critical")
     ]
     assert violations == []
+
+
+# The rendered size of a chart's label text: its font size scaled as its SVG is.
+CHART_TEXT_PX = """() => [...document.querySelectorAll('svg.chart')].map(svg => {
+    const label = svg.querySelector('text.label');
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    return parseFloat(getComputedStyle(label).fontSize) * scale;
+})"""
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_a_phone_screen_needs_no_sideways_scrolling_and_charts_stay_readable(
+    playwright: Playwright, server_url: str, name: str
+) -> None:
+    browser = launch(playwright)
+    try:
+        page = browser.new_page(viewport={"width": 360, "height": 740})
+        page.goto(server_url + PAGES[name], wait_until="load")
+        # Wide tables and charts scroll in their own frames; the page itself does not.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert all(size >= 11 for size in page.evaluate(CHART_TEXT_PX))
+    finally:
+        browser.close()
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_the_api_documentation_every_footer_links_needs_no_other_origin(
+    visit: Visit, path: str
+) -> None:
+    visit.go(path)
+    visit.page.wait_for_load_state("networkidle")
+    visit.page.locator(".opblock, .menu-content").first.wait_for()  # the document is shown
+    visit.page.wait_for_load_state("networkidle")
+    assert visit.foreign == []
+    assert visit.errors == []
 
 
 def _rows(page: Page) -> list[str]:
@@ -136,6 +180,20 @@ def test_searching_and_clicking_facets_narrow_the_table(visit: Visit) -> None:
     csv = visit.page.get_by_role("link", name="CSV", exact=True).get_attribute("href")
     assert csv == "/v1/metrics.csv?forecast=false&q=cost"
     assert visit.errors == [] and visit.foreign == []
+
+
+def test_clearing_the_search_box_shows_every_figure_of_the_other_filters(visit: Visit) -> None:
+    visit.go("/explore/metrics?q=cost&category=market")
+    box = visit.page.get_by_label("Search", exact=True)
+    box.fill("")
+    box.press("Enter")
+    visit.page.wait_for_url("**/explore/metrics?category=market")
+    assert visit.page.locator("#result-count").inner_text().startswith("10 figures")
+    visit.go("/")
+    visit.page.get_by_role("button", name="Search").click()
+    visit.page.wait_for_url("**/explore/metrics")
+    assert visit.page.locator("#result-count").inner_text().startswith("42 figures")
+    assert visit.errors == []
 
 
 def test_sorting_and_paging_the_table(visit: Visit) -> None:

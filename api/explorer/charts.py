@@ -8,6 +8,7 @@ a page is about is drawn thicker and labelled in bold, baselines are hatched, pr
 outlined.
 """
 
+import hashlib
 import math
 from dataclasses import dataclass
 from html import escape
@@ -26,6 +27,16 @@ PLOT_LEFT = LABEL_WIDTH + 10
 PLOT_RIGHT = WIDTH - 50
 LOG_SPREAD = 100
 LABEL_CHARS = 38  # what fits LABEL_WIDTH at the chart's font size
+
+
+# The baseline's hatching, which the charts' style refers to (`url(#hatch)`): put once on a page
+# that has charts (an id is unique in a page).
+DEFS = Markup(
+    '<svg class="chart-defs" width="0" height="0" aria-hidden="true" focusable="false">'
+    '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+    'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/>'
+    '<line x1="0" y1="0" x2="0" y2="6" stroke="#5a4a00" stroke-width="3"/></pattern></defs></svg>'
+)
 
 
 @dataclass(frozen=True)
@@ -85,15 +96,15 @@ def interval_chart(bars: list[Bar], unit: Unit, title: str, description: str) ->
 
     height = TOP + ROW_HEIGHT * len(bars) + AXIS_HEIGHT
     axis_y = TOP + ROW_HEIGHT * len(bars)
-    ident = f"chart-{abs(hash((title, len(bars)))) % 10**8}"
+    # Ids from the chart's own words: the same page is the same bytes (and ETag) in every
+    # process, as Python's salted hash() would not give.
+    digest = hashlib.sha256(f"{title}\n{description}".encode()).hexdigest()[:12]
+    ident = f"chart-{digest}"
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" '
         f'aria-labelledby="{ident}-t {ident}-d" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{ident}-t">{escape(title)}</title>',
         f'<desc id="{ident}-d">{escape(description)}</desc>',
-        '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
-        'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/>'
-        '<line x1="0" y1="0" x2="0" y2="6" stroke="#5a4a00" stroke-width="3"/></pattern></defs>',
     ]
     for tick in ticks:
         tx = x(tick)

@@ -3,8 +3,9 @@ and facets behave exactly as in the JSON API); the templates only lay it out."""
 
 import functools
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from markupsafe import Markup
 from sqlmodel import Session
@@ -17,10 +18,12 @@ from api.errors import NotFound
 from api.explorer import article, charts, words
 from api.explorer.charts import Bar
 from api.history import service as history_service
+from api.history.schemas import RevisionPublic
 from api.metrics import service as metrics_service
 from api.metrics.schemas import FACETS, FacetQuery, MetricFilters, MetricPublic, MetricQuery
 from api.records import asof
 from api.records.kinds import Kind
+from api.schemas import figure_text
 from api.sources import service as sources_service
 from api.sources.schemas import SourcePublic, SourceQuery
 from api.vocabulary import Category, Unit
@@ -46,6 +49,13 @@ FACET_LABELS = {
     "geography": "Geography",
     "subject": "Subject",
     "source": "Source",
+}
+# Every filter the figure browser shows as a removable chip, facets and the rest.
+FILTER_LABELS = {
+    **FACET_LABELS,
+    "q": "Search",
+    "value_min": "Minimum value",
+    "value_max": "Maximum value",
 }
 # A facet is clickable where the collection takes it as a filter.
 FILTERABLE = frozenset(name for name in FACETS if name in MetricFilters.model_fields)
@@ -91,7 +101,7 @@ def entities(session: Session, name: str) -> list[Any]:
     return _entity_page(session, name, ALL)[0]
 
 
-def home(session: Session, as_of: datetime | None) -> dict[str, Any]:
+def home(session: Session, as_of: datetime | None, link: Any) -> dict[str, Any]:
     """Counts per category, sources, the latest changes and releases."""
     counts = metrics_service.facets(
         session, query=FacetQuery(facet="category"), path="/v1/metrics", params=[]
@@ -102,16 +112,31 @@ def home(session: Session, as_of: datetime | None) -> dict[str, Any]:
         session, since=None, limit=8, offset=max(change_total - 8, 0), as_of=as_of
     )
     releases, _ = history_service.releases(session, limit=5, offset=0, as_of=as_of)
+    changed = {change.record_id for change in latest if change.kind == "metric"}
+    present = {metric.id for metric in metrics_by_ids(session, changed)}
     entity_counts = {name: _entity_page(session, name, 1)[1] for name in KINDS}
     return {
         "total": counts.total,
         "categories": {c.value: c.count for c in counts.facets["category"]},
         "sources": sources,
-        "changes": list(reversed(latest)),
+        "changes": [(change, _change_link(change, present, link)) for change in reversed(latest)],
         "change_total": change_total,
         "releases": releases,
         "entity_counts": entity_counts,
     }
+
+
+def _change_link(change: RevisionPublic, present: set[str], link: Any) -> str | None:
+    """Where a change of a metric links: its page, or, for a metric deleted since, its page as
+    that change left it (as a delete found it): never a page that answers 404."""
+    if change.kind != "metric":
+        return None
+    path = f"/explore/metrics/{change.record_id}"
+    if change.record_id in present:
+        return str(link(path))
+    # A version's changes share one timestamp: a microsecond before it is the version before.
+    moment = change.at - timedelta(microseconds=1) if change.action == "delete" else change.at
+    return f"{path}?{urlencode({'as_of': words.stamp(moment)})}"
 
 
 def browse(session: Session, query: MetricQuery) -> dict[str, Any]:
@@ -126,11 +151,27 @@ def browse(session: Session, query: MetricQuery) -> dict[str, Any]:
         path="/v1/metrics",
         params=[(name, str(value)) for name, value in filters.items()],
     )
-    return {"items": items, "total": total, "facets": facets.facets, "filters": filters}
+    chips = [
+        (name, FILTER_LABELS[name], figure_text(value) if isinstance(value, float) else str(value))
+        for name, value in filters.items()
+    ]
+    return {
+        "items": items,
+        "total": total,
+        "facets": facets.facets,
+        "filters": filters,
+        "chips": chips,
+    }
+
+
+# A change or growth rate is charted by its size; the arrow says which way it goes (a chart may
+# mix increases and decreases).
+ARROWS = {"up": "↑ ", "down": "↓ ", "": ""}
 
 
 def _bar(metric: MetricPublic, role: str, href: str) -> Bar:
-    label = metric.name + (f" ({metric.year})" if metric.year and role != "self" else "")
+    label = ARROWS[words.direction(metric)] + metric.name
+    label += f" ({metric.year})" if metric.year and role != "self" else ""
     return Bar(
         label=label,
         low=metric.value_low,

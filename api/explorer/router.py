@@ -12,17 +12,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import field_validator
 from sqlmodel import Session
+from starlette.convertors import PathConvertor, register_url_convertor
 
+from api import filters
 from api.assets import Assets
-from api.errors import NotFound
-from api.explorer import pages, words
+from api.errors import PROBLEM_MEDIA_TYPE, NotFound
+from api.explorer import charts, pages, words
+from api.guards import KNOWN_METHODS
 from api.metrics.schemas import SORTABLE_FIELDS, MetricQuery
+from api.negotiation import quality
 from api.records.reads import ReadSessionDep
 from api.routing import DeferredRoute
-from api.schemas import AS_OF_DESCRIPTION, Timestamp
+from api.schemas import AS_OF_DESCRIPTION, Timestamp, figure_text
 from api.vocabulary import Category
 
 if TYPE_CHECKING:
@@ -111,7 +116,11 @@ def _templates() -> "Jinja2Templates":
         figure_words=words.figure,
         category_label=words.CATEGORY_LABELS,
         facet_label=pages.FACET_LABELS,
+        # A facet value as its link's filter writes it: quoted if it holds a comma or is the
+        # word null, `null` for the no-value bucket (as the API's own bucket links).
+        spell=filters.spell,
         static=STATIC_PATH,
+        chart_defs=charts.DEFS,
     )
     return templates
 
@@ -136,17 +145,17 @@ def _render(
             "sections": SECTIONS,
             "section_of": {section.kind: section.slug for section in SECTIONS if section.kind},
             "path": request.url.path,
-            "live": _without_as_of(request),
+            "live": _without(request, "as_of"),  # on the live data
             **context,
         },
         status_code=status_code,
     )
 
 
-def _without_as_of(request: Request) -> str:
-    """This page's address on the live data."""
-    live = request.url.remove_query_params("as_of")
-    return f"{live.path}?{live.query}" if live.query else live.path
+def _without(request: Request, name: str) -> str:
+    """This page's address (path and query) without the parameter `name`."""
+    url = request.url.remove_query_params(name)
+    return f"{url.path}?{url.query}" if url.query else url.path
 
 
 def linker(as_of: str | None) -> Callable[..., str]:
@@ -164,18 +173,31 @@ def linker(as_of: str | None) -> Callable[..., str]:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: ReadSessionDep, as_of: AsOf = None) -> HTMLResponse:
     """What the dataset is, counts per category, search, the latest changes and releases."""
-    context = pages.home(session, as_of)
+    context = pages.home(session, as_of, linker(request.query_params.get("as_of")))
     return _render(request, session, "home.html", "CDMO Metrics explorer", context)
+
+
+class BrowseQuery(MetricQuery):
+    """The figure browser's query: a search box left empty sends `q=`, which means no search
+    (the JSON API refuses an empty `q`; a person clearing the box wants every figure)."""
+
+    @field_validator("q", mode="before")
+    @classmethod
+    def _blank_is_no_search(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 @router.get("/explore/metrics", response_class=HTMLResponse)
 def browse(
-    request: Request, session: ReadSessionDep, query: Annotated[MetricQuery, Query()]
-) -> HTMLResponse:
+    request: Request, session: ReadSessionDep, query: Annotated[BrowseQuery, Query()]
+) -> Response:
     """The figure browser: search, facets, a sortable, paged table, and the same query as data."""
+    if "q" in request.query_params and query.q is None:
+        # Shown at the address without the empty search, whose links and exports all work.
+        return RedirectResponse(_without(request, "q"), status_code=303)
     context = pages.browse(session, query)
     state = {
-        name: str(value).lower() if isinstance(value, bool) else value
+        name: _as_param(value)
         for name, value in query.model_dump(
             mode="json", exclude_defaults=True, exclude={"format", "as_of"}
         ).items()
@@ -200,11 +222,18 @@ def browse(
         facet_limit=FACET_VALUES,
         exports=_exports(request),
     )
-    return _render(request, session, "metrics.html", _browse_title(query, context), context)
+    return _render(request, session, "metrics.html", _browse_title(context), context)
 
 
-def _browse_title(query: MetricQuery, context: dict[str, Any]) -> str:
-    narrowed = ", ".join(f"{name} {value}" for name, value in context["filters"].items())
+def _as_param(value: Any) -> Any:
+    """A query value as the page's links write it: true/false, 20 (not 20.0), text as is."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return figure_text(value) if isinstance(value, float) else value
+
+
+def _browse_title(context: dict[str, Any]) -> str:
+    narrowed = ", ".join(f"{label}: {shown}" for _, label, shown in context["chips"])
     return f"Figures{' — ' + narrowed if narrowed else ''} ({context['total']})"
 
 
@@ -279,9 +308,36 @@ def _not_found(request: Request, session: Session, detail: str) -> HTMLResponse:
     return _render(request, session, "not_found.html", "Not found", {"detail": detail}, 404)
 
 
+class _PagePath(PathConvertor):
+    """A path that does not end in a slash: one that does is left to api.guards, which
+    redirects it to the same path trimmed (`/explore/metrics/` to `/explore/metrics`)."""
+
+    regex = ".*[^/]"
+
+
+register_url_convertor("page", _PagePath())
+# Addresses under /explore that name no page; routed after every page and the static files.
+unknown_pages = APIRouter(include_in_schema=False, route_class=DeferredRoute)
+
+
+@unknown_pages.api_route("/explore", methods=sorted(KNOWN_METHODS))
+@unknown_pages.api_route("/explore/{rest:page}", methods=sorted(KNOWN_METHODS))
+def unknown_page(request: Request, session: ReadSessionDep) -> HTMLResponse:
+    """A mistyped explorer address: the not-found page for a browser, and for any other
+    client the problem any unknown address answers."""
+    detail = f"No resource at {request.url.path}."
+    accept = request.headers.get("accept")
+    if request.method == "GET" and quality(accept, "text/html") > quality(
+        accept, PROBLEM_MEDIA_TYPE
+    ):
+        return _not_found(request, session, detail)
+    raise NotFound(detail)
+
+
 def install(app: FastAPI) -> None:
     """Serve the explorer's pages and its static files (styles, a little script) from `app`."""
     # Taken as declared, as api.main takes the API's routers: including would make each route
     # again for the app (and build them all at the first request, for the route table).
     app.router.routes.extend(router.routes)
     app.mount(STATIC_PATH, Assets(directory=HERE / "static"), name="explorer-static")
+    app.router.routes.extend(unknown_pages.routes)

@@ -65,7 +65,8 @@ def amount(value: float, unit: Unit) -> str:
 
 
 def figure(metric: MetricPublic) -> str:
-    """The figure alone, qualified: "over $150 billion", "$45,000–$65,000", "down 25%"."""
+    """The figure alone, qualified: "over $150 billion", "$45,000–$65,000", "down 25%",
+    "down 8–10% a year"."""
     low, high = metric.value_low, metric.value_high
     if low == high:
         text = amount(low, metric.unit)
@@ -74,11 +75,19 @@ def figure(metric: MetricPublic) -> str:
     else:  # the unit once: "12–18 months", "25–30%", "3–5×"
         text = f"{number(low)}–{amount(high, metric.unit)}"
     text = QUALIFIER_WORDS[metric.qualifier] + text
-    if metric.measure is Measure.change and metric.direction is not None:
-        text = ("up " if metric.direction == "increase" else "down ") + text
-    elif metric.measure is Measure.growth_rate:
+    if direction(metric):
+        text = f"{direction(metric)} {text}"
+    if metric.measure is Measure.growth_rate:
         text += " a year"
     return text
+
+
+def direction(metric: MetricPublic) -> str:
+    """ "up" or "down" for a change or growth rate that has a direction (a growth rate of 8–10%
+    that is a decrease must not read as growth), else ""."""
+    if metric.measure not in (Measure.change, Measure.growth_rate) or metric.direction is None:
+        return ""
+    return "up" if metric.direction == "increase" else "down"
 
 
 def when(metric: MetricPublic) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import mmap
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -98,6 +99,40 @@ _DIGESTS_KEPT = 4096
 # The WAL index begins with two copies of its 48-byte header (sqlite.org/walformat.html).
 _WAL_HEADER = 48
 _WAL_HEADERS = 2 * _WAL_HEADER
+
+
+# The WAL index files mapped by this process, by (device, inode), with the file each was
+# opened by: never closed while the file exists. Closing any descriptor of a file drops every
+# POSIX lock the process holds on it, SQLite's own included (and an mmap holds a descriptor
+# of its own): another process would then find the WAL index unused, rebuild it under this
+# one's connections, and they would die of SIGBUS ("How To Corrupt An SQLite Database File",
+# 2.2.1). SQLite keeps such descriptors open for the same reason.
+_MAPPED: dict[tuple[int, int], tuple[Any, mmap.mmap]] = {}
+_MAPPING = threading.Lock()
+_UNMAPPED: list[Any] = []
+
+
+def _mapped(path: str) -> mmap.mmap:
+    """The first `_WAL_HEADERS` bytes of the WAL index at `path`, mapped read-only."""
+    with _MAPPING:
+        for key, (file, _view) in list(_MAPPED.items()):
+            if os.fstat(file.fileno()).st_nlink == 0:  # deleted: no process can share it
+                _view.close()
+                file.close()
+                del _MAPPED[key]
+        status = os.stat(path)
+        key = (status.st_dev, status.st_ino)
+        if key not in _MAPPED:
+            file = open(path, "rb")  # noqa: SIM115 (kept open: see _MAPPED)
+            try:
+                _MAPPED[key] = (
+                    file,
+                    mmap.mmap(file.fileno(), _WAL_HEADERS, access=mmap.ACCESS_READ),
+                )
+            except BaseException:
+                _UNMAPPED.append(file)  # not closed either: its close would drop the locks
+                raise
+        return _MAPPED[key][1]
 
 
 class RevisionProbe:
@@ -315,8 +350,8 @@ class RevisionProbe:
             if mode == "wal" and path:
                 # While this connection is open, the file stays: SQLite removes it with the
                 # last connection, and leaves WAL mode only when no other connection is open.
-                with contextlib.suppress(OSError, ValueError), open(f"{path}-shm", "rb") as file:
-                    self._shm = mmap.mmap(file.fileno(), _WAL_HEADERS, access=mmap.ACCESS_READ)
+                with contextlib.suppress(OSError, ValueError):
+                    self._shm = _mapped(f"{path}-shm")
         if self._shm is False:
             return None
         first, second = self._shm[:_WAL_HEADER], self._shm[_WAL_HEADER:_WAL_HEADERS]
@@ -348,9 +383,7 @@ class RevisionProbe:
                 self._close_shm()
 
     def _close_shm(self) -> None:
-        if isinstance(self._shm, mmap.mmap):
-            self._shm.close()
-        self._shm = None
+        self._shm = None  # the mapping stays open: see `_mapped`
 
     def _listen(self) -> None:
         import psycopg

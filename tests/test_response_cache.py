@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -319,3 +320,39 @@ def test_a_cancelled_revalidation_leaves_the_others_their_fence(migrated_engine:
     finally:
         probe.stop()
     assert answers[0] is not None and answers[0] == answers[1] == answers[2]
+
+
+def test_reading_the_wal_index_keeps_sqlites_locks_on_it(tmp_path: Path) -> None:
+    """The probe maps the WAL index without closing a descriptor of it: a close would drop
+    the process's POSIX locks on the file, SQLite's own, and another process starting then
+    would rebuild the index under this one's connections (SIGBUS)."""
+    import os
+    import sqlite3
+
+    from sqlalchemy import create_engine
+
+    from api.response_cache import RevisionProbe
+
+    database = tmp_path / "locks.db"
+    own = sqlite3.connect(database)
+    own.execute("PRAGMA journal_mode=wal")
+    own.execute("CREATE TABLE dataset_state (id INTEGER, version INTEGER, changed_at TEXT)")
+    own.commit()
+    own.execute("SELECT 1").fetchall()  # reading: SQLite holds its lock on the -shm file
+    inode = os.stat(f"{database}-shm").st_ino
+
+    def locked() -> bool:
+        mine = [line.split() for line in Path("/proc/locks").read_text().splitlines()]
+        return any(
+            fields[4] == str(os.getpid()) and fields[5].endswith(f":{inode}") for fields in mine
+        )
+
+    assert locked()
+    engine = create_engine(f"sqlite:///{database}")
+    probe = RevisionProbe(engine, listen=False)
+    for _ in range(3):
+        probe.current()
+        probe.stop()
+        assert locked()
+    own.close()
+    engine.dispose()

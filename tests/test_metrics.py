@@ -153,6 +153,14 @@ def test_count_none_skips_the_total_and_bad_cursors_are_422(client: TestClient) 
         assert response.json()["errors"] == [
             {"in": "query", "name": "after", "detail": "this cursor is for another sort order"}
         ]
+    # Numbers no sort field can hold: refused before any database sees them.
+    for sort, values in (
+        ("year,id", ["year,id", 2**63, "x"]), ("year,id", ["year,id", 3_000_000_000, "x"]),
+        ("id", ["id", 2**63]), ("-value,id", ["-value,id", 2**63, "x"]),
+    ):  # fmt: skip
+        response = client.get("/v1/metrics", params={"sort": sort, "after": encode_cursor(values)})
+        assert response.status_code == 422, values
+        assert response.headers["content-type"] == "application/problem+json"
     # Ranked by relevance (q, no sort): paged by offset.
     ranked = client.get("/v1/metrics", params={"q": "cell", "limit": 2}).json()
     assert "offset=2" in ranked["next"] and "after=" not in ranked["next"]

@@ -360,6 +360,8 @@ def _bound(column: ColumnElement[Any], value: Any, nullable: bool) -> Any:
             else (python_type,)
         )  # fmt: skip
         right = isinstance(value, expected) and (python_type is bool) == isinstance(value, bool)
+        if python_type is int and right:  # the integer columns (year, base_year): 32 bits
+            right = -(2**31) <= value < 2**31
         if right and not (isinstance(value, str) and ("\x00" in value or len(value) > 1000)):
             return bindparam(None, value, type_=column.type)
     raise InvalidInput("query", "after", "not a cursor this API gave (use the `next` link)")
@@ -1000,6 +1002,10 @@ def _cursor_after(query: MetricQuery) -> list[Any] | None:
     tag, *values = cursor_values(query.after)
     if tag != sort_tag(query):
         raise InvalidInput("query", "after", "this cursor is for another sort order")
+    # A number no sort field holds (an integer past 2**53, which no database column binds) is
+    # not a cursor this API gave: a 422, not the driver's overflow.
+    if any(type(v) is int and abs(v) >= _EXACT_INTEGER_LIMIT for v in values):
+        raise InvalidInput("query", "after", "not a cursor this API gave (use the `next` link)")
     return values
 
 

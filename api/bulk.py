@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from api import citations
+from api.cells import FORMULA_STARTS
 from api.entities import service as entity_service
 from api.entities.kind import ENTITIES
 from api.entities.schemas import EntityQuery
@@ -117,10 +118,15 @@ def _cell(value: Any) -> str:
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, list):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, date | datetime):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, date | datetime):
         return value.isoformat()
-    return str(value)
+    elif isinstance(value, int):
+        return str(value)
+    else:
+        text = str(value)
+    # As the /v1 CSV exports write it: text a spreadsheet would run as a formula is prefixed.
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _csv(fields: list[dict[str, Any]], rows: Iterable[dict[str, Any]]) -> bytes:

@@ -100,3 +100,22 @@ def test_as_of_packages_the_data_as_it_stood(writable: Writable) -> None:
     assert len(_rows(_archive(w.client, as_of=moment), "metrics")) == 42
     assert w.client.get("/v1/dataset.zip", params={"as_of": "yesterday"}).status_code == 422
     assert w.client.get("/v1/dataset.zip", params={"colour": "red"}).status_code == 422
+
+
+def test_the_packages_csv_files_cannot_run_a_formula(writable: Writable) -> None:
+    """Text a spreadsheet would run as a formula is prefixed with `'` in the package's CSV
+    files, as in the /v1 CSV exports."""
+    w = writable
+    path = "/v1/metrics/viral-vector-lead-time"
+    formula = '=HYPERLINK("http://evil.example","x")'
+    patched = w.client.patch(
+        path, json={"name": formula}, headers={**w.auth(), "If-Match": w.etag(path)}
+    )
+    assert patched.status_code == 200, patched.text
+    package = zipfile.ZipFile(io.BytesIO(w.client.get("/v1/dataset.zip").content))
+    rows = {
+        row["id"]: row for row in csv.DictReader(io.StringIO(package.read("metrics.csv").decode()))
+    }
+    assert rows["viral-vector-lead-time"]["name"] == "'" + formula
+    exported = w.client.get("/v1/metrics.csv").text
+    assert "'=HYPERLINK" in exported

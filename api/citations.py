@@ -173,7 +173,11 @@ def bibtex(source: SourcePublic, evidence: Evidence | None = None) -> str:
         ("date", day.isoformat()),
     ]
     if source.url:
-        fields.append(("url", latex(source.url)))
+        # Verbatim, as biblatex and \url read it (escaping `_` or `&` would put the
+        # backslashes in the link); only braces and backslashes, which would unbalance the
+        # field, are percent-encoded.
+        url = source.url.replace("\\", "%5C").replace("{", "%7B").replace("}", "%7D")
+        fields.append(("url", url))
     if evidence is not None:
         fields.append(("note", f"Quoted: ``{latex(evidence.quote)}''"))
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)

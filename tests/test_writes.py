@@ -550,3 +550,21 @@ def test_figures_read_alike_in_writes_reads_revisions_and_changes(writable: Writ
         assert body.status_code == 200
         assert b"150000000000.0" not in body.content, export
         assert b"150000000000" in body.content, export
+
+
+def test_a_write_with_a_query_parameter_is_refused_and_changes_nothing(writable: Writable) -> None:
+    w = writable
+    path = "/v1/metrics/viral-vector-lead-time"
+    tag = w.etag(path)
+    answers = [
+        w.client.post("/v1/metrics?dry_run=true", json=new_metric(), headers=w.auth()),
+        w.client.patch(f"{path}?x=1", json={"name": "Z"}, headers={**w.auth(), "If-Match": tag}),
+        w.client.delete(f"{path}?force=1", headers={**w.auth(), "If-Match": tag}),
+    ]
+    expected = [["dry_run"], ["x"], ["force"]]
+    for answer, names in zip(answers, expected, strict=True):
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert [error["name"] for error in answer.json()["errors"]] == names
+    assert w.client.get("/v1/metrics/quality-failure-cost-multiple-copy").status_code == 404
+    assert w.etag(path) == tag

@@ -264,6 +264,16 @@ def _replay(session: Session, actor: str, key: str, request_hash: str) -> Respon
     )
 
 
+def no_query_parameters(request: Request) -> None:
+    """Writes take no query parameters: one given is refused, never ignored (a `?dry_run=true`
+    that wrote anyway would be the worst surprise)."""
+    names = list(dict.fromkeys(name for name, _value in request.query_params.multi_items()))
+    if names:
+        raise InvalidInput.many(
+            [ProblemError(in_="query", name=name, detail="Unknown parameter.") for name in names]
+        )
+
+
 def _register(kind: Kind) -> None:
     label = kind.label
     name = "".join(word.capitalize() for word in label.split())
@@ -385,6 +395,7 @@ def _register(kind: Kind) -> None:
         kind.path,
         create,
         methods=["POST"],
+        dependencies=[Depends(no_query_parameters)],
         status_code=201,
         operation_id=f"create{name}",
         summary=f"Create a {label}",
@@ -399,6 +410,7 @@ def _register(kind: Kind) -> None:
         item_path,
         update,
         methods=["PATCH"],
+        dependencies=[Depends(no_query_parameters)],
         operation_id=f"update{name}",
         summary=f"Update a {label}",
         tags=["writes"],
@@ -422,6 +434,7 @@ def _register(kind: Kind) -> None:
         item_path,
         remove,
         methods=["DELETE"],
+        dependencies=[Depends(no_query_parameters)],
         status_code=204,
         operation_id=f"delete{name}",
         summary=f"Delete a {label}",

@@ -568,3 +568,14 @@ def test_a_write_with_a_query_parameter_is_refused_and_changes_nothing(writable:
         assert [error["name"] for error in answer.json()["errors"]] == names
     assert w.client.get("/v1/metrics/quality-failure-cost-multiple-copy").status_code == 404
     assert w.etag(path) == tag
+
+
+def test_a_body_without_a_content_type_is_415(writable: Writable) -> None:
+    w = writable
+    body = json.dumps(new_metric()).encode()
+    answer = w.client.post("/v1/metrics", content=body, headers=w.auth())
+    assert "content-type" not in {name.lower() for name in answer.request.headers}
+    assert answer.status_code == 415, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "send JSON" in answer.json()["detail"]
+    assert w.client.get("/v1/metrics/quality-failure-cost-multiple-copy").status_code == 404

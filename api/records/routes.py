@@ -86,10 +86,14 @@ WRITE_ERRORS = problem_responses(400, 401, 403, 406, 413, 414, 415, 422, 429, 50
 async def json_body(request: Request) -> None:
     """A write's body is JSON (`application/json`, or a `+json` type such as
     `application/merge-patch+json`); a body declared as anything else is a 415, rather than a
-    422 about a field."""
+    422 about a field. A body with no type at all is a 415 too; no body needs none."""
     declared = request.headers.get("content-type")
     if declared is None:
-        return
+        length = request.headers.get("content-length")
+        has_body = "transfer-encoding" in request.headers or (length not in (None, "0"))
+        if not has_body:
+            return
+        declared = ""
     media = declared.split(";", 1)[0].strip().lower()
     json = media.startswith("application/") and (media.endswith("/json") or media.endswith("+json"))
     if json:

@@ -346,6 +346,24 @@ def test_reseeding_keeps_an_analysts_correction(writable: Writable, seed_copy: o
     assert w.client.get(path).json()["name"] == "Corrected"
 
 
+def test_reseeding_keeps_an_analysts_deletion(writable: Writable, seed_copy: object) -> None:
+    """A seeded record an analyst deleted stays deleted when the seed runs again (`make run`
+    and the image seed at every start), reported as kept, as a correction is."""
+    w = writable
+    path = "/v1/faq/traditional-vs-personalized-cdmo"
+    deleted = w.client.delete(path, headers={**w.auth(), "If-Match": w.etag(path)})
+    assert deleted.status_code == 204
+    from api.dataset import read_datasets
+    from api.records.loading import load_datasets
+    from tests.conftest import SEED_DIR
+
+    with Session(writer(w.engine)) as session, session.begin():
+        report = load_datasets(session, read_datasets(SEED_DIR / "data", SEED_DIR / "sources"))
+    assert report.kept == ["faq 'traditional-vs-personalized-cdmo' (deleted by alice)"]
+    assert report.release_id is None
+    assert w.client.get(path).status_code == 404
+
+
 def test_changes_feed_and_releases(writable: Writable) -> None:
     w = writable
     releases = w.client.get("/v1/releases").json()

@@ -189,15 +189,15 @@ def load_datasets(
     with _documents_ahead(session, differing):
         changes: dict[str, list[Change]] = {}
         for name, kind in KINDS.items():
-            last = _last_writes(
-                session, kind, [c.record_id for c in differing[name] if c.old is not None]
-            )
+            last = _last_writes(session, kind, [c.record_id for c in differing[name]])
             changes[name] = []
             for change in differing[name]:
                 editor = last.get(change.record_id, (SEED_ACTOR, None))[0]
-                if change.old is not None and editor not in LOADER_ACTORS:
+                if editor not in LOADER_ACTORS:
                     what = f"{kind.label} {change.record_id!r}"
-                    if change.new is None:
+                    if change.old is None:  # an analyst deleted it: it stays deleted
+                        report.kept.append(f"{what} (deleted by {editor})")
+                    elif change.new is None:
                         report.kept.append(f"{what} (added by {editor})")
                     elif _last_loaded(session, kind, change.record_id) == change.new:
                         report.kept.append(f"{what} (edited by {editor})")

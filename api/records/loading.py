@@ -253,7 +253,7 @@ def _write(
     release_id = session.execute(
         insert(Release)
         .values(
-            label=label or f"{actor} {version.at:%Y-%m-%dT%H:%M:%SZ}",
+            label=label or versions.label(actor, version.at),
             actor=actor,
             created_at=version.at,
             dataset_version=version.number,
@@ -266,6 +266,7 @@ def _write(
         .returning(col(Release.id))
     ).scalar_one()
     report.release_id = release_id
+    versions.released(session)
     # Creates and updates in dependency order, then removals in reverse: an entity lets go of a
     # metric before the metric goes.
     for name, kind in KINDS.items():

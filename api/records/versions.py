@@ -2,18 +2,23 @@
 number and one timestamp shared by all its revisions.
 
 Write transactions are serialised: on SQLite by BEGIN IMMEDIATE (api.db), on PostgreSQL by
-locking the one `dataset_state` row first (`lock`). The version is taken at the first change
-(`allocate`), so numbers follow commit order, timestamps never go backwards, and a transaction
-that changes nothing takes none.
+locking the one `dataset_state` row first (`lock`). The version number is taken at the first
+change (`allocate`), so numbers follow commit order and a transaction that changes nothing takes
+none; its timestamp is set again just before the commit (`_stamp`), so that a version is dated
+when it became visible: a read `as_of` a moment during a long load, or a `/v1/changes?since` poll
+made then, answers the same before and after the load commits. Timestamps never go backwards.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, case, event, select, update
+from sqlalchemy import DateTime, case, event, literal, select, update
 from sqlmodel import Field, Session, SQLModel, col
 
+from api.history.models import Release, Revision
+
 _KEY = "dataset_version"
+_RELEASED = "dataset_release"
 
 
 class DatasetState(SQLModel, table=True):
@@ -47,16 +52,28 @@ def lock(session: Session) -> None:
         )
 
 
+def label(actor: str, at: datetime) -> str:
+    """The label of a release whose loader gave none."""
+    return f"{actor} {at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def released(session: Session) -> None:
+    """Note that this transaction wrote a release (a load), whose timestamp `_stamp` sets too."""
+    session.info[_RELEASED] = True
+
+
+def _stored(session: Session, moment: datetime) -> object:
+    """`moment` as the database keeps it (SQLite: naive UTC text)."""
+    return moment.replace(tzinfo=None) if session.get_bind().dialect.name == "sqlite" else moment
+
+
 def allocate(session: Session) -> Version:
-    """The version of this transaction's changes, taken at its first change."""
+    """The version of this transaction's changes, taken at its first change (its timestamp is
+    provisional until the commit, `_stamp`)."""
     taken: Version | None = session.info.get(_KEY)
     if taken is not None:
         return taken
-    now = datetime.now(UTC)
-    if session.get_bind().dialect.name == "sqlite":
-        now_value: object = now.replace(tzinfo=None)
-    else:
-        now_value = now
+    now_value = _stored(session, datetime.now(UTC))
     state = DatasetState.__table__  # type: ignore[attr-defined]
     number, at = session.execute(
         update(state)
@@ -73,7 +90,45 @@ def allocate(session: Session) -> Version:
     return taken
 
 
+@event.listens_for(Session, "before_commit")
+def _stamp(session: Session) -> None:
+    """Date this transaction's version at its commit: the dataset state, every revision and the
+    release it wrote. The revisions are found by the provisional timestamp's index entry
+    (`ix_revision_at_dataset_version`)."""
+    taken: Version | None = session.info.get(_KEY)
+    if taken is None:
+        return
+    now = datetime.now(UTC)
+    if now <= taken.at:
+        return
+    old, new = _stored(session, taken.at), _stored(session, now)
+    state = DatasetState.__table__  # type: ignore[attr-defined]
+    session.execute(update(state).where(state.c.id == 1).values(changed_at=new))
+    revision = Revision.__table__  # type: ignore[attr-defined]
+    session.execute(
+        update(revision)
+        .where(revision.c.at == old, revision.c.dataset_version == taken.number)
+        .values(at=new)
+    )
+    if session.info.get(_RELEASED):  # and its default label, which names the moment
+        release = Release.__table__  # type: ignore[attr-defined]
+        was, now_named = literal(label("", taken.at)), literal(label("", now))
+        session.execute(
+            update(release)
+            .where(release.c.dataset_version == taken.number)
+            .values(
+                created_at=new,
+                label=case(
+                    (release.c.label == release.c.actor + was, release.c.actor + now_named),
+                    else_=release.c.label,
+                ),
+            )
+        )
+    session.info[_KEY] = Version(taken.number, now)
+
+
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_KEY, None)
+    session.info.pop(_RELEASED, None)

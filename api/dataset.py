@@ -21,7 +21,7 @@ from api.entities.schemas import (
 )
 from api.errors import detail_of
 from api.metrics.schemas import MetricIn
-from api.records.fields import MAX_TEXT, Strict
+from api.records.fields import MAX_TEXT, Strict, no_control
 from api.sources.schemas import SourceIn
 
 # libyaml's parser, bundled with PyYAML's wheels. Building Python objects still dominates a large
@@ -110,7 +110,9 @@ def read_dataset(path: Path, sources_dir: Path) -> Dataset:
              f"folder of source texts, {folder}"]
         )  # fmt: skip
     try:
-        text = text_path.read_text(encoding="utf-8")
+        # Verbatim: evidence spans count its characters, so line ends are not translated.
+        with text_path.open(encoding="utf-8", newline="") as file:
+            text = file.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError([f"{path}: source.text_file: cannot read {text_path}: {exc}"]) from None
     if len(text) > MAX_TEXT:
@@ -118,8 +120,11 @@ def read_dataset(path: Path, sources_dir: Path) -> Dataset:
             [f"{path}: source.text_file: {text_path} has {len(text):,} characters; a source text "
              f"may have at most {MAX_TEXT:,}"]
         )  # fmt: skip
-    if "\x00" in text:
-        raise DatasetError([f"{path}: source.text_file: {text_path} contains a NUL character"])
+    try:
+        no_control(text)  # the rule a text sent to the API meets
+    except ValueError as exc:
+        hint = " (save it with LF line ends, not CRLF)" if "\r" in text else ""
+        raise DatasetError([f"{path}: source.text_file: {text_path} {exc}{hint}"]) from None
     dataset = Dataset(path=path, data=data, text=text)
     problems = list(_check_records(dataset))
     if problems:

@@ -80,6 +80,33 @@ def test_a_source_text_over_the_limit_says_so(migrated_engine: Engine, tmp_path:
     assert "Traceback" not in refused.stderr
 
 
+@pytest.mark.parametrize(
+    ("added", "said"),
+    [
+        ("\u202e", "U+202E at"),  # a bidirectional override ("Trojan Source")
+        ("\x1b[2J", "U+001B at"),  # an escape sequence
+        ("\x00", "U+0000 at"),
+        ("\r\n", "U+000D at"),  # verbatim: CRLF is neither refused silently nor rewritten
+    ],
+)
+def test_a_source_text_meets_the_rules_of_a_text_sent_to_the_api(
+    migrated_engine: Engine, tmp_path: Path, added: str, said: str
+) -> None:
+    (path,) = synthetic.write(tmp_path, metrics=1, sources=1)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    text = tmp_path / data["source"]["text_file"]
+    text.write_bytes((text.read_text(encoding="utf-8") + added + "end\n").encode())
+    refused = _import(migrated_engine, str(path))
+    assert refused.returncode == 1, refused.stdout
+    assert f"{path}: source.text_file: {text} must not contain control characters ({said}" in (
+        refused.stderr
+    )
+    assert ("save it with LF line ends" in refused.stderr) == ("\r" in added)
+    assert "nothing was written" in refused.stderr and "Traceback" not in refused.stderr
+    with migrated_engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM source").scalar_one() == 0
+
+
 @pytest.mark.parametrize("named", ["/etc/passwd", "../secret.txt", "texts/../../secret.txt"])
 def test_a_source_text_outside_the_folder_of_texts_is_refused(
     migrated_engine: Engine, tmp_path: Path, named: str

@@ -597,3 +597,49 @@ def test_a_body_without_a_content_type_is_415(writable: Writable) -> None:
     assert answer.headers["content-type"] == "application/problem+json"
     assert "send JSON" in answer.json()["detail"]
     assert w.client.get("/v1/metrics/quality-failure-cost-multiple-copy").status_code == 404
+
+
+def test_a_baseline_cannot_move_to_another_source_away_from_the_metrics_compared_with_it(
+    writable: Writable,
+) -> None:
+    """The same-source rule holds from both sides: a metric may not name a baseline of another
+    source, nor may a baseline move to another source while a metric still names it."""
+    w = writable
+    seeded = "coreychem-future-of-cdmos-2026"
+    copy = {
+        "id": "a-copy", "title": "A copy of the article", "publisher": "Tests",
+        "published_on": "2026-01-01", "kind": "report",
+        "text": w.client.get(f"/v1/sources/{seeded}/text").text,
+    }  # fmt: skip
+    assert w.client.post("/v1/sources", json=copy, headers=w.auth("root")).status_code == 201
+    pointer = new_metric(baseline_id="quality-failure-cost-multiple")
+    assert w.client.post("/v1/metrics", json=pointer, headers=w.auth()).status_code == 201
+    baseline = "/v1/metrics/quality-failure-cost-multiple"
+    before = w.client.get(baseline)
+    moved = w.client.patch(
+        baseline,
+        json={"source_id": "a-copy"},
+        headers={**w.auth(), "If-Match": before.headers["etag"]},
+    )
+    assert moved.status_code == 422, moved.text
+    assert moved.headers["content-type"] == "application/problem+json"
+    assert moved.json()["errors"] == [
+        {
+            "in": "body",
+            "name": "source_id",
+            "detail": "metric 'quality-failure-cost-multiple-copy' is compared against this one "
+            f"(baseline_id) and is from source {seeded!r}",
+        }
+    ]
+    assert w.client.get(baseline).content == before.content
+    # Once the metric compared against it lets go, the baseline may move.
+    path = "/v1/metrics/quality-failure-cost-multiple-copy"
+    let_go = w.client.patch(
+        path, json={"baseline_id": None}, headers={**w.auth(), "If-Match": w.etag(path)}
+    )
+    assert let_go.status_code == 200, let_go.text
+    moved = w.client.patch(
+        baseline, json={"source_id": "a-copy"}, headers={**w.auth(), "If-Match": w.etag(baseline)}
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["source_id"] == "a-copy"

@@ -62,6 +62,17 @@ def rules(data: dict[str, Any], check: Check) -> Iterator[Problem]:
         other = check.get("metric", baseline)
         if other is not None and other["source_id"] != data["source_id"]:
             yield Problem("baseline_id", f"metric {baseline!r} is from another source")
+    if check.old is not None and check.changed(data, "source_id"):
+        # The rule seen from the baseline's side: a metric compared against this one keeps to
+        # its source (unless it moves with it, in the same load).
+        for holder in check.holders("metric", "baseline_id", data["id"]):
+            other = check.get("metric", holder)
+            if holder != data["id"] and other and other["source_id"] != data["source_id"]:
+                yield Problem(
+                    "source_id",
+                    f"metric {holder!r} is compared against this one (baseline_id) and is from "
+                    f"source {other['source_id']!r}",
+                )
 
 
 def _subjects_json(subjects: list[str]) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     desc,
     literal_column,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -60,6 +61,15 @@ class Metric(SQLModel, table=True):
             desc(literal_column("year")),
             "id",
             info=SORT,
+        ),
+        # The metrics compared against one (few): what a delete of it, or a move of it to
+        # another source, must ask (migration 0018). The history keeps none.
+        Index(
+            "ix_metric_baseline_id",
+            "baseline_id",
+            postgresql_where=text("baseline_id IS NOT NULL"),
+            sqlite_where=text("baseline_id IS NOT NULL"),
+            info=LIVE_ONLY,
         ),
     )
 

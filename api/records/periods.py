@@ -51,11 +51,12 @@ def history_of(live: Table, *, key: str) -> Table:
         Column("valid_to", Integer, nullable=True),
     ]
     indexes = [Index(f"ix_{name}_{key}", key, "valid_from")]
-    # The columns of the live table's single-column indexes, and those an index for sorting
-    # (`info["sort"]`, not kept in the history) names as its filter column (`info["history"]`).
+    # The columns of the live table's single-column indexes (but those marked `live_only`), and
+    # those an index for sorting (`info["sort"]`, not kept in the history) names as its filter
+    # column (`info["history"]`).
     indexed = [
         index.info.get("history")
-        if index.info.get("sort")
+        if index.info.get("sort") or index.info.get("live_only")
         else next(iter(index.columns)).name
         if len(index.columns) == 1
         else None

@@ -61,15 +61,51 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def downgrade(engine: Engine, revision: str = "base") -> None:
-    """Migrate the database behind `engine` down to `revision`."""
+def downgrade(engine: Engine, revision: str = "base", *, data_loss: bool = False) -> None:
+    """Migrate the database behind `engine` down to `revision`; a step that would drop tables
+    holding data refuses (`DataLoss`, nothing changed) unless `data_loss` accepts it."""
     from alembic import command
 
     with writer(engine).begin() as connection:
         serialise(connection)
         config = alembic_config()
         config.attributes["connection"] = connection
+        config.attributes[DATA_LOSS] = data_loss
         command.downgrade(config, revision)
+
+
+# The downgrade option that accepts losing data: `alembic -x data_loss=accept downgrade REV`.
+DATA_LOSS = "data_loss"
+
+
+class DataLoss(RuntimeError):
+    """A downgrade would drop tables that hold data."""
+
+
+def refuse_losing(*tables: str) -> None:
+    """In a migration's downgrade, before it drops `tables`: stop the whole downgrade (its
+    transaction rolls back), naming what would be lost, when any of them holds rows, unless
+    the caller accepted the loss."""
+    from alembic import context, op
+
+    accepted = context.get_x_argument(as_dictionary=True).get(DATA_LOSS) == "accept"
+    if accepted or context.config.attributes.get(DATA_LOSS):
+        return
+    bind = op.get_bind()
+    held = {
+        table: bind.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() for table in tables
+    }
+    lost = ", ".join(
+        f"{count:,} {'row' if count == 1 else 'rows'} of {table}"
+        for table, count in held.items()
+        if count
+    )
+    if lost:
+        raise DataLoss(
+            f"this downgrade would drop {lost}; nothing was changed. Export what you need "
+            f"(GET /v1/dataset.zip, /v1/changes.ndjson), then run it again with "
+            f"`alembic -x {DATA_LOSS}=accept downgrade ...` to accept the loss"
+        )
 
 
 @cache

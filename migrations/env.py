@@ -28,6 +28,11 @@ def run_migrations(connection: Connection) -> None:
         target_metadata=metadata,
         # SQLite cannot ALTER most things in place: batch mode recreates the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
+        # One transaction for the whole run, on SQLite too (Alembic assumes SQLite's DDL is not
+        # transactional and commits each step; it is, with the BEGIN api.db issues): a step
+        # that fails, or refuses to lose data (api.migrate.refuse_losing), leaves the database
+        # where it was, not halfway.
+        transactional_ddl=True,
         compare_type=True,
         render_item=render_item,
         include_name=include_name,

@@ -1,13 +1,20 @@
 """Migrations: reversible on both databases, and in step with the models."""
 
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import orjson
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
+from sqlmodel import Session
 
-from api import migrate
+from api import PROJECT_ROOT, migrate
+from api.auth.service import create_key
 from api.migrate import include_name
 from api.models import metadata
 from tests.conftest import seed
@@ -72,13 +79,59 @@ def test_upgrade_downgrade_upgrade(empty_engine: Engine) -> None:
     assert migrate.current_revision(empty_engine) == migrate.head_revision()
     seed(empty_engine)
 
-    migrate.downgrade(empty_engine, "base")
+    migrate.downgrade(empty_engine, "base", data_loss=True)
     assert tables(empty_engine) == {"alembic_version"}
     assert migrate.current_revision(empty_engine) is None
 
     migrate.upgrade(empty_engine)
     assert tables(empty_engine) == TABLES
     assert str(seed(empty_engine)["metrics"]) == "+42 ~0 -0 =0"
+
+
+@pytest.mark.parametrize(
+    ("down_to", "named"),
+    [
+        ("0002", "67 rows of revision, 1 row of release, 1 row of api_key"),
+        ("base", "67 rows of revision, 1 row of release, 1 row of api_key"),
+    ],
+)
+def test_a_downgrade_that_would_drop_data_refuses_and_changes_nothing(
+    empty_engine: Engine, down_to: str, named: str, tmp_path: Path
+) -> None:
+    """Below 0003 the history and the API keys go; below 0001 every record: a downgrade that
+    would drop rows says what and stops, unless the loss is accepted."""
+    migrate.upgrade(empty_engine)
+    seed(empty_engine)
+    with Session(empty_engine) as session, session.begin():
+        create_key(session, name="alice", scope="write")
+    with pytest.raises(migrate.DataLoss, match=f"would drop {named}; nothing was changed"):
+        migrate.downgrade(empty_engine, down_to)
+    assert migrate.current_revision(empty_engine) == migrate.head_revision()
+    assert tables(empty_engine) == TABLES
+    with empty_engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM revision").scalar_one() == 67
+    # The same from Alembic's command line, and with the loss accepted there.
+    url = empty_engine.url.render_as_string(hide_password=False)
+    environment = {**os.environ, "DATABASE_URL": url}
+    alembic = [sys.executable, "-m", "alembic"]
+    refused = subprocess.run(
+        [*alembic, "downgrade", down_to],
+        env=environment,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    assert refused.returncode != 0 and "nothing was changed" in refused.stderr
+    assert migrate.current_revision(empty_engine) == migrate.head_revision()
+    accepted = subprocess.run(
+        [*alembic, "-x", "data_loss=accept", "downgrade", down_to],
+        env=environment,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    assert migrate.current_revision(empty_engine) == (None if down_to == "base" else down_to)
 
 
 def test_models_and_migrations_do_not_drift(migrated_engine: Engine) -> None:

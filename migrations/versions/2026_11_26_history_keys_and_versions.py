@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from api.migrate import refuse_losing
+
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
@@ -112,6 +114,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The history and the API keys exist nowhere else.
+    refuse_losing("revision", "release", "api_key")
     op.execute("ALTER TABLE technology DROP COLUMN version")
     op.execute("ALTER TABLE source DROP COLUMN version")
     op.execute("ALTER TABLE regulatory_change DROP COLUMN version")

@@ -643,3 +643,33 @@ def test_a_baseline_cannot_move_to_another_source_away_from_the_metrics_compared
     )
     assert moved.status_code == 200, moved.text
     assert moved.json()["source_id"] == "a-copy"
+
+
+METRIC_PATH = "/v1/metrics/viral-vector-lead-time"
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "named"),
+    [
+        ("PATCH", b'{"name": "First", "name": "Second"}', ["name"]),
+        ("PATCH", b'{"evidence": {"quote": "a", "start": 0, "quote": "b", "end": 1}}', ["quote"]),
+        ("POST", b'{"id": "x", "id": "y", "name": "n", "name": "m"}', ["id", "name"]),
+    ],
+)
+def test_a_body_naming_a_member_twice_is_refused_not_guessed(
+    writable: Writable, method: str, body: bytes, named: list[str]
+) -> None:
+    w = writable
+    before = w.client.get(METRIC_PATH).content
+    headers = {**w.auth(), "Content-Type": "application/json"}
+    if method == "PATCH":
+        headers["If-Match"] = w.etag(METRIC_PATH)
+    path = METRIC_PATH if method == "PATCH" else "/v1/metrics"
+    refused = w.client.request(method, path, content=body, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["errors"] == [
+        {"in": "body", "name": name, "detail": "appears more than once in one object"}
+        for name in named
+    ]
+    assert w.client.get(METRIC_PATH).content == before

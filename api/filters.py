@@ -8,12 +8,26 @@
   list too: `2023,2026..`; `2028..2023` holds no year.
 
 `spell` writes a value back in this spelling (the facet links use it).
+
+Text filters that ignore case (geography, subject) fold ASCII letters only, on both databases
+alike (`fold_case`; in SQL api.metrics.service's `ascii_lower`): `GLOBAL` finds "global", while
+"Émirats" and "émirats" are two spellings. SQLite's `lower()` folds ASCII letters only and has
+no other; PostgreSQL's would fold every letter, so the same query found other records there.
 """
 
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 NULL = "null"
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def fold_case(text: str) -> str:
+    """`text` with its ASCII capitals lowered, as the case-insensitive filters compare it."""
+    return text.translate(_ASCII_LOWER)
+
+
 LIST_HELP = (
     "A comma-separated list means any of the values; `null` selects the metrics without one; "
     'a value containing a comma or a quote, or the word null itself, goes in double quotes ("" '

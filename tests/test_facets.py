@@ -302,10 +302,11 @@ def test_facets_of_the_live_tally_equal_the_counted_ones_through_writes(
 def test_values_that_differ_in_case_are_counted_as_their_filters_find_them(
     writable: Writable,
 ) -> None:
-    """Geography and subject filters ignore case, so their facets count the spellings a filter
-    finds together (under the most common one), and a filter by a stored value finds the
-    record that holds it, capitals beyond ASCII included (on SQLite, whose `lower()` folds
-    ASCII only, "Émirats" and "émirats" stay apart, and each still finds its own)."""
+    """Geography and subject filters ignore the case of ASCII letters, so their facets count
+    the spellings a filter finds together (under the most common one), and a filter by a
+    stored value finds the record that holds it. Other letters are compared as written, on
+    both databases alike: "ÉMIRATS" finds "Émirats" (the same but for ASCII capitals), never
+    "émirats" (PostgreSQL's `lower()` folded É as SQLite's does not)."""
     w = writable
     spellings = ["Émirats", "ÉMIRATS", "émirats", "Europe", "EUROPE", "Europe"]
     for number, spelling in enumerate(spellings):
@@ -319,6 +320,46 @@ def test_values_that_differ_in_case_are_counted_as_their_filters_find_them(
             assert linked["total"] == bucket["count"], (name, bucket)
         europe = [bucket for bucket in values if str(bucket["value"]).lower() == "europe"]
         assert [(bucket["value"], bucket["count"]) for bucket in europe] == [("Europe", 3)]
-        for number, spelling in enumerate(spellings):
+        emirats = sorted(
+            (bucket["count"], bucket["value"])
+            for bucket in values
+            if "mirats" in str(bucket["value"]).lower()
+        )
+        assert emirats in ([(1, "émirats"), (2, "Émirats")], [(1, "émirats"), (2, "ÉMIRATS")])
+        spelled_as = {"Émirats": [0, 1], "ÉMIRATS": [0, 1], "émirats": [2], "éMIRATS": [2]}
+        for spelling, numbers in spelled_as.items():
             found = w.client.get("/v1/metrics", params={name: spelling, "limit": 500}).json()
-            assert f"spelled-{number}" in [item["id"] for item in found["items"]], spelling
+            ids = sorted(item["id"] for item in found["items"] if "spelled" in item["id"])
+            assert ids == [f"spelled-{number}" for number in numbers], (name, spelling)
+        found = w.client.get("/v1/metrics", params={name: "eUROPE", "limit": 500}).json()
+        assert sorted(item["id"] for item in found["items"] if "spelled" in item["id"]) == [
+            "spelled-3", "spelled-4", "spelled-5"
+        ]  # fmt: skip
+
+
+def test_a_metric_holds_a_subject_once_case_aside_as_the_filter_folds_it(
+    writable: Writable,
+) -> None:
+    """Two subjects the subject filter cannot tell apart (ASCII case aside) are one subject
+    twice; two it tells apart ("Étude" and "étude") are two."""
+    w = writable
+    twice = new_metric(id="twice-tagged", subjects=["CAR-T", "car-t"])
+    refused = w.client.post("/v1/metrics", json=twice, headers=w.auth())
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [
+        {
+            "in": "body",
+            "name": "subjects",
+            "detail": "a subject appears more than once (case aside)",
+        }
+    ]
+    two = new_metric(id="two-tagged", subjects=["Étude", "étude"])
+    assert w.client.post("/v1/metrics", json=two, headers=w.auth()).status_code == 201
+    for spelling in ("Étude", "étude", "ÉTUDE"):
+        found = w.client.get("/v1/metrics", params={"subject": spelling}).json()
+        assert [item["id"] for item in found["items"]] == ["two-tagged"], spelling
+    facet = w.client.get("/v1/metrics/facets", params={"facet": "subject"}).json()
+    counted = {
+        b["value"]: b["count"] for b in facet["facets"]["subject"] if "tude" in str(b["value"])
+    }
+    assert counted == {"Étude": 1, "étude": 1}

@@ -17,6 +17,7 @@ from api.entities.schemas import EntityPublic, EntityQuery
 from api.errors import NotFound
 from api.explorer import article, charts, words
 from api.explorer.charts import Bar
+from api.filters import fold_case
 from api.history import service as history_service
 from api.history.schemas import RevisionPublic
 from api.metrics import service as metrics_service
@@ -204,16 +205,16 @@ def context_chart(
     same_unit, _ = metrics_service.public_page(
         session, query=MetricQuery(unit=metric.unit, measure=metric.measure, limit=ALL)
     )
-    subjects = {s.lower() for s in metric.subjects}
+    subjects = {fold_case(s) for s in metric.subjects}
     peers = [
         m
         for m in same_unit
         if m.id not in (metric.id, metric.baseline_id)
         and m.baseline_id != metric.id
-        and ({s.lower() for s in m.subjects} & subjects or m.category == metric.category)
+        and ({fold_case(s) for s in m.subjects} & subjects or m.category == metric.category)
         and _comparable(m, metric)
     ]
-    peers.sort(key=lambda m: (not ({s.lower() for s in m.subjects} & subjects), m.id))
+    peers.sort(key=lambda m: (not ({fold_case(s) for s in m.subjects} & subjects), m.id))
     compared = [m for m in same_unit if m.baseline_id == metric.id]
     rows: list[tuple[MetricPublic, str]] = [(metric, "self")]
     if baseline is not None and baseline.unit == metric.unit:

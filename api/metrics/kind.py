@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from api import figures, search
 from api.cells import FORMULA_STARTS, csv_field
+from api.filters import fold_case
 from api.metrics import service, tally
 from api.metrics.models import Metric, MetricSubject
 from api.metrics.schemas import MetricPublic, MetricRecord
@@ -40,8 +41,8 @@ def rules(data: dict[str, Any], check: Check) -> Iterator[Problem]:
         yield Problem("direction", "a change needs a direction")
     if data["base_year"] and data["year"] and data["base_year"] > data["year"]:
         yield Problem("base_year", f"{data['base_year']} is after year {data['year']}")
-    # Case-insensitively: the subject filter is (and the tally by subject counts on it).
-    if len({subject.lower() for subject in data["subjects"]}) != len(data["subjects"]):
+    # Case aside, as the subject filter compares them (and the tally by subject counts on it).
+    if len({fold_case(subject) for subject in data["subjects"]}) != len(data["subjects"]):
         yield Problem("subjects", "a subject appears more than once (case aside)")
     if check.changed(data, "value_low", "value_high", "unit", "evidence"):
         quote = data["evidence"]["quote"]

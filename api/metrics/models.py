@@ -1,5 +1,6 @@
 """The metric table and its subject tags."""
 
+import string
 from typing import Any
 
 from sqlalchemy import (
@@ -17,6 +18,9 @@ from sqlalchemy import (
     literal_column,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Field, SQLModel
 
 from api.db import metadata
@@ -184,3 +188,25 @@ SUBJECT_COUNT = Table(
 # A character no subject holds (labels refuse control characters): `subjects` is
 # "\x1fCAR-T\x1fTIL\x1f", so that one subject is found as "\x1fcar-t\x1f" in its lower case.
 SUBJECTS_SEPARATOR = "\x1f"
+
+
+class ascii_lower(FunctionElement[str]):
+    """SQL: the text with its ASCII capitals lowered and no other letter touched, on both
+    databases alike (api.filters.fold_case in Python): SQLite's `lower()`; on PostgreSQL,
+    whose `lower()` folds every letter, `translate()`. The subject indexes are built on it
+    (migrations 0012, 0013 and 0019), so its SQL text must stay exactly `ASCII_LOWER`."""
+
+    type = String()
+    inherit_cache = True
+
+
+ASCII_LOWER = {
+    "sqlite": "lower({})",
+    "postgresql": f"translate({{}}, '{string.ascii_uppercase}', '{string.ascii_lowercase}')",
+}
+
+
+@compiles(ascii_lower)
+def _ascii_lower(element: ascii_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    text = compiler.process(element.clauses, **kw)
+    return ASCII_LOWER.get(compiler.dialect.name, ASCII_LOWER["sqlite"]).format(text)

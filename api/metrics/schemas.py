@@ -182,13 +182,13 @@ class MetricFilters(BaseModel):
     )
     geography: TextList | None = Field(
         default=None,
-        description="Only these geographies (case-insensitive). " + LIST_HELP,
+        description="Only these geographies (ASCII letters case-insensitive). " + LIST_HELP,
         examples=["global,null"],
     )
     subject: TextList | None = Field(
         default=None,
-        description="Only metrics tagged with any of these subjects (case-insensitive); null: "
-        "metrics without subjects. " + LIST_HELP,
+        description="Only metrics tagged with any of these subjects (ASCII letters "
+        "case-insensitive); null: metrics without subjects. " + LIST_HELP,
         examples=["CAR-T,cell therapy"],
     )
     source: TextList | None = Field(

@@ -48,6 +48,7 @@ from api.metrics.models import (
     TALLIED,
     Metric,
     MetricSubject,
+    ascii_lower,
 )
 from api.metrics.schemas import (
     FacetQuery,
@@ -94,10 +95,8 @@ FOLDED_FACETS = ("geography", "subject")
 
 
 def _folded(value: str) -> ColumnElement[str]:
-    """`value` with its case folded as the database folds the column it is compared with
-    (its `lower()`: SQLite's folds ASCII letters only). Folded in Python instead, a value with
-    other capitals ("Émirats") matched the records of another spelling, not its own."""
-    return func.lower(literal(value, String))
+    """`value` with its case folded as the column it is compared with (`ascii_lower`)."""
+    return ascii_lower(literal(value, String))
 
 
 def _any_of(
@@ -108,7 +107,7 @@ def _any_of(
     options: list[ColumnElement[bool]] = []
     if present:
         if fold:
-            options.append(func.lower(column).in_([_folded(str(value)) for value in present]))
+            options.append(ascii_lower(column).in_([_folded(str(value)) for value in present]))
         elif all(isinstance(value, str) for value in present):
             options.append(column.in_(present))
         else:
@@ -144,12 +143,12 @@ def _tagged(wanted: Sequence[str | None], counting: bool = False) -> ColumnEleme
     present = [_folded(value) for value in wanted if value is not None]
     options: list[ColumnElement[bool]] = []
     if present and counting:
-        ids = select(tagged.c.metric_id).where(func.lower(tagged.c.subject).in_(present))
+        ids = select(tagged.c.metric_id).where(ascii_lower(tagged.c.subject).in_(present))
         options.append(METRIC.c.id.in_(ids))
     elif present:
         options.append(
             exists().where(
-                tagged.c.metric_id == METRIC.c.id, func.lower(tagged.c.subject).in_(present)
+                tagged.c.metric_id == METRIC.c.id, ascii_lower(tagged.c.subject).in_(present)
             )
         )
     if len(present) < len(wanted):
@@ -186,9 +185,9 @@ def _subject_in(table: Any, wanted: Sequence[str | None]) -> ColumnElement[bool]
     present = sorted({value for value in wanted if value is not None})
     options: list[ColumnElement[bool]] = []
     if len(present) == 1:
-        options.append(func.lower(table.c.subject) == _folded(present[0]))
+        options.append(ascii_lower(table.c.subject) == _folded(present[0]))
     elif present:
-        listed, sep = func.lower(table.c.subjects), SUBJECTS_SEPARATOR
+        listed, sep = ascii_lower(table.c.subjects), SUBJECTS_SEPARATOR
         holds = [
             listed.like(_folded(f"%{sep}{_like_escaped(value)}{sep}%"), escape="/")
             for value in present
@@ -1192,7 +1191,7 @@ def _facet_rows(
             else from_clause
         )
         counted = func.count()
-    folded = func.lower(column) if name in FOLDED_FACETS else column
+    folded = ascii_lower(column) if name in FOLDED_FACETS else column
     rows = session.execute(
         select(folded.label("folded"), column.label("value"), counted.label("count"))
         .select_from(source)

@@ -114,6 +114,31 @@ def _style(style: CitationStyle) -> "CitationStylesStyle":
     return CitationStylesStyle(get_style_filepath(CSL_FILES[style]), validate=False)
 
 
+# A period or comma a style puts after a closing quotation mark, and what the quoted text ends with.
+_AFTER_QUOTE = re.compile(r"([.?!]?)”([.,])")
+# A style's period after a title that ends in its own question or exclamation mark.
+_AFTER_MARK = re.compile(r"(?<=[?!])\.(?=\s|$)")
+
+
+def _punctuated(text: str) -> str:
+    """`text` with American punctuation around quotation marks, as the en-US locale asks.
+
+    All four styles take the en-US locale, whose `punctuation-in-quote="true"` puts a period or
+    comma inside a closing quotation mark (Chicago 17 6.9: “Title.”); citeproc-py reads
+    the option and ignores it (`Quoted.quote` in citeproc/model.py), printing “Title”.
+    Nor does it drop a style's period after a title's own question or exclamation mark ("Scale?.").
+    """
+
+    def inside(match: re.Match[str]) -> str:
+        end, mark = match.groups()
+        # The quoted text's own mark ends it; a second period (or a comma after ? or !) goes.
+        if end in ("?", "!") or (end == "." and mark == "."):
+            return f"{end}”"
+        return f"{end}{mark}”"
+
+    return _AFTER_MARK.sub("", _AFTER_QUOTE.sub(inside, text))
+
+
 # citeproc-py keeps per-rendering state on the parsed style; one rendering at a time.
 _RENDERING = threading.Lock()
 
@@ -133,7 +158,7 @@ def styled(style: CitationStyle, source: SourcePublic, evidence: Evidence | None
         in_text = str(bibliography.cite(citation, lambda _item: None))
         reference = str(bibliography.bibliography()[0])
     # The plain formatter drops the space after a numbered entry's label ("1.Author").
-    reference = re.sub(r"^(\d+\.)(?=\S)", r"\1 ", reference)
+    reference = _punctuated(re.sub(r"^(\d+\.)(?=\S)", r"\1 ", reference))
     if evidence is None:
         return reference + "\n"
     return f'"{evidence.quote}" {in_text}\n\n{reference}\n'

@@ -26,7 +26,7 @@ STYLES = {
     "ama": ("1", f"1. CoreyChem Editorial Team. {TITLE}. June 1, 2026."),
     "chicago": (
         "(CoreyChem Editorial Team 2026)",
-        f"CoreyChem Editorial Team. 2026. “{TITLE}”. CoreyChem, June 1.",
+        f"CoreyChem Editorial Team. 2026. “{TITLE}.” CoreyChem, June 1.",
     ),
 }
 ITEMS = [
@@ -178,6 +178,27 @@ def test_a_citation_tag_changes_when_its_source_does(writable: Writable) -> None
             f"{METRIC}/citation{suffix}", headers={"If-None-Match": old.headers["etag"]}
         )
         assert stale.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("title", "style", "reference"),
+    [
+        # A title's own question mark ends it: no period after it, inside or outside quotes.
+        ("Will CDMOs Scale?", "apa", "CoreyChem Editorial Team. (2026, June 1). Will CDMOs Scale? CoreyChem."),
+        ("Will CDMOs Scale?", "chicago", "CoreyChem Editorial Team. 2026. “Will CDMOs Scale?” CoreyChem, June 1."),
+        ("Will CDMOs Scale?", "ama", "1. CoreyChem Editorial Team. Will CDMOs Scale? June 1, 2026."),
+        ("CDMOs, Inc.", "chicago", "CoreyChem Editorial Team. 2026. “CDMOs, Inc.” CoreyChem, June 1."),
+    ],
+)  # fmt: skip
+def test_a_title_ending_in_punctuation_gets_no_second_mark(
+    writable: Writable, title: str, style: str, reference: str
+) -> None:
+    w = writable
+    patched = w.client.patch(
+        SOURCE, json={"title": title}, headers={**w.auth("root"), "If-Match": w.etag(SOURCE)}
+    )
+    assert patched.status_code == 200, patched.text
+    assert w.client.get(f"{SOURCE}/citation", params={"style": style}).text == reference + "\n"
 
 
 def test_citation_errors(client: TestClient) -> None:

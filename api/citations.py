@@ -139,6 +139,20 @@ def _punctuated(text: str) -> str:
     return _AFTER_MARK.sub("", _AFTER_QUOTE.sub(inside, text))
 
 
+# A date of the NLM style with its parts run together: "2026Sep", "2026Sep15".
+_JOINED_DATE = re.compile(r"\b(\d{4})(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)(\d{1,2})?\b")
+
+
+def _spaced_dates(text: str) -> str:
+    """`text` with Citing Medicine's dates spaced: "2026 Sep", "2026 Sep 15".
+
+    The NLM style's localized date joins year, month and day with `delimiter=" "`; citeproc-py
+    joins a localized date's parts with the delimiter of the `cs:date` calling it, which has none
+    (`Date.render_single_date` in citeproc/model.py), and prints "2026Sep".
+    """
+    return _JOINED_DATE.sub(lambda match: " ".join(part for part in match.groups() if part), text)
+
+
 # citeproc-py keeps per-rendering state on the parsed style; one rendering at a time.
 _RENDERING = threading.Lock()
 
@@ -159,6 +173,8 @@ def styled(style: CitationStyle, source: SourcePublic, evidence: Evidence | None
         reference = str(bibliography.bibliography()[0])
     # The plain formatter drops the space after a numbered entry's label ("1.Author").
     reference = _punctuated(re.sub(r"^(\d+\.)(?=\S)", r"\1 ", reference))
+    if style is CitationStyle.vancouver:
+        reference = _spaced_dates(reference)
     if evidence is None:
         return reference + "\n"
     return f'"{evidence.quote}" {in_text}\n\n{reference}\n'

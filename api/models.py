@@ -3,7 +3,7 @@
 from api.auth.models import ApiKey, IdempotentResponse, RateWindow
 from api.db import metadata
 from api.entities.models import Bottleneck, Faq, PricingModel, RegulatoryChange, Technology
-from api.history.models import Release, Revision
+from api.history.models import DatasetVersion, Release, Revision
 from api.metrics.models import Metric, MetricSubject
 from api.records.periods import VERSIONED
 from api.records.versions import DatasetState
@@ -14,6 +14,7 @@ __all__ = [
     "ApiKey",
     "Bottleneck",
     "DatasetState",
+    "DatasetVersion",
     "Faq",
     "IdempotentResponse",
     "Metric",

@@ -56,6 +56,7 @@ TABLES = {
     "rate_window",
     "release",
     "revision",
+    "dataset_version",
 }
 HISTORY = {
     f"{name}_history"
@@ -63,7 +64,7 @@ HISTORY = {
     if not name.endswith("_fts")
     and name not in ("alembic_version", "dataset_state", "api_key", "idempotent_response",
                      "rate_window", "release", "revision", "metric_facet_count",
-                     "metric_subject_count")
+                     "metric_subject_count", "dataset_version")
 }  # fmt: skip
 TABLES |= HISTORY
 
@@ -303,3 +304,57 @@ def test_the_subjects_kept_with_each_metric_go_down_to_0010_and_back(empty_engin
     migrate.upgrade(empty_engine)
     with empty_engine.connect() as connection:
         assert connection.execute(text(kept)).all() == written_by_the_store
+
+
+def test_version_timestamps_go_down_to_0019_and_back(empty_engine: Engine) -> None:
+    """0020 keeps each version's timestamp once, in `dataset_version`, from the revisions that
+    held it; down, each revision holds its version's timestamp again; up again, the change feed
+    and `as_of` answer as before."""
+    from datetime import UTC, datetime
+
+    from fastapi.testclient import TestClient
+
+    from api.config import Settings
+    from api.main import create_app
+    from tests.helpers import make_keys
+
+    migrate.upgrade(empty_engine)
+    seed(empty_engine)
+    keys = make_keys(empty_engine)
+    headers = {"Authorization": f"Bearer {keys['alice']}", "If-Match": "*"}
+
+    def answers() -> tuple[list[tuple[int, int, str]], list[str]]:
+        with TestClient(create_app(Settings(), empty_engine)) as client:
+            feed = client.get("/v1/changes", params={"limit": 500}).json()["items"]
+            at_each = [
+                client.get("/v1/metrics", params={"as_of": at, "limit": 1}).headers[
+                    "dataset-version"
+                ]
+                for at in sorted({item["at"] for item in feed})
+            ]
+        return [(item["id"], item["dataset_version"], item["at"]) for item in feed], at_each
+
+    with TestClient(create_app(Settings(), empty_engine)) as client:
+        for name in ("First rename", "Second rename"):
+            written = client.patch(
+                "/v1/metrics/car-t-dose-manufacturing-cost", json={"name": name}, headers=headers
+            )
+            assert written.status_code == 200, written.text
+    before, versions_before = answers()
+    assert len({at for _id, _version, at in before}) == 3 and versions_before == ["1", "2", "3"]
+    migrate.downgrade(empty_engine, "0019")
+    with empty_engine.connect() as connection:
+        held = connection.execute(text("SELECT id, dataset_version, at FROM revision ORDER BY id"))
+        restored = [
+            (id_, version, (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat())
+            for id_, version, at in (
+                (row[0], row[1], row[2] if isinstance(row[2], datetime) else
+                 datetime.fromisoformat(row[2])) for row in held
+            )
+        ]  # fmt: skip
+    assert restored == [
+        (id_, version, datetime.fromisoformat(at).isoformat()) for id_, version, at in before
+    ]
+    assert "dataset_version" not in inspect(empty_engine).get_table_names()
+    migrate.upgrade(empty_engine)
+    assert answers() == (before, versions_before)

@@ -2,17 +2,53 @@
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, Select, func, select, true
 from sqlmodel import Session, col
 
 from api.errors import NotFound
-from api.history.models import Release, Revision
+from api.history.models import DatasetVersion, Release, Revision
 from api.history.schemas import ReleasePublic, RevisionPublic
 
+_FIELDS = [name for name in RevisionPublic.model_fields if name != "at"]
 
-def _public(revision: Revision) -> RevisionPublic:
-    return RevisionPublic.model_validate(revision, from_attributes=True)
+
+def _revisions(where: ColumnElement[bool]) -> Select[Revision, datetime]:
+    """The revisions `where` selects, each with its version's timestamp."""
+    return (
+        select(Revision, col(DatasetVersion.at))
+        .join(DatasetVersion, col(DatasetVersion.version) == col(Revision.dataset_version))
+        .where(where)
+    )
+
+
+def _public(revision: Revision, at: datetime) -> RevisionPublic:
+    return RevisionPublic.model_validate(
+        {**{name: getattr(revision, name) for name in _FIELDS}, "at": at}
+    )
+
+
+def _first_version(start: Any) -> Any:
+    """The first version committed at or after `start` (timestamps follow version numbers)."""
+    return (
+        select(col(DatasetVersion.version))
+        .where(col(DatasetVersion.at) >= start)
+        .order_by(col(DatasetVersion.at), col(DatasetVersion.version))
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _last_version(until: Any) -> Any:
+    """The newest version committed at or before `until`."""
+    return (
+        select(col(DatasetVersion.version))
+        .where(col(DatasetVersion.at) <= until)
+        .order_by(col(DatasetVersion.at).desc(), col(DatasetVersion.version).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def _until(session: Session, moment: datetime | None) -> datetime | None:
@@ -37,14 +73,14 @@ def record_revisions(
     where = (col(Revision.kind) == kind) & (col(Revision.record_id) == record_id)
     until = _until(session, as_of)
     if until is not None:
-        where = where & (col(Revision.at) <= until)
+        where = where & (col(Revision.dataset_version) <= _last_version(until))
     total = session.execute(select(func.count()).select_from(Revision).where(where)).scalar_one()
     if total == 0:
         raise NotFound(f"There is no {label} {record_id!r}, and there never was.")
     rows = session.execute(
-        select(Revision).where(where).order_by(col(Revision.id).desc()).limit(limit).offset(offset)
-    ).scalars()
-    return [_public(row) for row in rows], total
+        _revisions(where).order_by(col(Revision.id).desc()).limit(limit).offset(offset)
+    )
+    return [_public(*row) for row in rows], total
 
 
 def _changes_where(
@@ -53,9 +89,9 @@ def _changes_where(
     where: ColumnElement[bool] = true()
     start, until = _until(session, since), _until(session, as_of)
     if start is not None:
-        where = where & (col(Revision.at) >= start)
+        where = where & (col(Revision.dataset_version) >= _first_version(start))
     if until is not None:
-        where = where & (col(Revision.at) <= until)
+        where = where & (col(Revision.dataset_version) <= _last_version(until))
     return where
 
 
@@ -70,10 +106,8 @@ def changes(
     """Every revision at or after `since` (and up to `as_of`), oldest first."""
     where = _changes_where(session, since, as_of)
     total = session.execute(select(func.count()).select_from(Revision).where(where)).scalar_one()
-    rows = session.execute(
-        select(Revision).where(where).order_by(col(Revision.id)).limit(limit).offset(offset)
-    ).scalars()
-    return [_public(row) for row in rows], total
+    rows = session.execute(_revisions(where).order_by(col(Revision.id)).limit(limit).offset(offset))
+    return [_public(*row) for row in rows], total
 
 
 def changes_after(
@@ -90,10 +124,8 @@ def changes_after(
     where = _changes_where(session, since, as_of) & (col(Revision.dataset_version) <= version)
     if after is not None:
         where = where & (col(Revision.id) > after)
-    rows = session.execute(
-        select(Revision).where(where).order_by(col(Revision.id)).limit(limit + 1)
-    ).scalars()
-    return [_public(row) for row in rows]
+    rows = session.execute(_revisions(where).order_by(col(Revision.id)).limit(limit + 1))
+    return [_public(*row) for row in rows]
 
 
 def _releases_where(session: Session, as_of: datetime | None) -> ColumnElement[bool]:

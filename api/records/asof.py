@@ -16,7 +16,7 @@ from sqlalchemy import Column, Connection, Engine, Integer, Select, Table, bindp
 from sqlalchemy.sql import visitors
 from sqlmodel import Session, col
 
-from api.history.models import Revision
+from api.history.models import DatasetVersion
 from api.records import versions
 from api.records.periods import VERSIONED, current_at, kept_columns
 from api.schemas import Timestamp
@@ -40,9 +40,9 @@ def version_at(connection: Connection | Session, moment: datetime) -> int:
     if bind.dialect.name == "sqlite":
         moment = moment.replace(tzinfo=None)  # SQLite keeps naive UTC text
     found = connection.execute(
-        select(col(Revision.dataset_version))
-        .where(col(Revision.at) <= moment)
-        .order_by(col(Revision.at).desc(), col(Revision.dataset_version).desc())
+        select(col(DatasetVersion.version))
+        .where(col(DatasetVersion.at) <= moment)
+        .order_by(col(DatasetVersion.at).desc(), col(DatasetVersion.version).desc())
         .limit(1)
     ).scalar_one_or_none()
     return int(found or 0)

@@ -338,7 +338,6 @@ def apply(
             "action": "create" if c.old is None else "delete" if c.new is None else "update",
             "actor": actor,
             "dataset_version": version.number,
-            "at": version.at,
             "data": c.new,
             "changes": changed[c.record_id],
             "release_id": release_id,

@@ -1,21 +1,21 @@
 """Dataset versions: every committed transaction that changes data is one version, with one
-number and one timestamp shared by all its revisions.
+number and one timestamp (a row of `dataset_version`, which its revisions name).
 
 Write transactions are serialised: on SQLite by BEGIN IMMEDIATE (api.db), on PostgreSQL by
 locking the one `dataset_state` row first (`lock`). The version number is taken at the first
 change (`allocate`), so numbers follow commit order and a transaction that changes nothing takes
-none; its timestamp is set again just before the commit (`_stamp`), so that a version is dated
-when it became visible: a read `as_of` a moment during a long load, or a `/v1/changes?since` poll
+none; its timestamp is taken just before the commit (`_stamp`), so that a version is dated when
+it became visible: a read `as_of` a moment during a long load, or a `/v1/changes?since` poll
 made then, answers the same before and after the load commits. Timestamps never go backwards.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, case, event, literal, select, update
+from sqlalchemy import DateTime, case, event, insert, literal, select, update
 from sqlmodel import Field, Session, SQLModel, col
 
-from api.history.models import Release, Revision
+from api.history.models import DatasetVersion, Release
 
 _KEY = "dataset_version"
 _RELEASED = "dataset_release"
@@ -31,7 +31,8 @@ class DatasetState(SQLModel, table=True):
 
 @dataclass(frozen=True)
 class Version:
-    """The version a transaction writes."""
+    """The version a transaction writes: its number, and its timestamp (until the commit, the
+    moment of its first change)."""
 
     number: int
     at: datetime
@@ -69,62 +70,58 @@ def _stored(session: Session, moment: datetime) -> object:
 
 def allocate(session: Session) -> Version:
     """The version of this transaction's changes, taken at its first change (its timestamp is
-    provisional until the commit, `_stamp`)."""
+    taken at the commit, `_stamp`)."""
     taken: Version | None = session.info.get(_KEY)
     if taken is not None:
         return taken
-    now_value = _stored(session, datetime.now(UTC))
     state = DatasetState.__table__  # type: ignore[attr-defined]
-    number, at = session.execute(
+    number = session.execute(
         update(state)
         .where(state.c.id == 1)
-        .values(
-            version=state.c.version + 1,
-            # Never before the previous version, whatever the clock does.
-            changed_at=case((state.c.changed_at > now_value, state.c.changed_at), else_=now_value),
-        )
-        .returning(state.c.version, state.c.changed_at)
-    ).one()
-    taken = Version(number, at if at.tzinfo else at.replace(tzinfo=UTC))
+        .values(version=state.c.version + 1)
+        .returning(state.c.version)
+    ).scalar_one()
+    taken = Version(number, datetime.now(UTC))
     session.info[_KEY] = taken
     return taken
 
 
 @event.listens_for(Session, "before_commit")
 def _stamp(session: Session) -> None:
-    """Date this transaction's version at its commit: the dataset state, every revision and the
-    release it wrote. The revisions are found by the provisional timestamp's index entry
-    (`ix_revision_at_dataset_version`)."""
+    """Date this transaction's version at its commit (never before the previous version,
+    whatever the clock does): the dataset state, the version's row and the release it wrote."""
     taken: Version | None = session.info.get(_KEY)
     if taken is None:
         return
-    now = datetime.now(UTC)
-    if now <= taken.at:
-        return
-    old, new = _stored(session, taken.at), _stored(session, now)
+    now = _stored(session, datetime.now(UTC))
     state = DatasetState.__table__  # type: ignore[attr-defined]
-    session.execute(update(state).where(state.c.id == 1).values(changed_at=new))
-    revision = Revision.__table__  # type: ignore[attr-defined]
+    stored = session.execute(
+        update(state)
+        .where(state.c.id == 1)
+        .values(changed_at=case((state.c.changed_at > now, state.c.changed_at), else_=now))
+        .returning(state.c.changed_at)
+    ).scalar_one()
     session.execute(
-        update(revision)
-        .where(revision.c.at == old, revision.c.dataset_version == taken.number)
-        .values(at=new)
+        insert(DatasetVersion.__table__).values(  # type: ignore[attr-defined]
+            version=taken.number, at=stored
+        )
     )
+    at = stored if stored.tzinfo else stored.replace(tzinfo=UTC)
     if session.info.get(_RELEASED):  # and its default label, which names the moment
         release = Release.__table__  # type: ignore[attr-defined]
-        was, now_named = literal(label("", taken.at)), literal(label("", now))
+        was, now_named = literal(label("", taken.at)), literal(label("", at))
         session.execute(
             update(release)
             .where(release.c.dataset_version == taken.number)
             .values(
-                created_at=new,
+                created_at=stored,
                 label=case(
                     (release.c.label == release.c.actor + was, release.c.actor + now_named),
                     else_=release.c.label,
                 ),
             )
         )
-    session.info[_KEY] = Version(taken.number, now)
+    session.info[_KEY] = Version(taken.number, at)
 
 
 @event.listens_for(Session, "after_commit")

@@ -23,12 +23,11 @@ from api.exports import (
     export_chunks,
     export_etag,
 )
+from api.pagination import PAGE_PARAMETERS
 from api.records import asof
 from api.records.reads import ReadSessionDep
 from api.routing import export_responses
 
-# The collection's page parameters that an export, always whole, does not take.
-PAGING = ("limit", "offset")
 BOM_DESCRIPTION = (
     "Start the file with a UTF-8 byte order mark, by which Excel recognises UTF-8 (without "
     "it, an en dash shows as mojibake)."
@@ -41,7 +40,7 @@ def export_query(page_query: type[BaseModel], fmt: Format) -> type[BaseModel]:
     fields: dict[str, Any] = {
         name: (field.annotation, field)
         for name, field in page_query.model_fields.items()
-        if name not in PAGING
+        if name not in PAGE_PARAMETERS
     }
     if fmt is Format.csv:
         fields["bom"] = (bool, Field(default=False, description=BOM_DESCRIPTION, examples=[True]))

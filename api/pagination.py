@@ -110,6 +110,9 @@ COUNT_DESCRIPTION = (
     "`exact` (default): `total` counts every match; `none`: `total` is null, and the count "
     "query is not run (as PostgREST's `Prefer: count`)."
 )
+# The parameters that choose a page of a collection rather than which items it holds. An
+# export is always the whole collection: it takes none of them (they are unknown to it).
+PAGE_PARAMETERS = frozenset({"limit", "offset", "after", "count"})
 
 
 def cursor_values(token: str) -> list[Any]:

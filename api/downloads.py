@@ -94,6 +94,9 @@ def add_exports(
     keyset chunks by the reader `chunks` makes for them and the format, for a large one
     (api.exports)."""
     filename = path.strip("/").replace("/", "-")
+    # A chunked export runs while its client reads: each client may run only so many at once
+    # (api.exports.ExportGate, 429 with Retry-After beyond).
+    errors = (429,) if chunks is not None else ()
     for fmt, describe in ((Format.csv, _csv_schema), (Format.ndjson, _ndjson_schema)):
         download = _download(fmt, page_query, schema, rows, chunks, filename)
         download.__doc__ = (
@@ -108,7 +111,7 @@ def add_exports(
             summary=f"Export {plural} as {fmt.upper()}",
             response_class=StreamingResponse,
             responses=export_responses(
-                MEDIA_TYPES[fmt], f"All the selected {plural}.", describe(schema)
+                MEDIA_TYPES[fmt], f"All the selected {plural}.", describe(schema), *errors
             ),
             tags=tags,
         )

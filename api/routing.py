@@ -98,8 +98,11 @@ def item_responses(schema: str, singular: str) -> Responses:
     return plain_responses(f"The {singular}.", _json(schema), 404)
 
 
-def export_responses(media_type: str, description: str, schema: dict[str, Any]) -> Responses:
-    """200 (a download of `media_type`), 304 and the errors of an export operation."""
+def export_responses(
+    media_type: str, description: str, schema: dict[str, Any], *errors: int
+) -> Responses:
+    """200 (a download of `media_type`), 304, the given errors and those every read can
+    answer, for an export operation."""
     return {
         200: {
             "description": description,
@@ -107,7 +110,7 @@ def export_responses(media_type: str, description: str, schema: dict[str, Any]) 
             "headers": {**SUCCESS_HEADERS, "Content-Disposition": header("Content-Disposition")},
         },
         **not_modified(),
-        **read_errors(),
+        **read_errors(*errors),
     }
 
 

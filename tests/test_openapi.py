@@ -3,8 +3,11 @@
 import json
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from api import PROJECT_ROOT
+from api.exports import ExportGate
+from api.main import create_app
 
 OPERATIONS = {
     ("/v1/metrics", "listMetrics"),
@@ -221,3 +224,33 @@ def test_patch_bodies_are_typed_per_kind(client: TestClient) -> None:
         assert f"{name}Patch" in schemas
         create = document["paths"][WRITE_PATHS[name][0]]["post"]["requestBody"]["content"]
         assert create["application/json"]["schema"]["$ref"].endswith("Record")
+
+
+def test_exports_document_the_429_they_answer(seeded_engine: Engine) -> None:
+    """An export that counts its client's exports under way (EXPORTS_PER_CLIENT) declares
+    its 429, a problem with Retry-After; the others are never refused for it."""
+    app = create_app(engine=seeded_engine)
+    with TestClient(app, raise_server_exceptions=False) as busy:
+        app.state.export_gate = ExportGate(0)  # as if every export allowed were under way
+        paths = busy.get("/openapi.json").json()["paths"]
+        limited = []
+        for path, operations in paths.items():
+            if not path.endswith((".csv", ".ndjson")):
+                continue
+            responses = operations["get"]["responses"]
+            answer = busy.get(path)
+            if "429" not in responses:
+                assert answer.status_code == 200, path
+                continue
+            limited.append(path)
+            assert answer.status_code == 429, path
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.headers["retry-after"] == "5"
+            assert responses["429"] == {
+                "description": "Too Many Requests",
+                "content": {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                },
+                "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
+            }
+        assert {"/v1/metrics.csv", "/v1/mna.ndjson", "/v1/changes.csv"} <= set(limited)

@@ -27,6 +27,7 @@ from api.pagination import PAGE_PARAMETERS
 from api.records import asof
 from api.records.reads import ReadSessionDep
 from api.routing import export_responses
+from api.schemas import BooleanSpelling
 
 BOM_DESCRIPTION = (
     "Start the file with a UTF-8 byte order mark, by which Excel recognises UTF-8 (without "
@@ -43,7 +44,8 @@ def export_query(page_query: type[BaseModel], fmt: Format) -> type[BaseModel]:
         if name not in PAGE_PARAMETERS
     }
     if fmt is Format.csv:
-        fields["bom"] = (bool, Field(default=False, description=BOM_DESCRIPTION, examples=[True]))
+        bom = Field(default=False, description=BOM_DESCRIPTION, examples=[True])
+        fields["bom"] = (Annotated[bool, BooleanSpelling], bom)
     name = f"{page_query.__name__.removesuffix('Query')}{fmt.value.capitalize()}Query"
     model: type[BaseModel] = create_model(
         name, __config__=ConfigDict(extra="forbid"), __doc__=f"Parameters of a {fmt} export.",

@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path, get_name
 
-from api.errors import InvalidInput, problem_responses
+from api.errors import InvalidInput, ProblemError, problem_responses
+from api.negotiation import negotiate
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -134,6 +135,17 @@ async def single_valued_parameters(request: Request) -> None:
         seen.add(name)
 
 
+async def no_query_parameters(request: Request) -> None:
+    """For operations that take no query parameters (writes, probes, the OpenAPI document):
+    one given is refused, never ignored (a `?dry_run=true` that wrote anyway would be the
+    worst surprise). `async` for the reason above."""
+    names = list(dict.fromkeys(name for name, _value in request.query_params.multi_items()))
+    if names:
+        raise InvalidInput.many(
+            [ProblemError(in_="query", name=name, detail="Unknown parameter.") for name in names]
+        )
+
+
 async def retired_parameters(request: Request) -> None:
     """`format` and `cite` are gone (each representation has its own URL); name where to go.
 
@@ -192,6 +204,11 @@ _BUILT = frozenset({*APIRoute.__annotations__, "app", "form_limits"})
 _BUILDING = threading.RLock()
 
 
+# The checks of an operation outside `/v1` that takes no parameters (the probes, the OpenAPI
+# document), made as every `/v1` operation makes them: Accept (406), then parameters (422).
+SERVICE_CHECKS = [Depends(negotiate), Depends(no_query_parameters)]
+
+
 def v1_router(**options: Any) -> "APIRouter":
     """A router of the versioned API: its routes are made under `/v1`, each with the checks
     every `/v1` operation runs first (retired parameters, Accept, repeated parameters).
@@ -200,8 +217,6 @@ def v1_router(**options: Any) -> "APIRouter":
     (`api.main`): FastAPI builds each route's parameter fields once, where including one
     router in another built them again for the including router (a third of start-up)."""
     from fastapi import APIRouter
-
-    from api.negotiation import negotiate
 
     checks = [
         Depends(retired_parameters),

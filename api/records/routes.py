@@ -45,7 +45,7 @@ from api.records.reads import ReadSessionDep
 from api.records.registry import KINDS
 from api.records.store import Change, Stored
 from api.records.validation import Check, Problem, check_record, prefetch_references
-from api.routing import plain_responses, v1_router
+from api.routing import no_query_parameters, plain_responses, v1_router
 from api.schemas import EXAMPLES
 
 router = v1_router()
@@ -286,16 +286,6 @@ def _replay(session: Session, actor: str, key: str, request_hash: str) -> Respon
     return Response(
         earlier.body, status_code=earlier.status, media_type="application/json", headers=headers
     )
-
-
-def no_query_parameters(request: Request) -> None:
-    """Writes take no query parameters: one given is refused, never ignored (a `?dry_run=true`
-    that wrote anyway would be the worst surprise)."""
-    names = list(dict.fromkeys(name for name, _value in request.query_params.multi_items()))
-    if names:
-        raise InvalidInput.many(
-            [ProblemError(in_="query", name=name, detail="Unknown parameter.") for name in names]
-        )
 
 
 def _register(kind: Kind) -> None:

@@ -292,14 +292,31 @@ def test_refused_ranges_of_static_assets_are_problems(client: TestClient) -> Non
         "detail": f"The range asked for (Range) starts past the end of the file ({size} bytes).",
         "instance": asset,
     }
-    malformed = client.get(asset, headers={"Range": "lines=1-2"})
+    malformed = client.get(asset, headers={"Range": "bytes=abc"})
     assert malformed.status_code == 400
     assert malformed.headers["content-type"] == "application/problem+json"
     assert (
-        malformed.json()["detail"] == "The Range header cannot be served: Only support bytes range."
+        malformed.json()["detail"]
+        == "The Range header cannot be served: Range header: range must be requested."
     )
     part = client.get(asset, headers={"Range": "bytes=0-9"})
     assert part.status_code == 206 and part.content == client.get(asset).content[:10]
+    assert part.headers["content-range"] == f"bytes 0-9/{size}"
+
+
+@pytest.mark.parametrize("asset", ["/docs-assets/swagger-ui.css", "/explore/static/explorer.css"])
+@pytest.mark.parametrize("value", ["items=0-5", "lines=1-2", "Items = 0-5", "none"])
+def test_a_range_in_a_unit_the_server_does_not_know_is_ignored(
+    client: TestClient, asset: str, value: str
+) -> None:
+    """RFC 9110 §14.2: an origin server MUST ignore a Range header with a unit it does not
+    understand: the whole file, as if none had been sent. Bytes ranges are still served."""
+    whole = client.get(asset)
+    ignored = client.get(asset, headers={"Range": value})
+    assert ignored.status_code == 200
+    assert ignored.content == whole.content
+    assert "content-range" not in ignored.headers
+    assert client.get(asset, headers={"Range": "BYTES=0-4"}).content == whole.content[:5]
 
 
 def test_a_range_of_a_cached_asset_is_a_part_not_the_cached_whole(client: TestClient) -> None:

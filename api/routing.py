@@ -58,8 +58,8 @@ HEADERS: dict[str, dict[str, Any]] = {
     },
 }
 SUCCESS_HEADERS = {name: header(name) for name in ("ETag", "Cache-Control", "Dataset-Version")}
-# Every /v1 operation can answer these.
-_ERRORS = (406, 414, 422, 500, 503)
+# Every /v1 read can answer these (412: an If-Match naming no current tag).
+_ERRORS = (406, 412, 414, 422, 500, 503)
 
 
 def not_modified() -> Responses:

@@ -112,9 +112,9 @@ def test_every_parameter_is_described_with_an_example(client: TestClient) -> Non
 def test_every_status_is_declared_and_errors_are_problem_details(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
     get_metric = document["paths"]["/v1/metrics/{metric_id}"]["get"]["responses"]
-    assert set(get_metric) == {"200", "304", "404", "406", "414", "422", "500", "503"}
+    assert set(get_metric) == {"200", "304", "404", "406", "412", "414", "422", "500", "503"}
     list_metrics = document["paths"]["/v1/metrics"]["get"]["responses"]
-    assert set(list_metrics) == {"200", "304", "406", "414", "422", "500", "503"}
+    assert set(list_metrics) == {"200", "304", "406", "412", "414", "422", "500", "503"}
     for _path, operation in operations(document):
         for status, response in operation["responses"].items():
             if int(status) >= 400:
@@ -254,3 +254,15 @@ def test_exports_document_the_429_they_answer(seeded_engine: Engine) -> None:
                 "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
             }
         assert {"/v1/metrics.csv", "/v1/mna.ndjson", "/v1/changes.csv"} <= set(limited)
+
+
+def test_every_read_documents_the_412_of_its_if_match(client: TestClient) -> None:
+    """A GET evaluates If-Match (RFC 9110 §13.1.1): each documents the 412 it may answer."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        if "get" in operations:
+            failed = operations["get"]["responses"].get("412")
+            assert failed is not None, path
+            assert failed["content"] == {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            }

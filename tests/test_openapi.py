@@ -266,3 +266,17 @@ def test_every_read_documents_the_412_of_its_if_match(client: TestClient) -> Non
             assert failed["content"] == {
                 "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
             }
+
+
+def test_if_match_is_a_required_header_of_every_patch_and_delete(client: TestClient) -> None:
+    """A PATCH or DELETE without If-Match is refused (428): a generated client must make the
+    caller give it."""
+    paths = client.get("/openapi.json").json()["paths"]
+    changes = [(path, method) for path, ops in paths.items() for method in ops
+               if method in ("patch", "delete")]  # fmt: skip
+    assert len(changes) == 14
+    for path, method in changes:
+        headers = [p for p in paths[path][method]["parameters"] if p["in"] == "header"]
+        assert [(p["name"], p["required"], p["schema"]["type"]) for p in headers] == [
+            ("if-match", True, "string")
+        ], (path, method)

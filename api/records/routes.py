@@ -63,13 +63,17 @@ WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 ATTEMPTS = 4
 TRANSIENT_SQLSTATES = {"40001", "40P01"}
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        description="The ETag of the version you are changing (from a GET); required.",
-        examples=['"r1c284587901c3d053fefd91b55e2f9"'],
-    ),
-]
+# If-Match is required, but its absence is a 428 (once the key and the id have been checked),
+# not the 422 of a parameter FastAPI finds missing: read as optional, declared as required.
+IfMatch = Annotated[str | None, Header(include_in_schema=False)]
+IF_MATCH_PARAMETER = {
+    "name": "if-match",
+    "in": "header",
+    "required": True,
+    "description": "The ETag of the version you are changing (from a GET), or `*`; without "
+    "it, 428.",
+    "schema": {"type": "string", "examples": ['"r1c284587901c3d053fefd91b55e2f9"']},
+}
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -434,6 +438,7 @@ def _register(kind: Kind) -> None:
             **WRITE_ERRORS,
         },
         openapi_extra={
+            "parameters": [IF_MATCH_PARAMETER],
             "requestBody": {
                 "required": True,
                 "description": "A JSON merge patch (RFC 7396) of the record's fields.",
@@ -441,7 +446,7 @@ def _register(kind: Kind) -> None:
                     media_type: {"schema": {"$ref": f"#/components/schemas/{patch_type.__name__}"}}
                     for media_type in ("application/merge-patch+json", "application/json")
                 },
-            }
+            },
         },
     )
     router.add_api_route(
@@ -458,6 +463,7 @@ def _register(kind: Kind) -> None:
             **problem_responses(404, 409, 412, 428),
             **WRITE_ERRORS,
         },
+        openapi_extra={"parameters": [IF_MATCH_PARAMETER]},
     )
     ref = {"$ref": "#/components/schemas/Page_RevisionPublic_"}
     router.add_api_route(

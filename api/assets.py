@@ -1,5 +1,6 @@
 """Static assets (the documentation's and the explorer's), served by Starlette's `StaticFiles`,
-with the Range refusals it writes as plain text answered as problem details instead."""
+with a Range in a unit other than bytes ignored, and the Range refusals it writes as plain
+text answered as problem details instead."""
 
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
@@ -16,6 +17,10 @@ class Assets(StaticFiles):
     error of the API is; the 416 keeps its `Content-Range`."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _in_bytes(scope):
+            # RFC 9110 §14.2: a Range in a unit the server does not know MUST be ignored (the
+            # whole file, 200), where StaticFiles refuses it (400).
+            scope = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n != b"range"]}
         refusal: Message | None = None
 
         async def send_problem(message: Message) -> None:
@@ -29,6 +34,15 @@ class Assets(StaticFiles):
             await _send_refusal(scope, refusal, bytes(message.get("body", b"")), send)
 
         await super().__call__(scope, receive, send_problem)
+
+
+def _in_bytes(scope: Scope) -> bool:
+    """Whether the request has no Range, or one in bytes (the only unit files are served in)."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == b"range":
+            return value.partition(b"=")[0].strip().lower() == b"bytes"
+    return True
 
 
 async def _send_refusal(scope: Scope, start: Message, text: bytes, send: Send) -> None:

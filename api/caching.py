@@ -1,4 +1,4 @@
-"""HTTP caching and compression for successful GETs: ETag, 304, Cache-Control, Vary, gzip.
+"""HTTP caching and compression for successful GETs: ETag, 304, 412, Cache-Control, Vary, gzip.
 
 One pure ASGI middleware, because the four interact: a strong ETag names one exact byte
 representation, so the tag of a gzip-compressed body differs from the identity body's
@@ -10,6 +10,7 @@ body, which would make strong tags meaningless.
 import functools
 import gzip
 import hashlib
+import json
 import zlib
 from collections.abc import Iterable
 
@@ -65,6 +66,38 @@ def matches_if_match(if_match: str, etag: str) -> bool:
     return any(not tag.startswith("W/") and _opaque(tag) == _opaque(etag) for tag in tags)
 
 
+def precondition(if_match: str | None, if_none_match: str | None, etag: str | None) -> int:
+    """What a GET of the representation tagged `etag` (None: it has no tag) answers, by RFC
+    9110 §13.2.2: 412 when If-Match names none of its tags, else 304 when If-None-Match names
+    one, else 200. Only a 200 is evaluated so (§13.2.1: a 404 stays a 404)."""
+    if if_match is not None and not (
+        matches_if_match(if_match, etag) if etag else if_match.strip() == "*"
+    ):
+        return 412
+    if etag is not None and _matches(if_none_match, etag):
+        return 304
+    return 200
+
+
+def precondition_failed(path: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and problem body of the 412 a GET of `path` gets for its If-Match."""
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": "Precondition Failed",
+            "status": 412,
+            "detail": "If-Match names none of the current ETags of this resource: it has "
+            "changed since, or never had that tag. GET it without If-Match for the current one.",
+            "instance": path,
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    return headers, body
+
+
 @functools.lru_cache(maxsize=256)
 def _accepts_gzip(accept_encoding: str | None) -> bool:
     for part in (accept_encoding or "").split(","):
@@ -93,6 +126,14 @@ def _decorate(headers: MutableHeaders) -> None:
     _merge_vary(headers, VARY)
 
 
+def _failed(path: str) -> list[Message]:
+    headers, body = precondition_failed(path)
+    return [
+        {"type": "http.response.start", "status": 412, "headers": headers},
+        {"type": "http.response.body", "body": body, "more_body": False},
+    ]
+
+
 def _not_modified(headers: MutableHeaders) -> list[Message]:
     kept = {
         name: headers[name]
@@ -110,6 +151,8 @@ class _Exchange:
 
     def __init__(self, scope: Scope, send: Send) -> None:
         request = Headers(scope=scope)
+        self.path: str = scope["path"]
+        self.if_match = request.get("if-match")
         self.if_none_match = request.get("if-none-match")
         self.gzip_ok = _accepts_gzip(request.get("accept-encoding"))
         self.send = send
@@ -146,9 +189,10 @@ class _Exchange:
             headers["Content-Encoding"] = "gzip"
             headers["ETag"] = _gzip_tag(headers["etag"])
         _decorate(headers)
-        if _matches(self.if_none_match, headers["etag"]):
+        status = precondition(self.if_match, self.if_none_match, headers["etag"])
+        if status != 200:
             self.mode = "done"
-            for message in _not_modified(headers):
+            for message in _failed(self.path) if status == 412 else _not_modified(headers):
                 await self.send(message)
             return
         if self.compressor is None:
@@ -182,7 +226,10 @@ class _Exchange:
             tag = body_etag(body)
             headers["ETag"] = _gzip_tag(tag) if compress else tag
             _decorate(headers)
-            if _matches(self.if_none_match, headers["etag"]):
+            status = precondition(self.if_match, self.if_none_match, headers["etag"])
+            if status == 412:
+                return _failed(self.path)
+            if status == 304:
                 return _not_modified(headers)
         if compress:
             body = gzip.compress(body, compresslevel=6, mtime=0)
@@ -202,17 +249,28 @@ class HttpCaching:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
         elif scope["path"].startswith(NOT_CACHED_PATHS):
-            await self.app(scope, receive, _no_store(send))
+            await self.app(scope, receive, _no_store(scope, send))
         else:
             await self.app(scope, receive, _Exchange(scope, send))
 
 
-def _no_store(send: Send) -> Send:
-    """Probes describe this instant: never cached, never revalidated."""
+def _no_store(scope: Scope, send: Send) -> Send:
+    """Probes describe this instant: never cached, never revalidated, never tagged (so an
+    If-Match other than `*` names none of their tags)."""
+    if_match = Headers(scope=scope).get("if-match")
+    failed = False
 
     async def wrapped(message: Message) -> None:
+        nonlocal failed
         if message["type"] == "http.response.start":
+            if message["status"] == 200 and precondition(if_match, None, None) == 412:
+                failed = True
+                for reply in _failed(scope["path"]):
+                    await send(reply)
+                return
             MutableHeaders(raw=message["headers"])["Cache-Control"] = "no-store"
+        elif failed and message["type"] == "http.response.body":
+            return
         await send(message)
 
     return wrapped

@@ -23,12 +23,12 @@ from api.exports import (
     export_chunks,
     export_etag,
 )
+from api.pagination import PAGE_PARAMETERS
 from api.records import asof
 from api.records.reads import ReadSessionDep
 from api.routing import export_responses
+from api.schemas import BooleanSpelling
 
-# The collection's page parameters that an export, always whole, does not take.
-PAGING = ("limit", "offset")
 BOM_DESCRIPTION = (
     "Start the file with a UTF-8 byte order mark, by which Excel recognises UTF-8 (without "
     "it, an en dash shows as mojibake)."
@@ -41,10 +41,11 @@ def export_query(page_query: type[BaseModel], fmt: Format) -> type[BaseModel]:
     fields: dict[str, Any] = {
         name: (field.annotation, field)
         for name, field in page_query.model_fields.items()
-        if name not in PAGING
+        if name not in PAGE_PARAMETERS
     }
     if fmt is Format.csv:
-        fields["bom"] = (bool, Field(default=False, description=BOM_DESCRIPTION, examples=[True]))
+        bom = Field(default=False, description=BOM_DESCRIPTION, examples=[True])
+        fields["bom"] = (Annotated[bool, BooleanSpelling], bom)
     name = f"{page_query.__name__.removesuffix('Query')}{fmt.value.capitalize()}Query"
     model: type[BaseModel] = create_model(
         name, __config__=ConfigDict(extra="forbid"), __doc__=f"Parameters of a {fmt} export.",
@@ -95,6 +96,9 @@ def add_exports(
     keyset chunks by the reader `chunks` makes for them and the format, for a large one
     (api.exports)."""
     filename = path.strip("/").replace("/", "-")
+    # A chunked export runs while its client reads: each client may run only so many at once
+    # (api.exports.ExportGate, 429 with Retry-After beyond).
+    errors = (429,) if chunks is not None else ()
     for fmt, describe in ((Format.csv, _csv_schema), (Format.ndjson, _ndjson_schema)):
         download = _download(fmt, page_query, schema, rows, chunks, filename)
         download.__doc__ = (
@@ -109,7 +113,7 @@ def add_exports(
             summary=f"Export {plural} as {fmt.upper()}",
             response_class=StreamingResponse,
             responses=export_responses(
-                MEDIA_TYPES[fmt], f"All the selected {plural}.", describe(schema)
+                MEDIA_TYPES[fmt], f"All the selected {plural}.", describe(schema), *errors
             ),
             tags=tags,
         )

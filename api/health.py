@@ -10,9 +10,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from api import migrate
 from api.errors import problem_responses
 from api.problems import RETRY_AFTER_SECONDS, problem_response
-from api.routing import DeferredRoute
+from api.routing import SERVICE_CHECKS, DeferredRoute
 
-router = APIRouter(tags=["service"], route_class=DeferredRoute)
+router = APIRouter(tags=["service"], route_class=DeferredRoute, dependencies=SERVICE_CHECKS)
 
 
 class Health(BaseModel):
@@ -28,7 +28,7 @@ class Readiness(BaseModel):
     "/healthz",
     operation_id="getHealth",
     summary="Is the process up?",
-    responses=problem_responses(414),
+    responses=problem_responses(406, 412, 414, 422),
 )
 def healthz() -> Health:
     """Answers as long as the process serves requests; never touches the database."""
@@ -40,7 +40,7 @@ def healthz() -> Health:
     operation_id="getReadiness",
     summary="Is the database reachable and migrated?",
     response_model=Readiness,
-    responses=problem_responses(414, 503),
+    responses=problem_responses(406, 412, 414, 422, 503),
 )
 def readyz(request: Request) -> Readiness | JSONResponse:
     """Ready when the database (and the read replica, if any) answers and stands at the

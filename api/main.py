@@ -13,7 +13,7 @@ import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import Engine
 from starlette.types import Receive, Scope, Send
 
@@ -39,7 +39,7 @@ from api.problems import install_error_handlers
 from api.records import asof
 from api.records.routes import router as records_router
 from api.response_cache import ResponseCache, RevisionProbe
-from api.routing import HEADERS
+from api.routing import HEADERS, SERVICE_CHECKS
 from api.schemas import EXAMPLES
 from api.sources.router import router as sources_router
 
@@ -93,6 +93,7 @@ def create_app(
         license_info={"name": "Data: see each source's citation"},
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served by _add_docs, with the checks of every operation
         lifespan=_lifespan,
         # FastAPI's own OpenTelemetry hooks looked the global providers up on every request
         # (3-4% of a cold page's CPU, reading the environment each time) to find none; this
@@ -209,7 +210,12 @@ def _offline_redoc() -> bytes:
 
 
 def _add_docs(app: FastAPI) -> None:
-    """Swagger UI and ReDoc from assets the app serves itself: no CDN, no internet needed."""
+    """The OpenAPI document; Swagger UI and ReDoc from assets the app serves itself: no CDN,
+    no internet needed."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=SERVICE_CHECKS)
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.get(f"{DOCS_ASSETS_PATH}/redoc.offline.js", include_in_schema=False)
     def redoc_bundle() -> Response:  # routed before the assets' mount, which would answer 404

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.caching import identity_etag
-from api.schemas import AS_OF_DESCRIPTION, Timestamp
+from api.schemas import AS_OF_DESCRIPTION, IntegerSpelling, Timestamp
 
 T = TypeVar("T")
 
@@ -20,10 +20,14 @@ MAX_LIMIT = 500
 MAX_OFFSET = 1_000_000_000
 
 Limit = Annotated[
-    int, Field(ge=1, le=MAX_LIMIT, description="Items per page (1-500).", examples=[50])
+    int,
+    Field(ge=1, le=MAX_LIMIT, description="Items per page (1-500).", examples=[50]),
+    IntegerSpelling,
 ]
 Offset = Annotated[
-    int, Field(ge=0, le=MAX_OFFSET, description="Items to skip before the page.", examples=[0])
+    int,
+    Field(ge=0, le=MAX_OFFSET, description="Items to skip before the page.", examples=[0]),
+    IntegerSpelling,
 ]
 
 
@@ -110,6 +114,9 @@ COUNT_DESCRIPTION = (
     "`exact` (default): `total` counts every match; `none`: `total` is null, and the count "
     "query is not run (as PostgREST's `Prefer: count`)."
 )
+# The parameters that choose a page of a collection rather than which items it holds. An
+# export is always the whole collection: it takes none of them (they are unknown to it).
+PAGE_PARAMETERS = frozenset({"limit", "offset", "after", "count"})
 
 
 def cursor_values(token: str) -> list[Any]:

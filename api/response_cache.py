@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.caching import _accepts_gzip, _matches
+from api.caching import _accepts_gzip, precondition, precondition_failed
 from api.metrics import service as metrics_service
 from api.middleware import finished, request_id_of, route_template
 
@@ -49,6 +49,10 @@ class _Entry:
     # `Vary: Origin`): made once, on the first hit answered at the edge.
     edge: list[tuple[bytes, bytes]] | None = None
     edge_304: list[tuple[bytes, bytes]] | None = None
+
+
+def _text(header: bytes | None) -> str | None:
+    return header.decode("latin-1") if header is not None else None
 
 
 def _vary_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -450,7 +454,7 @@ class ResponseCache:
             return False
         started = time.perf_counter()
         accept = b""
-        encoding = if_none_match = given_id = None
+        encoding = if_match = if_none_match = given_id = None
         for name, value in scope["headers"]:
             if name == b"accept":
                 accept = value
@@ -458,11 +462,14 @@ class ResponseCache:
                 encoding = value
             elif name == b"if-none-match":
                 if_none_match = value
+            elif name == b"if-match":
+                if_match = value
             elif name == b"x-request-id":
                 given_id = value
             elif name == b"origin" or name == b"range":
                 return False
-        revision = await self.probe.revision(exact=if_none_match is not None)
+        conditional = if_match is not None or if_none_match is not None
+        revision = await self.probe.revision(exact=conditional)
         scope[REVISION_KEY] = revision  # the inner cache need not ask again on a miss
         if revision is None:
             return False
@@ -485,10 +492,15 @@ class ResponseCache:
                 [(n, v) for n, v in entry.headers if n in NOT_MODIFIED_HEADERS]
             )
         tagged = (b"x-request-id", request_id.encode())
-        if entry.etag is not None and _matches(
-            if_none_match.decode("latin-1") if if_none_match is not None else None, entry.etag
-        ):
-            status, headers, body = 304, entry.edge_304, b""
+        status = (
+            precondition(_text(if_match), _text(if_none_match), entry.etag)
+            if conditional
+            else entry.status
+        )
+        if status == 412:
+            headers, body = precondition_failed(scope["path"])
+        elif status == 304:
+            headers, body = entry.edge_304, b""
         else:
             status, headers, body = entry.status, entry.edge, entry.body
         await send({"type": "http.response.start", "status": status, "headers": [*headers, tagged]})
@@ -518,7 +530,8 @@ class ResponseCache:
         if REVISION_KEY in scope:  # asked at the edge, for this very request
             revision = scope[REVISION_KEY]
         else:
-            revision = await self.probe.revision(exact="if-none-match" in request)
+            conditional = "if-none-match" in request or "if-match" in request
+            revision = await self.probe.revision(exact=conditional)
         if revision is None:
             await self.app(scope, receive, send)
             return
@@ -536,16 +549,16 @@ class ResponseCache:
         if entry is not None:
             self.hits += 1
             scope.setdefault("state", {})["route"] = entry.route  # for the request metrics
-            await self._replay(entry, request.get("if-none-match"), send)
+            await self._replay(entry, request, scope["path"], send)
             return
         self.misses += 1
         done = self.inflight.setdefault((key, revision), asyncio.Event())
         try:
-            if_none_match = request.get("if-none-match")
-            if if_none_match is None:
+            if "if-none-match" not in request:
+                # An If-Match is evaluated by api.caching: a 412 is not kept, a 200 is.
                 await self.app(scope, receive, self._recording(send, key, revision, scope))
             else:
-                await self._revalidate_miss(scope, receive, send, key, revision, if_none_match)
+                await self._revalidate_miss(scope, receive, send, key, revision, request)
         finally:
             done.set()
             if self.inflight.get((key, revision)) is done:
@@ -558,10 +571,11 @@ class ResponseCache:
         send: Send,
         key: tuple[Any, ...],
         revision: object,
-        if_none_match: str,
+        request: Headers,
     ) -> None:
         """A revalidation nothing is cached for: compute the whole response (a 304 is not worth
-        keeping), keep it, and answer from it; clients that only ever revalidate then hit."""
+        keeping), keep it, and answer from it; clients that only ever revalidate then hit.
+        (An If-Match is left for api.caching to evaluate: a 412 is not kept either.)"""
         held: list[Message] = []
 
         async def hold(message: Message) -> None:
@@ -573,13 +587,19 @@ class ResponseCache:
         with self.lock:
             entry = self.store.entries.get(key) if self.store.revision == revision else None
         if entry is not None:
-            await self._replay(entry, if_none_match, send)
+            await self._replay(entry, request, scope["path"], send)
             return
         for message in held:  # not kept (an error, too large, or a write meanwhile): as is
             await send(message)
 
-    async def _replay(self, entry: _Entry, if_none_match: str | None, send: Send) -> None:
-        if entry.etag is not None and _matches(if_none_match, entry.etag):
+    async def _replay(self, entry: _Entry, request: Headers, path: str, send: Send) -> None:
+        status = precondition(request.get("if-match"), request.get("if-none-match"), entry.etag)
+        if status == 412:
+            headers, body = precondition_failed(path)
+            await send({"type": "http.response.start", "status": 412, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if status == 304:
             kept = [(n, v) for n, v in entry.headers if n in NOT_MODIFIED_HEADERS]
             await send({"type": "http.response.start", "status": 304, "headers": kept})
             await send({"type": "http.response.body", "body": b""})

@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path, get_name
 
-from api.errors import InvalidInput, problem_responses
+from api.errors import InvalidInput, ProblemError, problem_responses
+from api.negotiation import negotiate
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -57,8 +58,8 @@ HEADERS: dict[str, dict[str, Any]] = {
     },
 }
 SUCCESS_HEADERS = {name: header(name) for name in ("ETag", "Cache-Control", "Dataset-Version")}
-# Every /v1 operation can answer these.
-_ERRORS = (406, 414, 422, 500, 503)
+# Every /v1 read can answer these (412: an If-Match naming no current tag).
+_ERRORS = (406, 412, 414, 422, 500, 503)
 
 
 def not_modified() -> Responses:
@@ -98,8 +99,11 @@ def item_responses(schema: str, singular: str) -> Responses:
     return plain_responses(f"The {singular}.", _json(schema), 404)
 
 
-def export_responses(media_type: str, description: str, schema: dict[str, Any]) -> Responses:
-    """200 (a download of `media_type`), 304 and the errors of an export operation."""
+def export_responses(
+    media_type: str, description: str, schema: dict[str, Any], *errors: int
+) -> Responses:
+    """200 (a download of `media_type`), 304, the given errors and those every read can
+    answer, for an export operation."""
     return {
         200: {
             "description": description,
@@ -107,7 +111,7 @@ def export_responses(media_type: str, description: str, schema: dict[str, Any]) 
             "headers": {**SUCCESS_HEADERS, "Content-Disposition": header("Content-Disposition")},
         },
         **not_modified(),
-        **read_errors(),
+        **read_errors(*errors),
     }
 
 
@@ -129,6 +133,17 @@ async def single_valued_parameters(request: Request) -> None:
         if name in seen:
             raise InvalidInput("query", name, "Given more than once; pass a single value.")
         seen.add(name)
+
+
+async def no_query_parameters(request: Request) -> None:
+    """For operations that take no query parameters (writes, probes, the OpenAPI document):
+    one given is refused, never ignored (a `?dry_run=true` that wrote anyway would be the
+    worst surprise). `async` for the reason above."""
+    names = list(dict.fromkeys(name for name, _value in request.query_params.multi_items()))
+    if names:
+        raise InvalidInput.many(
+            [ProblemError(in_="query", name=name, detail="Unknown parameter.") for name in names]
+        )
 
 
 async def retired_parameters(request: Request) -> None:
@@ -189,6 +204,11 @@ _BUILT = frozenset({*APIRoute.__annotations__, "app", "form_limits"})
 _BUILDING = threading.RLock()
 
 
+# The checks of an operation outside `/v1` that takes no parameters (the probes, the OpenAPI
+# document), made as every `/v1` operation makes them: Accept (406), then parameters (422).
+SERVICE_CHECKS = [Depends(negotiate), Depends(no_query_parameters)]
+
+
 def v1_router(**options: Any) -> "APIRouter":
     """A router of the versioned API: its routes are made under `/v1`, each with the checks
     every `/v1` operation runs first (retired parameters, Accept, repeated parameters).
@@ -197,8 +217,6 @@ def v1_router(**options: Any) -> "APIRouter":
     (`api.main`): FastAPI builds each route's parameter fields once, where including one
     router in another built them again for the including router (a third of start-up)."""
     from fastapi import APIRouter
-
-    from api.negotiation import negotiate
 
     checks = [
         Depends(retired_parameters),

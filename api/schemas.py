@@ -79,6 +79,30 @@ AS_OF_DESCRIPTION = (
 )
 
 
+# A query string spells an integer, a number or a boolean one way, as JSON (and so the
+# OpenAPI document's `integer`, `number` and `boolean`) does. Pydantic's lax mode would also
+# take `1_0`, ` 10`, `+10` or `10.0` for 10, and `yes`, `on`, `1` or `True` for true: a value
+# a client misspelled is refused, never read as something it may not have meant. Each goes
+# last in its field's `Annotated[...]`, after the constraints (`Field(ge=1)`), which pydantic
+# then still writes into the document as `minimum`.
+def _spelled(pattern: str, spelling: str) -> BeforeValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and not compiled.fullmatch(value):
+            raise ValueError(f"must be {spelling}")
+        return value
+
+    return BeforeValidator(check)
+
+
+IntegerSpelling = _spelled(r"-?[0-9]+", "an integer in decimal digits, e.g. 50")
+NumberSpelling = _spelled(
+    r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", "a number as JSON writes it, e.g. 20 or 2.5e9"
+)
+BooleanSpelling = _spelled("true|false", "true or false")
+
+
 class AsOfQuery(BaseModel):
     """The one parameter of a single item: the moment to read it at."""
 

@@ -42,6 +42,48 @@ def test_successful_gets_carry_validators_and_revalidate_to_304(
     assert stale.status_code == 200 and stale.content == first.content
 
 
+def _precondition_failed(response: httpx.Response, path: str) -> None:
+    assert response.status_code == 412, path
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["title"], body["status"], body["instance"]) == (
+        "Precondition Failed", 412, path.partition("?")[0],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("origin", [{}, {"Origin": "https://dashboard.example"}])
+def test_if_match_on_a_get_is_evaluated(
+    client: TestClient, path: str, origin: dict[str, str]
+) -> None:
+    """RFC 9110 §13.1.1: a GET whose If-Match names none of the current tags is refused with
+    412 (strong comparison: a weak tag never matches); `*` or the current tag is served.
+    If-Match is evaluated before If-None-Match. (With `Origin`, the cache answers after CORS
+    rather than at its edge: both ways.)"""
+    first = client.get(path, headers=origin)
+    tag = first.headers["etag"]
+    for if_match in (tag, "*", f'"other", {tag}'):
+        served = client.get(path, headers={**origin, "If-Match": if_match})
+        assert served.status_code == 200 and served.content == first.content, if_match
+    for if_match in ('"not-the-tag"', f"W/{tag}"):
+        _precondition_failed(client.get(path, headers={**origin, "If-Match": if_match}), path)
+    both = {**origin, "If-Match": tag, "If-None-Match": tag}
+    assert client.get(path, headers=both).status_code == 304
+    stale = {**origin, "If-Match": '"not-the-tag"', "If-None-Match": tag}
+    _precondition_failed(client.get(path, headers=stale), path)
+    assert client.head(path, headers={**origin, "If-Match": '"not-the-tag"'}).status_code == 412
+
+
+def test_if_match_leaves_errors_alone_and_holds_probes_to_no_tag(client: TestClient) -> None:
+    """Preconditions are evaluated only on what would be a 200 (RFC 9110 §13.2.1); a probe has
+    no tag, so only `If-Match: *` matches it."""
+    missing = client.get("/v1/metrics/nope", headers={"If-Match": '"any"'})
+    assert missing.status_code == 404
+    for probe in ("/healthz", "/readyz"):
+        assert client.get(probe, headers={"If-Match": "*"}).status_code == 200
+        _precondition_failed(client.get(probe, headers={"If-Match": '"any"'}), probe)
+
+
 def test_tags_differ_between_representations(client: TestClient) -> None:
     tags = {
         client.get("/v1/faq").headers["etag"],

@@ -32,11 +32,20 @@ def problem(response) -> dict:  # type: ignore[no-untyped-def, type-arg]
         ({"colour": "red"}, "colour", "Unknown parameter."),
         ({"limit": 0}, "limit", "Input should be greater than or equal to 1"),
         ({"limit": 501}, "limit", "Input should be less than or equal to 500"),
+        ({"limit": "ten"}, "limit", "must be an integer in decimal digits, e.g. 50"),
+        ({"limit": "1_0"}, "limit", "must be an integer in decimal digits, e.g. 50"),
+        ({"offset": "10.0"}, "offset", "must be an integer in decimal digits, e.g. 50"),
         (
-            {"limit": "ten"},
-            "limit",
-            "Input should be a valid integer, unable to parse string as an integer",
+            {"value_min": "1_000"},
+            "value_min",
+            "must be a number as JSON writes it, e.g. 20 or 2.5e9",
         ),
+        (
+            {"value_max": "Infinity"},
+            "value_max",
+            "must be a number as JSON writes it, e.g. 20 or 2.5e9",
+        ),
+        ({"value_max": "1e400"}, "value_max", "Input should be a finite number"),
         ({"offset": -1}, "offset", "Input should be greater than or equal to 0"),
         ({"offset": 2**63}, "offset", "Input should be less than or equal to 1000000000"),
         (
@@ -74,6 +83,52 @@ def test_bad_metric_parameters_are_422_naming_the_parameter(
     body = problem(client.get("/v1/metrics", params=params))
     assert body["status"] == 422
     assert body["errors"] == [{"in": "query", "name": name, "detail": detail}]
+
+
+# What pydantic's lax mode reads as 10 or true, and no JSON (nor the OpenAPI document's
+# `integer`, `number` or `boolean`) writes so.
+LAX_SPELLINGS = {
+    "integer": ["1_0", " 10", "10 ", "+10", "10.0", "1e1", "\u0661\u0660"],
+    "number": ["1_0", " 10", "+10", ".5", "5.", "inf", "NaN", "0x10"],
+    "boolean": ["yes", "on", "1", "t", "True", "TRUE", " true"],
+}
+
+
+def _query_type(schema: dict[str, Any]) -> str | None:
+    types = [schema.get("type"), *(option.get("type") for option in schema.get("anyOf", []))]
+    return next((name for name in types if name in LAX_SPELLINGS), None)
+
+
+def test_every_typed_query_parameter_takes_only_its_json_spelling(client: TestClient) -> None:
+    """Each integer, number and boolean parameter of every documented GET refuses the lax
+    spellings, naming the parameter, and takes the JSON one."""
+    document = client.get("/openapi.json").json()
+    checked = set()
+    for template, operations in document["paths"].items():
+        if "get" not in operations:
+            continue
+        path = template
+        parameters = operations["get"].get("parameters", [])
+        for parameter in parameters:
+            if parameter["in"] == "path":
+                example = parameter["schema"]["examples"][0]
+                path = path.replace("{" + parameter["name"] + "}", example)
+        for parameter in parameters:
+            kind = _query_type(parameter["schema"]) if parameter["in"] == "query" else None
+            if kind is None:
+                continue
+            name = parameter["name"]
+            checked.add((name, kind))
+            for spelling in LAX_SPELLINGS[kind]:
+                body = problem(client.get(path, params={name: spelling}))
+                assert body["status"] == 422, (path, name, spelling)
+                assert [error["name"] for error in body["errors"]] == [name], (path, spelling)
+            plain = {"integer": "1", "number": "-2.5e1", "boolean": "false"}[kind]
+            assert client.get(path, params={name: plain}).status_code == 200, (path, name)
+    assert checked == {
+        ("limit", "integer"), ("offset", "integer"), ("value_min", "number"),
+        ("value_max", "number"), ("bom", "boolean"),
+    }  # fmt: skip
 
 
 def test_several_bad_parameters_are_all_named(client: TestClient) -> None:
@@ -237,14 +292,31 @@ def test_refused_ranges_of_static_assets_are_problems(client: TestClient) -> Non
         "detail": f"The range asked for (Range) starts past the end of the file ({size} bytes).",
         "instance": asset,
     }
-    malformed = client.get(asset, headers={"Range": "lines=1-2"})
+    malformed = client.get(asset, headers={"Range": "bytes=abc"})
     assert malformed.status_code == 400
     assert malformed.headers["content-type"] == "application/problem+json"
     assert (
-        malformed.json()["detail"] == "The Range header cannot be served: Only support bytes range."
+        malformed.json()["detail"]
+        == "The Range header cannot be served: Range header: range must be requested."
     )
     part = client.get(asset, headers={"Range": "bytes=0-9"})
     assert part.status_code == 206 and part.content == client.get(asset).content[:10]
+    assert part.headers["content-range"] == f"bytes 0-9/{size}"
+
+
+@pytest.mark.parametrize("asset", ["/docs-assets/swagger-ui.css", "/explore/static/explorer.css"])
+@pytest.mark.parametrize("value", ["items=0-5", "lines=1-2", "Items = 0-5", "none"])
+def test_a_range_in_a_unit_the_server_does_not_know_is_ignored(
+    client: TestClient, asset: str, value: str
+) -> None:
+    """RFC 9110 §14.2: an origin server MUST ignore a Range header with a unit it does not
+    understand: the whole file, as if none had been sent. Bytes ranges are still served."""
+    whole = client.get(asset)
+    ignored = client.get(asset, headers={"Range": value})
+    assert ignored.status_code == 200
+    assert ignored.content == whole.content
+    assert "content-range" not in ignored.headers
+    assert client.get(asset, headers={"Range": "BYTES=0-4"}).content == whole.content[:5]
 
 
 def test_a_range_of_a_cached_asset_is_a_part_not_the_cached_whole(client: TestClient) -> None:

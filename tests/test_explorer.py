@@ -245,6 +245,14 @@ def test_facets_are_links_that_combine_and_exports_keep_the_query(client: TestCl
     assert 'href="/v1/metrics?q=cost&amp;category=market"' in html
 
 
+def test_the_exports_of_a_page_leave_its_paging_out(client: TestClient) -> None:
+    """A later page's exports are still the whole selection (an export refuses paging)."""
+    params = {"unit": "USD", "limit": 2, "offset": 2, "count": "none"}
+    html = client.get("/explore/metrics", params=params).text
+    assert 'href="/v1/metrics.csv?unit=USD"' in html
+    assert client.get("/v1/metrics.csv?unit=USD").status_code == 200
+
+
 def test_an_empty_search_box_is_no_search(client: TestClient) -> None:
     # The start page's form, submitted empty, and the browser's form with its box cleared.
     for sent, landed, total in [

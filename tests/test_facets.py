@@ -214,7 +214,8 @@ def test_quoted_values_hold_commas_and_the_word_null(client: TestClient) -> None
         ({"subject": '"open'}, "never closed"),
         ({"subject": '"a"b'}, "text after a closing quote"),
         ({"forecast": "yes"}, "expected any of: true, false"),
-        ({"value_min": "nan"}, "finite number"),
+        ({"value_min": "nan"}, "a number as JSON writes it"),
+        ({"value_min": "1e999"}, "finite number"),
     ],
 )
 def test_malformed_filters_are_422(

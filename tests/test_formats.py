@@ -170,12 +170,29 @@ def test_retired_parameters_point_to_the_new_url(client: TestClient, url: str, d
     ]
 
 
-def test_exports_take_no_paging(client: TestClient) -> None:
-    response = client.get("/v1/metrics.csv", params={"limit": 1})
+EXPORTS = [f"{path}.{fmt}" for path, _name, _total in COLLECTIONS for fmt in ("csv", "ndjson")]
+EXPORTS += ["/v1/changes.csv", "/v1/changes.ndjson", "/v1/releases.csv", "/v1/releases.ndjson"]
+# A valid value of each paging parameter of a collection (`after`: a token `next` gave).
+PAGING = {"limit": "1", "offset": "1", "after": "WyJpZCIsImEiXQ", "count": "none"}
+
+
+@pytest.mark.parametrize("export", EXPORTS)
+@pytest.mark.parametrize("name", list(PAGING))
+def test_exports_refuse_every_paging_parameter(client: TestClient, export: str, name: str) -> None:
+    """An export is always whole: a page it cannot give is refused, never silently widened."""
+    response = client.get(export, params={name: PAGING[name]})
     assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["errors"] == [
-        {"in": "query", "name": "limit", "detail": "Unknown parameter."}
+        {"in": "query", "name": name, "detail": "Unknown parameter."}
     ]
+
+
+def test_the_exports_document_no_paging_parameter(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for export in EXPORTS:
+        names = {parameter["name"] for parameter in paths[export]["get"]["parameters"]}
+        assert not names & set(PAGING), export
 
 
 def test_the_history_exports_too(client: TestClient) -> None:

@@ -1,5 +1,6 @@
 """Liveness and readiness."""
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -27,3 +28,38 @@ def test_readyz_is_503_until_the_database_is_migrated(empty_engine: Engine) -> N
         assert "None" in response.json()["detail"]
         migrate.upgrade(empty_engine)
         assert unmigrated.get("/readyz").status_code == 200
+
+
+SERVICE_DOCUMENTS = ["/healthz", "/readyz", "/openapi.json"]
+
+
+@pytest.mark.parametrize("path", SERVICE_DOCUMENTS)
+def test_service_documents_refuse_unknown_parameters(client: TestClient, path: str) -> None:
+    """As every /v1 operation: a parameter nothing reads is refused, never ignored."""
+    response = client.get(path, params={"verbose": "true", "format": "yaml"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"] == [
+        {"in": "query", "name": "verbose", "detail": "Unknown parameter."},
+        {"in": "query", "name": "format", "detail": "Unknown parameter."},
+    ]
+
+
+@pytest.mark.parametrize("path", SERVICE_DOCUMENTS)
+def test_service_documents_answer_406_to_an_accept_they_cannot_meet(
+    client: TestClient, path: str
+) -> None:
+    refused = client.get(path, headers={"Accept": "text/html"})
+    assert refused.status_code == 406
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["detail"] == (
+        "This resource is available as application/json; the Accept header allows none of them."
+    )
+    for accept in ("application/json", "application/*", "*/*", "text/html, */*;q=0.1"):
+        assert client.get(path, headers={"Accept": accept}).status_code == 200, accept
+
+
+def test_the_probes_document_406_and_422(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/healthz", "/readyz"):
+        assert {"406", "422"} <= set(paths[path]["get"]["responses"]), path

@@ -3,8 +3,11 @@
 import json
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from api import PROJECT_ROOT
+from api.exports import ExportGate
+from api.main import create_app
 
 OPERATIONS = {
     ("/v1/metrics", "listMetrics"),
@@ -109,9 +112,9 @@ def test_every_parameter_is_described_with_an_example(client: TestClient) -> Non
 def test_every_status_is_declared_and_errors_are_problem_details(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
     get_metric = document["paths"]["/v1/metrics/{metric_id}"]["get"]["responses"]
-    assert set(get_metric) == {"200", "304", "404", "406", "414", "422", "500", "503"}
+    assert set(get_metric) == {"200", "304", "404", "406", "412", "414", "422", "500", "503"}
     list_metrics = document["paths"]["/v1/metrics"]["get"]["responses"]
-    assert set(list_metrics) == {"200", "304", "406", "414", "422", "500", "503"}
+    assert set(list_metrics) == {"200", "304", "406", "412", "414", "422", "500", "503"}
     for _path, operation in operations(document):
         for status, response in operation["responses"].items():
             if int(status) >= 400:
@@ -221,3 +224,59 @@ def test_patch_bodies_are_typed_per_kind(client: TestClient) -> None:
         assert f"{name}Patch" in schemas
         create = document["paths"][WRITE_PATHS[name][0]]["post"]["requestBody"]["content"]
         assert create["application/json"]["schema"]["$ref"].endswith("Record")
+
+
+def test_exports_document_the_429_they_answer(seeded_engine: Engine) -> None:
+    """An export that counts its client's exports under way (EXPORTS_PER_CLIENT) declares
+    its 429, a problem with Retry-After; the others are never refused for it."""
+    app = create_app(engine=seeded_engine)
+    with TestClient(app, raise_server_exceptions=False) as busy:
+        app.state.export_gate = ExportGate(0)  # as if every export allowed were under way
+        paths = busy.get("/openapi.json").json()["paths"]
+        limited = []
+        for path, operations in paths.items():
+            if not path.endswith((".csv", ".ndjson")):
+                continue
+            responses = operations["get"]["responses"]
+            answer = busy.get(path)
+            if "429" not in responses:
+                assert answer.status_code == 200, path
+                continue
+            limited.append(path)
+            assert answer.status_code == 429, path
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.headers["retry-after"] == "5"
+            assert responses["429"] == {
+                "description": "Too Many Requests",
+                "content": {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                },
+                "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
+            }
+        assert {"/v1/metrics.csv", "/v1/mna.ndjson", "/v1/changes.csv"} <= set(limited)
+
+
+def test_every_read_documents_the_412_of_its_if_match(client: TestClient) -> None:
+    """A GET evaluates If-Match (RFC 9110 §13.1.1): each documents the 412 it may answer."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        if "get" in operations:
+            failed = operations["get"]["responses"].get("412")
+            assert failed is not None, path
+            assert failed["content"] == {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            }
+
+
+def test_if_match_is_a_required_header_of_every_patch_and_delete(client: TestClient) -> None:
+    """A PATCH or DELETE without If-Match is refused (428): a generated client must make the
+    caller give it."""
+    paths = client.get("/openapi.json").json()["paths"]
+    changes = [(path, method) for path, ops in paths.items() for method in ops
+               if method in ("patch", "delete")]  # fmt: skip
+    assert len(changes) == 14
+    for path, method in changes:
+        headers = [p for p in paths[path][method]["parameters"] if p["in"] == "header"]
+        assert [(p["name"], p["required"], p["schema"]["type"]) for p in headers] == [
+            ("if-match", True, "string")
+        ], (path, method)

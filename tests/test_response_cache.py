@@ -176,6 +176,36 @@ def test_the_cache_can_be_turned_off(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+@pytest.mark.parametrize("cache_bytes", [None, 0])
+def test_if_match_is_evaluated_whether_the_response_is_cached_or_not(
+    seeded_engine: Engine, cache_bytes: int | None
+) -> None:
+    """A stale If-Match is a 412 on a miss (and nothing is kept for it), on a hit at the edge,
+    on a hit behind CORS, on a revalidation's miss, and without the cache."""
+    settings = Settings() if cache_bytes is None else Settings(response_cache_bytes=cache_bytes)
+    stale = {"If-Match": '"stale"'}
+    with TestClient(create_app(settings, engine=seeded_engine)) as client:
+        cache = cache_of(client)
+        for path in ("/v1/metrics?limit=3", ITEM, "/v1/metrics.csv"):
+            assert client.get(path, headers=stale).status_code == 412  # a miss
+            first = client.get(path)
+            assert first.status_code == 200
+            tag = first.headers["etag"]
+            for headers in ({}, {"Origin": "https://dashboard.example"}):  # edge, then inner
+                assert client.get(path, headers={**headers, **stale}).status_code == 412
+                current = client.get(path, headers={**headers, "If-Match": tag})
+                assert current.status_code == 200 and current.content == first.content
+            # Another Accept is another key: a revalidation's miss, If-Match checked first.
+            revalidate = {"Accept": "*/*", "If-None-Match": tag}
+            assert client.get(path, headers={**revalidate, **stale}).status_code == 412
+            revalidate = {"Accept": "*/*;q=0.5", "If-None-Match": tag, "If-Match": tag}
+            assert client.get(path, headers=revalidate).status_code == 304
+        if cache_bytes == 0:
+            assert (cache.hits, cache.misses) == (0, 0)
+        else:
+            assert cache.hits > 0
+
+
 def test_a_client_that_only_revalidates_is_answered_from_the_cache(client: TestClient) -> None:
     cache = cache_of(client)
     tag = client.get("/v1/metrics?limit=9", headers={"Accept": "application/json"}).headers["etag"]

@@ -25,6 +25,7 @@ from api.explorer import charts, pages, words
 from api.guards import KNOWN_METHODS
 from api.metrics.schemas import SORTABLE_FIELDS, MetricQuery
 from api.negotiation import quality
+from api.pagination import PAGE_PARAMETERS
 from api.records.reads import ReadSessionDep
 from api.routing import DeferredRoute
 from api.schemas import AS_OF_DESCRIPTION, Timestamp, figure_text
@@ -240,7 +241,7 @@ def _browse_title(context: dict[str, Any]) -> str:
 def _exports(request: Request) -> dict[str, str]:
     """The same query on the JSON API, as JSON, CSV and NDJSON."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "format"]
-    whole = urlencode([(k, v) for k, v in params if k not in ("limit", "offset")])
+    whole = urlencode([(k, v) for k, v in params if k not in PAGE_PARAMETERS])
     json_query = urlencode(params)
     return {
         "JSON": "/v1/metrics" + (f"?{json_query}" if json_query else ""),

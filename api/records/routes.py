@@ -45,7 +45,7 @@ from api.records.reads import ReadSessionDep
 from api.records.registry import KINDS
 from api.records.store import Change, Stored
 from api.records.validation import Check, Problem, check_record, prefetch_references
-from api.routing import plain_responses, v1_router
+from api.routing import no_query_parameters, plain_responses, v1_router
 from api.schemas import EXAMPLES
 
 router = v1_router()
@@ -63,13 +63,17 @@ WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 ATTEMPTS = 4
 TRANSIENT_SQLSTATES = {"40001", "40P01"}
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        description="The ETag of the version you are changing (from a GET); required.",
-        examples=['"r1c284587901c3d053fefd91b55e2f9"'],
-    ),
-]
+# If-Match is required, but its absence is a 428 (once the key and the id have been checked),
+# not the 422 of a parameter FastAPI finds missing: read as optional, declared as required.
+IfMatch = Annotated[str | None, Header(include_in_schema=False)]
+IF_MATCH_PARAMETER = {
+    "name": "if-match",
+    "in": "header",
+    "required": True,
+    "description": "The ETag of the version you are changing (from a GET), or `*`; without "
+    "it, 428.",
+    "schema": {"type": "string", "examples": ['"r1c284587901c3d053fefd91b55e2f9"']},
+}
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -288,16 +292,6 @@ def _replay(session: Session, actor: str, key: str, request_hash: str) -> Respon
     )
 
 
-def no_query_parameters(request: Request) -> None:
-    """Writes take no query parameters: one given is refused, never ignored (a `?dry_run=true`
-    that wrote anyway would be the worst surprise)."""
-    names = list(dict.fromkeys(name for name, _value in request.query_params.multi_items()))
-    if names:
-        raise InvalidInput.many(
-            [ProblemError(in_="query", name=name, detail="Unknown parameter.") for name in names]
-        )
-
-
 def _register(kind: Kind) -> None:
     label = kind.label
     name = "".join(word.capitalize() for word in label.split())
@@ -444,6 +438,7 @@ def _register(kind: Kind) -> None:
             **WRITE_ERRORS,
         },
         openapi_extra={
+            "parameters": [IF_MATCH_PARAMETER],
             "requestBody": {
                 "required": True,
                 "description": "A JSON merge patch (RFC 7396) of the record's fields.",
@@ -451,7 +446,7 @@ def _register(kind: Kind) -> None:
                     media_type: {"schema": {"$ref": f"#/components/schemas/{patch_type.__name__}"}}
                     for media_type in ("application/merge-patch+json", "application/json")
                 },
-            }
+            },
         },
     )
     router.add_api_route(
@@ -468,6 +463,7 @@ def _register(kind: Kind) -> None:
             **problem_responses(404, 409, 412, 428),
             **WRITE_ERRORS,
         },
+        openapi_extra={"parameters": [IF_MATCH_PARAMETER]},
     )
     ref = {"$ref": "#/components/schemas/Page_RevisionPublic_"}
     router.add_api_route(

@@ -44,6 +44,13 @@ def problem(response) -> dict:  # type: ignore[no-untyped-def, type-arg]
             "year",
             "has '18446744073709551616'; a year is a number from 1900 to 2200",
         ),
+        # Written as the document's pattern has it: no leading zero, as no sign or space.
+        ({"year": "02026"}, "year", "has '02026'; a year is a number from 1900 to 2200"),
+        (
+            {"base_year": "2020..02023"},
+            "base_year",
+            "has '02023'; a year is a number from 1900 to 2200",
+        ),
         (
             {"category": "gossip"},
             "category",

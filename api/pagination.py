@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.caching import identity_etag
-from api.schemas import AS_OF_DESCRIPTION, Timestamp
+from api.schemas import AS_OF_DESCRIPTION, QueryInteger, Timestamp
 
 T = TypeVar("T")
 
@@ -20,10 +20,14 @@ MAX_LIMIT = 500
 MAX_OFFSET = 1_000_000_000
 
 Limit = Annotated[
-    int, Field(ge=1, le=MAX_LIMIT, description="Items per page (1-500).", examples=[50])
+    int,
+    Field(ge=1, le=MAX_LIMIT, description="Items per page (1-500).", examples=[50]),
+    QueryInteger,
 ]
 Offset = Annotated[
-    int, Field(ge=0, le=MAX_OFFSET, description="Items to skip before the page.", examples=[0])
+    int,
+    Field(ge=0, le=MAX_OFFSET, description="Items to skip before the page.", examples=[0]),
+    QueryInteger,
 ]
 
 

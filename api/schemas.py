@@ -22,6 +22,7 @@ from pydantic import (
     WithJsonSchema,
     WrapValidator,
 )
+from pydantic_core import PydanticCustomError
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -60,6 +61,40 @@ def _in_utc(value: datetime) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("is outside the range of timestamps (years 1 to 9999 in UTC)") from None
+
+
+# A query's numbers as JSON writes them (RFC 8259 section 6), which is what the document's
+# `integer` and `number` mean: pydantic would also read "1_000", "+5", " 5" and "1." as
+# Python does, and a malformed value is refused, never guessed at.
+_JSON_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+
+def _integer_text(value: object) -> object:
+    if isinstance(value, str) and not _JSON_INTEGER.fullmatch(value):
+        raise PydanticCustomError(
+            "int_parsing", "Input should be a valid integer, unable to parse string as an integer"
+        )
+    return value
+
+
+_NOT_FINITE = {"nan", "inf", "infinity"}  # refused by `allow_inf_nan`, which says why
+
+
+def _number_text(value: object) -> object:
+    if (
+        isinstance(value, str)
+        and not _JSON_NUMBER.fullmatch(value)
+        and value.strip().lower().lstrip("+-") not in _NOT_FINITE
+    ):
+        raise PydanticCustomError(
+            "float_parsing", "Input should be a valid number, unable to parse string as a number"
+        )
+    return value
+
+
+QueryInteger = BeforeValidator(_integer_text)
+QueryNumber = BeforeValidator(_number_text)
 
 
 Timestamp = Annotated[

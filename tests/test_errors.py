@@ -26,6 +26,18 @@ def problem(response) -> dict:  # type: ignore[no-untyped-def, type-arg]
     return body  # type: ignore[no-any-return]
 
 
+NOT_AN_INTEGER = "Input should be a valid integer, unable to parse string as an integer"
+NOT_JSON_INTEGERS = [
+    ("limit", "1_0"), ("limit", "+5"), ("limit", " 5"), ("limit", "5.0"), ("offset", "0_1"),
+    ("offset", "01"),
+]  # fmt: skip
+NOT_A_NUMBER = "Input should be a valid number, unable to parse string as a number"
+NOT_JSON_NUMBERS = [
+    ("value_min", "1_000"), ("value_min", " 1"), ("value_max", "+5"), ("value_max", "1."),
+    ("value_min", ".5"), ("value_max", "1e"),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("params", "name", "detail"),
     [
@@ -38,6 +50,10 @@ def problem(response) -> dict:  # type: ignore[no-untyped-def, type-arg]
             "Input should be a valid integer, unable to parse string as an integer",
         ),
         ({"offset": -1}, "offset", "Input should be greater than or equal to 0"),
+        # Numbers written as JSON writes them: Python's readings of "1_0" (10), "+5" or " 5"
+        # (5) and "1." are not the document's integer or number.
+        *(({name: text}, name, NOT_AN_INTEGER) for name, text in NOT_JSON_INTEGERS),
+        *(({name: text}, name, NOT_A_NUMBER) for name, text in NOT_JSON_NUMBERS),
         ({"offset": 2**63}, "offset", "Input should be less than or equal to 1000000000"),
         (
             {"year": 2**64},

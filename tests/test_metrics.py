@@ -415,3 +415,15 @@ def test_category_views_are_filtered_metric_collections(
 def test_category_view_with_another_category_is_empty(client: TestClient) -> None:
     body = client.get("/v1/market", params={"category": "mna"}).json()
     assert (body["items"], body["total"]) == ([], 0)
+
+
+def test_numbers_are_read_as_json_writes_them(client: TestClient) -> None:
+    # Refused otherwise ("1_000", "+5", " 5": tests/test_errors.py); these are JSON numbers.
+    for params, expected in (
+        ({"value_min": "1E+3", "value_max": "150000000000"}, 4),
+        ({"value_min": "-1.5e3", "value_max": "0.5"}, 0),
+        ({"value_min": "45000.0", "limit": "10", "offset": "0"}, 3),
+    ):
+        response = client.get("/v1/metrics", params=params)
+        assert response.status_code == 200, (params, response.text)
+        assert response.json()["total"] == expected, params

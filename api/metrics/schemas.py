@@ -23,6 +23,7 @@ from api.schemas import (
     AS_OF_DESCRIPTION,
     Evidence,
     Figure,
+    QueryNumber,
     QueryText,
     Timestamp,
     list_checker,
@@ -67,7 +68,7 @@ FACETS = (
 )
 
 Year = Annotated[int, Field(ge=1900, le=2200)]
-FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False), QueryNumber]
 TextList = Annotated[
     str,
     StringConstraints(min_length=1, max_length=500),

@@ -104,6 +104,16 @@ def test_several_bad_parameters_are_all_named(client: TestClient) -> None:
     assert sorted(error["name"] for error in body["errors"]) == ["limit", "unit", "x"]
 
 
+def test_a_parameter_without_a_name_is_named_as_sent(client: TestClient) -> None:
+    # `?=x` sends a parameter whose name is empty: the problem names it so, not "query" (a
+    # parameter the client never sent).
+    for path in ("/v1/metrics?=x", "/v1/technologies?=", "/v1/metrics/facets?=x&limit=2"):
+        body = problem(client.get(path))
+        assert body["status"] == 422
+        assert {"in": "query", "name": "", "detail": "Unknown parameter."} in body["errors"]
+        assert "'query'" not in body["detail"], body
+
+
 def test_repeated_parameter_is_refused(client: TestClient) -> None:
     body = problem(client.get("/v1/metrics?limit=1&limit=2"))
     assert body["errors"] == [

@@ -713,3 +713,15 @@ def test_a_body_in_a_content_coding_is_415_and_writes_nothing(writable: Writable
     plain = {**w.auth(), "Content-Type": "application/json", "Content-Encoding": "Identity"}
     created = w.client.post("/v1/metrics", content=body, headers=plain)
     assert created.status_code == 201, created.text
+
+
+def test_a_body_member_without_a_name_is_named_as_sent(writable: Writable) -> None:
+    # {"": 1} names a member "", which is unknown; the problem said "body" (the whole body).
+    w = writable
+    answer = w.client.post("/v1/metrics", json=new_metric() | {"": 1}, headers=w.auth())
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"] == [
+        {"in": "body", "name": "", "detail": "Unknown or server-owned field."}
+    ]
+    assert w.client.get("/v1/metrics/quality-failure-cost-multiple-copy").status_code == 404

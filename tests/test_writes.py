@@ -725,3 +725,35 @@ def test_a_body_member_without_a_name_is_named_as_sent(writable: Writable) -> No
         {"in": "body", "name": "", "detail": "Unknown or server-owned field."}
     ]
     assert w.client.get("/v1/metrics/quality-failure-cost-multiple-copy").status_code == 404
+
+
+def test_if_none_match_on_a_write_is_a_precondition_too(writable: Writable) -> None:
+    # RFC 9110 13.1.2 and 13.2.2: a PATCH or DELETE whose If-None-Match names the record's
+    # current tag, or is `*` (it exists), is a 412 and changes nothing. It was ignored, and the
+    # write the client had made conditional went through.
+    w = writable
+    path = "/v1/metrics/car-t-dose-manufacturing-cost"
+    tag = w.etag(path)
+    for method, none_match in (
+        ("PATCH", "*"),
+        ("PATCH", tag),
+        ("PATCH", f'"other", W/{tag}'),
+        ("DELETE", "*"),
+        ("DELETE", tag),
+    ):
+        headers = {**w.auth(), "If-Match": tag, "If-None-Match": none_match}
+        answer = w.client.request(
+            method, path, headers=headers, json={"name": "Renamed"} if method == "PATCH" else None
+        )
+        assert answer.status_code == 412, (method, none_match, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["detail"] == (
+            "The metric 'car-t-dose-manufacturing-cost' matches If-None-Match; nothing was changed."
+        )
+    assert w.etag(path) == tag
+    assert w.client.get(path).json()["name"] == "CAR-T dose manufacturing cost via a CDMO"
+    # A tag of another version is no obstacle.
+    headers = {**w.auth(), "If-Match": tag, "If-None-Match": '"r0000"'}
+    answer = w.client.patch(path, headers=headers, json={"name": "Renamed"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["name"] == "Renamed"

@@ -26,6 +26,7 @@ from api.exports import (
 from api.records import asof
 from api.records.reads import ReadSessionDep
 from api.routing import export_responses
+from api.schemas import QueryBoolean
 
 # The collection's page parameters that an export, always whole, does not take.
 PAGING = ("limit", "offset")
@@ -44,7 +45,10 @@ def export_query(page_query: type[BaseModel], fmt: Format) -> type[BaseModel]:
         if name not in PAGING
     }
     if fmt is Format.csv:
-        fields["bom"] = (bool, Field(default=False, description=BOM_DESCRIPTION, examples=[True]))
+        fields["bom"] = (
+            Annotated[bool, QueryBoolean],
+            Field(default=False, description=BOM_DESCRIPTION, examples=[True]),
+        )
     name = f"{page_query.__name__.removesuffix('Query')}{fmt.value.capitalize()}Query"
     model: type[BaseModel] = create_model(
         name, __config__=ConfigDict(extra="forbid"), __doc__=f"Parameters of a {fmt} export.",

@@ -63,9 +63,9 @@ def _in_utc(value: datetime) -> datetime:
         raise ValueError("is outside the range of timestamps (years 1 to 9999 in UTC)") from None
 
 
-# A query's numbers as JSON writes them (RFC 8259 section 6), which is what the document's
-# `integer` and `number` mean: pydantic would also read "1_000", "+5", " 5" and "1." as
-# Python does, and a malformed value is refused, never guessed at.
+# A query's numbers and booleans as JSON writes them (RFC 8259 sections 3 and 6), which is what
+# the document's `integer`, `number` and `boolean` mean: pydantic would also read "1_000", "+5",
+# " 5", "1." as Python does, and "1", "yes", "on" as true; a malformed value is refused.
 _JSON_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
@@ -93,8 +93,17 @@ def _number_text(value: object) -> object:
     return value
 
 
+def _boolean_text(value: object) -> object:
+    if isinstance(value, str) and value not in ("true", "false"):
+        raise PydanticCustomError(
+            "bool_parsing", "Input should be a valid boolean, unable to interpret input"
+        )
+    return value
+
+
 QueryInteger = BeforeValidator(_integer_text)
 QueryNumber = BeforeValidator(_number_text)
+QueryBoolean = BeforeValidator(_boolean_text)
 
 
 Timestamp = Annotated[

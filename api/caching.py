@@ -58,6 +58,12 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return _opaque(etag) in {_opaque(tag) for tag in if_none_match.split(",")}
 
 
+def matches_if_none_match(if_none_match: str, etag: str) -> bool:
+    """If-None-Match (RFC 9110 §13.1.2) names `etag`: `*`, or a tag equal to it by weak
+    comparison (either coding)."""
+    return _matches(if_none_match, etag)
+
+
 def matches_if_match(if_match: str, etag: str) -> bool:
     """If-Match (RFC 9110 §13.1.1): `*`, or a strong tag equal to `etag` (either coding)."""
     if if_match.strip() == "*":

@@ -248,8 +248,15 @@ def bibtex(source: SourcePublic, evidence: Evidence | None = None) -> str:
     return f"@misc{{{source.id},\n{body}\n}}\n"
 
 
+# A line break in a field (text fields allow \n; U+2028 and U+2029 are breaks to many
+# readers), with the blanks around it: one space in RIS, where a field is one tag line and a
+# line reading "ER  -" would end the record.
+_RIS_BREAK = re.compile(r"[^\S\n\u2028\u2029]*[\n\u2028\u2029]\s*")
+
+
 def ris(source: SourcePublic, evidence: Evidence | None = None) -> str:
-    """An RIS record (tags, two spaces, a hyphen, a space; CRLF line ends)."""
+    """An RIS record (tags, two spaces, a hyphen, a space; CRLF line ends), each field on its
+    tag's line."""
     day = source.published_on
     lines = [
         ("TY", RIS_TYPES[source.kind]),
@@ -265,7 +272,9 @@ def ris(source: SourcePublic, evidence: Evidence | None = None) -> str:
     if evidence is not None:
         lines.append(("N1", f'Quoted: "{evidence.quote}"'))
     lines.append(("ER", ""))
-    return "".join(f"{tag}  - {value}".rstrip() + "\r\n" for tag, value in lines)
+    return "".join(
+        f"{tag}  - {_RIS_BREAK.sub(' ', value)}".rstrip() + "\r\n" for tag, value in lines
+    )
 
 
 def csl_json(source: SourcePublic, evidence: Evidence | None = None) -> str:

@@ -131,7 +131,9 @@ def describe(error: Any) -> ProblemError:
     """One pydantic error as a problem entry; its location starts with query, path, header or
     body."""
     location, *path = error.get("loc") or ("body",)
-    name = ".".join(str(part) for part in path) or str(location)
+    # A location alone (the body as a whole) is named by it; a member or parameter whose name
+    # is empty (`?=x`, `{"": 1}`) is named "" as sent, not after its location.
+    name = ".".join(str(part) for part in path) if path else str(location)
     if error.get("type") == "json_invalid":  # located at a character, not at a field
         reason = (error.get("ctx") or {}).get("error", "")
         where = f" at character {path[0]}" if path else ""

@@ -132,7 +132,10 @@ YEAR_HELP = (
 
 
 def _year(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or not YEAR_MIN <= int(text) <= YEAR_MAX:
+    # Digits as the year is written (the OpenAPI pattern's form): "02026" is refused, as the
+    # pattern says, not read as 2026.
+    written = text.isascii() and text.isdigit() and text == str(int(text))
+    if not written or not YEAR_MIN <= int(text) <= YEAR_MAX:
         raise ValueError(f"has {text!r}; a year is a number from {YEAR_MIN} to {YEAR_MAX}")
     return int(text)
 

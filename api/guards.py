@@ -84,6 +84,23 @@ def route_table(app: Any) -> RouteTable:
     return table
 
 
+# Bodies are read as sent: a write whose body is in a content coding (gzip, br, ...) is
+# refused, not read as if it were plain JSON (RFC 9110 15.5.16: 415, with Accept-Encoding).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _content_coding(scope: Scope) -> str | None:
+    """The first content coding other than identity a request's body declares, if any."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == b"content-encoding":
+            for coding in value.decode("latin-1").split(","):
+                coding = coding.strip()
+                if coding and coding.lower() != "identity":
+                    return coding[:100]
+    return None
+
+
 class RequestGuards:
     """Refuse what no route can answer, cheaply, before anything else looks at the request."""
 
@@ -123,6 +140,14 @@ class RequestGuards:
                 detail = f"{method} is not allowed on {path}."
                 allow = table.allow(path)
                 await send_problem(scope, send, 405, detail, {"allow": allow})
+                return
+            coding = _content_coding(scope) if method in _BODY_METHODS else None
+            if coding is not None:
+                detail = (
+                    f"A body in content coding {coding!r} cannot be read: send it uncompressed "
+                    "(no Content-Encoding, or identity)."
+                )
+                await send_problem(scope, send, 415, detail, {"accept-encoding": "identity"})
                 return
         await self.app(scope, receive, send)
 

@@ -96,9 +96,12 @@ def _spelled(pattern: str, spelling: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-IntegerSpelling = _spelled(r"-?[0-9]+", "an integer in decimal digits, e.g. 50")
+IntegerSpelling = _spelled(
+    r"-?(0|[1-9][0-9]*)", "an integer in decimal digits without leading zeros, e.g. 50"
+)
 NumberSpelling = _spelled(
-    r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", "a number as JSON writes it, e.g. 20 or 2.5e9"
+    r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?",
+    "a number as JSON writes it, e.g. 20 or 2.5e9",
 )
 BooleanSpelling = _spelled("true|false", "true or false")
 

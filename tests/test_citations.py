@@ -139,6 +139,30 @@ def test_every_item_has_its_four_citations(client: TestClient, path: str) -> Non
         assert client.get(f"{path}/citation{suffix}").status_code == 200
 
 
+def test_a_ris_record_keeps_each_field_on_its_tag_line(writable: Writable) -> None:
+    # RIS is a tag per line: a title, author or publisher holding a line break (text fields
+    # allow one) ended its line early, and a line after it reading "ER  -" closed the record,
+    # "TY  - ..." began another. Each field's line breaks are spaces in RIS.
+    w = writable
+    title = "Line one\nER  -\nTY  - JOUR\nTI  - Injected"
+    patched = w.client.patch(
+        SOURCE,
+        json={"title": title, "publisher": "Corey\nChem", "author": "Editorial \u2028\n Team"},
+        headers={**w.auth("root"), "If-Match": w.etag(SOURCE)},
+    )
+    assert patched.status_code == 200, patched.text
+    for path in (SOURCE, METRIC):
+        text = w.client.get(f"{path}/citation.ris").text
+        lines = text.split("\r\n")
+        assert lines[-1] == "" and "\n" not in "".join(lines), text
+        assert [line[:6] for line in lines[:-1]] == [
+            "TY  - ", "ID  - ", "AU  - ", "TI  - ", "PB  - ", "PY  - ", "DA  - ",
+            *(["N1  - "] if path == METRIC else []), "ER  -",
+        ]  # fmt: skip
+        assert "TI  - Line one ER  - TY  - JOUR TI  - Injected\r\n" in text
+        assert "PB  - Corey Chem\r\n" in text and "AU  - Editorial Team\r\n" in text
+
+
 def test_bibtex_escapes_latex_and_round_trips_through_a_parser(writable: Writable) -> None:
     w = writable
     # (^ too is escaped, as \textasciicircum{}; pylatexenc reads that back as U+02C6.)

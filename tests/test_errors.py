@@ -26,15 +26,39 @@ def problem(response) -> dict:  # type: ignore[no-untyped-def, type-arg]
     return body  # type: ignore[no-any-return]
 
 
+NOT_AN_INTEGER = "must be an integer in decimal digits without leading zeros, e.g. 50"
+NOT_JSON_INTEGERS = [
+    ("limit", "1_0"), ("limit", "+5"), ("limit", " 5"), ("limit", "5.0"), ("offset", "0_1"),
+    ("offset", "01"),
+]  # fmt: skip
+NOT_A_NUMBER = "must be a number as JSON writes it, e.g. 20 or 2.5e9"
+NOT_JSON_NUMBERS = [
+    ("value_min", "1_000"), ("value_min", " 1"), ("value_max", "+5"), ("value_max", "1."),
+    ("value_min", ".5"), ("value_max", "1e"),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("params", "name", "detail"),
     [
         ({"colour": "red"}, "colour", "Unknown parameter."),
         ({"limit": 0}, "limit", "Input should be greater than or equal to 1"),
         ({"limit": 501}, "limit", "Input should be less than or equal to 500"),
-        ({"limit": "ten"}, "limit", "must be an integer in decimal digits, e.g. 50"),
-        ({"limit": "1_0"}, "limit", "must be an integer in decimal digits, e.g. 50"),
-        ({"offset": "10.0"}, "offset", "must be an integer in decimal digits, e.g. 50"),
+        (
+            {"limit": "ten"},
+            "limit",
+            "must be an integer in decimal digits without leading zeros, e.g. 50",
+        ),
+        (
+            {"limit": "1_0"},
+            "limit",
+            "must be an integer in decimal digits without leading zeros, e.g. 50",
+        ),
+        (
+            {"offset": "10.0"},
+            "offset",
+            "must be an integer in decimal digits without leading zeros, e.g. 50",
+        ),
         (
             {"value_min": "1_000"},
             "value_min",
@@ -47,11 +71,22 @@ def problem(response) -> dict:  # type: ignore[no-untyped-def, type-arg]
         ),
         ({"value_max": "1e400"}, "value_max", "Input should be a finite number"),
         ({"offset": -1}, "offset", "Input should be greater than or equal to 0"),
+        # Numbers written as JSON writes them: Python's readings of "1_0" (10), "+5" or " 5"
+        # (5) and "1." are not the document's integer or number.
+        *(({name: text}, name, NOT_AN_INTEGER) for name, text in NOT_JSON_INTEGERS),
+        *(({name: text}, name, NOT_A_NUMBER) for name, text in NOT_JSON_NUMBERS),
         ({"offset": 2**63}, "offset", "Input should be less than or equal to 1000000000"),
         (
             {"year": 2**64},
             "year",
             "has '18446744073709551616'; a year is a number from 1900 to 2200",
+        ),
+        # Written as the document's pattern has it: no leading zero, as no sign or space.
+        ({"year": "02026"}, "year", "has '02026'; a year is a number from 1900 to 2200"),
+        (
+            {"base_year": "2020..02023"},
+            "base_year",
+            "has '02023'; a year is a number from 1900 to 2200",
         ),
         (
             {"category": "gossip"},
@@ -134,6 +169,16 @@ def test_every_typed_query_parameter_takes_only_its_json_spelling(client: TestCl
 def test_several_bad_parameters_are_all_named(client: TestClient) -> None:
     body = problem(client.get("/v1/metrics", params={"limit": 0, "unit": "yen", "x": 1}))
     assert sorted(error["name"] for error in body["errors"]) == ["limit", "unit", "x"]
+
+
+def test_a_parameter_without_a_name_is_named_as_sent(client: TestClient) -> None:
+    # `?=x` sends a parameter whose name is empty: the problem names it so, not "query" (a
+    # parameter the client never sent).
+    for path in ("/v1/metrics?=x", "/v1/technologies?=", "/v1/metrics/facets?=x&limit=2"):
+        body = problem(client.get(path))
+        assert body["status"] == 422
+        assert {"in": "query", "name": "", "detail": "Unknown parameter."} in body["errors"]
+        assert "'query'" not in body["detail"], body
 
 
 def test_repeated_parameter_is_refused(client: TestClient) -> None:

@@ -59,6 +59,18 @@ def test_bom_makes_the_csv_spreadsheet_friendly(client: TestClient) -> None:
     assert "$45,000–$65,000".encode() in marked.content  # the en dash, as UTF-8
     assert client.get("/v1/metrics.csv", params={"bom": "false"}).content[:2] == b"id"
     assert client.get("/v1/metrics.ndjson", params={"bom": "true"}).status_code == 422
+    # A boolean as JSON writes one: Python's readings of 1, yes, on, TRUE are refused.
+    for text in ("1", "0", "TRUE", "yes", "on", "t", " true"):
+        refused = client.get("/v1/metrics.csv", params={"bom": text})
+        assert refused.status_code == 422, text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"] == [
+            {
+                "in": "query",
+                "name": "bom",
+                "detail": "must be true or false",
+            }
+        ]
 
 
 def test_csv_flattens_nested_fields_and_survives_commas_quotes_and_newlines(

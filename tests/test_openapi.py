@@ -276,7 +276,9 @@ def test_if_match_is_a_required_header_of_every_patch_and_delete(client: TestCli
                if method in ("patch", "delete")]  # fmt: skip
     assert len(changes) == 14
     for path, method in changes:
-        headers = [p for p in paths[path][method]["parameters"] if p["in"] == "header"]
-        assert [(p["name"], p["required"], p["schema"]["type"]) for p in headers] == [
-            ("if-match", True, "string")
-        ], (path, method)
+        headers = {p["name"]: p for p in paths[path][method]["parameters"] if p["in"] == "header"}
+        assert set(headers) == {"if-match", "if-none-match"}, (path, method)
+        assert (headers["if-match"]["required"], headers["if-match"]["schema"]["type"]) == (
+            True, "string"
+        ), (path, method)  # fmt: skip
+        assert headers["if-none-match"]["required"] is False, (path, method)

@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import copy
+import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -673,3 +674,86 @@ def test_a_body_naming_a_member_twice_is_refused_not_guessed(
         for name in named
     ]
     assert w.client.get(METRIC_PATH).content == before
+
+
+def test_a_body_in_a_content_coding_is_415_and_writes_nothing(writable: Writable) -> None:
+    # The API reads bodies as they are sent (identity): one declared gzip (or any coding) was
+    # read as plain JSON when it was plain, and refused as "not UTF-8" when it really was
+    # compressed. RFC 9110 15.5.16: a 415 naming the codings it reads, in Accept-Encoding.
+    w = writable
+    path = "/v1/metrics/car-t-dose-manufacturing-cost"
+    tag = w.etag(path)
+    body = json.dumps(new_metric()).encode()
+    for method, url, content, declared, coding in (
+        ("POST", "/v1/metrics", gzip.compress(body), "gzip", "gzip"),
+        ("POST", "/v1/metrics", body, "gzip", "gzip"),
+        ("POST", "/v1/metrics", body, "br", "br"),
+        ("POST", "/v1/metrics", body, "identity, GZIP", "GZIP"),
+        ("PATCH", path, b'{"name": "Renamed"}', "deflate", "deflate"),
+    ):
+        headers = {
+            **w.auth(),
+            "If-Match": tag,
+            "Content-Type": "application/json",
+            "Content-Encoding": declared,
+        }
+        answer = w.client.request(method, url, content=content, headers=headers)
+        assert answer.status_code == 415, (method, coding, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["accept-encoding"] == "identity"
+        problem = answer.json()
+        assert problem["status"] == 415 and problem["title"] == "Unsupported Media Type"
+        assert problem["detail"] == (
+            f"A body in content coding {coding!r} cannot be read: send it uncompressed "
+            "(no Content-Encoding, or identity)."
+        )
+    assert w.client.get("/v1/metrics/quality-failure-cost-multiple-copy").status_code == 404
+    assert w.etag(path) == tag
+    # identity is no coding at all.
+    plain = {**w.auth(), "Content-Type": "application/json", "Content-Encoding": "Identity"}
+    created = w.client.post("/v1/metrics", content=body, headers=plain)
+    assert created.status_code == 201, created.text
+
+
+def test_a_body_member_without_a_name_is_named_as_sent(writable: Writable) -> None:
+    # {"": 1} names a member "", which is unknown; the problem said "body" (the whole body).
+    w = writable
+    answer = w.client.post("/v1/metrics", json=new_metric() | {"": 1}, headers=w.auth())
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"] == [
+        {"in": "body", "name": "", "detail": "Unknown or server-owned field."}
+    ]
+    assert w.client.get("/v1/metrics/quality-failure-cost-multiple-copy").status_code == 404
+
+
+def test_if_none_match_on_a_write_is_a_precondition_too(writable: Writable) -> None:
+    # RFC 9110 13.1.2 and 13.2.2: a PATCH or DELETE whose If-None-Match names the record's
+    # current tag, or is `*` (it exists), is a 412 and changes nothing. It was ignored, and the
+    # write the client had made conditional went through.
+    w = writable
+    path = "/v1/metrics/car-t-dose-manufacturing-cost"
+    tag = w.etag(path)
+    for method, none_match in (
+        ("PATCH", "*"),
+        ("PATCH", tag),
+        ("PATCH", f'"other", W/{tag}'),
+        ("DELETE", "*"),
+        ("DELETE", tag),
+    ):
+        headers = {**w.auth(), "If-Match": tag, "If-None-Match": none_match}
+        answer = w.client.request(
+            method, path, headers=headers, json={"name": "Renamed"} if method == "PATCH" else None
+        )
+        assert answer.status_code == 412, (method, none_match, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["detail"] == (
+            "The metric 'car-t-dose-manufacturing-cost' matches If-None-Match; nothing was changed."
+        )
+    assert w.etag(path) == tag
+    assert w.client.get(path).json()["name"] == "CAR-T dose manufacturing cost via a CDMO"
+    # A tag of another version is no obstacle.
+    headers = {**w.auth(), "If-Match": tag, "If-None-Match": '"r0000"'}
+    answer = w.client.patch(path, headers=headers, json={"name": "Renamed"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["name"] == "Renamed"

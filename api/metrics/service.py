@@ -20,6 +20,7 @@ from sqlalchemy import (
     FromClause,
     Select,
     String,
+    TypeDecorator,
     and_,
     bindparam,
     case,
@@ -353,7 +354,10 @@ def _bound(column: ColumnElement[Any], value: Any, nullable: bool) -> Any:
         if nullable:
             return None
     else:
-        python_type = column.type.python_type
+        # A text column's value is a str, whatever Python type its column type names
+        # (SQLModel's AutoString, a decorated String, names `object`: every value is one).
+        stored = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+        python_type = str if isinstance(stored, String) else column.type.python_type
         expected: tuple[type, ...] = (
             (int, float) if python_type is float else (str,) if issubclass(python_type, str)
             else (python_type,)

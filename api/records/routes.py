@@ -22,7 +22,7 @@ from sqlmodel import Session, col
 
 from api.auth.deps import requires
 from api.auth.models import IdempotentResponse
-from api.caching import matches_if_match
+from api.caching import matches_if_match, matches_if_none_match
 from api.db import writer
 from api.errors import (
     MAX_PROBLEM_ERRORS,
@@ -74,6 +74,14 @@ IF_MATCH_PARAMETER = {
     "it, 428.",
     "schema": {"type": "string", "examples": ['"r1c284587901c3d053fefd91b55e2f9"']},
 }
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        description="Refuse the change (412) if the record's current ETag is among these, or, "
+        "with `*`, if the record exists (RFC 9110 §13.1.2).",
+        examples=['"r1c284587901c3d053fefd91b55e2f9"'],
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -196,8 +204,11 @@ def _item_response(
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-def _precondition(session: Session, kind: Kind, record_id: str, if_match: str | None) -> Stored:
-    """The stored record, once If-Match names its current representation."""
+def _precondition(
+    session: Session, kind: Kind, record_id: str, if_match: str | None, if_none_match: str | None
+) -> Stored:
+    """The stored record, once If-Match names its current representation and If-None-Match,
+    if given, does not (RFC 9110 §13.2.2: evaluated after If-Match; false is a 412)."""
     stored = store.require(session, kind, record_id)
     if if_match is None:
         raise PreconditionRequired(
@@ -207,6 +218,10 @@ def _precondition(session: Session, kind: Kind, record_id: str, if_match: str | 
     if current is None or not matches_if_match(if_match, current):
         raise PreconditionFailed(
             f"The {kind.label} {record_id!r} changed since that ETag; GET it again."
+        )
+    if if_none_match is not None and matches_if_none_match(if_none_match, current):
+        raise PreconditionFailed(
+            f"The {kind.label} {record_id!r} matches If-None-Match; nothing was changed."
         )
     return stored
 
@@ -354,12 +369,13 @@ def _register(kind: Kind) -> None:
         actor: Annotated[str, actor_dep],
         _json: Annotated[None, Depends(json_body)],  # after the key: 401 before 415
         if_match: IfMatch = None,
+        if_none_match: IfNoneMatch = None,
     ) -> Response:
         patch = body.model_dump(mode="json", exclude_unset=True)
 
         def work() -> Response:
             versions.lock(session)
-            stored = _precondition(session, kind, item_id, if_match)
+            stored = _precondition(session, kind, item_id, if_match, if_none_match)
             merged = merge_patch(stored.data, patch)
             # Every member of a record always exists: a null in the patch sets it to null.
             for field, value in patch.items():
@@ -380,10 +396,11 @@ def _register(kind: Kind) -> None:
         session: WriteSessionDep,
         actor: Annotated[str, actor_dep],
         if_match: IfMatch = None,
+        if_none_match: IfNoneMatch = None,
     ) -> Response:
         def work() -> Response:
             versions.lock(session)
-            stored = _precondition(session, kind, item_id, if_match)
+            stored = _precondition(session, kind, item_id, if_match, if_none_match)
             store.remove_checked(session, KINDS.values(), kind, stored, actor=actor)
             return Response(status_code=204)
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, col
 from api.errors import NotFound
 from api.history.models import DatasetVersion, Release, Revision
 from api.history.schemas import ReleasePublic, RevisionPublic
+from api.records.asof import newest_version
 
 _FIELDS = [name for name in RevisionPublic.model_fields if name != "at"]
 
@@ -40,17 +41,6 @@ def _first_version(start: Any) -> Any:
     )
 
 
-def _last_version(until: Any) -> Any:
-    """The newest version committed at or before `until`."""
-    return (
-        select(col(DatasetVersion.version))
-        .where(col(DatasetVersion.at) <= until)
-        .order_by(col(DatasetVersion.at).desc(), col(DatasetVersion.version).desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
 def _until(session: Session, moment: datetime | None) -> datetime | None:
     """`moment` in UTC, as the database compares it (SQLite stores naive UTC text)."""
     if moment is None:
@@ -73,7 +63,7 @@ def record_revisions(
     where = (col(Revision.kind) == kind) & (col(Revision.record_id) == record_id)
     until = _until(session, as_of)
     if until is not None:
-        where = where & (col(Revision.dataset_version) <= _last_version(until))
+        where = where & (col(Revision.dataset_version) <= newest_version(until))
     total = session.execute(select(func.count()).select_from(Revision).where(where)).scalar_one()
     if total == 0:
         raise NotFound(f"There is no {label} {record_id!r}, and there never was.")
@@ -91,7 +81,7 @@ def _changes_where(
     if start is not None:
         where = where & (col(Revision.dataset_version) >= _first_version(start))
     if until is not None:
-        where = where & (col(Revision.dataset_version) <= _last_version(until))
+        where = where & (col(Revision.dataset_version) <= newest_version(until))
     return where
 
 

@@ -33,18 +33,25 @@ _CURRENT = f"SELECT version, changed_at FROM {versions.DatasetState.__tablename_
 REVISION = "dataset_revision"
 
 
+def newest_version(until: Any) -> Any:
+    """SQL: the newest version committed at or before `until` (as the database keeps times;
+    null before any), one seek on `ix_dataset_version_at`."""
+    return (
+        select(col(DatasetVersion.version))
+        .where(col(DatasetVersion.at) <= until)
+        .order_by(col(DatasetVersion.at).desc(), col(DatasetVersion.version).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def version_at(connection: Connection | Session, moment: datetime) -> int:
     """The newest version committed at or before `moment` (0 before any)."""
     moment = moment.astimezone(UTC)
     bind = connection.get_bind() if isinstance(connection, Session) else connection
     if bind.dialect.name == "sqlite":
         moment = moment.replace(tzinfo=None)  # SQLite keeps naive UTC text
-    found = connection.execute(
-        select(col(DatasetVersion.version))
-        .where(col(DatasetVersion.at) <= moment)
-        .order_by(col(DatasetVersion.at).desc(), col(DatasetVersion.version).desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    found = connection.execute(select(newest_version(moment))).scalar_one_or_none()
     return int(found or 0)
 
 

@@ -56,22 +56,52 @@ class DatabaseFactory:
         self.tmp_dir = tmp_dir
         self.engines: list[Engine] = []
         self.postgres_databases: list[str] = []
+        self.templates: dict[str, str] = {}  # kind -> url, made by `copy_of`
 
-    def new_url(self) -> str:
+    def new_url(self, template: str | None = None) -> str:
+        """A new, empty database; on PostgreSQL, a copy of database `template` if named."""
         name = f"cdmo_test_{uuid.uuid4().hex[:12]}"
         if self.backend == "sqlite":
             return f"sqlite:///{self.tmp_dir / name}.db"
         assert POSTGRES_URL is not None
         admin = make_engine(POSTGRES_URL)
+        copy = f' TEMPLATE "{template}"' if template else ""
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("SET statement_timeout = 0"))  # slow on a busy machine
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
         admin.dispose()
         self.postgres_databases.append(name)
         return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
 
     def new_engine(self) -> Engine:
         engine = make_engine(self.new_url())
+        self.engines.append(engine)
+        return engine
+
+    def copy_of(self, kind: str) -> Engine:
+        """A new database holding what a template of `kind` holds: "migrated" (the newest
+        migration, no data) or "seeded" (and the seed dataset).
+
+        Each template is made once per run the way any database is (the real migrations, the
+        real seed files), then copied: a file copy on SQLite, `CREATE DATABASE ... TEMPLATE` on
+        PostgreSQL. A test that needs a fresh database then costs milliseconds instead of the
+        twenty migrations and a load (about 0.9 s on SQLite, 1.8 s on PostgreSQL)."""
+        if kind not in self.templates:
+            url = self.new_url()
+            engine = make_engine(url)
+            migrate.upgrade(engine)
+            if kind == "seeded":
+                seed(engine)
+            engine.dispose()  # SQLite checkpoints its WAL into the file on the last close
+            self.templates[kind] = url
+        template = make_url(self.templates[kind])
+        url = self.new_url(template=template.database)
+        if self.backend == "sqlite":
+            assert template.database is not None and make_url(url).database is not None
+            # The template's engine is disposed, so its write-ahead log is in the file.
+            assert not Path(f"{template.database}-wal").exists()
+            shutil.copyfile(template.database, str(make_url(url).database))
+        engine = make_engine(url)
         self.engines.append(engine)
         return engine
 
@@ -132,18 +162,28 @@ def empty_engine(databases: DatabaseFactory) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def migrated_engine(empty_engine: Engine) -> Engine:
+def migrated_engine(databases: DatabaseFactory) -> Iterator[Engine]:
     """A fresh database at the newest migration, with no data."""
-    migrate.upgrade(empty_engine)
-    return empty_engine
+    engine = databases.copy_of("migrated")
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
-def writable(migrated_engine: Engine) -> Iterator[Writable]:
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
-    with TestClient(create_app(engine=migrated_engine), raise_server_exceptions=False) as client:
-        yield Writable(client, migrated_engine, keys)
+def fresh_seeded_engine(databases: DatabaseFactory) -> Iterator[Engine]:
+    """A fresh database at the newest migration holding the seed dataset, for a test to change."""
+    engine = databases.copy_of("seeded")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def writable(fresh_seeded_engine: Engine) -> Iterator[Writable]:
+    keys = make_keys(fresh_seeded_engine)
+    with TestClient(
+        create_app(engine=fresh_seeded_engine), raise_server_exceptions=False
+    ) as client:
+        yield Writable(client, fresh_seeded_engine, keys)
 
 
 @pytest.fixture

@@ -315,7 +315,7 @@ def test_exports_write_every_value_as_the_json_api_does(
 
 @pytest.mark.parametrize("params", [{}, {"sort": "-id"}], ids=["ascending", "descending"])
 def test_an_export_whose_reads_come_out_even_ends_with_an_empty_read(
-    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
+    fresh_seeded_engine: Engine, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
 ) -> None:
     """In id order the database joins a read's lines into one (api.metrics.encoding; SQLite
     only in ascending order); a read as long as the rows left cannot tell that none follow,
@@ -326,8 +326,7 @@ def test_an_export_whose_reads_come_out_even_ends_with_an_empty_read(
     from api.main import create_app
     from api.metrics import encoding
 
-    seed(migrated_engine)  # figures PostgreSQL writes itself: every read is joined
-    with TestClient(create_app(Settings(response_cache_bytes=0), migrated_engine)) as client:
+    with TestClient(create_app(Settings(response_cache_bytes=0), fresh_seeded_engine)) as client:
         items = client.get("/v1/metrics", params={**params, "limit": 500}).json()["items"]
         assert len(items) > 1
         monkeypatch.setattr(encoding, "_JOINED_ROWS", 1)
@@ -345,7 +344,7 @@ def test_an_export_whose_reads_come_out_even_ends_with_an_empty_read(
         csv_body = client.get("/v1/metrics.csv", params=params).content
         names = exports.columns(MetricPublic)
         assert csv_body == exports._csv_header(names) + exports._csv_chunk(items)
-        if params and migrated_engine.dialect.name == "sqlite":
+        if params and fresh_seeded_engine.dialect.name == "sqlite":
             assert reads == []  # SQLite reads a sorted export's ids first, row by row
             return
         # Each export: one read of every metric and one that finds none, under way at once
@@ -400,7 +399,7 @@ def test_reads_started_ahead_give_every_metric_once_whatever_the_split_says(
 
 
 def test_exports_at_an_earlier_version_read_the_history(
-    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    fresh_seeded_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`as_of` exports are written by the database from the history (the same query, its
     tables replaced by their rows at that version) and equal the JSON collection at as_of."""
@@ -410,10 +409,9 @@ def test_exports_at_an_earlier_version_read_the_history(
     from api.main import create_app
     from tests.helpers import make_keys
 
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
+    keys = make_keys(fresh_seeded_engine)
     monkeypatch.setattr(exports, "CHUNK_ROWS", 5)
-    with TestClient(create_app(Settings(response_cache_bytes=0), migrated_engine)) as client:
+    with TestClient(create_app(Settings(response_cache_bytes=0), fresh_seeded_engine)) as client:
         before = client.get("/v1/changes", params={"limit": 1, "offset": 66}).json()["items"]
         moment = before[0]["at"]
         written = client.patch(
@@ -435,7 +433,7 @@ def test_exports_at_an_earlier_version_read_the_history(
 
 
 def test_the_change_feed_exports_in_chunks_at_one_version(
-    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    fresh_seeded_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The change feed streams in chunks (bounded memory for a long history): its lines are
     the feed's items, and a revision written during the export is not in it."""
@@ -444,13 +442,12 @@ def test_the_change_feed_exports_in_chunks_at_one_version(
     from api.main import create_app
     from tests.helpers import make_keys
 
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
+    keys = make_keys(fresh_seeded_engine)
     monkeypatch.setattr(exports, "CHUNK_ROWS", 10)
     settings = Settings(response_cache_bytes=0)
     with (
-        TestClient(create_app(settings, migrated_engine)) as client,
-        TestClient(create_app(settings, migrated_engine)) as other,
+        TestClient(create_app(settings, fresh_seeded_engine)) as client,
+        TestClient(create_app(settings, fresh_seeded_engine)) as other,
     ):
         feed = client.get("/v1/changes", params={"limit": 500}).json()["items"]
         read_chunk, chunks = exports._read_chunk, []

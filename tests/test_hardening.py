@@ -252,11 +252,10 @@ def test_idempotency_records_are_kept_24_hours_then_deleted(writable: Writable) 
 # --- authentication ------------------------------------------------------------------------
 
 
-def test_failed_authentication_is_throttled_per_address(migrated_engine: Engine) -> None:
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
+def test_failed_authentication_is_throttled_per_address(fresh_seeded_engine: Engine) -> None:
+    keys = make_keys(fresh_seeded_engine)
     settings = Settings(database_url="sqlite://", auth_failure_limit=3)
-    app = create_app(settings=settings, engine=migrated_engine)
+    app = create_app(settings=settings, engine=fresh_seeded_engine)
     with TestClient(app, raise_server_exceptions=False) as client:
         bad = {"Authorization": "Bearer not-a-key"}
         for _ in range(3):
@@ -413,10 +412,9 @@ RACERS = 16
 
 
 @pytest.fixture
-def server(migrated_engine: Engine) -> Iterator[tuple[str, dict[str, str]]]:
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
-    with serving(migrated_engine, WRITE_RATE_LIMIT="10000") as (_server, url):
+def server(fresh_seeded_engine: Engine) -> Iterator[tuple[str, dict[str, str]]]:
+    keys = make_keys(fresh_seeded_engine)
+    with serving(fresh_seeded_engine, WRITE_RATE_LIMIT="10000") as (_server, url):
         yield url, {"Authorization": f"Bearer {keys['alice']}"}
 
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.main import create_app
-from tests.conftest import seed, serving
+from tests.conftest import serving
 from tests.helpers import make_keys
 
 
@@ -30,11 +30,10 @@ def test_request_id_is_made_or_echoed(client: TestClient) -> None:
 
 
 def test_one_json_log_line_per_request_naming_the_key_never_the_token(
-    migrated_engine: Engine, caplog: pytest.LogCaptureFixture
+    fresh_seeded_engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
-    with TestClient(create_app(engine=migrated_engine)) as client:
+    keys = make_keys(fresh_seeded_engine)
+    with TestClient(create_app(engine=fresh_seeded_engine)) as client:
         caplog.set_level(logging.INFO, logger="api.access")
         client.get("/v1/faq?limit=1", headers={"X-Request-ID": "req-1"})
         client.post(
@@ -210,7 +209,7 @@ def test_database_outage_is_503_then_recovers_by_itself(
 
 
 def test_sigterm_under_load_finishes_in_flight_requests_refuses_new_ones_and_exits_0(
-    migrated_engine: Engine,
+    fresh_seeded_engine: Engine,
 ) -> None:
     """Eight clients keep reading (a new connection per request) while the server is told to
     stop. Every answer that arrives is whole and 200; every request that gets no answer is
@@ -224,8 +223,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_refuses_new_ones_and_exi
     from api.metrics.models import Metric
     from tests.helpers import new_metric
 
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
+    keys = make_keys(fresh_seeded_engine)
     outcomes: list[tuple[float, str]] = []
     stop, started, release = threading.Event(), threading.Event(), threading.Event()
     posted: list[int] = []
@@ -260,7 +258,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_refuses_new_ones_and_exi
                 session.post(f"{url}/v1/metrics", content=held_body(), headers=headers).status_code
             )
 
-    with serving(migrated_engine) as (server, url):
+    with serving(fresh_seeded_engine) as (server, url):
         clients = [threading.Thread(target=client, args=(url,)) for _ in range(8)]
         for thread in clients:
             thread.start()
@@ -284,7 +282,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_refuses_new_ones_and_exi
         for thread in [*clients, writer]:
             thread.join(timeout=30)
     assert posted == [201]
-    with Session(migrated_engine) as session:
+    with Session(fresh_seeded_engine) as session:
         assert session.get(Metric, "written-while-stopping") is not None
     kinds = {kind for _moment, kind in outcomes}
     assert kinds <= {"200", "refused", "closed", "reset"}, kinds

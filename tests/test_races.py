@@ -7,17 +7,16 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests.conftest import seed, serving
+from tests.conftest import serving
 from tests.helpers import make_keys, new_metric
 
 RACERS = 16
 
 
 @pytest.fixture
-def server(migrated_engine: Engine) -> Iterator[tuple[str, dict[str, str]]]:
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
-    with serving(migrated_engine, WRITE_RATE_LIMIT="10000") as (_server, url):
+def server(fresh_seeded_engine: Engine) -> Iterator[tuple[str, dict[str, str]]]:
+    keys = make_keys(fresh_seeded_engine)
+    with serving(fresh_seeded_engine, WRITE_RATE_LIMIT="10000") as (_server, url):
         yield url, {"Authorization": f"Bearer {keys['alice']}"}
 
 

@@ -23,7 +23,7 @@ from api.auth import service as auth_service
 from api.config import Settings
 from api.db import writer
 from api.main import create_app
-from tests.conftest import free_port, seed, serving
+from tests.conftest import free_port, serving
 from tests.helpers import new_metric
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -120,13 +120,12 @@ def silent_server() -> Iterator[int]:
 
 @pytest.mark.parametrize("redis_down", ["closed port", "no answer"])
 def test_writes_are_refused_with_503_when_redis_is_unreachable(
-    migrated_engine: Engine, redis_down: str, request: pytest.FixtureRequest
+    fresh_seeded_engine: Engine, redis_down: str, request: pytest.FixtureRequest
 ) -> None:
     port = free_port() if redis_down == "closed port" else request.getfixturevalue("silent_server")
-    seed(migrated_engine)
-    _name, auth = make_key(migrated_engine)
+    _name, auth = make_key(fresh_seeded_engine)
     settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0")
-    with TestClient(create_app(settings, engine=migrated_engine)) as client:
+    with TestClient(create_app(settings, engine=fresh_seeded_engine)) as client:
         total = client.get("/v1/metrics").json()["total"]
         started = time.monotonic()
         refused = client.post("/v1/metrics", json=new_metric(), headers=auth)
@@ -138,7 +137,7 @@ def test_writes_are_refused_with_503_when_redis_is_unreachable(
         # Nothing was written, and reads go on as before.
         assert client.get(f"/v1/metrics/{new_metric()['id']}").status_code == 404
         assert client.get("/v1/metrics").json()["total"] == total
-        assert rate_window_rows(migrated_engine) == 0
+        assert rate_window_rows(fresh_seeded_engine) == 0
         # Keys are still checked first: a bad key is a 401, not a 503.
         bad = {"Authorization": "Bearer not-a-key"}
         assert client.post("/v1/metrics", json=new_metric(), headers=bad).status_code == 401

@@ -21,7 +21,7 @@ from api.config import Settings
 from api.db import writer
 from api.main import create_app
 from api.response_cache import ResponseCache
-from tests.conftest import SEED_DIR, seed
+from tests.conftest import SEED_DIR
 from tests.helpers import make_keys
 
 ITEM = "/v1/metrics/viral-vector-lead-time"
@@ -64,10 +64,9 @@ def test_repeated_reads_are_served_from_the_cache(client: TestClient) -> None:
     assert other.status_code == 406  # not the cached JSON
 
 
-def test_a_write_refreshes_every_cached_representation(migrated_engine: Engine) -> None:
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
-    with TestClient(create_app(engine=migrated_engine)) as client:
+def test_a_write_refreshes_every_cached_representation(fresh_seeded_engine: Engine) -> None:
+    keys = make_keys(fresh_seeded_engine)
+    with TestClient(create_app(engine=fresh_seeded_engine)) as client:
         before = snapshot(client)
         assert snapshot(client) == before  # now cached
         tag = client.get(ITEM).headers["etag"]
@@ -88,12 +87,11 @@ def test_a_write_refreshes_every_cached_representation(migrated_engine: Engine) 
         assert "fresh" in after["/v1/metrics?limit=50"][1]
 
 
-def test_another_instance_and_another_process_are_seen_at_once(migrated_engine: Engine) -> None:
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
+def test_another_instance_and_another_process_are_seen_at_once(fresh_seeded_engine: Engine) -> None:
+    keys = make_keys(fresh_seeded_engine)
     with (
-        TestClient(create_app(engine=migrated_engine)) as one,
-        TestClient(create_app(engine=migrated_engine)) as two,
+        TestClient(create_app(engine=fresh_seeded_engine)) as one,
+        TestClient(create_app(engine=fresh_seeded_engine)) as two,
     ):
         assert geography_of(one) == geography_of(two) == "global"
         tag = two.get(ITEM).headers["etag"]
@@ -117,7 +115,7 @@ def test_another_instance_and_another_process_are_seen_at_once(migrated_engine: 
         from api.dataset import read_datasets
         from api.records.loading import load_datasets
 
-        with Session(writer(migrated_engine)) as session, session.begin():
+        with Session(writer(fresh_seeded_engine)) as session, session.begin():
             load_datasets(session, read_datasets(SEED_DIR / "data", SEED_DIR / "sources"))
         assert geography_of(one) is None  # the analyst's correction was kept, and seen
         faq_before = one.get("/v1/faq").json()["total"]
@@ -125,13 +123,15 @@ def test_another_instance_and_another_process_are_seen_at_once(migrated_engine: 
 
 
 def test_concurrent_revalidations_after_a_write_elsewhere_all_see_it(
-    migrated_engine: Engine,
+    fresh_seeded_engine: Engine,
 ) -> None:
     """Sixteen revalidations at once share revision reads, and none is answered from before
     the write."""
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
-    writer_app, reader_app = create_app(engine=migrated_engine), create_app(engine=migrated_engine)
+    keys = make_keys(fresh_seeded_engine)
+    writer_app, reader_app = (
+        create_app(engine=fresh_seeded_engine),
+        create_app(engine=fresh_seeded_engine),
+    )
 
     async def scenario() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=reader_app)
@@ -258,22 +258,21 @@ def test_a_hit_answered_at_the_edge_is_the_whole_answer(client: TestClient) -> N
 
 
 def test_a_commit_by_any_other_connection_is_seen_by_the_next_hit(
-    migrated_engine: Engine,
+    fresh_seeded_engine: Engine,
 ) -> None:
     """SQLite: the revision check is exact, and costs no table read while nothing changed: the
     probe sees the WAL index's header move when any other connection commits, in this process
     or another, and then reads the revision row."""
-    if migrated_engine.dialect.name != "sqlite":
+    if fresh_seeded_engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL's writes notify; this is SQLite's check of the file")
-    seed(migrated_engine)
-    with TestClient(create_app(Settings(), migrated_engine)) as client:
+    with TestClient(create_app(Settings(), fresh_seeded_engine)) as client:
         cache = cache_of(client)
         before = client.get(ITEM)
         hits = cache.hits
         assert client.get(ITEM).content == before.content and cache.hits == hits + 1
         # A writer changes the column and the JSON kept with the row (`document`), as the
         # record store does.
-        with migrated_engine.begin() as connection:
+        with fresh_seeded_engine.begin() as connection:
             connection.exec_driver_sql(
                 "UPDATE metric SET geography = 'Mars', document = replace(document,"
                 ' \'"geography":"global"\', \'"geography":"Mars"\')'
@@ -285,7 +284,7 @@ def test_a_commit_by_any_other_connection_is_seen_by_the_next_hit(
         assert int(after.headers["dataset-version"]) == int(before.headers["dataset-version"]) + 1
         assert client.get(ITEM).content == after.content and cache.hits == hits + 2
         # Another process's commit, through the sqlite3 module alone.
-        path = migrated_engine.url.database
+        path = fresh_seeded_engine.url.database
         script = (
             "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
             "c.execute('PRAGMA busy_timeout=10000'); c.execute('BEGIN IMMEDIATE'); "
@@ -302,15 +301,14 @@ def test_a_commit_by_any_other_connection_is_seen_by_the_next_hit(
         assert cache.probe._shm, "a WAL file's revision is read from the WAL index's header"
 
 
-def test_a_live_server_read_right_after_its_write_sees_it(migrated_engine: Engine) -> None:
+def test_a_live_server_read_right_after_its_write_sees_it(fresh_seeded_engine: Engine) -> None:
     """Over real connections the write's answer reaches the client, and its next read can
     arrive, before the write's request has finished in the server: that read must still see it
     (on PostgreSQL, before the write's own NOTIFY has come back)."""
     from tests.conftest import serving
 
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
-    with serving(migrated_engine) as (_server, url), httpx.Client(base_url=url) as client:
+    keys = make_keys(fresh_seeded_engine)
+    with serving(fresh_seeded_engine) as (_server, url), httpx.Client(base_url=url) as client:
         path = ITEM
         tag = client.get(path).headers["etag"]
         for n in range(60):

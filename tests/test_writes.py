@@ -312,11 +312,10 @@ def test_a_body_that_is_not_json_is_415_and_malformed_json_names_the_body(
     assert w.client.get("/v1/metrics").json()["total"] == 42
 
 
-def test_writes_are_rate_limited_per_key(migrated_engine: Engine) -> None:
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
+def test_writes_are_rate_limited_per_key(fresh_seeded_engine: Engine) -> None:
+    keys = make_keys(fresh_seeded_engine)
     settings = Settings(write_rate_limit=3, write_rate_window=3600)
-    with TestClient(create_app(settings, engine=migrated_engine)) as client:
+    with TestClient(create_app(settings, engine=fresh_seeded_engine)) as client:
         headers = {"Authorization": f"Bearer {keys['alice']}"}
         statuses = [
             client.post("/v1/metrics", json={"id": "x"}, headers=headers).status_code
@@ -381,11 +380,10 @@ def test_changes_feed_and_releases(writable: Writable) -> None:
 
 
 def test_concurrent_patches_with_one_if_match_let_exactly_one_through(
-    migrated_engine: Engine,
+    fresh_seeded_engine: Engine,
 ) -> None:
-    seed(migrated_engine)
-    keys = make_keys(migrated_engine)
-    with serving(migrated_engine, WRITE_RATE_LIMIT="1000") as (_server, url):
+    keys = make_keys(fresh_seeded_engine)
+    with serving(fresh_seeded_engine, WRITE_RATE_LIMIT="1000") as (_server, url):
         path = f"{url}/v1/metrics/viral-vector-lead-time"
         tag = httpx.get(path).headers["etag"]
         headers = {"Authorization": f"Bearer {keys['alice']}", "If-Match": tag}

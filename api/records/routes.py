@@ -121,9 +121,14 @@ async def json_body(request: Request) -> None:
     repeated: list[str] = []
 
     def members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        names = [name for name, _value in pairs]
-        repeated.extend(name for name in dict.fromkeys(names) if names.count(name) > 1)
-        return dict(pairs)
+        found = dict(pairs)
+        if len(found) < len(pairs):  # linear: 60,000 members once took 40 s (list.count)
+            seen: set[str] = set()
+            for name, _value in pairs:
+                if name in seen:
+                    repeated.append(name)
+                seen.add(name)
+        return found
 
     try:
         json.loads(await request.body(), object_pairs_hook=members)

@@ -124,6 +124,22 @@ def _site_named_once(style: CitationStyle, item: dict[str, Any]) -> dict[str, An
     return {name: value for name, value in item.items() if name != repeated}
 
 
+# AMA's CSL file has no branch for a data set (CSL's "dataset") or a document ("document", a
+# filing): both fall to its journal article's, which names a journal (container-title) where
+# these have a publisher, and dates them "Published online" (AMA's words for an article ahead
+# of print), so the publisher was never printed. AMA cites them as it does a report, by
+# publisher and year ("Title. Publisher; 2026."): the file is given them as reports.
+AMA_AS_REPORT = {"dataset", "document"}
+
+
+def _as_read_by(style: CitationStyle, item: dict[str, Any]) -> dict[str, Any]:
+    """`item` as `style`'s CSL file is to read it (`_site_named_once`, `AMA_AS_REPORT`)."""
+    item = _site_named_once(style, item)
+    if style is CitationStyle.ama and item["type"] in AMA_AS_REPORT:
+        return {**item, "type": "report"}
+    return item
+
+
 @cache
 def _style(style: CitationStyle) -> "CitationStylesStyle":
     from citeproc import CitationStylesStyle
@@ -180,7 +196,7 @@ def styled(style: CitationStyle, source: SourcePublic, evidence: Evidence | None
     from citeproc import Citation, CitationItem, CitationStylesBibliography, formatter
     from citeproc.source.json import CiteProcJSON
 
-    item = _site_named_once(style, csl_item(source))
+    item = _as_read_by(style, csl_item(source))
     with _RENDERING:
         bibliography = CitationStylesBibliography(
             _style(style), CiteProcJSON([item]), formatter.plain

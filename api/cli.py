@@ -250,6 +250,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda _signal, _frame: None)
     import uvicorn  # only the server needs it
 
+    from api.http_protocol import ProblemHttpToolsProtocol
     from api.observability import log_config
 
     if (args.workers or settings.web_concurrency) > 1:
@@ -266,9 +267,10 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,  # the API writes its own JSON line per request (api.middleware)
         proxy_headers=True,
         # uvloop's event loop and httptools' parser (uvicorn[standard]): 3-4x the requests/s
-        # of asyncio and h11 on this service (docs/benchmarks.md).
+        # of asyncio and h11 on this service (docs/benchmarks.md); an unparsable request is
+        # answered with problem details (api.http_protocol).
         loop="uvloop",
-        http="httptools",
+        http=ProblemHttpToolsProtocol,
         ws="none",  # no WebSocket routes: the protocol is not even imported
     )
     return 0

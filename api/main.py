@@ -145,23 +145,40 @@ def create_app(
         max_query_bytes=settings.max_query_bytes,
         max_query_parameters=settings.max_query_parameters,
     )
+    # Inside CORS, so that a browser can read the 413 too.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         CrossOrigin,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "HEAD", "OPTIONS"],
-        allow_headers=["Accept", "If-None-Match", "Content-Type"],
-        expose_headers=[
-            "ETag",
-            "Link",
-            "Content-Disposition",
-            "Retry-After",
+        allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+        # What the contract has a client send: its key, preconditions, a retry's key, the
+        # request id it wants echoed (the safelisted ones need no grant; Content-Type does
+        # for JSON).
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
             "X-Request-ID",
+        ],
+        # What a page's script may read beyond the safelisted headers (Cache-Control,
+        # Content-Type, ...): every header the API answers with a meaning for its client.
+        expose_headers=[
+            "Allow",
+            "Content-Disposition",
             "Dataset-Version",
+            "ETag",
+            "Idempotent-Replayed",
+            "Link",
+            "Location",
+            "Retry-After",
+            "WWW-Authenticate",
+            "X-Request-ID",
         ],
         max_age=600,
     )
     app.add_middleware(HeadAsGet)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

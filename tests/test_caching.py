@@ -7,6 +7,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.helpers import Writable, new_metric
+
 PATHS = [
     "/v1/metrics",
     "/v1/metrics?category=market&sort=-value_high",
@@ -171,7 +173,7 @@ def test_cors_origins_are_configurable(restricted: TestClient) -> None:
 def test_a_refused_cors_preflight_is_a_problem_naming_what_was_refused(
     restricted: TestClient,
 ) -> None:
-    refused = _preflight(restricted, "https://other.example", "DELETE")
+    refused = _preflight(restricted, "https://other.example", "PUT")
     assert refused.status_code == 400
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json() == {
@@ -179,9 +181,10 @@ def test_a_refused_cors_preflight_is_a_problem_naming_what_was_refused(
         "title": "Bad Request",
         "status": 400,
         "detail": "The cross-origin (CORS) preflight is refused: the origin "
-        "'https://other.example' and the method 'DELETE'. Methods allowed: GET, HEAD, "
-        "OPTIONS; request headers allowed: accept, accept-language, content-language, "
-        "content-type, if-none-match.",
+        "'https://other.example' and the method 'PUT'. Methods allowed: DELETE, GET, HEAD, "
+        "OPTIONS, PATCH, POST; request headers allowed: accept, accept-language, "
+        "authorization, content-language, content-type, idempotency-key, if-match, "
+        "if-none-match, x-request-id.",
         "instance": "/v1/faq",
     }
     headers = _preflight(restricted, "https://allowed.example", "GET", "X-Secret")
@@ -190,3 +193,84 @@ def test_a_refused_cors_preflight_is_a_problem_naming_what_was_refused(
     # The allowed origin still gets the preflight's grant on the refusal, as Starlette's.
     assert headers.headers["access-control-allow-origin"] == "https://allowed.example"
     assert _preflight(restricted, "https://allowed.example", "GET").status_code == 200
+
+
+# What a browser page on another origin sends to write: its key, a precondition, a retry's key.
+WRITE_PREFLIGHTS = [
+    ("POST", "Authorization, Content-Type, Idempotency-Key, X-Request-ID"),
+    ("PATCH", "authorization,content-type,if-match,if-none-match"),
+    ("DELETE", "Authorization, If-Match"),
+    ("GET", "If-None-Match, If-Match, X-Request-ID"),
+]
+# What its script must read: tags, where a record went, paging, waits, the request id, ...
+EXPOSED = {
+    "allow", "content-disposition", "dataset-version", "etag", "idempotent-replayed", "link",
+    "location", "retry-after", "www-authenticate", "x-request-id",
+}  # fmt: skip
+
+
+def _exposed(response: httpx.Response) -> set[str]:
+    listed = response.headers["access-control-expose-headers"].split(",")
+    return {name.strip().lower() for name in listed}
+
+
+@pytest.mark.parametrize(("method", "headers"), WRITE_PREFLIGHTS)
+def test_a_preflight_grants_the_headers_the_contract_has_clients_send(
+    client: TestClient, restricted: TestClient, method: str, headers: str
+) -> None:
+    for app, origin, allowed in (
+        (client, "https://dashboard.example", "*"),
+        (restricted, "https://allowed.example", "https://allowed.example"),
+    ):
+        preflight = _preflight(app, origin, method, headers)
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["access-control-allow-origin"] == allowed
+        assert method in preflight.headers["access-control-allow-methods"].split(", ")
+        granted = preflight.headers["access-control-allow-headers"].lower().split(", ")
+        assert {name.strip().lower() for name in headers.split(",")} <= set(granted)
+
+
+def test_a_page_on_another_origin_can_write_and_read_what_it_needs(writable: Writable) -> None:
+    """A cross-origin create, update and delete, as a browser sends them after its preflight:
+    each answer grants the origin and exposes the headers the next step needs (Location, ETag),
+    and so do the refusals (401's WWW-Authenticate, 412, 413, 428)."""
+    w = writable
+    origin = {"Origin": "https://dashboard.example"}
+    anonymous = w.client.post("/v1/metrics", json=new_metric(), headers=origin)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["access-control-allow-origin"] == "*"
+    assert _exposed(anonymous) == EXPOSED
+    keyed = {**origin, **w.auth(), "Idempotency-Key": "k-1", "X-Request-ID": "dashboard-1"}
+    created = w.client.post("/v1/metrics", json=new_metric(), headers=keyed)
+    assert created.status_code == 201, created.text
+    assert created.headers["access-control-allow-origin"] == "*"
+    assert _exposed(created) == EXPOSED
+    assert created.headers["x-request-id"] == "dashboard-1"
+    replayed = w.client.post("/v1/metrics", json=new_metric(), headers=keyed)
+    assert replayed.headers["idempotent-replayed"] == "true"
+    location, tag = created.headers["location"], created.headers["etag"]
+    read = w.client.get(location, headers=origin)
+    assert read.headers["etag"] == tag and _exposed(read) == EXPOSED
+    unconditional = w.client.patch(location, json={"name": "x"}, headers={**origin, **w.auth()})
+    assert unconditional.status_code == 428
+    assert unconditional.headers["access-control-allow-origin"] == "*"
+    patched = w.client.patch(
+        location, json={"name": "Patched"}, headers={**origin, **w.auth(), "If-Match": tag}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.headers["access-control-allow-origin"] == "*"
+    stale = w.client.delete(location, headers={**origin, **w.auth(), "If-Match": tag})
+    assert stale.status_code == 412
+    assert stale.headers["access-control-allow-origin"] == "*"
+    removed = w.client.delete(
+        location, headers={**origin, **w.auth(), "If-Match": patched.headers["etag"]}
+    )
+    assert removed.status_code == 204
+    assert removed.headers["access-control-allow-origin"] == "*"
+    too_large = w.client.post(
+        "/v1/metrics",
+        content=b" " * (2**20 + 1),
+        headers={**origin, **w.auth(), "Content-Type": "application/json"},
+    )
+    assert too_large.status_code == 413
+    assert too_large.headers["access-control-allow-origin"] == "*"

@@ -257,6 +257,36 @@ def test_a_report_in_each_style(writable: Writable) -> None:
         assert cited.text == reference + "\n", style
 
 
+@pytest.mark.parametrize(("kind", "csl_type"), [("dataset", "dataset"), ("filing", "document")])
+def test_ama_names_the_publisher_of_a_dataset_and_a_filing(
+    writable: Writable, kind: str, csl_type: str
+) -> None:
+    """AMA's CSL file reads a data set or a document as a journal article (no journal, so no
+    publisher, and "Published online"); cited as a report, it names the publisher and the year.
+    The other styles, and the CSL-JSON's type, are as they were."""
+    w = writable
+    patched = w.client.patch(
+        SOURCE,
+        json={"kind": kind, "published_on": "2026-09-15"},
+        headers={**w.auth("root"), "If-Match": w.etag(SOURCE)},
+    )
+    assert patched.status_code == 200, patched.text
+    assert json.loads(w.client.get(f"{SOURCE}/citation.json").text)[0]["type"] == csl_type
+    references = {
+        "apa": f"CoreyChem Editorial Team. (2026). {TITLE} [Dataset]. CoreyChem."
+        if kind == "dataset"
+        else f"CoreyChem Editorial Team. (2026, September 15). {TITLE}. CoreyChem.",
+        "vancouver": f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026.",
+        "ama": f"1. CoreyChem Editorial Team. {TITLE}. CoreyChem; 2026.",
+        "chicago": f"CoreyChem Editorial Team. 2026. “{TITLE}.” CoreyChem, September 15.",
+    }
+    for style, reference in references.items():
+        cited = w.client.get(f"{SOURCE}/citation", params={"style": style})
+        assert cited.text == reference + "\n", style
+    quoted = w.client.get(f"{METRIC}/citation", params={"style": "ama"}).text
+    assert quoted == f"{STYLES['ama'][0]}\n\n{references['ama']}\n"
+
+
 def test_a_date_run_together_by_citeproc_is_spaced() -> None:
     from api.citations import _spaced_dates
 

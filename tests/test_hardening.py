@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import socket
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -404,6 +405,56 @@ def test_a_nul_in_a_path_id_is_404(shared: Writable, method: str, kind: object) 
     assert problem(response, 404)["detail"] == f"No resource at /v1{kind.path}/a\x00b."  # type: ignore[attr-defined]
     revisions = shared.client.get(f"{path}/revisions")
     assert problem(revisions, 404)["status"] == 404
+
+
+# --- requests the server cannot parse, on a real server ------------------------------------
+
+UNPARSABLE_REQUESTS = {
+    "unknown method": b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "raw bytes in the target": b"GET /v1/metrics/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a header without a colon": b"GET /v1/metrics HTTP/1.1\r\nHost x\r\n\r\n",
+    "not HTTP at all": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+}
+
+
+def _raw_exchange(url: str, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send `request` as bytes on a new connection; the status line, headers and body the
+    server answers before it closes the connection."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    return status, headers, body
+
+
+@pytest.mark.parametrize("request_bytes", UNPARSABLE_REQUESTS.values(), ids=UNPARSABLE_REQUESTS)
+def test_a_request_the_server_cannot_parse_is_a_problem(
+    server_url: str, request_bytes: bytes
+) -> None:
+    """uvicorn refuses what its parser cannot read before the app sees it; `serve` runs it with
+    a protocol that says so as problem details (api.http_protocol), then closes the connection."""
+    status, headers, body = _raw_exchange(server_url, request_bytes)
+    assert status == "HTTP/1.1 400 Bad Request"
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["connection"] == "close"
+    assert int(headers["content-length"]) == len(body)
+    assert json.loads(body) == {
+        "type": "about:blank",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "The request is not valid HTTP/1.1: its request line (method, target, "
+        "version) or a header could not be parsed.",
+    }
+    # The server serves the next connection as ever.
+    status, headers, _body = _raw_exchange(
+        server_url, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert status == "HTTP/1.1 200 OK"
 
 
 # --- If-Match: * under concurrency --------------------------------------------------------

@@ -123,6 +123,90 @@ def test_key_matrix(writable: Writable) -> None:
                 assert w.client.get(created).status_code == 404
 
 
+# Requests a key holder would be refused for something else: 401 (or 403) comes first.
+UNREADABLE = {
+    "malformed JSON": ({"Content-Type": "application/json"}, b'{"name": ', ""),
+    "not UTF-8": ({"Content-Type": "application/json"}, b'{"name": "\xff"}', ""),
+    "not JSON": ({"Content-Type": "text/plain"}, b"name=x", ""),
+    "unknown parameter": ({"Content-Type": "application/json"}, b"{}", "?dry_run=true"),
+    "unservable Accept": ({"Content-Type": "application/json", "Accept": "text/csv"}, b"{}", ""),
+}
+WRITE_TARGETS = {
+    "/v1/metrics": "/v1/metrics/viral-vector-lead-time",
+    "/v1/technologies": "/v1/technologies/closed-system-automation",
+    "/v1/pricing-models": "/v1/pricing-models/capacity-pool",
+    "/v1/regulatory/outlook": "/v1/regulatory/outlook/ema-hospital-exemption",
+    "/v1/bottlenecks": "/v1/bottlenecks/viral-vector-capacity",
+    "/v1/faq": "/v1/faq/scaling-bottlenecks",
+    "/v1/sources": "/v1/sources/coreychem-future-of-cdmos-2026",
+}
+
+
+def test_the_key_is_checked_before_the_request_is_read(writable: Writable) -> None:
+    """Without a valid key (none, unknown, revoked) every write is a 401, and a key of too
+    small a scope a 403, whatever its body, parameters or Accept: an anonymous client learns
+    nothing of how they would have been read. Nothing is written."""
+    # Each case is a failed authentication: more of them than one address may make by default.
+    settings = Settings(auth_failure_limit=10_000)
+    with TestClient(create_app(settings, engine=writable.engine)) as client:
+        _refuse_every_unadmitted_write(Writable(client, writable.engine, writable.keys))
+
+
+def _refuse_every_unadmitted_write(w: Writable) -> None:
+    before = {path: w.client.get(f"{path}?limit=500").json() for path in WRITE_TARGETS}
+    refused_keys = {
+        "no key": ({}, 401, "This operation needs an API key: Authorization: Bearer <key>."),
+        "unknown key": ({"Authorization": "Bearer not-a-key"}, 401, "The API key is not valid."),
+        "revoked key": (w.auth("gone"), 401, "The API key 'gone' has been revoked."),
+    }
+    for collection, item in WRITE_TARGETS.items():
+        keys = dict(refused_keys)
+        if collection == "/v1/sources":
+            detail = "The key 'alice' has scope 'write'; this needs 'admin'."
+            keys["write key on a source"] = (w.auth("alice"), 403, detail)
+        tag = w.etag(item)
+        for case, (headers, body, query) in UNREADABLE.items():
+            for method, path in (("POST", collection), ("PATCH", item), ("DELETE", item)):
+                for who, (key, status, detail) in keys.items():
+                    sent = {**headers, **key, "If-Match": tag}
+                    answer = w.client.request(method, path + query, content=body, headers=sent)
+                    where = (method, path, case, who)
+                    assert answer.status_code == status, (*where, answer.text)
+                    assert answer.headers["content-type"] == "application/problem+json", where
+                    assert answer.json()["detail"] == detail, where
+                    if status == 401:
+                        assert answer.headers["www-authenticate"].startswith("Bearer"), where
+    assert {path: w.client.get(f"{path}?limit=500").json() for path in WRITE_TARGETS} == before
+
+
+def test_a_key_holder_still_learns_what_is_wrong_with_the_request(writable: Writable) -> None:
+    """Once the key is admitted, the request's own faults are named as before."""
+    w = writable
+    path = "/v1/metrics/viral-vector-lead-time"
+    sent = {**w.auth(), "If-Match": w.etag(path)}
+    statuses = {}
+    for case, (headers, body, query) in UNREADABLE.items():
+        for method, target in (("POST", "/v1/metrics"), ("PATCH", path)):
+            answer = w.client.request(
+                method, target + query, content=body, headers={**sent, **headers}
+            )
+            assert answer.headers["content-type"] == "application/problem+json"
+            statuses[case, method] = answer.status_code
+    assert statuses == {
+        ("malformed JSON", "POST"): 422, ("malformed JSON", "PATCH"): 422,
+        ("not UTF-8", "POST"): 422, ("not UTF-8", "PATCH"): 422,
+        ("not JSON", "POST"): 415, ("not JSON", "PATCH"): 415,
+        ("unknown parameter", "POST"): 422, ("unknown parameter", "PATCH"): 422,
+        ("unservable Accept", "POST"): 406, ("unservable Accept", "PATCH"): 406,
+    }  # fmt: skip
+    malformed = w.client.patch(path, content=b'{"name": ', headers={**sent, **UNREADABLE[
+        "malformed JSON"][0]})  # fmt: skip
+    assert malformed.json()["errors"] == [
+        {"in": "body", "name": "body", "detail": "not valid JSON at character 9: Expecting value"}
+    ]
+    assert w.client.get(path).headers["etag"] == sent["If-Match"]
+
+
 def test_create_validates_like_the_loader_and_changes_nothing_when_refused(
     writable: Writable,
 ) -> None:

@@ -1,19 +1,23 @@
-"""The dependencies that admit a write: a valid, unrevoked key of enough scope, within its rate."""
+"""What admits a write: a valid, unrevoked key of enough scope, within its rate, checked before
+anything else of the request."""
 
 import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import service
 from api.db import writer
 from api.errors import Forbidden, TooManyRequests, Unauthorized
+from api.routing import DeferredRoute
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -55,13 +59,22 @@ class FailureThrottle:
                 self._failures.popitem(last=False)
 
 
-def requires(scope: str) -> Callable[..., str]:
-    """A dependency admitting keys of `scope` (admin covers write); it yields the key's name."""
+class KeyRequired:
+    """The dependency admitting keys of `scope` (admin covers write); it yields the key's name.
+    A request is admitted once: asked again (`KeyFirst` asks before the framework does), it
+    answers the name it admitted."""
 
-    def dependency(
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    def __call__(
+        self,
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> str:
+        admitted: str | None = getattr(request.state, "key_name", None)
+        if admitted is not None:
+            return admitted
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthorized("This operation needs an API key: Authorization: Bearer <key>.")
         throttle: FailureThrottle = request.app.state.auth_throttle
@@ -81,8 +94,10 @@ def requires(scope: str) -> Callable[..., str]:
             raise Unauthorized("The API key is not valid.")
         if key.revoked_at is not None:
             raise Unauthorized(f"The API key {key.name!r} has been revoked.")
-        if SCOPE_RANK[key.scope] < SCOPE_RANK[scope]:
-            raise Forbidden(f"The key {key.name!r} has scope {key.scope!r}; this needs {scope!r}.")
+        if SCOPE_RANK[key.scope] < SCOPE_RANK[self.scope]:
+            raise Forbidden(
+                f"The key {key.name!r} has scope {key.scope!r}; this needs {self.scope!r}."
+            )
         name = key.name
         settings = request.app.state.settings
         window = settings.write_rate_window
@@ -105,4 +120,25 @@ def requires(scope: str) -> Callable[..., str]:
         request.state.key_name = name  # for the access log; the key itself is never logged
         return name
 
-    return dependency
+
+class KeyFirst(DeferredRoute):
+    """A write route that admits the caller's key (`KeyRequired`) before the framework reads
+    anything else of the request: without a valid key of the scope, the answer is 401 (403,
+    429) whatever the body, parameters or Accept, so an anonymous client learns nothing of how
+    they would have been read. A client it admits then gets the 415, 422 or 406 they earn."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        admissions = [
+            needed.call
+            for needed in self.dependant.dependencies
+            if isinstance(needed.call, KeyRequired)
+        ]
+
+        async def admitted_first(request: Request) -> Response:
+            credentials = await bearer(request)
+            for admit in admissions:
+                await run_in_threadpool(admit, request, credentials)
+            return await handler(request)
+
+        return admitted_first

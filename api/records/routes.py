@@ -20,7 +20,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col
 
-from api.auth.deps import requires
+from api.auth.deps import KeyFirst, KeyRequired
 from api.auth.models import IdempotentResponse
 from api.caching import matches_if_match, matches_if_none_match
 from api.db import writer
@@ -315,7 +315,7 @@ def _replay(session: Session, actor: str, key: str, request_hash: str) -> Respon
 def _register(kind: Kind) -> None:
     label = kind.label
     name = "".join(word.capitalize() for word in label.split())
-    actor_dep = Depends(requires(kind.scope))
+    actor_dep = Depends(KeyRequired(kind.scope))
     record_type: Any = kind.record
     patch_type: Any = patch_model(kind.record)
     item_id_type: Any = Annotated[
@@ -332,7 +332,7 @@ def _register(kind: Kind) -> None:
         session: WriteSessionDep,
         body: Annotated[record_type, Body()],
         actor: Annotated[str, actor_dep],
-        _json: Annotated[None, Depends(json_body)],  # after the key: 401 before 415
+        _json: Annotated[None, Depends(json_body)],
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         data = body.model_dump(mode="json")
@@ -372,7 +372,7 @@ def _register(kind: Kind) -> None:
         session: WriteSessionDep,
         body: Annotated[patch_type, Body()],
         actor: Annotated[str, actor_dep],
-        _json: Annotated[None, Depends(json_body)],  # after the key: 401 before 415
+        _json: Annotated[None, Depends(json_body)],
         if_match: IfMatch = None,
         if_none_match: IfNoneMatch = None,
     ) -> Response:
@@ -435,6 +435,7 @@ def _register(kind: Kind) -> None:
         kind.path,
         create,
         methods=["POST"],
+        route_class_override=KeyFirst,  # the key before anything else
         dependencies=[Depends(no_query_parameters)],
         status_code=201,
         operation_id=f"create{name}",
@@ -450,6 +451,7 @@ def _register(kind: Kind) -> None:
         item_path,
         update,
         methods=["PATCH"],
+        route_class_override=KeyFirst,  # the key before anything else
         dependencies=[Depends(no_query_parameters)],
         operation_id=f"update{name}",
         summary=f"Update a {label}",
@@ -475,6 +477,7 @@ def _register(kind: Kind) -> None:
         item_path,
         remove,
         methods=["DELETE"],
+        route_class_override=KeyFirst,  # the key before anything else
         dependencies=[Depends(no_query_parameters)],
         status_code=204,
         operation_id=f"delete{name}",

@@ -4,7 +4,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, func, select, true
+from sqlalchemy import ColumnElement, Row, Select, func, select, true, tuple_
 from sqlmodel import Session, col
 
 from api.errors import InvalidInput, NotFound
@@ -121,13 +121,17 @@ def _feed(
     """Up to `limit + 1` of the revisions `where` selects, in the feed's order, `offset` past
     the revision `after` names (or the start), each with its version's timestamp.
 
-    After a cursor they are read as two ranges of `ix_revision_dataset_version_id`, one after
-    the other: the rest of the cursor's version, then the versions after it. As one condition,
-    SQLite read the cursor's version from its start (150 ms at 1,000,000 revisions for a page
-    in the middle of a load). An offset from a cursor counts through both in one query."""
+    Past a cursor, each statement is one range of `ix_revision_dataset_version_id`. PostgreSQL
+    seeks a row comparison in it; as `dataset_version = v AND id > i` it walked the primary key
+    instead, past every later version's revisions (1.2 s at 1,000,000). SQLite seeks a row
+    value by its first column only (150 ms to pass the cursor's version in a load of 500,000),
+    so there the rest of the cursor's version and the versions after it are read one after the
+    other; an offset from a cursor counts through both in one query."""
     version, revision_id = col(Revision.dataset_version), col(Revision.id)
     parts = [where]
-    if after is not None:
+    if after is not None and session.get_bind().dialect.name == "postgresql":
+        parts = [where & (tuple_(version, revision_id) > tuple_(after[0], after[1]))]
+    elif after is not None:
         rest, later = (version == after[0]) & (revision_id > after[1]), version > after[0]
         if offset:
             parts = [where & (version >= after[0]) & (rest | later)]

@@ -63,24 +63,45 @@ class Page(BaseModel, Generic[T]):
 def page(
     request: Request, response: Response, items: list[T], total: int, limit: int, offset: int
 ) -> Page[T]:
-    """The envelope for `items`, with `next` in the body and in an RFC 8288 `Link` header."""
+    """The envelope for `items` paged by offset, with `next` in the body and in an RFC 8288
+    `Link` header."""
+    more = offset + limit < total
+    next_params = [("limit", str(limit)), ("offset", str(offset + limit))] if more else None
+    return keyed_page(request, response, items, total, limit, offset, next_params)
+
+
+def keyed_page(
+    request: Request,
+    response: Response,
+    items: list[T],
+    total: int | None,
+    limit: int,
+    offset: int,
+    next_params: list[tuple[str, str]] | None,
+) -> Page[T]:
+    """The envelope for `items`, whose next page has the paging parameters `next_params`
+    (None on the last page), with `next` in the body and in an RFC 8288 `Link` header."""
     next_url = None
-    if offset + limit < total:
-        params = [
-            (key, value)
-            for key, value in request.query_params.multi_items()
-            if key not in ("limit", "offset")
-        ]
-        params += [("limit", str(limit)), ("offset", str(offset + limit))]
-        path = request.scope.get("root_path", "") + request.url.path
-        next_url = f"{path}?{urlencode(params, safe=',')}"
+    if next_params is not None:
+        next_url = next_link(request, next_params)
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return Page[T](items=items, total=total, limit=limit, offset=offset, next=next_url)
 
 
-# Keyset paging (metric collections): `next` carries `after=`, the sort order and the sort values
-# of the page's last item, so a deep page is found by the index as fast as the first, and stays
-# put when items are added before it.
+def next_link(request: Request, next_params: list[tuple[str, str]]) -> str:
+    """The relative URL of the next page: the request's own parameters, its paging ones
+    (`offset`, `after`, and those of `next_params`) replaced by `next_params`."""
+    replaced = {name for name, _ in next_params} | {"offset", "after"}
+    params = [
+        (key, value) for key, value in request.query_params.multi_items() if key not in replaced
+    ]
+    path = request.scope.get("root_path", "") + request.url.path
+    return f"{path}?{urlencode([*params, *next_params], safe=',')}"
+
+
+# Keyset paging (metric collections, the change feed): `next` carries `after=`, the sort order
+# and the sort values of the page's last item, so a deep page is found by the index as fast as
+# the first, and stays put when items are added before it.
 
 
 def encode_cursor(values: list[Any]) -> str:
@@ -141,12 +162,7 @@ def json_page(
     headers = {}
     next_url = None
     if next_params is not None:
-        replaced = {name for name, _ in next_params} | {"offset", "after"}
-        params = [
-            (key, value) for key, value in request.query_params.multi_items() if key not in replaced
-        ]
-        path = request.scope.get("root_path", "") + request.url.path
-        next_url = f"{path}?{urlencode([*params, *next_params], safe=',')}"
+        next_url = next_link(request, next_params)
         headers["Link"] = f'<{next_url}>; rel="next"'
     rest = orjson.dumps({"total": total, "limit": limit, "offset": offset, "next": next_url})
     body = b'{"items":[' + b",".join(items) + b"]," + rest[1:]

@@ -10,7 +10,8 @@ sequential requests with httpx, each distinct so no layer can answer from memory
 filtered and sorted page of 50, a `q` page (the same query with another page size each time, and
 a query new each time), facets (the tallied columns; the subject facet; the facets of one
 subject and of two), a first and a deep keyset page (`after=` at
-the middle of the collection), the same with `count=none`; pages of the sorts a user pages
+the middle of the collection), the same with `count=none`; a page of the change feed from its
+middle, by offset and by keyset; pages of the sorts a user pages
 through (`SORTS`), alone and with a common filter, first and from the middle by keyset (the
 middle found by offset, not timed; with a filter, a tenth of the way); then one whole NDJSON
 and one CSV
@@ -26,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -89,8 +91,8 @@ def export_rate(client: httpx.Client, fmt: str, pid: int) -> tuple[float, int, f
 
 
 CASES = ("item", "filtered", "q", "q-new", "facets", "facets-subject", "facets-of-subject",
-         "facets-of-subjects", "first", "deep", "deep-count-none", "sorts", "sorts-deep",
-         "exports")  # fmt: skip
+         "facets-of-subjects", "first", "deep", "deep-count-none", "changes-offset",
+         "changes-deep", "sorts", "sorts-deep", "exports")  # fmt: skip
 # The sorts a user pages through (issue 12), each alone and with a common filter ("sorts"),
 # and from the middle of the sorted collection by keyset ("sorts-deep").
 SORTS = ("-value", "value", "-year", "year", "name", "-value_high", "value_low")
@@ -137,6 +139,19 @@ def round_for(
             middle = f"synthetic-{sources // 2 + n:03d}-00000"
             return f"/v1/metrics?limit=50&after={encode_cursor(['id', middle])}"
 
+        def changes_after(n: int) -> str:
+            # The cursor of a revision in the middle of the feed (found by offset, not timed),
+            # moved on by n revisions of its version (the import's, which holds them all).
+            from api.pagination import encode_cursor
+
+            if not middle_change:
+                found = client.get(f"/v1/changes?limit=1&count=none&offset={size // 2}")
+                middle_change.update(found.json()["items"][0])
+            version, revision_id = middle_change["dataset_version"], middle_change["id"] + n
+            cursor = encode_cursor(["dataset_version,id", version, revision_id])
+            return f"/v1/changes?limit=50&count=none&after={cursor}"
+
+        middle_change: dict[str, Any] = {}
         cases: list[tuple[str, str, Callable[[int], str], float]] = [
             ("item", "one metric", lambda n: f"/v1/metrics/{metric_id(n)}", 5),
             (
@@ -200,6 +215,18 @@ def round_for(
                 "deep-count-none",
                 "deep page, count=none",
                 lambda n: page_after(n) + "&count=none",
+                30,
+            ),
+            (
+                "changes-offset",
+                "change feed, deep page of 50 by offset, count=none",
+                lambda n: f"/v1/changes?limit=50&count=none&offset={size // 2 + n}",
+                30,
+            ),
+            (
+                "changes-deep",
+                "change feed, deep page of 50 by keyset (after=), count=none",
+                changes_after,
                 30,
             ),
         ]

@@ -62,6 +62,8 @@ def test_scale_benchmark_runs_a_short_round() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     for case in ("one metric", "deep page of 50 by keyset", "NDJSON export", "CSV export",
+                 "change feed, deep page of 50 by offset, count=none",
+                 "change feed, deep page of 50 by keyset (after=), count=none",
                  "page of 50, category=market&sort=-value",
                  "deep page of 50 by keyset, sort=year"):  # fmt: skip
         assert f"| {case}" in result.stdout, case

@@ -108,10 +108,13 @@ def home(session: Session, as_of: datetime | None, link: Any) -> dict[str, Any]:
         session, query=FacetQuery(facet="category"), path="/v1/metrics", params=[]
     )
     sources, _ = sources_service.list_sources(session, query=SourceQuery(limit=ALL))
-    _, change_total = history_service.changes(session, since=None, limit=0, offset=0, as_of=as_of)
-    latest, _ = history_service.changes(
-        session, since=None, limit=8, offset=max(change_total - 8, 0), as_of=as_of
+    _, change_total, _ = history_service.changes(
+        session, since=None, limit=0, offset=0, as_of=as_of
     )
+    latest, _, _ = history_service.changes(
+        session, since=None, limit=8, offset=max((change_total or 0) - 8, 0), as_of=as_of,
+        counted=False,
+    )  # fmt: skip
     releases, _ = history_service.releases(session, limit=5, offset=0, as_of=as_of)
     changed = {change.record_id for change in latest if change.kind == "metric"}
     present = {metric.id for metric in metrics_by_ids(session, changed)}

@@ -39,8 +39,9 @@ class Revision(SQLModel, table=True):
             postgresql_where=text(BY_ANALYST),
             sqlite_where=text(BY_ANALYST),
         ),
-        # The revisions of a range of versions (`since`, `as_of`: api.history.service).
-        Index("ix_revision_dataset_version", "dataset_version"),
+        # The change feed's order, and the revisions of a range of versions (`since`, `as_of`,
+        # a keyset page's seek: api.history.service; migration 0021).
+        Index("ix_revision_dataset_version_id", "dataset_version", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

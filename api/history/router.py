@@ -10,7 +10,7 @@ from api.downloads import add_exports
 from api.exports import Chunk, ChunkReader, Format, written
 from api.history import service
 from api.history.schemas import ChangesQuery, ReleasePublic, RevisionPublic
-from api.pagination import Page, PageQuery, page
+from api.pagination import Page, PageQuery, keyed_page, page
 from api.records.reads import ReadSessionDep
 from api.routing import plain_responses, v1_router
 
@@ -35,26 +35,30 @@ def list_changes(
     session: ReadSessionDep,
     query: Annotated[ChangesQuery, Query()],
 ) -> Page[RevisionPublic]:
-    """Every create, update and delete at or after `since`, oldest first."""
-    items, total = service.changes(
-        session, since=query.since, limit=query.limit, offset=query.offset, as_of=query.as_of
-    )
-    return page(request, response, items, total, query.limit, query.offset)
+    """Every create, update and delete at or after `since`, oldest first (by dataset version)."""
+    after = None if query.after is None else service.feed_position(query.after)
+    items, total, more = service.changes(
+        session, since=query.since, limit=query.limit, offset=query.offset, as_of=query.as_of,
+        after=after, counted=query.count == "exact",
+    )  # fmt: skip
+    following = None
+    if more:
+        following = [("limit", str(query.limit)), ("after", service.feed_cursor(items[-1]))]
+    return keyed_page(request, response, items, total, query.limit, query.offset, following)
 
 
 def _changes_reader(query: ChangesQuery, fmt: Format) -> ChunkReader:
-    """The chunk reader of an export of the change feed (api.exports): revisions by id, of the
-    dataset versions up to the export's."""
+    """The chunk reader of an export of the change feed (api.exports): revisions in the feed's
+    order, keyed by (dataset version, id), of the dataset versions up to the export's."""
 
     def read(session: Session, after: list[Any] | None, limit: int) -> Chunk:
         revisions = service.changes_after(
             session, since=query.since, as_of=query.as_of,
-            version=session.info["dataset_version"], after=after[0] if after else None,
-            limit=limit,
+            version=session.info["dataset_version"], after=after, limit=limit,
         )  # fmt: skip
         more = len(revisions) > limit
         revisions = revisions[:limit]
-        last = [revisions[-1].id] if more else None
+        last = [revisions[-1].dataset_version, revisions[-1].id] if more else None
         return Chunk([], last, written(fmt, RevisionPublic, revisions))
 
     return read

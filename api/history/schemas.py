@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from api.pagination import PageQuery
+from api.pagination import AFTER_DESCRIPTION, COUNT_DESCRIPTION, Count, Cursor, PageQuery
 from api.schemas import OUTSIDE_UTC, Timestamp, figure
 
 
@@ -80,3 +80,5 @@ class ChangesQuery(PageQuery):
         + OUTSIDE_UTC,
         examples=["2026-11-26T00:00:00Z"],
     )
+    after: Cursor | None = Field(default=None, description=AFTER_DESCRIPTION)
+    count: Count = Field(default="exact", description=COUNT_DESCRIPTION, examples=["none"])

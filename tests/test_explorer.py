@@ -358,7 +358,9 @@ def test_latest_changes_link_no_page_that_is_gone(writable: Writable) -> None:
     changes = re.search(r'<ol class="changes".*?</ol>', html, re.S)
     assert changes is not None
     links = re.findall(r'href="([^"]+)"', changes[0])
-    assert links
+    assert len(re.findall(r"<li", changes[0])) == 8  # the eight newest changes
+    # Newest first: the deletion, then the creation (each links the figure as it stood).
+    assert "quality-failure-cost-multiple-copy" in links[0] and links[0] > links[1]
     for href in links:
         page = w.client.get(unescape(href))
         assert page.status_code == 200, href

@@ -111,10 +111,7 @@ def home(session: Session, as_of: datetime | None, link: Any) -> dict[str, Any]:
     _, change_total, _ = history_service.changes(
         session, since=None, limit=0, offset=0, as_of=as_of
     )
-    latest, _, _ = history_service.changes(
-        session, since=None, limit=8, offset=max((change_total or 0) - 8, 0), as_of=as_of,
-        counted=False,
-    )  # fmt: skip
+    latest = history_service.latest_changes(session, limit=8, as_of=as_of)
     releases, _ = history_service.releases(session, limit=5, offset=0, as_of=as_of)
     changed = {change.record_id for change in latest if change.kind == "metric"}
     present = {metric.id for metric in metrics_by_ids(session, changed)}

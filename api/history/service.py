@@ -172,6 +172,15 @@ def changes(
     return items, total, more
 
 
+def latest_changes(session: Session, *, limit: int, as_of: datetime | None) -> list[RevisionPublic]:
+    """The last `limit` revisions up to `as_of` (or now), oldest first: read from the end of the
+    feed's index, not counted to from its start (the explorer's home page)."""
+    where = _changes_where(session, None, as_of)
+    version, revision_id = col(Revision.dataset_version), col(Revision.id)
+    newest = _revisions(where).order_by(version.desc(), revision_id.desc()).limit(limit)
+    return [_public(*row) for row in reversed(session.execute(newest).all())]
+
+
 def changes_after(
     session: Session,
     *,

@@ -67,11 +67,11 @@ $(AXE): tests/browser/package-lock.json
 # Two worker processes, each taking a whole test file at a time (a file's tests share their
 # fixtures), in the order tests/conftest.py collects them (the longest files first; xdist
 # would otherwise start with the files of most tests, leaving the fuzzing stage for last);
-# TEST_WORKERS=0 runs the suite in one process.
+# TEST_WORKERS=0 runs the suite in one process. The fifteen slowest tests are listed at the end.
 TEST_WORKERS ?= 2
 
 test: lint $(AXE)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 # The explorer's screenshots in docs/screenshots/ (the README shows them), taken in headless
 # Chromium from a server over a freshly seeded SQLite database.

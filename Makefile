@@ -45,7 +45,11 @@ migrate: install-run
 seed: migrate
 	$(RUN_BIN)/cdmo-metrics seed
 
+# The app's bytecode is compiled first (only what changed): with PYTHONDONTWRITEBYTECODE set, as
+# on some machines and in the image, every start would otherwise compile api/ from source again,
+# a quarter of a second of start-up (docs/benchmarks.md, "Start-up").
 run: seed
+	$(RUN_BIN)/python -m compileall -q api
 	$(RUN_BIN)/cdmo-metrics serve
 
 lint: install npm

@@ -18,6 +18,7 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m compileall -q api
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -35,6 +36,7 @@ $(RUN_STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(RUN_VENV)
 	$(RUN_BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	$(RUN_BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(RUN_BIN)/python -m compileall -q api
 	rm -f $(RUN_VENV)/.installed-* && touch $@
 
 install-run: $(RUN_STAMP)

@@ -4,6 +4,8 @@ Requests get their sessions from api.records: reads from `asof` (live, or at a d
 version), writes from `routes`."""
 
 import functools
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,32 @@ WRITE_OPTION = "cdmo_write"
 # and the direct reads' own (READ_THREADS).
 ANYIO_THREADS = 40
 READ_THREADS = 20
-SQLITE_POOL_SIZE = ANYIO_THREADS + READ_THREADS + 1  # and the revision probe's connection
+# And the revision probe's connection, and the event loop's own (SQLite reads tried on the loop:
+# api.direct).
+SQLITE_POOL_SIZE = ANYIO_THREADS + READ_THREADS + 2
+# SQLite calls its progress handler every this many steps of a statement's program: a few
+# hundred microseconds apart at most (one step is tens of nanoseconds), at no measurable cost.
+PROGRESS_STEPS = 10_000
+
+
+class _Bounded(threading.local):
+    """The time by which this thread's SQLite statements must have finished, if any."""
+
+    deadline: float | None = None
+    interrupted = False
+
+
+BOUNDED = _Bounded()
+
+
+def _past_deadline() -> int:
+    """SQLite's progress handler: non-zero interrupts the statement (sqlite3 raises
+    OperationalError), once the thread's deadline (`BOUNDED`) has passed."""
+    deadline = BOUNDED.deadline
+    if deadline is not None and time.perf_counter() > deadline:
+        BOUNDED.interrupted = True
+        return 1
+    return 0
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -38,6 +65,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
     normal_form.register(dbapi_connection)  # search documents are indexed in NFKC
+    dbapi_connection.set_progress_handler(_past_deadline, PROGRESS_STEPS)
 
 
 def _begin_sqlite(connection: Connection) -> None:

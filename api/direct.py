@@ -7,8 +7,9 @@ exactly as any route (its parameters, models and responses are in the OpenAPI do
 before), but its request handler is built once from the endpoint's signature: the router's
 request checks are awaited, the query string is validated by the parameter model in one
 `model_validate` call (errors are the same `RequestValidationError`, located in `query`), and
-the endpoint runs in a thread of the reads' own pool, which opens the read session as
-`get_read_session` does and closes it when the endpoint returns. (Opened and closed on the
+the endpoint runs in a thread of the reads' own pool (on SQLite, first on the event loop under
+a deadline: `_OnTheLoop`), which opens the read session as `get_read_session` does and closes
+it when the endpoint returns. (Opened and closed on the
 event loop through an async exit stack, and handed to anyio's thread pool, a cold item served
 2,300-2,500 req/s against 3,400 now, a cold page 1,270-1,360 against 1,350-1,490: `make
 bench`'s server, wrk at 16 connections, 2026-12-01.) Only the parameter kinds below are
@@ -23,6 +24,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import inspect
+import time
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -35,6 +37,7 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from api import db
 from api.db import READ_THREADS
 from api.records.reads import get_read_session, read_session
 from api.routing import DeferredRoute
@@ -63,6 +66,7 @@ class DirectRoute(DeferredRoute):
         checks = [_check_of(dependency) for dependency in route.dependencies]
         providers = _providers(self.endpoint)
         endpoint = self.endpoint
+        on_loop = _OnTheLoop()
         # The read session's parameter: opened and closed in the endpoint's thread.
         session = next((name for name, provide in providers if provide is _read_session), None)
         others = [(name, provide) for name, provide in providers if name != session]
@@ -72,7 +76,10 @@ class DirectRoute(DeferredRoute):
                 await check(request)
             if session is not None and get_read_session not in request.app.dependency_overrides:
                 arguments = {name: await provide(request, None) for name, provide in others}
-                response = await _in_thread(_with_session, request, endpoint, session, arguments)
+                work = (_with_session, request, endpoint, session, arguments)
+                response = on_loop.run(request, *work) if on_loop.worth_trying(request) else None
+                if response is None:
+                    response = await _in_thread(*work)
             else:
                 async with contextlib.AsyncExitStack() as stack:
                     arguments = {name: await provide(request, stack) for name, provide in providers}
@@ -104,6 +111,51 @@ async def _in_thread(function: Callable[..., Any], *arguments: Any) -> Any:
     context = contextvars.copy_context()
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_READS, context.run, function, *arguments)
+
+
+class _OnTheLoop:
+    """SQLite reads of one route, tried on the event loop first.
+
+    A read handed to a thread costs the hand-off and the interpreter lock passed back and forth
+    (a cold page of 50 on SQLite: about a fifth of its CPU, `docs/benchmarks.md`), while
+    SQLite's own work in it takes a fraction of a millisecond. So a read is first run on the
+    loop, with a deadline (`BUDGET`) that SQLite's progress handler enforces (api.db): a
+    statement still running then is interrupted, the attempt dropped (a read changes nothing),
+    and the read is made again in a thread, as every read was before. The loop is never held
+    much longer than the budget, whatever the dataset's size. After an interrupted attempt the
+    route's next `PATIENCE` reads go straight to a thread, so a route that is slow at this
+    dataset's size wastes a budget once per `PATIENCE` reads at most. PostgreSQL's reads wait
+    on the network and always take a thread."""
+
+    BUDGET = 0.002  # seconds
+    PATIENCE = 64
+
+    def worth_trying(self, request: Request) -> bool:
+        skipping: dict[_OnTheLoop, int] | None = request.app.state.reads_off_the_loop
+        if skipping is None:  # PostgreSQL
+            return False
+        left = skipping.pop(self, 0)
+        if left:
+            if left > 1:
+                skipping[self] = left - 1
+            return False
+        return True
+
+    def run(self, request: Request, function: Callable[..., Any], *arguments: Any) -> Any:
+        """`function(*arguments)` on the loop, or None if SQLite was interrupted."""
+        bounded = db.BOUNDED
+        bounded.deadline, bounded.interrupted = time.perf_counter() + self.BUDGET, False
+        try:
+            response = function(*arguments)
+        except Exception:
+            if not bounded.interrupted:
+                raise
+        finally:
+            bounded.deadline = None
+        if bounded.interrupted:  # whatever the endpoint made of the error, it is not an answer
+            request.app.state.reads_off_the_loop[self] = self.PATIENCE
+            return None
+        return response
 
 
 def _check_of(dependency: Depends) -> Callable[[Request], Awaitable[None]]:

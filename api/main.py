@@ -109,6 +109,9 @@ def create_app(
         read_engine = make_engine(settings.database_read_url, settings)
         app.state.own_engines.append(read_engine)
     app.state.read_engine = read_engine or app.state.engine
+    # SQLite: the direct routes that go straight to a thread for now, and for how many reads
+    # (api.direct `_OnTheLoop`); PostgreSQL's reads always take one.
+    app.state.reads_off_the_loop = {} if app.state.read_engine.dialect.name == "sqlite" else None
     app.state.auth_throttle = FailureThrottle(
         settings.auth_failure_limit, settings.auth_failure_window
     )

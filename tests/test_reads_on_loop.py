@@ -1,0 +1,126 @@
+"""SQLite reads tried on the event loop under a deadline, and made again in a thread when SQLite
+is interrupted (api.direct `_OnTheLoop`, api.db's progress handler): the answers are the same
+either way, an interrupted statement leaves its connection fit for the next read, and a slow
+route stops being tried on the loop for a while."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from api import db, direct
+from api.config import Settings
+from api.db import make_engine
+from api.main import create_app
+
+# The routes api.direct serves, read in every way: a page, a filtered and sorted page, an item,
+# a search, a category's list, a read at a past moment, a problem (404).
+READS = (
+    "/v1/metrics?limit=50&sort=id",
+    "/v1/metrics?category=market&forecast=false&sort=-value_high,id",
+    "/v1/metrics/viral-vector-lead-time",
+    "/v1/metrics?q=cell+therapy",
+    "/v1/market?limit=5",
+    "/v1/metrics?limit=5&as_of=2026-01-01T00:00:00Z",
+    "/v1/metrics/no-such-metric",
+)
+
+
+@pytest.fixture
+def sqlite_url(fresh_seeded_engine: Engine) -> str:
+    if fresh_seeded_engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's reads always take a thread")
+    return fresh_seeded_engine.url.render_as_string(hide_password=False)
+
+
+class Counted:
+    """How many reads were tried on the loop, and how many were handed to a thread."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.tried = self.threaded = 0
+        run, in_thread = direct._OnTheLoop.run, direct._in_thread
+
+        def counted_run(on_loop: Any, *arguments: Any) -> Any:
+            self.tried += 1
+            return run(on_loop, *arguments)
+
+        async def counted_in_thread(*arguments: Any) -> Any:
+            self.threaded += 1
+            return await in_thread(*arguments)
+
+        monkeypatch.setattr(direct._OnTheLoop, "run", counted_run)
+        monkeypatch.setattr(direct, "_in_thread", counted_in_thread)
+
+
+@contextmanager
+def serve(url: str) -> Iterator[TestClient]:
+    # Every read computed: a cached answer would not reach the route.
+    engine = make_engine(make_url(url))
+    try:
+        with TestClient(
+            create_app(Settings(response_cache_bytes=0), engine=engine),
+            raise_server_exceptions=False,
+        ) as client:
+            yield client
+    finally:
+        engine.dispose()
+
+
+def answers(client: TestClient) -> list[tuple[int, bytes, str | None]]:
+    return [
+        (r.status_code, r.content, r.headers.get("etag"))
+        for r in (client.get(path) for path in READS)
+    ]
+
+
+def test_reads_within_the_budget_are_answered_on_the_loop(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(direct._OnTheLoop, "BUDGET", 60.0)
+    counted = Counted(monkeypatch)
+    with serve(sqlite_url) as client:
+        answered = answers(client)
+    assert [status for status, _body, _tag in answered] == [200] * 6 + [404]
+    assert counted.tried == len(READS)
+    assert counted.threaded == 0
+
+
+def test_an_interrupted_read_is_answered_from_a_thread_with_the_same_answer(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a deadline already past and SQLite's progress handler called at every step, every
+    attempt on the loop is interrupted: the read is made again in a thread, and the client gets
+    exactly the answer a read within its budget gets (status, body, ETag)."""
+    monkeypatch.setattr(direct._OnTheLoop, "BUDGET", 60.0)
+    with serve(sqlite_url) as client:
+        expected = answers(client)
+
+    monkeypatch.setattr(db, "PROGRESS_STEPS", 1)  # read by each new connection
+    monkeypatch.setattr(direct._OnTheLoop, "BUDGET", 0.0)
+    counted = Counted(monkeypatch)
+    with serve(sqlite_url) as client:
+        assert answers(client) == expected
+        # Every read was answered from a thread; each of the three routes (the list, the item,
+        # a category's list) was tried on the loop once, and then skipped it.
+        assert (counted.tried, counted.threaded) == (3, len(READS))
+        # The connections SQLite interrupted serve the next reads as well.
+        assert answers(client) == expected
+
+
+def test_a_route_interrupted_on_the_loop_goes_to_a_thread_for_a_while(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "PROGRESS_STEPS", 1)
+    monkeypatch.setattr(direct._OnTheLoop, "BUDGET", 0.0)
+    monkeypatch.setattr(direct._OnTheLoop, "PATIENCE", 3)
+    counted = Counted(monkeypatch)
+    with serve(sqlite_url) as client:
+        for n in range(5):
+            assert client.get(f"/v1/metrics?limit={n + 1}").status_code == 200
+    # The first read is tried and interrupted, the next three skip the loop, the fifth is
+    # tried again.
+    assert (counted.tried, counted.threaded) == (2, 5)

@@ -34,7 +34,9 @@ PROGRESS_STEPS = 10_000
 
 
 class _Bounded(threading.local):
-    """The time by which this thread's SQLite statements must have finished, if any."""
+    """The CPU time of this thread (`time.thread_time`) by which its SQLite statements must
+    have finished, if any: the work a read has done, not the time it was kept waiting (a
+    process preempted by another would otherwise find its lightest reads over budget)."""
 
     deadline: float | None = None
     interrupted = False
@@ -47,7 +49,7 @@ def _past_deadline() -> int:
     """SQLite's progress handler: non-zero interrupts the statement (sqlite3 raises
     OperationalError), once the thread's deadline (`BOUNDED`) has passed."""
     deadline = BOUNDED.deadline
-    if deadline is not None and time.perf_counter() > deadline:
+    if deadline is not None and time.thread_time() > deadline:
         BOUNDED.interrupted = True
         return 1
     return 0

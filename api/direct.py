@@ -121,13 +121,13 @@ class _OnTheLoop:
     SQLite's own work in it takes a fraction of a millisecond. So a read is first run on the
     loop, with a deadline (`BUDGET`) that SQLite's progress handler enforces (api.db): a
     statement still running then is interrupted, the attempt dropped (a read changes nothing),
-    and the read is made again in a thread, as every read was before. The loop is never held
-    much longer than the budget, whatever the dataset's size. After an interrupted attempt the
-    route's next `PATIENCE` reads go straight to a thread, so a route that is slow at this
-    dataset's size wastes a budget once per `PATIENCE` reads at most. PostgreSQL's reads wait
-    on the network and always take a thread."""
+    and the read is made again in a thread, as every read was before. The loop never does much
+    more than a budget's work for a read, whatever the dataset's size. After an interrupted
+    attempt the route's next `PATIENCE` reads go straight to a thread, so a route that is slow
+    at this dataset's size wastes a budget once per `PATIENCE` reads at most. PostgreSQL's
+    reads wait on the network and always take a thread."""
 
-    BUDGET = 0.002  # seconds
+    BUDGET = 0.002  # seconds of the loop thread's CPU time
     PATIENCE = 64
 
     def worth_trying(self, request: Request) -> bool:
@@ -144,7 +144,7 @@ class _OnTheLoop:
     def run(self, request: Request, function: Callable[..., Any], *arguments: Any) -> Any:
         """`function(*arguments)` on the loop, or None if SQLite was interrupted."""
         bounded = db.BOUNDED
-        bounded.deadline, bounded.interrupted = time.perf_counter() + self.BUDGET, False
+        bounded.deadline, bounded.interrupted = time.thread_time() + self.BUDGET, False
         try:
             response = function(*arguments)
         except Exception:

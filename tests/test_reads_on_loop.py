@@ -124,3 +124,15 @@ def test_a_route_interrupted_on_the_loop_goes_to_a_thread_for_a_while(
     # The first read is tried and interrupted, the next three skip the loop, the fifth is
     # tried again.
     assert (counted.tried, counted.threaded) == (2, 5)
+
+
+def test_postgresql_reads_always_take_a_thread(
+    fresh_seeded_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL read waits on the network: it is never tried on the event loop."""
+    if fresh_seeded_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's reads are tried on the loop (the tests above)")
+    counted = Counted(monkeypatch)
+    with serve(fresh_seeded_engine.url.render_as_string(hide_password=False)) as client:
+        assert [status for status, _body, _tag in answers(client)] == [200] * 6 + [404]
+    assert (counted.tried, counted.threaded) == (0, len(READS))

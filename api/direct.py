@@ -66,7 +66,7 @@ class DirectRoute(DeferredRoute):
         checks = [_check_of(dependency) for dependency in route.dependencies]
         providers = _providers(self.endpoint)
         endpoint = self.endpoint
-        on_loop = _OnTheLoop()
+        on_loop = _OnTheLoop(self.path)
         # The read session's parameter: opened and closed in the endpoint's thread.
         session = next((name for name, provide in providers if provide is _read_session), None)
         others = [(name, provide) for name, provide in providers if name != session]
@@ -130,6 +130,9 @@ class _OnTheLoop:
     BUDGET = 0.002  # seconds of the loop thread's CPU time
     PATIENCE = 64
 
+    def __init__(self, route: str) -> None:
+        self.route = route  # its template, as /metrics counts the interruptions by
+
     def worth_trying(self, request: Request) -> bool:
         skipping: dict[_OnTheLoop, int] | None = request.app.state.reads_off_the_loop
         if skipping is None:  # PostgreSQL
@@ -153,7 +156,9 @@ class _OnTheLoop:
         finally:
             bounded.deadline = None
         if bounded.interrupted:  # whatever the endpoint made of the error, it is not an answer
-            request.app.state.reads_off_the_loop[self] = self.PATIENCE
+            state = request.app.state
+            state.reads_off_the_loop[self] = self.PATIENCE
+            state.reads_interrupted[self.route] = state.reads_interrupted.get(self.route, 0) + 1
             return None
         return response
 

@@ -112,6 +112,7 @@ def create_app(
     # SQLite: the direct routes that go straight to a thread for now, and for how many reads
     # (api.direct `_OnTheLoop`); PostgreSQL's reads always take one.
     app.state.reads_off_the_loop = {} if app.state.read_engine.dialect.name == "sqlite" else None
+    app.state.reads_interrupted = {}  # route template -> reads interrupted there (/metrics)
     app.state.auth_throttle = FailureThrottle(
         settings.auth_failure_limit, settings.auth_failure_window
     )

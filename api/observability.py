@@ -132,7 +132,8 @@ class _RequestCollector:
 
 
 class _StateCollector:
-    """Cache hits and misses, database pool use and the dataset revision, read when scraped."""
+    """Cache hits and misses, reads interrupted on the loop, database pool use and the dataset
+    revision, read when scraped."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -153,6 +154,15 @@ class _StateCollector:
             if revision is not None:
                 gauge.add_metric([], float(revision[0]))
             yield gauge
+        interrupted = CounterMetricFamily(
+            "cdmo_reads_interrupted",
+            "SQLite reads interrupted on the event loop for outrunning their budget (each then "
+            "made again in a thread), by route template.",
+            labels=["route"],
+        )
+        for route, count in list(self.app.state.reads_interrupted.items()):
+            interrupted.add_metric([route], count)
+        yield interrupted
         pool = self.app.state.engine.pool
         in_use = GaugeMetricFamily("cdmo_db_connections_in_use", "Pooled connections checked out.")
         in_use.add_metric([], float(getattr(pool, "checkedout", lambda: 0)()))

@@ -121,6 +121,9 @@ def test_a_route_interrupted_on_the_loop_goes_to_a_thread_for_a_while(
     with serve(sqlite_url) as client:
         for n in range(5):
             assert client.get(f"/v1/metrics?limit={n + 1}").status_code == 200
+        exposition = client.get("/metrics").text
+    # Operators see which routes outrun the budget.
+    assert 'cdmo_reads_interrupted_total{route="/v1/metrics"} 2.0' in exposition
     # The first read is tried and interrupted, the next three skip the loop, the fifth is
     # tried again.
     assert (counted.tried, counted.threaded) == (2, 5)

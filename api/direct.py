@@ -9,10 +9,10 @@ request checks are awaited, the query string is validated by the parameter model
 `model_validate` call (errors are the same `RequestValidationError`, located in `query`), and
 the endpoint runs in a thread of the reads' own pool (on SQLite, first on the event loop under
 a deadline: `_OnTheLoop`), which opens the read session as `get_read_session` does and closes
-it when the endpoint returns. (Opened and closed on the
-event loop through an async exit stack, and handed to anyio's thread pool, a cold item served
-2,300-2,500 req/s against 3,400 now, a cold page 1,270-1,360 against 1,350-1,490: `make
-bench`'s server, wrk at 16 connections, 2026-12-01.) Only the parameter kinds below are
+it when the endpoint returns. (Opened and closed on the event loop through an async exit stack,
+and handed to anyio's thread pool, a cold item served 2,300-2,500 req/s against 3,400 now, a
+cold page 1,270-1,360 against 1,350-1,490: `make bench`'s server, wrk at 16 connections,
+2026-12-01.) Only the parameter kinds below are
 handled; a route with any other kind of parameter or dependency is refused when it is
 declared, so nothing can silently skip a check. FastAPI's own
 fields of the route, which only the OpenAPI document reads, are built when first asked for
@@ -67,7 +67,7 @@ class DirectRoute(DeferredRoute):
         providers = _providers(self.endpoint)
         endpoint = self.endpoint
         on_loop = _OnTheLoop(self.path)
-        # The read session's parameter: opened and closed in the endpoint's thread.
+        # The read session's parameter: opened and closed where the endpoint runs.
         session = next((name for name, provide in providers if provide is _read_session), None)
         others = [(name, provide) for name, provide in providers if name != session]
 

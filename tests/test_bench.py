@@ -15,7 +15,7 @@ from api import PROJECT_ROOT
 )
 def test_benchmark_script_prints_every_scenario() -> None:
     result = subprocess.run(
-        [sys.executable, "bench/run.py", "--duration", "1", "--write-rounds", "5"],
+        [sys.executable, "bench/run.py", "--duration", "1", "--rounds", "1", "--write-rounds", "5"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -33,6 +33,7 @@ def test_benchmark_script_prints_every_scenario() -> None:
     ):
         assert f"| {scenario}" in result.stdout, scenario
     assert "every read saw its write" in result.stdout
+    assert "(start-up to first answer: median " in result.stdout
     assert "API peak memory (VmHWM):" in result.stdout
     for scenario in ("page of 50 metrics", "filtered, sorted page", "q search"):
         # the cold-cache round: the API with its response cache off

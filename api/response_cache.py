@@ -10,6 +10,7 @@ is the only invalidation path, and it is exact across instances sharing the data
 import asyncio
 import contextlib
 import hashlib
+import logging
 import mmap
 import os
 import threading
@@ -26,6 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.caching import _accepts_gzip, precondition, precondition_failed
 from api.metrics import service as metrics_service
 from api.middleware import finished, request_id_of, route_template
+
+logger = logging.getLogger(__name__)
 
 MAX_ENTRIES = 4096
 MAX_ENTRY_BYTES = 8 * 1024 * 1024
@@ -473,36 +476,43 @@ class ResponseCache:
         scope[REVISION_KEY] = revision  # the inner cache need not ask again on a miss
         if revision is None:
             return False
-        key = _key_of(
-            scope["path"],
-            scope["query_string"],
-            accept.decode("latin-1"),
-            _accepts_gzip(encoding.decode("latin-1") if encoding is not None else None),
-        )
-        with self.lock:
-            entry = self.store.entries.get(key) if self.store.revision == revision else None
-            if entry is None:
-                return False
-            self.store.entries.move_to_end(key)
-        self.hits += 1
-        request_id = request_id_of(given_id)
-        if entry.edge is None or entry.edge_304 is None:
-            entry.edge = _vary_origin(entry.headers)
-            entry.edge_304 = _vary_origin(
-                [(n, v) for n, v in entry.headers if n in NOT_MODIFIED_HEADERS]
+        # The edge is a shortcut: should it fail before it has sent anything, the request takes
+        # the whole way, where every error is answered as problem details (outside the app,
+        # uvicorn would answer a plain-text 500).
+        try:
+            key = _key_of(
+                scope["path"],
+                scope["query_string"],
+                accept.decode("latin-1"),
+                _accepts_gzip(encoding.decode("latin-1") if encoding is not None else None),
             )
-        tagged = (b"x-request-id", request_id.encode())
-        status = (
-            precondition(_text(if_match), _text(if_none_match), entry.etag)
-            if conditional
-            else entry.status
-        )
-        if status == 412:
-            headers, body = precondition_failed(scope["path"])
-        elif status == 304:
-            headers, body = entry.edge_304, b""
-        else:
-            status, headers, body = entry.status, entry.edge, entry.body
+            with self.lock:
+                entry = self.store.entries.get(key) if self.store.revision == revision else None
+                if entry is None:
+                    return False
+                self.store.entries.move_to_end(key)
+            request_id = request_id_of(given_id)
+            if entry.edge is None or entry.edge_304 is None:
+                entry.edge = _vary_origin(entry.headers)
+                entry.edge_304 = _vary_origin(
+                    [(n, v) for n, v in entry.headers if n in NOT_MODIFIED_HEADERS]
+                )
+            tagged = (b"x-request-id", request_id.encode())
+            status = (
+                precondition(_text(if_match), _text(if_none_match), entry.etag)
+                if conditional
+                else entry.status
+            )
+            if status == 412:
+                headers, body = precondition_failed(scope["path"])
+            elif status == 304:
+                headers, body = entry.edge_304, b""
+            else:
+                status, headers, body = entry.status, entry.edge, entry.body
+        except Exception:
+            logger.exception("the cache's edge failed on %s; answered the whole way", scope["path"])
+            return False
+        self.hits += 1
         await send({"type": "http.response.start", "status": status, "headers": [*headers, tagged]})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         finished(scope, status, started, request_id, entry.route)

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from api import response_cache
 from api.config import Settings
 from api.db import writer
 from api.main import create_app
@@ -255,6 +256,30 @@ def test_a_hit_answered_at_the_edge_is_the_whole_answer(client: TestClient) -> N
     assert cors.headers["access-control-allow-origin"] == "*"
     assert cors.content == computed.content and cache.hits == hits + 4
     assert _head_count(client) == heads_before + 1  # (the client is shared by other tests)
+
+
+def test_a_failure_at_the_edge_is_answered_the_whole_way(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The edge is a shortcut outside the framework's error handling: should it fail before it
+    has sent anything, the failure is logged and the request takes the whole way (the same
+    answer, from the cache), never the server's plain-text 500."""
+    path = "/v1/metrics?limit=4&offset=2"
+    computed = client.get(path)
+    hits = cache_of(client).hits
+
+    def broken(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        raise RuntimeError("the edge broke")
+
+    monkeypatch.setattr(response_cache, "_vary_origin", broken)
+    with caplog.at_level(logging.ERROR, logger="api.response_cache"):
+        answered = client.get(path)
+    assert answered.status_code == 200
+    assert answered.content == computed.content
+    assert answered.headers["etag"] == computed.headers["etag"]
+    assert "Origin" in answered.headers["vary"]  # CORS's, on the way out
+    assert cache_of(client).hits == hits + 1  # answered from the cache, inside
+    assert any("the cache's edge failed" in r.getMessage() for r in caplog.records)
 
 
 def test_a_commit_by_any_other_connection_is_seen_by_the_next_hit(

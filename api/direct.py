@@ -39,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import db
 from api.db import READ_THREADS
-from api.records.reads import get_read_session, read_session
+from api.records.reads import get_read_session, kept_read_session
 from api.routing import DeferredRoute
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -95,7 +95,7 @@ def _with_session(
     request: Request, endpoint: Callable[..., Any], name: str, arguments: dict[str, Any]
 ) -> Any:
     """`endpoint` called with the request's read session as `name`, closed when it returns."""
-    with read_session(request) as session:
+    with kept_read_session(request) as session:
         return endpoint(**arguments, **{name: session})
 
 

@@ -36,7 +36,7 @@ from api.middleware import BodyLimit, CrossOrigin, HeadAsGet, RequestLog
 from api.observability import Instruments, JsonFormatter
 from api.observability import router as observability_router
 from api.problems import install_error_handlers
-from api.records import asof
+from api.records import asof, reads
 from api.records.routes import router as records_router
 from api.response_cache import ResponseCache, RevisionProbe
 from api.routing import HEADERS, SERVICE_CHECKS
@@ -198,10 +198,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # starts with the collector paused (api.cli): it runs from here on.
     gc.freeze()
     gc.enable()
+    reads.keep_reads(app)
     try:
         yield
     finally:
         gc.unfreeze()  # collectable again (a test process runs many apps)
+        reads.release_kept_reads(app)
         app.state.probe.stop()
         for owned in app.state.own_engines:
             owned.dispose()

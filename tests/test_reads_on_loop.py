@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from api import db, direct
@@ -139,3 +139,80 @@ def test_postgresql_reads_always_take_a_thread(
     with serve(fresh_seeded_engine.url.render_as_string(hide_password=False)) as client:
         assert [status for status, _body, _tag in answers(client)] == [200] * 6 + [404]
     assert (counted.tried, counted.threaded) == (0, len(READS))
+
+
+# --- the read sessions each thread keeps (api.records.reads.kept_read_session) ---------------
+
+ITEM = "/v1/metrics/viral-vector-lead-time"
+
+
+def test_a_kept_read_session_sees_every_commit_made_before_the_read(sqlite_url: str) -> None:
+    """A thread's kept session ends each read's transaction: the next read on the same
+    connection sees a commit made meanwhile by another connection, and its `Dataset-Version`
+    follows."""
+    with serve(sqlite_url) as client:
+        kept = client.app.state.kept_reads  # type: ignore[attr-defined]
+        first = client.get(ITEM)
+        assert first.status_code == 200 and len(kept) == 1  # the loop's thread kept one
+        writer = make_engine(make_url(sqlite_url))
+        try:
+            with writer.begin() as connection:
+                connection.execute(
+                    text(
+                        "UPDATE metric SET name = 'Renamed meanwhile', version = version + 1,"
+                        " document = json_set(document, '$.name', 'Renamed meanwhile')"
+                        " WHERE id = 'viral-vector-lead-time'"
+                    )
+                )
+                connection.execute(text("UPDATE dataset_state SET version = version + 1"))
+        finally:
+            writer.dispose()
+        second = client.get(ITEM)
+        assert second.json()["name"] == "Renamed meanwhile"
+        assert int(second.headers["dataset-version"]) == int(first.headers["dataset-version"]) + 1
+        assert second.headers["etag"] != first.headers["etag"]
+        assert len(kept) == 1  # the same connection
+
+
+def test_a_past_moment_does_not_outlive_its_read(sqlite_url: str) -> None:
+    """A read `as_of` a moment, between live reads on the same thread, answers at that moment;
+    the live reads before and after it answer live."""
+    with serve(sqlite_url) as client:
+        live = client.get("/v1/metrics?limit=5")
+        past = client.get("/v1/metrics?limit=5&as_of=2020-01-01T00:00:00Z")
+        again = client.get("/v1/metrics?limit=5")
+    assert live.status_code == past.status_code == again.status_code == 200
+    assert past.json()["total"] == 0 and live.json()["total"] > 0
+    assert again.content == live.content
+    assert again.headers["dataset-version"] == live.headers["dataset-version"]
+
+
+def test_a_failed_read_leaves_the_kept_session_fit_for_the_next(sqlite_url: str) -> None:
+    with serve(sqlite_url) as client:
+        kept = client.app.state.kept_reads  # type: ignore[attr-defined]
+        assert client.get("/v1/metrics/no-such-metric").status_code == 404
+        assert client.get("/v1/metrics?sort=no_such_field").status_code == 422
+        assert client.get(ITEM).status_code == 200
+        assert len(kept) == 1
+
+
+def test_the_kept_connections_close_with_the_app(sqlite_url: str) -> None:
+    """When the app's lifespan ends, the connections its threads kept are closed (none is left
+    checked out of the pool), and a read without a lifespan takes a session of its own."""
+    engine = make_engine(make_url(sqlite_url))
+    try:
+        app = create_app(Settings(response_cache_bytes=0), engine=engine)
+        with TestClient(app) as client:
+            for path in READS:
+                client.get(path)
+            kept = list(app.state.kept_reads)
+            assert kept and engine.pool.checkedout() == len(kept)  # type: ignore[attr-defined]
+        assert all(connection.closed for connection in kept)
+        assert app.state.kept_reads is None
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        # Without a lifespan (a TestClient not entered), nothing is kept.
+        assert TestClient(app).get(ITEM).status_code == 200
+        assert app.state.kept_reads is None
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()

@@ -8,8 +8,8 @@ before), but its request handler is built once from the endpoint's signature: th
 request checks are awaited, the query string is validated by the parameter model in one
 `model_validate` call (errors are the same `RequestValidationError`, located in `query`), and
 the endpoint runs in a thread of the reads' own pool (on SQLite, first on the event loop under
-a deadline: `_OnTheLoop`), which opens the read session as `get_read_session` does and closes
-it when the endpoint returns. (Opened and closed on the event loop through an async exit stack,
+a deadline: `_OnTheLoop`), with the read session `get_read_session` would give (on SQLite, the
+one that thread keeps: api.records.reads.kept_read_session), ended when the endpoint returns. (Opened and closed on the event loop through an async exit stack,
 and handed to anyio's thread pool, a cold item served 2,300-2,500 req/s against 3,400 now, a
 cold page 1,270-1,360 against 1,350-1,490: `make bench`'s server, wrk at 16 connections,
 2026-12-01.) Only the parameter kinds below are

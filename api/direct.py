@@ -9,13 +9,13 @@ request checks are awaited, the query string is validated by the parameter model
 `model_validate` call (errors are the same `RequestValidationError`, located in `query`), and
 the endpoint runs in a thread of the reads' own pool (on SQLite, first on the event loop under
 a deadline: `_OnTheLoop`), with the read session `get_read_session` would give (on SQLite, the
-one that thread keeps: api.records.reads.kept_read_session), ended when the endpoint returns. (Opened and closed on the event loop through an async exit stack,
-and handed to anyio's thread pool, a cold item served 2,300-2,500 req/s against 3,400 now, a
-cold page 1,270-1,360 against 1,350-1,490: `make bench`'s server, wrk at 16 connections,
-2026-12-01.) Only the parameter kinds below are
-handled; a route with any other kind of parameter or dependency is refused when it is
-declared, so nothing can silently skip a check. FastAPI's own
-fields of the route, which only the OpenAPI document reads, are built when first asked for
+one that thread keeps: api.records.reads.kept_read_session), ended when the endpoint returns.
+(Opened and closed on the event loop through an async exit stack, and handed to anyio's thread
+pool, a cold item served 2,300-2,500 req/s against 3,400 now, a cold page 1,270-1,360 against
+1,350-1,490: `make bench`'s server, wrk at 16 connections, 2026-12-01.) Only the parameter
+kinds below are handled; a route with any other kind of parameter or dependency is refused
+when it is declared, so nothing can silently skip a check. FastAPI's own fields of the route,
+which only the OpenAPI document reads, are built when first asked for
 (api.routing.DeferredRoute).
 """
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
@@ -38,9 +39,10 @@ ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 
 class _Kept(threading.local):
-    """A thread's kept read session: the app it serves, and the session on its own connection."""
+    """A thread's kept read session: the app it serves (weakly: a thread outlives the apps of a
+    test process), and the session on its own connection."""
 
-    app: FastAPI | None = None
+    app: "weakref.ref[FastAPI] | None" = None
     session: Session | None = None
 
 
@@ -71,7 +73,8 @@ def kept_read_session(request: Request) -> Iterator[Session]:
     bound = session.bind if session is not None else None
     if (
         session is None
-        or _KEPT.app is not app
+        or _KEPT.app is None
+        or _KEPT.app() is not app
         or not isinstance(bound, Connection)
         or bound.closed
         or bound.invalidated
@@ -80,7 +83,7 @@ def kept_read_session(request: Request) -> Iterator[Session]:
         with _KEEPING:
             kept.append(connection)
         session = _KEPT.session = Session(connection)
-        _KEPT.app = app
+        _KEPT.app = weakref.ref(app)
     session.info["request"] = request
     try:
         yield session

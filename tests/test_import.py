@@ -179,6 +179,25 @@ def test_the_vacuum_after_a_load_is_not_cut_by_the_request_timeout(
         assert connection.exec_driver_sql("SELECT count(*) FROM metric").scalar_one() == 20
 
 
+def test_an_import_leaves_statistics_of_the_indexes_on_folded_subjects(
+    migrated_engine: Engine, tmp_path: Path
+) -> None:
+    """The subject filter compares folded subjects through indexes on an expression, whose
+    statistics PostgreSQL gathers only when it analyzes their whole table (an ANALYZE naming
+    columns skips them). The VACUUM (ANALYZE) after a load named columns, so after an import of
+    1,000,000 metrics `subject=CAR-T&sort=-value` took 45 ms a page instead of 8 ms."""
+    if migrated_engine.dialect.name != "postgresql":
+        pytest.skip("the statistics are PostgreSQL's")
+    synthetic.write(tmp_path / "synthetic", 20, 1)
+    imported = _import(migrated_engine, str(tmp_path / "synthetic"))
+    assert imported.returncode == 0, imported.stderr
+    with migrated_engine.connect() as connection:
+        analyzed = connection.exec_driver_sql(
+            "SELECT DISTINCT tablename FROM pg_stats WHERE starts_with(tablename, 'ix_')"
+        ).scalars()
+        assert sorted(analyzed) == ["ix_metric_subject_count_folded", "ix_metric_subject_folded"]
+
+
 def _kept_subjects_disagree(engine: Engine) -> list[tuple[str, str, str]]:
     """Metric rows, live and in the history, whose kept subjects (`subjects_json`,
     `subjects_csv`) are not what the store writes for their subject rows (the live ones, or

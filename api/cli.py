@@ -376,7 +376,7 @@ def console() -> None:
     """The `cdmo-metrics` console script (and `python -m api.cli`): `main`, then out of the
     process without the interpreter's tear-down. A load leaves hundreds of thousands of objects
     that Python would free one by one at exit, 0.15-0.2 s of a 10,000-metric import
-    (docs/benchmarks.md); every command has committed and closed its connections by the time
+    (docs/benchmarks-log.md); every command has committed and closed its connections by the time
     `main` returns, so only the output is left to flush."""
     code = main()
     logging.shutdown()

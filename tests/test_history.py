@@ -455,7 +455,7 @@ def test_a_page_by_cursor_seeks_the_feed_index(writable: Writable) -> None:
     """Each statement of a page after a cursor (and of the first page), with `since` and
     `as_of` too, reads `ix_revision_dataset_version_id` in the feed's order, with no sort and
     no table scan: on PostgreSQL with both forbidden, which it could obey only with such an
-    index (at this size it would rather scan; 1,000,000 revisions: docs/benchmarks.md)."""
+    index (at this size it would rather scan; 1,000,000 revisions: docs/benchmarks-log.md)."""
     w = writable
     _write_versions(w)
     statements: list[tuple[str, Any]] = []

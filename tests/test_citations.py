@@ -1,6 +1,8 @@
 """Citing a source, and quoting a record correctly: CSL styles, BibTeX, RIS, CSL-JSON."""
 
 import json
+from datetime import UTC, datetime
+from urllib.parse import quote_plus
 
 import bibtexparser
 import pytest
@@ -304,14 +306,6 @@ def test_citation_errors(client: TestClient) -> None:
     bad_style = client.get(f"{SOURCE}/citation", params={"style": "mla"})
     assert bad_style.status_code == 422
     assert bad_style.json()["errors"][0]["name"] == "style"
-    moved = client.get(f"{SOURCE}/citation", params={"style": "bibtex"})
-    assert moved.json()["errors"] == [
-        {
-            "in": "query",
-            "name": "style",
-            "detail": "bibtex has a URL of its own: citation.bib, beside this",
-        }
-    ]
     refused = client.get(f"{SOURCE}/citation.bib", headers={"Accept": "application/json"})
     assert refused.status_code == 406
 
@@ -330,3 +324,30 @@ def test_every_kind_of_source_has_a_citation_type() -> None:
     from api.vocabulary import SourceKind
 
     assert set(CSL_TYPES) == set(RIS_TYPES) == {kind.value for kind in SourceKind}
+
+
+@pytest.mark.parametrize(
+    ("style", "operation"),
+    [("bibtex", "citation.bib"), ("ris", "citation.ris"), ("csl-json", "citation.json")],
+)
+def test_a_style_with_an_operation_of_its_own_is_redirected_there(
+    client: TestClient, style: str, operation: str
+) -> None:
+    """DESIGN names BibTeX, RIS and CSL-JSON among the styles of `citation?style=`; each is an
+    operation of its own (one media type per operation), so `?style=` sends the client there,
+    with its other parameters, by a relative URL."""
+    as_of = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the seed is older
+    moved = client.get(
+        f"{METRIC}/citation", params={"style": style, "as_of": as_of}, follow_redirects=False
+    )
+    assert moved.status_code == 308, moved.text
+    assert moved.headers["location"] == f"{operation}?as_of={quote_plus(as_of)}"
+    followed = client.get(f"{METRIC}/citation", params={"style": style, "as_of": as_of})
+    direct = client.get(f"{METRIC}/{operation}", params={"as_of": as_of})
+    assert followed.status_code == direct.status_code == 200
+    assert (
+        followed.content == direct.content
+        and followed.headers["content-type"] == (direct.headers["content-type"])
+    )
+    bare = client.get(f"{METRIC}/citation", params={"style": style}, follow_redirects=False)
+    assert bare.headers["location"] == operation

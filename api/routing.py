@@ -51,6 +51,17 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string"},
         "example": 'attachment; filename="metrics.csv"',
     },
+    "Location": {
+        "description": "The created record's URL.",
+        "schema": {"type": "string"},
+        "example": "/v1/metrics/car-t-dose-manufacturing-cost",
+    },
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer to an earlier request with the "
+        "same Idempotency-Key (nothing was written again); absent otherwise.",
+        "schema": {"type": "string", "enum": ["true"]},
+        "example": "true",
+    },
     "Retry-After": {
         "description": "Seconds to wait before trying again.",
         "schema": {"type": "integer", "minimum": 0},

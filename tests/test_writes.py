@@ -315,6 +315,35 @@ def test_idempotent_post(writable: Writable) -> None:
     assert other.json()["errors"][0]["name"] == "Idempotency-Key"
 
 
+def test_a_write_answers_the_headers_its_operation_declares(writable: Writable) -> None:
+    """A generated client reads a write's `ETag` (to chain the next PATCH) and `Location` from
+    what the OpenAPI document declares: each declared header is sent, and nothing the client
+    needs is left undeclared."""
+    w = writable
+    operations = w.client.get("/openapi.json").json()["paths"]
+    created_declared = set(operations["/v1/metrics"]["post"]["responses"]["201"]["headers"])
+    updated_declared = set(
+        operations["/v1/metrics/{metric_id}"]["patch"]["responses"]["200"]["headers"]
+    )
+    assert created_declared == {"ETag", "Location", "Idempotent-Replayed"}
+    assert updated_declared == {"ETag"}
+    headers = {**w.auth(), "Idempotency-Key": "declared-1"}
+    created = w.client.post("/v1/metrics", json=new_metric(), headers=headers)
+    replayed = w.client.post("/v1/metrics", json=new_metric(), headers=headers)
+    assert created.status_code == replayed.status_code == 201
+    assert {"etag", "location"} <= set(created.headers)
+    assert {"etag", "location", "idempotent-replayed"} <= set(replayed.headers)
+    location = created.headers["location"]
+    assert w.client.get(location).headers["etag"] == created.headers["etag"]
+    updated = w.client.patch(
+        location,
+        json={"description": "Changed."},
+        headers={**w.auth(), "If-Match": created.headers["etag"]},
+    )
+    assert updated.status_code == 200
+    assert w.client.get(location).headers["etag"] == updated.headers["etag"]
+
+
 def test_oversized_bodies_are_refused_before_they_are_read(writable: Writable) -> None:
     w = writable
     big = new_metric(description="x" * (1024 * 1024 + 1))

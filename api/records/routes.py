@@ -45,7 +45,7 @@ from api.records.reads import ReadSessionDep
 from api.records.registry import KINDS
 from api.records.store import Change, Stored
 from api.records.validation import Check, Problem, check_record, prefetch_references
-from api.routing import no_query_parameters, plain_responses, v1_router
+from api.routing import header, no_query_parameters, plain_responses, v1_router
 from api.schemas import EXAMPLES
 
 router = v1_router()
@@ -442,7 +442,13 @@ def _register(kind: Kind) -> None:
         summary=f"Create a {label}",
         tags=["writes"],
         responses={
-            201: {"description": "Created.", **success},
+            201: {
+                "description": "Created.",
+                **success,
+                "headers": {
+                    name: header(name) for name in ("ETag", "Location", "Idempotent-Replayed")
+                },
+            },
             **problem_responses(409),
             **WRITE_ERRORS,
         },
@@ -457,7 +463,7 @@ def _register(kind: Kind) -> None:
         summary=f"Update a {label}",
         tags=["writes"],
         responses={
-            200: {"description": "Updated.", **success},
+            200: {"description": "Updated.", **success, "headers": {"ETag": header("ETag")}},
             **problem_responses(404, 409, 412, 428),
             **WRITE_ERRORS,
         },

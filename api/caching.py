@@ -95,7 +95,8 @@ def precondition_failed(path: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
             "detail": "If-Match names none of the current ETags of this resource: it has "
             "changed since, or never had that tag. GET it without If-Match for the current one.",
             "instance": path,
-        }
+        },
+        separators=(",", ":"),
     ).encode()
     headers = [
         (b"content-type", b"application/problem+json"),

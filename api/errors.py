@@ -149,13 +149,20 @@ def detail_of(error: Any, location: str = "body") -> str:
     return str(error.get("msg", "Invalid.")).removeprefix("Value error, ")
 
 
+def title_of(status: int) -> str:
+    """A problem's `title`: the status's reason phrase, as every layer writes it (413 by its
+    RFC 9110 name, which the body limit answers before the framework runs; Python 3.11 still
+    calls it "Request Entity Too Large")."""
+    return "Content Too Large" if status == 413 else HTTPStatus(status).phrase
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries declaring problem+json bodies for `statuses` (429 and 503
     say when to try again)."""
     retry = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
     return {
         status: {
-            "description": HTTPStatus(status).phrase,
+            "description": title_of(status),
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
             **({"headers": retry} if status in (429, 503) else {}),
         }

@@ -8,12 +8,13 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.errors import title_of
 
 # Methods the API answers somewhere; anything else is one value in metrics and logs.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -174,11 +175,12 @@ async def send_problem(
     body = json.dumps(
         {
             "type": "about:blank",
-            "title": HTTPStatus(status).phrase,
+            "title": title_of(status),
             "status": status,
             "detail": detail,
             "instance": scope["path"],
-        }
+        },
+        separators=(",", ":"),
     ).encode()
     raw = [
         (b"content-type", b"application/problem+json"),

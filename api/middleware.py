@@ -139,7 +139,8 @@ class BodyLimit:
                 "status": 413,
                 "detail": f"Request bodies are limited to {self.max_bytes} bytes.",
                 "instance": scope["path"],
-            }
+            },
+            separators=(",", ":"),
         ).encode()
         await send(
             {

@@ -19,6 +19,7 @@ from api.errors import (
     ProblemError,
     TooManyRequests,
     describe,
+    title_of,
 )
 from api.guards import route_table
 
@@ -40,7 +41,7 @@ def problem_response(
     MAX_PROBLEM_ERRORS, `errors` are counted (with `omitted` more the caller did not list)."""
     more = max(0, len(errors or ()) - MAX_PROBLEM_ERRORS) + omitted
     body = Problem(
-        title=HTTPStatus(status).phrase,
+        title=title_of(status),
         status=status,
         detail=detail,
         instance=request.url.path,

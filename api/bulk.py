@@ -233,7 +233,10 @@ def build(session: Session) -> bytes:
         "name": PACKAGE_NAME,
         "title": "CDMO Metrics",
         "description": "Sourced industry metrics on CDMOs for personalised cancer medicine; "
-        "every figure carries the verbatim span of its source that states it.",
+        "every figure carries the verbatim span of its source that states it. In the CSV "
+        "files, a text cell that begins with =, +, -, @, a tab or a carriage return has a "
+        "leading ' added, so that a spreadsheet does not run it as a formula: drop it to get "
+        "the exact text (the texts under sources/ are never altered).",
         "dataset_version": asof.answered_at(session),
         "licenses": [
             {

@@ -117,5 +117,8 @@ def test_the_packages_csv_files_cannot_run_a_formula(writable: Writable) -> None
         row["id"]: row for row in csv.DictReader(io.StringIO(package.read("metrics.csv").decode()))
     }
     assert rows["viral-vector-lead-time"]["name"] == "'" + formula
+    # ... and the package says so, for a reader who needs the exact text.
+    described = json.loads(package.read("datapackage.json"))["description"]
+    assert "a leading ' added" in described
     exported = w.client.get("/v1/metrics.csv").text
     assert "'=HYPERLINK" in exported

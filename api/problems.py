@@ -4,7 +4,7 @@
 import logging
 from http import HTTPStatus
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -56,7 +56,7 @@ def problem_response(
     )
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     found = exc.errors()
     errors = [describe(error) for error in found[:MAX_PROBLEM_ERRORS]]
@@ -64,6 +64,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     rest = len(found) - len(errors)  # counted, not described
     if rest:
         names += f" and {rest} more"
+    if request.url.path == "/" or request.url.path.startswith("/explore"):
+        from api.explorer.router import invalid_address  # the explorer's pages, not the API's
+
+        page = invalid_address(request, errors)
+        if page is not None:
+            return page
     return problem_response(request, 422, f"Invalid input: {names}.", errors, omitted=rest)
 
 

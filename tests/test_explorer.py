@@ -219,6 +219,31 @@ def test_a_malformed_as_of_is_a_problem(client: TestClient) -> None:
     assert answer.headers["content-type"] == "application/problem+json"
 
 
+def test_a_page_address_with_refused_parameters_is_explained_to_a_browser(
+    client: TestClient,
+) -> None:
+    """A person who edits a page's address gets a page that says what is wrong and links to
+    the page without it, not the problem+json an API client gets."""
+    path = f"/explore/metrics/{FIGURE}"
+    page = client.get(
+        "/explore/metrics", params={"year": "soon", "colour": "red"},
+        headers={"Accept": BROWSER_ACCEPT},
+    )  # fmt: skip
+    assert page.status_code == 422
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<code>year</code>: has &#39;soon&#39;" in page.text
+    assert "<code>colour</code>: Unknown parameter." in page.text
+    assert '<a href="/explore/metrics">Open the page without them</a>' in page.text
+    # A malformed as_of is not carried into the page's links.
+    dated = client.get(path, params={"as_of": "yesterday"}, headers={"Accept": BROWSER_ACCEPT})
+    assert dated.status_code == 422 and "yesterday" not in dated.text.split("<main")[1]
+    assert f'<a href="{path}">Open the page without them</a>' in dated.text
+    for accept in ["application/json", "application/problem+json", None]:
+        answer = client.get(path, params={"as_of": "yesterday"}, headers={"Accept": accept or ""})
+        assert answer.status_code == 422, accept
+        assert answer.headers["content-type"] == "application/problem+json", accept
+
+
 def test_the_article_marks_every_figure_and_entity_verbatim(client: TestClient) -> None:
     html = client.get(f"/explore/sources/{SOURCE}").text
     linked = re.findall(r'<a class="figref" id="m-([a-z0-9-]+)" href="/explore/metrics/\1"', html)

@@ -20,13 +20,13 @@ from starlette.convertors import PathConvertor, register_url_convertor
 
 from api import filters
 from api.assets import Assets
-from api.errors import PROBLEM_MEDIA_TYPE, NotFound
+from api.errors import PROBLEM_MEDIA_TYPE, NotFound, ProblemError
 from api.explorer import charts, pages, words
 from api.guards import KNOWN_METHODS
 from api.metrics.schemas import SORTABLE_FIELDS, MetricQuery
 from api.negotiation import quality
 from api.pagination import PAGE_PARAMETERS
-from api.records.reads import ReadSessionDep
+from api.records.reads import ReadSessionDep, read_session
 from api.routing import DeferredRoute
 from api.schemas import AS_OF_DESCRIPTION, Timestamp, figure_text
 from api.vocabulary import Category
@@ -133,8 +133,12 @@ def _render(
     title: str,
     context: dict[str, Any],
     status_code: int = 200,
+    *,
+    dated: bool = True,
 ) -> HTMLResponse:
-    as_of = request.query_params.get("as_of")
+    """The page `name`; not `dated`, its links leave out the request's `as_of` (which may be
+    the parameter the page refused)."""
+    as_of = request.query_params.get("as_of") if dated else None
     return _templates().TemplateResponse(
         request,
         name,
@@ -333,6 +337,24 @@ def unknown_page(request: Request, session: ReadSessionDep) -> HTMLResponse:
     ):
         return _not_found(request, session, detail)
     raise NotFound(detail)
+
+
+def invalid_address(request: Request, errors: list[ProblemError]) -> HTMLResponse | None:
+    """For a browser that asked for an explorer page with parameters the page refuses
+    (`/explore/metrics?year=soon`), a page saying which and why, with a link to the page
+    without them; None for any other request, which gets the problem every API answers."""
+    path = request.url.path
+    accept = request.headers.get("accept")
+    if (
+        request.method not in ("GET", "HEAD")
+        or not (path == "/" or path.startswith("/explore"))
+        or quality(accept, "text/html") <= quality(accept, PROBLEM_MEDIA_TYPE)
+    ):
+        return None
+    context = {"errors": errors, "page": path}
+    with read_session(request) as session:  # a malformed as_of is left out: the live data
+        return _render(request, session, "invalid.html", "Invalid address", context, 422,
+                       dated=False)  # fmt: skip
 
 
 def install(app: FastAPI) -> None:

@@ -768,7 +768,18 @@ METRIC_PATH = "/v1/metrics/viral-vector-lead-time"
     ("method", "body", "named"),
     [
         ("PATCH", b'{"name": "First", "name": "Second"}', ["name"]),
-        ("PATCH", b'{"evidence": {"quote": "a", "start": 0, "quote": "b", "end": 1}}', ["quote"]),
+        (
+            "PATCH",
+            b'{"evidence": {"quote": "a", "start": 0, "quote": "b", "end": 1}}',
+            ["evidence.quote"],
+        ),
+        (
+            "PATCH",
+            b'{"subjects": [{"a": 1, "a": 2}], "name": "n", "name": "m"}',
+            ["name", "subjects[0].a"],
+        ),
+        # The earlier value of a repeated member, itself with a repeated name: by name alone.
+        ("PATCH", b'{"evidence": {"x": 1, "x": 2}, "evidence": {}}', ["evidence", "x"]),
         ("POST", b'{"id": "x", "id": "y", "name": "n", "name": "m"}', ["id", "name"]),
     ],
 )

@@ -396,6 +396,16 @@ def test_a_body_that_is_not_json_is_415_and_malformed_json_names_the_body(
             f"A body of type {media.split(';')[0]} cannot be read: send JSON "
             "(Content-Type: application/json)."
         )
+    # JSON is UTF-8: a body declared in another charset would be misread, so it is not read.
+    for media in ("application/json; charset=latin-1", 'application/json;charset="UTF-16"'):
+        headers = {**w.auth(), "If-Match": w.etag(path), "Content-Type": media}
+        answer = w.client.patch(path, content=b'{"name": "x"}', headers=headers)
+        assert answer.status_code == 415, media
+        assert answer.json()["detail"].startswith("A body in charset ")
+    for media in ("application/json; charset=utf-8", "application/json; charset=UTF-8"):
+        headers = {**w.auth(), "If-Match": w.etag(path), "Content-Type": media}
+        answer = w.client.patch(path, content=b'{"description": "x"}', headers=headers)
+        assert answer.status_code == 200, (media, answer.text)
     # Without a key, the key is what is missing.
     anonymous = w.client.post("/v1/metrics", content=b"{}", headers={"Content-Type": "text/plain"})
     assert anonymous.status_code == 401

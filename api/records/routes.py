@@ -116,6 +116,15 @@ async def json_body(request: Request) -> None:
             f"A body of type {media or '(empty)'} cannot be read: send JSON "
             "(Content-Type: application/json)."
         )
+    # JSON is UTF-8 (RFC 8259 8.1): a body declared in another charset would be misread.
+    for parameter in declared.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(
+                f"A body in charset {charset or '(empty)'} cannot be read: JSON is UTF-8 "
+                "(Content-Type: application/json; charset=utf-8, or no charset)."
+            )
     # An object naming a member twice is ambiguous (RFC 8259: parsers differ on which one
     # counts; this one would keep the last): refused, not guessed.
     # Each object with repeated names, by its id, with the names; the object is kept, so that

@@ -358,3 +358,28 @@ def test_version_timestamps_go_down_to_0019_and_back(empty_engine: Engine) -> No
     assert "dataset_version" not in inspect(empty_engine).get_table_names()
     migrate.upgrade(empty_engine)
     assert answers() == (before, versions_before)
+
+
+def test_0023_gives_a_database_loaded_before_the_statistics_of_its_expression_indexes(
+    empty_engine: Engine,
+) -> None:
+    """A database loaded at 0022 without its tables analyzed whole (as loads did) has no
+    statistics for the indexes on folded subjects; 0023 analyzes those tables."""
+    if empty_engine.dialect.name != "postgresql":
+        pytest.skip("the statistics are PostgreSQL's")
+    analyzed = (
+        "SELECT DISTINCT tablename FROM pg_stats"
+        " WHERE tablename IN ('ix_metric_subject_folded', 'ix_metric_subject_count_folded')"
+    )
+    migrate.upgrade(empty_engine, "0022")
+    seed(empty_engine)  # loaded in process: no VACUUM (ANALYZE) after it
+    with empty_engine.connect() as connection:
+        assert connection.execute(text(analyzed)).scalars().all() == []
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        assert sorted(connection.execute(text(analyzed)).scalars()) == [
+            "ix_metric_subject_count_folded",
+            "ix_metric_subject_folded",
+        ]
+    migrate.downgrade(empty_engine, "0022")  # nothing to undo: statistics are not schema
+    migrate.upgrade(empty_engine)

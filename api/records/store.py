@@ -408,10 +408,12 @@ def referrers(
 
 
 def references(session: Session, kinds: Iterable[Kind], kind: Kind, record_id: str) -> list[str]:
-    """What still refers to the record, in words."""
+    """What still refers to the record, in words, by kind and id (the same list on both
+    databases, whatever order their rows are stored in)."""
+    found = referrers(session, kinds, kind, record_id)
     return [
         f"{other.label} {owner!r} ({field})"
-        for other, owner, field in referrers(session, kinds, kind, record_id)
+        for other, owner, field in sorted(found, key=lambda f: (f[0].label, f[1], f[2]))
     ]
 
 

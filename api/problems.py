@@ -64,12 +64,11 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     rest = len(found) - len(errors)  # counted, not described
     if rest:
         names += f" and {rest} more"
-    if request.url.path == "/" or request.url.path.startswith("/explore"):
-        from api.explorer.router import invalid_address  # the explorer's pages, not the API's
+    from api.explorer.router import invalid_address  # imported by the app already
 
-        page = invalid_address(request, errors)
-        if page is not None:
-            return page
+    page = invalid_address(request, errors)  # a browser's explorer page: its own answer
+    if page is not None:
+        return page
     return problem_response(request, 422, f"Invalid input: {names}.", errors, omitted=rest)
 
 

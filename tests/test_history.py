@@ -14,13 +14,18 @@ import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
-from sqlmodel import Session
+from sqlalchemy import Engine, event, select
+from sqlmodel import Session, col
+from starlette.requests import Request
 
 from api.dataset import read_datasets
 from api.main import create_app
+from api.metrics.models import Metric
 from api.pagination import encode_cursor
+from api.records import versions
+from api.records.asof import answered_at
 from api.records.loading import load_datasets
+from api.records.reads import read_session
 from tests.conftest import SEED_DIR, seed, serving
 from tests.helpers import Writable, new_metric
 
@@ -492,3 +497,20 @@ def test_a_page_by_cursor_seeks_the_feed_index(writable: Writable) -> None:
                 text = " | ".join(plan)
                 assert "Index Scan using ix_revision_dataset_version_id" in text, plan
                 assert "Sort" not in text and "Seq Scan on revision" not in text, plan
+
+
+def test_every_statement_of_a_read_sees_the_data_as_the_read_began(writable: Writable) -> None:
+    """A read is one snapshot: a write committed while it runs shows in none of its statements
+    (on PostgreSQL, READ COMMITTED would give each statement its own, so a page's items could
+    hold records its `total` and its `Dataset-Version` do not)."""
+    app = writable.client.app
+    request = Request({"type": "http", "method": "GET", "path": "/v1/metrics",
+                       "query_string": b"", "headers": [], "app": app})  # fmt: skip
+    with read_session(request) as session:
+        assert answered_at(session) == 1
+        created = writable.client.post("/v1/metrics", json=new_metric(), headers=writable.auth())
+        assert created.status_code == 201
+        assert writable.client.get("/v1/metrics").headers["dataset-version"] == "2"
+        ids = set(session.execute(select(col(Metric.id))).scalars())
+        assert len(ids) == 42 and new_metric()["id"] not in ids
+        assert versions.current(session) == 1

@@ -634,7 +634,10 @@ class ResponseCache:
                 largest = min(MAX_ENTRY_BYTES, self.max_bytes)
                 if size <= largest:
                     chunks.append(body)
-                if not message.get("more_body", False) and size <= largest:
+                # Not an answer that may yet change (api.records.versions.settle: a feed page,
+                # or `as_of` a moment not yet past).
+                unsettled = scope.get("state", {}).get("unsettled", False)
+                if not message.get("more_body", False) and size <= largest and not unsettled:
                     route = route_template(scope)
                     self._keep(key, revision, start, b"".join(chunks), route)
             await send(message)

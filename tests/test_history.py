@@ -1,9 +1,11 @@
 """History: versions that are transactions, as_of as a query, tags that never repeat."""
 
+import concurrent.futures
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,13 +208,14 @@ def test_a_recreated_record_continues_its_versions_so_no_etag_repeats(writable: 
     assert versions == [3, 2, 1]
 
 
-def test_a_metric_patch_runs_at_most_twelve_statements(writable: Writable) -> None:
+def test_a_metric_patch_runs_at_most_thirteen_statements(writable: Writable) -> None:
     """Counted on the PATCH's own write transaction (authentication has its own), at the
     driver, so that statements the engine runs on the driver's cursor directly (bulk inserts)
     count as much as SQLAlchemy's: on SQLite every statement the library prepares (not those
     SQLite runs inside a virtual table, nor BEGIN and COMMIT), on PostgreSQL every execute,
     executemany and COPY of a cursor of that connection. Two of them date the version at its
-    commit (api.records.versions._stamp): 11 on SQLite, 12 on PostgreSQL (its write lock)."""
+    commit (api.records.versions._stamp): 11 on SQLite, 13 on PostgreSQL (its write lock, and
+    the commit window's advisory lock, which SQLite's writer takes on a file)."""
     w = writable
     tag = w.etag(METRIC)
     statements: list[str] = []
@@ -267,7 +270,7 @@ def test_a_metric_patch_runs_at_most_twelve_statements(writable: Writable) -> No
     assert answer.json()["name"] == "Counted"
     # The history's rows, written by the engine on the driver's cursor, are among them.
     assert any(s.startswith(("INSERT INTO revision", "COPY revision")) for s in statements)
-    assert 0 < len(statements) <= 12, statements
+    assert 0 < len(statements) <= 13, statements
 
 
 def test_nothing_is_left_in_the_temporary_folder(migrated_engine: Engine, tmp_path: Path) -> None:
@@ -514,3 +517,60 @@ def test_every_statement_of_a_read_sees_the_data_as_the_read_began(writable: Wri
         ids = set(session.execute(select(col(Metric.id))).scalars())
         assert len(ids) == 42 and new_metric()["id"] not in ids
         assert versions.current(session) == 1
+
+
+def test_a_read_that_turns_on_a_moment_inside_a_commit_window_waits_for_the_commit(
+    writable: Writable,
+) -> None:
+    """A version is dated just before its commit ends. A read `as_of` a moment after that date,
+    or a page of the change feed, made before the commit has ended, waits for it (in another
+    server process too): it answers what the same request answers afterwards, and a poller going
+    on `since` its last poll's time misses nothing. A moment before the newest version known
+    needs no wait."""
+    w = writable
+    stamped, release = threading.Event(), threading.Event()
+
+    def hold(session: Session) -> None:  # runs after api.records.versions._stamp
+        if session.info.get("write") and not release.is_set():
+            stamped.set()
+            release.wait(30)
+
+    tag = w.etag(METRIC)
+    with serving(w.engine) as (_server, url):
+        started = _z(datetime.now(UTC))
+        old = httpx.get(f"{url}{METRIC}", params={"as_of": started})
+        assert old.headers["dataset-version"] == "1"  # and the server knows version 1's date
+        seeded = datetime.fromisoformat(
+            httpx.get(f"{url}/v1/releases").json()["items"][0]["created_at"]
+        )
+        before_seed = _z(seeded - timedelta(microseconds=1))
+        polled = httpx.get(f"{url}/v1/changes", params={"since": started, "limit": 500})
+        assert polled.json()["items"] == []  # and no cache keeps it for the poll below
+        event.listen(Session, "before_commit", hold)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                patched = pool.submit(
+                    w.client.patch, METRIC, json={"name": "Renamed"},
+                    headers={**w.auth(), "If-Match": tag},
+                )  # fmt: skip
+                assert stamped.wait(30)
+                moment = _z(datetime.now(UTC))
+                # A moment before the version being committed is answered at once.
+                past = pool.submit(httpx.get, f"{url}/v1/metrics", params={"as_of": before_seed})
+                assert past.result(timeout=10).json()["total"] == 0
+                then = pool.submit(httpx.get, f"{url}{METRIC}", params={"as_of": moment})
+                feed = pool.submit(
+                    httpx.get, f"{url}/v1/changes", params={"since": started, "limit": 500}
+                )
+                time.sleep(0.3)
+                assert not then.done() and not feed.done()  # waiting for the commit
+                release.set()
+                assert patched.result(timeout=30).status_code == 200
+                answer = then.result(timeout=30)
+                changes = feed.result(timeout=30).json()["items"]
+        finally:
+            event.remove(Session, "before_commit", hold)
+        assert (answer.json()["name"], answer.headers["dataset-version"]) == ("Renamed", "2")
+        assert [c["dataset_version"] for c in changes] == [2]
+        again = httpx.get(f"{url}{METRIC}", params={"as_of": moment})
+        assert again.content == answer.content

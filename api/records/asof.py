@@ -12,7 +12,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Column, Connection, Engine, Integer, Select, Table, bindparam, event, select
+from sqlalchemy import (
+    URL,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    event,
+    select,
+)
 from sqlalchemy.sql import visitors
 from sqlmodel import Session, col
 
@@ -38,6 +49,9 @@ _CURRENT_SNAPSHOT = f"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; {_CURRENT
 # are keyed by (api.metrics.service): a migration that rebuilds the search indexes (0016)
 # moves `changed_at` without a new version.
 REVISION = "dataset_revision"
+# session.info: the read waits out the commit window (`versions.settle`) whatever its `as_of`
+# (the change feed's pages, which pollers go on from by time).
+SETTLE = "settle"
 
 
 def newest_version(until: Any) -> Any:
@@ -119,6 +133,10 @@ def _begin_read(session: Session, _transaction: Any, connection: Any) -> None:
     request = session.info.get("request")
     if request is None:
         return
+    moment = session.info.get("as_of")
+    settled = None
+    if session.info.get(SETTLE) or (moment is not None and not _before_known(connection, moment)):
+        settled = versions.settle(connection)
     cursor = connection.connection.driver_connection.cursor()
     try:
         if connection.dialect.name == "postgresql":
@@ -130,10 +148,37 @@ def _begin_read(session: Session, _transaction: Any, connection: Any) -> None:
     finally:
         cursor.close()
     session.info[REVISION] = (live, changed_at)
-    moment = session.info.get("as_of")
     if moment is None:
         version = live
     else:
+        _known(connection, changed_at)
         version = version_at(connection, moment)
         connection.execution_options(**{OPTION: version})
+    if settled is not None and (moment is None or moment >= settled):
+        # The answer may yet change: a feed page a poller goes on from, or `as_of` a moment
+        # not yet past when the wait began. The response cache does not keep it.
+        request.state.unsettled = True
     request.state.dataset_version = session.info["dataset_version"] = version
+
+
+# The newest version's timestamp each database is known to have committed (by URL), as the
+# reads `as_of` a moment saw it. A moment before it needs no wait (`versions.settle`): any
+# version not yet visible will be dated after it.
+_KNOWN: dict[URL, datetime] = {}
+
+
+def _utc(value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _known(connection: Connection, changed_at: datetime | str) -> None:
+    key = connection.engine.url
+    at = _utc(changed_at)
+    if key not in _KNOWN or _KNOWN[key] < at:
+        _KNOWN[key] = at
+
+
+def _before_known(connection: Connection, moment: datetime) -> bool:
+    known = _KNOWN.get(connection.engine.url)
+    return known is not None and moment < known

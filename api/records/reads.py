@@ -11,7 +11,11 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from api.records.asof import TIMESTAMP
+from api.records.asof import SETTLE, TIMESTAMP
+
+# The change feed and its exports: pollers go on from its pages by time (`since`), so a read
+# of it first waits out any write's commit window (api.records.versions.settle).
+SETTLED_PATHS = ("/v1/changes",)
 
 
 async def get_read_session(request: Request) -> AsyncIterator[Session]:
@@ -28,6 +32,8 @@ async def get_read_session(request: Request) -> AsyncIterator[Session]:
 def read_session(request: Request) -> Session:
     """The read session of `request` (see `get_read_session`), to be closed by the caller."""
     info: dict[str, Any] = {"request": request}
+    if request.scope["path"].startswith(SETTLED_PATHS):
+        info[SETTLE] = True
     raw = request.query_params.get("as_of")
     if raw is not None:
         with contextlib.suppress(ValidationError):
@@ -85,6 +91,8 @@ def kept_read_session(request: Request) -> Iterator[Session]:
         session = _KEPT.session = Session(connection)
         _KEPT.app = weakref.ref(app)
     session.info["request"] = request
+    if request.scope["path"].startswith(SETTLED_PATHS):
+        session.info[SETTLE] = True
     try:
         yield session
     finally:

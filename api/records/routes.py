@@ -332,7 +332,8 @@ def _replay(session: Session, actor: str, key: str, request_hash: str) -> Respon
     if earlier is None:
         return None
     if earlier.request_hash != request_hash:
-        raise InvalidInput("header", "Idempotency-Key", "already used for a different request")
+        # Named as the OpenAPI document and a malformed key's 422 name the parameter.
+        raise InvalidInput("header", "idempotency-key", "already used for a different request")
     headers = {"Idempotent-Replayed": "true"}
     if earlier.location:
         headers["Location"] = earlier.location

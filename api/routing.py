@@ -37,7 +37,8 @@ HEADERS: dict[str, dict[str, Any]] = {
         "example": "public, max-age=60",
     },
     "Dataset-Version": {
-        "description": "The dataset version the read answered at (one per committed write).",
+        "description": "The dataset version the answer is at (one per committed write): a "
+        "read's; a write's own, or the current one if it changed nothing.",
         "schema": {"type": "integer", "minimum": 0},
         "example": 3,
     },

@@ -342,8 +342,12 @@ def test_a_write_answers_the_headers_its_operation_declares(writable: Writable) 
     updated_declared = set(
         operations["/v1/metrics/{metric_id}"]["patch"]["responses"]["200"]["headers"]
     )
-    assert created_declared == {"ETag", "Location", "Idempotent-Replayed"}
-    assert updated_declared == {"ETag"}
+    deleted_declared = set(
+        operations["/v1/metrics/{metric_id}"]["delete"]["responses"]["204"]["headers"]
+    )
+    assert created_declared == {"ETag", "Location", "Idempotent-Replayed", "Dataset-Version"}
+    assert updated_declared == {"ETag", "Dataset-Version"}
+    assert deleted_declared == {"Dataset-Version"}
     headers = {**w.auth(), "Idempotency-Key": "declared-1"}
     created = w.client.post("/v1/metrics", json=new_metric(), headers=headers)
     replayed = w.client.post("/v1/metrics", json=new_metric(), headers=headers)
@@ -359,6 +363,15 @@ def test_a_write_answers_the_headers_its_operation_declares(writable: Writable) 
     )
     assert updated.status_code == 200
     assert w.client.get(location).headers["etag"] == updated.headers["etag"]
+    deleted = w.client.delete(location, headers={**w.auth(), "If-Match": updated.headers["etag"]})
+    assert deleted.status_code == 204
+    # Each write names the version it made; a replay, which makes none, the current one.
+    made = [created, replayed, updated, deleted]
+    assert [a.headers["dataset-version"] for a in made] == ["2", "2", "3", "4"]
+    assert w.client.get("/v1/metrics").headers["dataset-version"] == "4"
+    again = w.client.post("/v1/metrics", json=new_metric(), headers=headers)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["dataset-version"] == "4"
 
 
 def test_oversized_bodies_are_refused_before_they_are_read(writable: Writable) -> None:

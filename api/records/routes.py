@@ -212,11 +212,17 @@ def _transient(exc: DBAPIError) -> bool:
 
 
 def in_transaction(session: Session, work: Callable[[], Response]) -> Response:
-    """Run one write and commit it; retried, whole, after a deadlock or serialisation failure."""
+    """Run one write and commit it; retried, whole, after a deadlock or serialisation failure.
+    Its response names the dataset version the write made (`Dataset-Version`), or, when it
+    changed nothing (a replay, a patch to the same values), the version the data stands at:
+    either way one that holds the write, for the writer's next `as_of` or `/v1/changes`."""
     for attempt in range(ATTEMPTS):
         try:
             response = work()
+            taken = versions.taken(session)
+            version = taken.number if taken is not None else versions.current(session)
             session.commit()
+            response.headers["Dataset-Version"] = str(version)
             return response
         except DBAPIError as exc:
             session.rollback()
@@ -478,7 +484,8 @@ def _register(kind: Kind) -> None:
                 "description": "Created.",
                 **success,
                 "headers": {
-                    name: header(name) for name in ("ETag", "Location", "Idempotent-Replayed")
+                    name: header(name)
+                    for name in ("ETag", "Location", "Idempotent-Replayed", "Dataset-Version")
                 },
             },
             **problem_responses(409),
@@ -495,7 +502,11 @@ def _register(kind: Kind) -> None:
         summary=f"Update a {label}",
         tags=["writes"],
         responses={
-            200: {"description": "Updated.", **success, "headers": {"ETag": header("ETag")}},
+            200: {
+                "description": "Updated.",
+                **success,
+                "headers": {name: header(name) for name in ("ETag", "Dataset-Version")},
+            },
             **problem_responses(404, 409, 412, 428),
             **WRITE_ERRORS,
         },
@@ -522,7 +533,10 @@ def _register(kind: Kind) -> None:
         summary=f"Delete a {label}",
         tags=["writes"],
         responses={
-            204: {"description": "Deleted."},
+            204: {
+                "description": "Deleted.",
+                "headers": {"Dataset-Version": header("Dataset-Version")},
+            },
             **problem_responses(404, 409, 412, 428),
             **WRITE_ERRORS,
         },

@@ -65,6 +65,11 @@ def current(session: Session) -> int:
     return int(session.execute(select(state.c.version).where(state.c.id == 1)).scalar_one())
 
 
+def taken(session: Session) -> Version | None:
+    """The version this transaction writes, if it has changed anything yet."""
+    return session.info.get(_KEY)
+
+
 def lock(session: Session) -> None:
     """Start a write: wait for every other writer to finish (PostgreSQL; SQLite's writes
     already begin with the lock). Everything read after this is what the write builds on."""

@@ -32,8 +32,10 @@ def test_migrate_then_seed_twice_then_a_bad_file(tmp_path: Path, seed_copy: Path
     second = run("seed", env=env)
     assert "metrics              +0 ~0 -0 =42" in second.stdout
     # The command leaves without the interpreter's tear-down, having closed its connections:
-    # the database is whole in its file, with no write-ahead log left beside it.
-    assert sorted(p.name for p in tmp_path.glob("cli.db*")) == ["cli.db"]
+    # the database is whole in its file, with no write-ahead log left beside it (only the
+    # empty file whose lock marks a write's commit window, api.records.versions).
+    assert sorted(p.name for p in tmp_path.glob("cli.db*")) == ["cli.db", "cli.db-commit"]
+    assert (tmp_path / "cli.db-commit").stat().st_size == 0
 
     path = seed_copy / "data" / f"{SOURCE_ID}.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))

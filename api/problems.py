@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from api.errors import (
     MAX_PROBLEM_ERRORS,
@@ -80,8 +81,15 @@ _UNREADABLE_BODY = {
 }
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+# Logged for a request whose client left before its body ended (nginx's "client closed
+# request"): nobody is there to answer, and nothing of the request was read whole.
+CLIENT_CLOSED = 499
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI calls it a 400, "error parsing"
+        return Response(status_code=CLIENT_CLOSED)
     unreadable = _UNREADABLE_BODY.get(type(exc.__cause__))
     if exc.status_code == 400 and unreadable is not None:  # malformed JSON, as a 422 says it
         error = ProblemError(in_="body", name="body", detail=unreadable)

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -16,6 +17,7 @@ from api.config import Settings
 from api.db import make_engine
 from api.main import create_app
 from api.metrics import service
+from tests.helpers import Writable, new_metric
 
 
 def problem(response) -> dict:  # type: ignore[no-untyped-def, type-arg]
@@ -381,3 +383,45 @@ def test_a_range_of_a_cached_asset_is_a_part_not_the_cached_whole(client: TestCl
     assert past.status_code == 416
     assert past.headers["content-type"] == "application/problem+json"
     assert client.head(asset, headers={"Range": "bytes=abc"}).status_code == 400
+
+
+def test_a_write_whose_client_leaves_before_its_body_ends_is_logged_499_and_writes_nothing(
+    writable: Writable, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that disconnects while sending a body gets nothing (it is gone), nothing is
+    written, and the log says so: 499, nginx's "client closed request", not a 400 that blames
+    a body the server never had whole."""
+    app = writable.client.app
+    body = orjson.dumps(new_metric())
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/metrics", "raw_path": b"/v1/metrics",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "headers": [
+            (b"host", b"test"), (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *[(k.lower().encode(), v.encode()) for k, v in writable.auth().items()],
+        ],
+    }  # fmt: skip
+
+    async def leave_midway() -> list[Any]:
+        parts = [{"type": "http.request", "body": body[:20], "more_body": True},
+                 {"type": "http.disconnect"}]  # fmt: skip
+        sent: list[Any] = []
+
+        async def receive() -> Any:
+            return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent
+
+    with caplog.at_level("INFO", logger="api.access"):
+        sent = asyncio.run(leave_midway())
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [499]
+    logged = [orjson.loads(r.getMessage()) for r in caplog.records if r.name == "api.access"]
+    assert [(line["method"], line["status"]) for line in logged] == [("POST", 499)]
+    assert writable.client.get("/v1/metrics").json()["total"] == 42

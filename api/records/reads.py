@@ -29,11 +29,16 @@ async def get_read_session(request: Request) -> AsyncIterator[Session]:
         yield session
 
 
+def _info(request: Request) -> dict[str, Any]:
+    """What a read session of `request` carries: the request, and whether it must settle."""
+    if request.scope["path"].startswith(SETTLED_PATHS):
+        return {"request": request, SETTLE: True}
+    return {"request": request}
+
+
 def read_session(request: Request) -> Session:
     """The read session of `request` (see `get_read_session`), to be closed by the caller."""
-    info: dict[str, Any] = {"request": request}
-    if request.scope["path"].startswith(SETTLED_PATHS):
-        info[SETTLE] = True
+    info = _info(request)
     raw = request.query_params.get("as_of")
     if raw is not None:
         with contextlib.suppress(ValidationError):
@@ -90,9 +95,7 @@ def kept_read_session(request: Request) -> Iterator[Session]:
             kept.append(connection)
         session = _KEPT.session = Session(connection)
         _KEPT.app = weakref.ref(app)
-    session.info["request"] = request
-    if request.scope["path"].startswith(SETTLED_PATHS):
-        session.info[SETTLE] = True
+    session.info.update(_info(request))
     try:
         yield session
     finally:

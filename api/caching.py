@@ -19,6 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 GZIP_MINIMUM_SIZE = 1024
 CACHE_CONTROL = "public, max-age=60"
+# An answer that may still change (a change-feed page, a read `as_of` a moment not yet past:
+# api.records.versions.settle) may be stored, but not used without asking again (RFC 9111
+# 5.2.2.4): a poller revalidates, and is answered 304 until the answer changes.
+UNSETTLED_CACHE_CONTROL = "no-cache"
 NOT_CACHED_PATHS = ("/healthz", "/readyz")
 VARY = ("Accept", "Accept-Encoding")
 _GZIP_SUFFIX = "-gzip"
@@ -128,8 +132,10 @@ def _merge_vary(headers: MutableHeaders, names: Iterable[str]) -> None:
     headers["Vary"] = ", ".join(present + [n for n in names if n.lower() not in lowered])
 
 
-def _decorate(headers: MutableHeaders) -> None:
-    headers["Cache-Control"] = CACHE_CONTROL
+def _decorate(headers: MutableHeaders, state: dict[str, object]) -> None:
+    headers["Cache-Control"] = (
+        UNSETTLED_CACHE_CONTROL if state.get("unsettled", False) else CACHE_CONTROL
+    )
     _merge_vary(headers, VARY)
 
 
@@ -195,7 +201,7 @@ class _Exchange:
             del headers["content-length"]
             headers["Content-Encoding"] = "gzip"
             headers["ETag"] = _gzip_tag(headers["etag"])
-        _decorate(headers)
+        _decorate(headers, self.state)
         status = precondition(self.if_match, self.if_none_match, headers["etag"])
         if status != 200:
             self.mode = "done"
@@ -232,7 +238,7 @@ class _Exchange:
         if self.start["status"] == 200:
             tag = body_etag(body)
             headers["ETag"] = _gzip_tag(tag) if compress else tag
-            _decorate(headers)
+            _decorate(headers, self.state)
             status = precondition(self.if_match, self.if_none_match, headers["etag"])
             if status == 412:
                 return _failed(self.path)

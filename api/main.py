@@ -53,7 +53,8 @@ Collections are paged with `limit`/`offset` and link the next page in the body (
 a `Link` header; `/v1/<collection>.csv` and `/v1/<collection>.ndjson` export the whole filtered
 collection, and `/v1/<collection>/{id}/citation` (`.bib`, `.ris`, `.json`) cites an item. Each
 operation answers one media type. Successful GETs carry a strong `ETag` (send `If-None-Match`
-for a 304) and `Cache-Control: public, max-age=60`. Errors are RFC 9457
+for a 304) and `Cache-Control: public, max-age=60` (`no-cache` for an answer that may still
+change: a change-feed page, `as_of` a moment not yet past). Errors are RFC 9457
 `application/problem+json`.
 """
 DOCS_ASSETS_PATH = "/docs-assets"

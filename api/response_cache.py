@@ -24,7 +24,12 @@ from sqlalchemy import Engine
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.caching import _accepts_gzip, precondition, precondition_failed
+from api.caching import (
+    _accepts_gzip,
+    matches_if_none_match,
+    precondition,
+    precondition_failed,
+)
 from api.metrics import service as metrics_service
 from api.middleware import finished, request_id_of, route_template
 
@@ -583,24 +588,32 @@ class ResponseCache:
         revision: object,
         request: Headers,
     ) -> None:
-        """A revalidation nothing is cached for: compute the whole response (a 304 is not worth
-        keeping), keep it, and answer from it; clients that only ever revalidate then hit.
-        (An If-Match is left for api.caching to evaluate: a 412 is not kept either.)"""
-        held: list[Message] = []
+        """A revalidation nothing is cached for: the whole response is computed, so that it can
+        be kept (clients that only ever revalidate then hit), and the client is answered as
+        the response begins: 304 if its If-None-Match names the response's tag, else the
+        response itself, streamed as it comes. Whether it is kept or not (too large, an answer
+        that may still change) changes neither; nothing is held back but what the cache keeps.
+        (An If-Match is left for api.caching to evaluate: a 412 is not kept.)"""
+        if_none_match = request["if-none-match"]
+        not_modified = False
 
-        async def hold(message: Message) -> None:
-            held.append(message)
+        async def answer(message: Message) -> None:
+            nonlocal not_modified
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                etag = next((v for n, v in message["headers"] if n == b"etag"), None)
+                if etag and matches_if_none_match(if_none_match, etag.decode("latin-1")):
+                    not_modified = True
+                    kept = [(n, v) for n, v in message["headers"] if n in NOT_MODIFIED_HEADERS]
+                    await send({"type": "http.response.start", "status": 304, "headers": kept})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+            if not_modified and message["type"] == "http.response.body":
+                return  # the body the client has: computed for the cache alone
+            await send(message)
 
         plain = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n != b"if-none-match"]}
-        await self.app(plain, receive, self._recording(hold, key, revision, plain))
+        await self.app(plain, receive, self._recording(answer, key, revision, plain))
         scope.setdefault("state", {})["route"] = route_template(plain)
-        with self.lock:
-            entry = self.store.entries.get(key) if self.store.revision == revision else None
-        if entry is not None:
-            await self._replay(entry, request, scope["path"], send)
-            return
-        for message in held:  # not kept (an error, too large, or a write meanwhile): as is
-            await send(message)
 
     async def _replay(self, entry: _Entry, request: Headers, path: str, send: Send) -> None:
         status = precondition(request.get("if-match"), request.get("if-none-match"), entry.etag)

@@ -32,7 +32,9 @@ HEADERS: dict[str, dict[str, Any]] = {
         "example": '"r1c284587901c3d053fefd91b55e2f9"',
     },
     "Cache-Control": {
-        "description": "How long a cache may reuse the answer.",
+        "description": "How long a cache may reuse the answer: a minute, or, for an answer "
+        "that may still change (a change-feed page, `as_of` a moment not yet past), `no-cache`: "
+        "ask again (If-None-Match) before each use.",
         "schema": {"type": "string"},
         "example": "public, max-age=60",
     },

@@ -223,6 +223,48 @@ def test_a_client_that_only_revalidates_is_answered_from_the_cache(client: TestC
     assert cache.hits == hits + 2
 
 
+@pytest.mark.parametrize("cache_bytes", [None, 2000])
+def test_a_revalidation_the_cache_does_not_keep_is_answered_304(
+    seeded_engine: Engine, cache_bytes: int | None
+) -> None:
+    """A client's own tag gets 304 whether or not the cache keeps the answer: a change-feed
+    page and a read `as_of` a moment not yet past (which may still change, so are never
+    kept), and, with a small cache, a page and an export larger than it. A tag that names
+    nothing gets the whole answer."""
+    settings = Settings() if cache_bytes is None else Settings(response_cache_bytes=cache_bytes)
+    paths = ["/v1/changes?since=2000-01-01T00:00:00Z&count=none", "/v1/changes.ndjson",
+             f"{ITEM}?as_of=2999-01-01T00:00:00Z"]  # fmt: skip
+    if cache_bytes is not None:
+        paths += ["/v1/metrics?limit=50", "/v1/metrics.csv"]
+    with TestClient(create_app(settings, engine=seeded_engine)) as client:
+        for path in paths:
+            first = client.get(path)
+            assert first.status_code == 200
+            tag = first.headers["etag"]
+            for accept in ("*/*", "*/*;q=0.9"):  # each a revalidation the cache never saw
+                again = client.get(path, headers={"Accept": accept, "If-None-Match": tag})
+                assert again.status_code == 304, path
+                assert again.content == b"" and again.headers["etag"] == tag
+                assert again.headers["cache-control"] == first.headers["cache-control"]
+            other = client.get(path, headers={"Accept": "*/*", "If-None-Match": '"other"'})
+            assert other.status_code == 200 and other.content == first.content, path
+
+
+def test_an_answer_that_may_still_change_tells_caches_to_ask_again(client: TestClient) -> None:
+    """A change-feed page and `as_of` a moment not yet past may be stored downstream but
+    not reused unrevalidated; an answer `as_of` a past moment, or of the live data, is fresh
+    for a minute."""
+    for path in ["/v1/changes", "/v1/changes?since=2000-01-01T00:00:00Z", "/v1/changes.csv",
+                 f"{ITEM}?as_of=2999-01-01T00:00:00Z", "/v1/metrics?as_of=2999-01-01T00:00:00Z"]:  # fmt: skip
+        answer = client.get(path)
+        assert answer.status_code == 200 and answer.headers["cache-control"] == "no-cache", path
+    seeded_at = client.get("/v1/changes").json()["items"][-1]["at"]
+    for path, params in [(ITEM, {}), ("/v1/metrics", {}), (ITEM, {"as_of": seeded_at})]:
+        answer = client.get(path, params=params)
+        assert answer.status_code == 200
+        assert answer.headers["cache-control"] == "public, max-age=60", path
+
+
 def _head_count(client: TestClient) -> float:
     text = client.get("/metrics").text
     found = re.search(

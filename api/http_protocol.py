@@ -18,24 +18,40 @@ UNPARSABLE = (
     .model_dump_json(by_alias=True, exclude_none=True)
     .encode()
 )
+# httptools reads no request target longer than this (its URL parser counts in 16 bits): a
+# longer one is too long, not malformed. (Shorter ones reach the app, whose own limit on the
+# query, MAX_QUERY_BYTES, answers 414 too: api.guards.)
+LONGEST_TARGET = 65_535
+TOO_LONG = (
+    Problem(
+        title="Request-URI Too Long",  # as every other 414 of the API (Python's name)
+        status=414,
+        detail=f"The request target (path and query) is longer than the {LONGEST_TARGET:,} "
+        "bytes this server reads.",
+    )
+    .model_dump_json(by_alias=True, exclude_none=True)
+    .encode()
+)
 
 
 class ProblemHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol; its one answer before the app, a 400, as problem details."""
+    """uvicorn's httptools protocol; its one answer before the app, a 400 (or, for a target
+    too long to read, a 414), as problem details."""
 
     def send_400_response(self, msg: str) -> None:
         # As uvicorn writes it (its default headers: date, server), with another body; the
         # connection closes, since the parser cannot tell where the next request would start.
-        content = [STATUS_LINE[400]]
+        status, body = (414, TOO_LONG) if len(self.url) > LONGEST_TARGET else (400, UNPARSABLE)
+        content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
             [
                 b"content-type: " + PROBLEM_MEDIA_TYPE.encode() + b"\r\n",
-                b"content-length: " + str(len(UNPARSABLE)).encode() + b"\r\n",
+                b"content-length: " + str(len(body)).encode() + b"\r\n",
                 b"connection: close\r\n",
                 b"\r\n",
-                UNPARSABLE,
+                body,
             ]
         )
         self.transport.write(b"".join(content))

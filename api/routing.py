@@ -1,9 +1,11 @@
 """Pieces every router shares: parameter checks, the documented responses of operations, and
 routes built when first used."""
 
+import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
@@ -138,10 +140,42 @@ def plain_responses(description: str, content: dict[str, Any], *errors: int) -> 
     }
 
 
+# A `%` that does not begin an escape (two hexadecimal digits).
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def _misencoded(query: bytes) -> list[ProblemError]:
+    """The parameters of a query string whose name or value is not UTF-8 percent-encoded
+    (RFC 3986 2.1, as URLs of the WHATWG standard and every HTTP client encode them): a `%`
+    that begins no escape, or bytes that are not UTF-8 once decoded. Decoded leniently, as
+    parsers do, `%ZZ` would be searched for as itself and a Latin-1 `%E9` as U+FFFD: a query
+    that finds nothing, when it was never the client's query."""
+    errors: list[ProblemError] = []
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        for part in (name, value):
+            if _BAD_ESCAPE.search(part):
+                why = "A `%` that begins no escape: percent-encode it as %25."
+            else:
+                try:
+                    unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+                    continue
+                except UnicodeDecodeError:
+                    why = "Not UTF-8 once percent-decoded: encode the text as UTF-8."
+            shown = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace")
+            errors.append(ProblemError(in_="query", name=shown, detail=why))
+            break
+    return errors
+
+
 async def single_valued_parameters(request: Request) -> None:
-    """Every parameter takes one value; `?limit=1&limit=2` is ambiguous, so it is refused.
+    """Every parameter takes one value; `?limit=1&limit=2` is ambiguous, so it is refused. A
+    name or value that is not UTF-8 percent-encoded is refused too (`_misencoded`).
 
     `async` only so that it runs on the event loop, not in a thread of its own."""
+    query: bytes = request.scope["query_string"]
+    if (b"%" in query or not query.isascii()) and (errors := _misencoded(query)):
+        raise InvalidInput.many(errors)
     seen: set[str] = set()
     for name, _value in request.query_params.multi_items():
         if name in seen:

@@ -192,6 +192,29 @@ def test_repeated_parameter_is_refused(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
+    ("query", "name", "detail"),
+    [
+        ("q=%ZZ", "q", "A `%` that begins no escape: percent-encode it as %25."),
+        ("limit=5&q=50%", "q", "A `%` that begins no escape: percent-encode it as %25."),
+        ("geography=%E9", "geography", "Not UTF-8 once percent-decoded: encode the text as UTF-8."),
+        ("q=%C3%28", "q", "Not UTF-8 once percent-decoded: encode the text as UTF-8."),
+        ("caf%E9=1", "caf\ufffd", "Not UTF-8 once percent-decoded: encode the text as UTF-8."),
+    ],
+)
+def test_a_parameter_not_utf8_percent_encoded_is_refused_not_searched_for(
+    client: TestClient, query: str, name: str, detail: str
+) -> None:
+    """Read leniently, `%ZZ` would be searched for as itself and a Latin-1 `%E9` as U+FFFD,
+    answering 200 with nothing found for a query the client never meant."""
+    for path in ("/v1/metrics", "/v1/sources", "/v1/metrics/facets", "/v1/metrics.csv"):
+        body = problem(client.get(f"{path}?{query}"))
+        assert body["status"] == 422
+        assert body["errors"] == [{"in": "query", "name": name, "detail": detail}], path
+    for fine in ("q=caf%C3%A9", "q=100%25", "q=cell+therapy", "q=%22cell%20therapy%22"):
+        assert client.get(f"/v1/metrics?{fine}").status_code == 200, fine
+
+
+@pytest.mark.parametrize(
     "path", ["/v1/metrics/ai-cell-viability-improvement", "/v1/faq/scaling-bottlenecks"]
 )
 def test_item_routes_take_no_parameters(client: TestClient, path: str) -> None:

@@ -457,6 +457,28 @@ def test_a_request_the_server_cannot_parse_is_a_problem(
     assert status == "HTTP/1.1 200 OK"
 
 
+@pytest.mark.parametrize("target", ["/v1/metrics?q=" + "a" * 70_000, "/v1/" + "a" * 65_600])
+def test_a_target_too_long_for_the_parser_is_414_not_400(server_url: str, target: str) -> None:
+    """A target over 65,535 bytes, which httptools cannot read, is refused as too long (as a
+    shorter query over MAX_QUERY_BYTES is, by the app), not as malformed HTTP."""
+    request = f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    status, headers, body = _raw_exchange(server_url, request)
+    assert status == "HTTP/1.1 414 Request-URI Too Long"
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(body) == {
+        "type": "about:blank",
+        "title": "Request-URI Too Long",
+        "status": 414,
+        "detail": "The request target (path and query) is longer than the 65,535 bytes this "
+        "server reads.",
+    }
+    # Just under it, the app's own limit on a query answers (the path is the app's to find).
+    shorter = f"GET /v1/metrics?q={'a' * 65_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    status, _headers, body = _raw_exchange(server_url, shorter)
+    assert status == "HTTP/1.1 414 Request-URI Too Long"
+    assert json.loads(body)["detail"].startswith("Query strings are limited to ")
+
+
 # --- If-Match: * under concurrency --------------------------------------------------------
 
 RACERS = 16

@@ -30,7 +30,7 @@ from api.metrics import service as metric_service
 from api.metrics.schemas import MetricPublic, MetricQuery
 from api.records import asof
 from api.records.reads import ReadSessionDep
-from api.routing import plain_responses, v1_router
+from api.routing import export_responses, v1_router
 from api.schemas import AS_OF_DESCRIPTION, Evidence, Timestamp, figure_text
 from api.sources import service as source_service
 from api.sources.schemas import SourcePublic, SourceQuery
@@ -265,10 +265,11 @@ def build(session: Session) -> bytes:
     operation_id="getDatasetPackage",
     summary="Download the whole dataset",
     response_class=Response,
-    responses=plain_responses(
+    responses=export_responses(
+        "application/zip",
         "A ZIP archive: a Frictionless Data Package (datapackage.json, one CSV per "
         "collection, the source texts).",
-        {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        {"type": "string", "format": "binary"},
     ),
 )
 def get_dataset(session: ReadSessionDep, query: Annotated[DatasetQuery, Query()]) -> Response:

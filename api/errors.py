@@ -12,6 +12,8 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 # A problem lists this many input errors and counts the rest: a body of 300,000 bad entries
 # is answered in a few kilobytes.
 MAX_PROBLEM_ERRORS = 50
+# A write's body that is not UTF-8 text (RFC 8259 8.1), as its 422 says it.
+NOT_UTF8 = "not valid JSON: the body is not UTF-8 text"
 
 
 class ProblemError(BaseModel):

@@ -14,6 +14,7 @@ from starlette.requests import ClientDisconnect
 
 from api.errors import (
     MAX_PROBLEM_ERRORS,
+    NOT_UTF8,
     PROBLEM_MEDIA_TYPE,
     DomainError,
     Problem,
@@ -76,7 +77,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 # Why FastAPI could not read a body as JSON, where `json.loads` raised other than a decode
 # error (which FastAPI answers as a validation error, located at its character).
 _UNREADABLE_BODY = {
-    UnicodeDecodeError: "not valid JSON: the body is not UTF-8 text",
+    UnicodeDecodeError: NOT_UTF8,
     RecursionError: "not valid JSON: nested too deeply to read",
 }
 

@@ -97,16 +97,19 @@ def _json(schema: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
 
 
-def collection_responses(item_schema: str, plural: str) -> Responses:
-    """200 (a JSON page), 304 and the errors of a collection operation."""
+def collection_responses(
+    item_schema: str, plural: str, *errors: int, description: str | None = None
+) -> Responses:
+    """200 (a JSON page, its next page linked in `Link`), 304 and the errors of a collection
+    operation (a collection of records, of their revisions, of the releases)."""
     return {
         200: {
-            "description": f"A page of {plural}.",
+            "description": description or f"A page of {plural}.",
             "content": _json(f"Page_{item_schema}_"),
             "headers": {**SUCCESS_HEADERS, "Link": header("Link")},
         },
         **not_modified(),
-        **read_errors(),
+        **read_errors(*errors),
     }
 
 

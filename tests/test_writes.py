@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -453,8 +454,14 @@ def test_a_body_that_is_not_json_is_415_and_malformed_json_names_the_body(
     ]
     # Bodies json.loads fails on otherwise (not UTF-8; nested past the interpreter's depth):
     # the same 422, not the framework's bare 400.
+    # A valid metric in UTF-16 or UTF-32 (which Python's reader would take: RFC 8259 8.1 says
+    # JSON between systems is UTF-8) is refused as not UTF-8, nothing written.
+    valid = orjson.dumps(new_metric()).decode()
     for body, reason in (
         (b'{"name": "\xff"}', "the body is not UTF-8 text"),
+        (valid.encode("utf-16"), "the body is not UTF-8 text"),
+        (valid.encode("utf-16-le"), "the body is not UTF-8 text"),
+        (valid.encode("utf-32"), "the body is not UTF-8 text"),
         (b"[" * 5000 + b"]" * 5000, "nested too deeply to read"),
     ):
         unreadable = w.client.post(

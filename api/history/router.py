@@ -12,14 +12,13 @@ from api.history import service
 from api.history.schemas import ChangesQuery, ReleasePublic, RevisionPublic
 from api.pagination import Page, PageQuery, keyed_page, page
 from api.records.reads import ReadSessionDep
-from api.routing import plain_responses, v1_router
+from api.routing import collection_responses, v1_router
 
 router = v1_router(tags=["history"])
 
 
 def _page_responses(schema: str, what: str, *errors: int) -> Any:
-    ref = {"$ref": f"#/components/schemas/Page_{schema}_"}
-    return plain_responses(what, {"application/json": {"schema": ref}}, *errors)
+    return collection_responses(schema, "", *errors, description=what)
 
 
 @router.get(

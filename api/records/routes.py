@@ -26,6 +26,7 @@ from api.caching import matches_if_match, matches_if_none_match
 from api.db import writer
 from api.errors import (
     MAX_PROBLEM_ERRORS,
+    NOT_UTF8,
     Conflict,
     InvalidInput,
     PreconditionFailed,
@@ -45,7 +46,12 @@ from api.records.reads import ReadSessionDep
 from api.records.registry import KINDS
 from api.records.store import Change, Stored
 from api.records.validation import Check, Problem, check_record, prefetch_references
-from api.routing import header, no_query_parameters, plain_responses, v1_router
+from api.routing import (
+    collection_responses,
+    header,
+    no_query_parameters,
+    v1_router,
+)
 from api.schemas import EXAMPLES
 
 router = v1_router()
@@ -125,6 +131,11 @@ async def json_body(request: Request) -> None:
                 f"A body in charset {charset or '(empty)'} cannot be read: JSON is UTF-8 "
                 "(Content-Type: application/json; charset=utf-8, or no charset)."
             )
+    # JSON between systems is UTF-8 (RFC 8259 8.1); Python's reader would also take UTF-16
+    # and UTF-32, with or without a byte order mark, which no other reader of the API's
+    # answers agrees to. (A UTF-8 byte order mark is ignored, as 8.1 allows.)
+    if json.detect_encoding(await request.body()) not in ("utf-8", "utf-8-sig"):
+        raise InvalidInput.many([ProblemError(in_="body", name="body", detail=NOT_UTF8)])
     # An object naming a member twice is ambiguous (RFC 8259: parsers differ on which one
     # counts; this one would keep the last): refused, not guessed.
     # Each object with repeated names, by its id, with the names; the object is kept, so that
@@ -542,7 +553,6 @@ def _register(kind: Kind) -> None:
         },
         openapi_extra={"parameters": [IF_MATCH_PARAMETER]},
     )
-    ref = {"$ref": "#/components/schemas/Page_RevisionPublic_"}
     router.add_api_route(
         f"{item_path}/revisions",
         list_revisions,
@@ -551,8 +561,8 @@ def _register(kind: Kind) -> None:
         summary=f"List the revisions of a {label}",
         response_model=Page[RevisionPublic],
         tags=["history"],
-        responses=plain_responses(
-            "A page of revisions, newest first.", {"application/json": {"schema": ref}}, 404
+        responses=collection_responses(
+            "RevisionPublic", "revisions", 404, description="A page of revisions, newest first."
         ),
     )
 

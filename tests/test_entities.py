@@ -85,6 +85,23 @@ def test_source_filter(client: TestClient) -> None:
     )
 
 
+def test_source_filter_takes_a_list_as_the_metrics_do(client: TestClient) -> None:
+    """`source` is a list meaning any of its ids, quoted or not, on every collection: a list
+    is never searched for as one id (which no id could match)."""
+    article = "coreychem-future-of-cdmos-2026"
+    for path in ("/v1/faq", "/v1/technologies", "/v1/bottlenecks"):
+        whole = client.get(path).json()["total"]
+        for value in (f"{article},elsewhere", f'"{article}"', f'elsewhere,"{article}"'):
+            assert client.get(path, params={"source": value}).json()["total"] == whole, value
+        assert client.get(path, params={"source": "elsewhere,null"}).json()["total"] == 0
+        refused = client.get(path, params={"source": f"{article},"})
+        assert refused.status_code == 422
+        assert refused.json()["errors"] == [
+            {"in": "query", "name": "source",
+             "detail": "has an empty value (two commas, or one at an end)"}
+        ]  # fmt: skip
+
+
 def test_pricing_models_list_in_the_article_order(client: TestClient) -> None:
     items = client.get("/v1/pricing-models").json()["items"]
     # "While traditional fee-for-service (cost-plus) is still common, many CDMOs now offer

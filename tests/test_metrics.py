@@ -417,6 +417,20 @@ def test_category_view_with_another_category_is_empty(client: TestClient) -> Non
     assert (body["items"], body["total"]) == ([], 0)
 
 
+def test_a_value_range_given_backwards_is_refused_naming_it(client: TestClient) -> None:
+    """value_max under value_min selects a range no figure can overlap: a 422, not the
+    figures that happen to span the gap."""
+    for path in ("/v1/metrics", "/v1/market", "/v1/metrics/facets", "/v1/metrics.csv"):
+        refused = client.get(path, params={"value_min": "65000", "value_max": "45000"})
+        assert refused.status_code == 422, path
+        assert refused.json()["errors"] == [
+            {"in": "query", "name": "value_max",
+             "detail": "is less than value_min (65000): swap them, or drop one"}
+        ]  # fmt: skip
+    equal = client.get("/v1/metrics", params={"value_min": "45000", "value_max": "45000"})
+    assert [item["id"] for item in equal.json()["items"]] == ["car-t-dose-manufacturing-cost"]
+
+
 def test_numbers_are_read_as_json_writes_them(client: TestClient) -> None:
     # Refused otherwise ("1_000", "+5", " 5": tests/test_errors.py); these are JSON numbers.
     for params, expected in (

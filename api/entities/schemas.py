@@ -2,6 +2,8 @@
 
 from pydantic import BaseModel, Field
 
+from api.filters import LIST_HELP
+from api.metrics.schemas import TextList
 from api.pagination import PageQuery
 from api.records.fields import EvidenceIn, Label, Name, Names, Slug, Slugs, Strict, Text
 from api.schemas import Evidence, QueryText, with_example
@@ -11,9 +13,10 @@ from api.search import QUERY_HELP
 class EntityQuery(PageQuery):
     """Filters and paging of a context-entity collection."""
 
-    source: QueryText | None = Field(
+    source: TextList | None = Field(
         default=None,
-        description="Only items from this source id.",
+        description="Only items from these source ids, as the metric collections take them. "
+        + LIST_HELP,
         examples=["coreychem-future-of-cdmos-2026"],
     )
     q: QueryText | None = Field(

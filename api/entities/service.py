@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Table, and_, false, func, select, true
 from sqlmodel import Session
 
-from api import search
+from api import filters, search
 from api.db import metadata
 from api.entities.models import EntityColumns
 from api.entities.schemas import EntityPublic, EntityQuery
@@ -52,8 +52,9 @@ def _statement(
 ) -> tuple[Any, ColumnElement[bool]]:
     table = _table(model)
     conditions: list[ColumnElement[bool]] = []
-    if query.source is not None:
-        conditions.append(table.c.source_id == query.source)
+    if query.source is not None:  # any of them; every item has a source, so null finds none
+        wanted = [value for value in filters.values(query.source) if value is not None]
+        conditions.append(table.c.source_id.in_(wanted))
     if query.q is not None:
         found = search.matches(session, table.name, query.q)
         conditions.append(false() if found is None else table.c.id.in_(select(found.c.id)))

@@ -19,7 +19,9 @@ The language of `q` (QUERY_HELP says it to clients):
 The two databases index and read alike: documents are split into words at every character
 that is not a letter or digit (FTS5's unicode61; on PostgreSQL a regular expression does it
 before the parser), stemmed by the same Porter stemmer (FTS5's `porter`; PostgreSQL's Snowball
-`porter` in the `cdmo_search` configuration), with no stop words on either, so `the` is a word.
+`porter` in the `cdmo_search` configuration, its stems rewritten where Porter's own C code, which
+FTS5 runs, departs from it: migration 0024), words under three bytes left as they are, with no
+stop words on either, so `the` is a word.
 
 Each kind has two indexes, which migrations create (they are not models): `<table>_fts` holds
 one document per row of its history table (every version of every record), keyed by the
@@ -371,16 +373,18 @@ def _fts5(query: Query) -> str:
 
 
 def _tsquery(query: Query) -> tuple[str, dict[str, str]]:
-    """A PostgreSQL tsquery expression and its parameters. Words under three characters are
-    not stemmed, as in FTS5 (and in documents, see the migration's `cdmo_search_vector`): they
-    go through the `simple` configuration."""
+    """A PostgreSQL tsquery expression and its parameters. Words under three bytes are not
+    stemmed, as in FTS5 (and in documents, see migration 0024's `cdmo_search_vector`): they
+    go through the `simple` configuration. Others are stemmed as documents are, Snowball's
+    stem rewritten as FTS5's C stemmer leaves it (`cdmo_porter_query`: oncology is `oncolog`)."""
     params: dict[str, str] = {}
 
     def word(w: str, prefix: bool) -> str:
         name = f"q{len(params)}"
         params[name] = f"'{w}'" + (":*" if prefix else "")
-        config = "simple" if len(w) < 3 else "cdmo_search"
-        return f"to_tsquery('{config}', :{name})"
+        if len(w.encode()) < 3:
+            return f"to_tsquery('simple', :{name})"
+        return f"cdmo_porter_query(to_tsquery('cdmo_search', :{name}))"
 
     def term(t: Term) -> str:
         last = len(t.words) - 1

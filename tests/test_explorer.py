@@ -331,6 +331,40 @@ def test_range_filters_are_named_and_written_as_the_api_writes_figures(
     assert 'aria-label="Remove Minimum value 20"' in html
 
 
+SOURCE_TITLE = "Future of CDMOs in Personalized Cancer Medicine Manufacturing"
+
+
+def test_facet_values_and_chips_are_in_words(client: TestClient) -> None:
+    """A qualifier is `over`, not `gt`; a source its title, not its id; a measure `growth
+    rate`; the filter's link still writes the value as the API takes it."""
+    html = client.get("/explore/metrics", params={"qualifier": "gt,gte", "source": SOURCE}).text
+    text = _text(html)
+    assert "Qualifier: over, at least ✕" in text
+    assert f"Source: {SOURCE_TITLE} ✕" in text
+    facets = _text(client.get("/explore/metrics").text)
+    for shown in ("exactly", "about", "growth rate", SOURCE_TITLE):
+        assert shown in facets, shown
+    assert re.search(
+        r'href="/explore/metrics\?qualifier=gt">over</a>', client.get("/explore/metrics").text
+    )
+
+
+def test_a_search_lists_what_it_finds_in_the_other_sections(client: TestClient) -> None:
+    """A name the article gives a contract model or a platform is no dead end: the figure
+    browser lists the entries of the other sections the search finds, each linked to its
+    place on its section's page."""
+    html = client.get("/explore/metrics", params={"q": "fee-for-service"}).text
+    found = re.findall(r'<a href="(/explore/(\w+)#([\w-]+))">([^<]+)</a>', html)
+    assert ("pricing", "fee-for-service-cost-plus") in {(s, i) for _, s, i, _ in found}
+    for href, _section, anchor, _name in found:
+        page = client.get(href.split("#")[0]).text
+        assert f'id="{anchor}"' in page, href
+    api = client.get("/v1/pricing-models", params={"q": "fee-for-service"}).json()["total"]
+    assert f"Pricing models ({api}):" in _text(html)
+    none = client.get("/explore/metrics", params={"q": "zzzznothing"}).text
+    assert "elsewhere in the dataset" not in none and "Every word must match" in _text(none)
+
+
 def test_bad_filters_are_a_problem_not_a_page(client: TestClient) -> None:
     answer = client.get("/explore/metrics", params={"category": "weather"})
     assert answer.status_code == 422

@@ -129,6 +129,42 @@ def test_a_phone_screen_needs_no_sideways_scrolling_and_charts_stay_readable(
         browser.close()
 
 
+def test_a_search_on_a_phone_shows_its_results_on_the_first_screen(
+    playwright: Playwright, server_url: str
+) -> None:
+    """The table comes before the facets: on a phone the count and the first rows are on the
+    first screen (the facets below, a link away), and a keyboard reaches the first result
+    before any facet; on a wide screen the facets stand to the table's left."""
+    browser = launch(playwright)
+    try:
+        page = browser.new_page(viewport={"width": 375, "height": 812})
+        page.goto(server_url + "/explore/metrics?q=cost", wait_until="load")
+        count = page.locator("#result-count").bounding_box()
+        first_row = page.locator("table tbody tr").first.bounding_box()
+        assert count is not None and first_row is not None
+        assert first_row["y"] + first_row["height"] <= 812
+        assert page.locator(".to-facets").is_visible()
+        facets = page.locator("#facets-h").bounding_box()
+        assert facets is not None and facets["y"] > first_row["y"]
+        page.set_viewport_size({"width": 1280, "height": 800})
+        facets = page.locator("#facets-h").bounding_box()
+        count = page.locator("#result-count").bounding_box()
+        assert facets is not None and count is not None and facets["x"] < count["x"]
+        assert not page.locator(".to-facets").is_visible()
+        # Keyboard: from the search button, the first stops are the table's, not the facets'.
+        page.locator("form.search button").focus()
+        for _ in range(8):
+            page.keyboard.press("Tab")
+            inside = page.evaluate("document.activeElement.closest('.results, .facets').className")
+            assert inside == "results"
+            if page.evaluate("!!document.activeElement.closest('tbody')"):
+                break
+        else:
+            pytest.fail("eight tabs did not reach the first result")
+    finally:
+        browser.close()
+
+
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])
 def test_the_api_documentation_every_footer_links_needs_no_other_origin(
     visit: Visit, path: str

@@ -18,6 +18,7 @@ from api.errors import NotFound
 from api.explorer import article, charts, words
 from api.explorer.charts import Bar
 from api.filters import fold_case
+from api.filters import values as filter_values
 from api.history import service as history_service
 from api.history.schemas import RevisionPublic
 from api.metrics import service as metrics_service
@@ -50,6 +51,15 @@ FACET_LABELS = {
     "geography": "Geography",
     "subject": "Subject",
     "source": "Source",
+}
+# The qualifiers in words, as a facet lists them.
+QUALIFIER_LABELS = {
+    "eq": "exactly",
+    "gt": "over",
+    "gte": "at least",
+    "lt": "under",
+    "lte": "up to",
+    "approx": "about",
 }
 # Every filter the figure browser shows as a removable chip, facets and the rest.
 FILTER_LABELS = {
@@ -85,16 +95,34 @@ def category_metrics(session: Session, category: Category | None) -> tuple[list[
     )
 
 
-def _entity_page(session: Session, name: str, limit: int) -> tuple[list[Any], int]:
+def _entity_page(
+    session: Session, name: str, limit: int, q: str | None = None
+) -> tuple[list[Any], int]:
     kind = KINDS[name]
     schema: Any = kind.public
     return entities_service.list_entities(
         session,
         model=kind.model,  # type: ignore[arg-type]
         schema=schema,
-        query=EntityQuery(limit=limit),
+        query=EntityQuery(limit=limit, q=q),
         order_by=[kind.table.c.source_id, kind.table.c[kind.order_by]],
     )
+
+
+# The most items of each kind listed beside the figures a search finds.
+OTHER_MATCHES = 5
+
+
+def other_matches(session: Session, q: str) -> list[tuple[Kind, list[Any], int]]:
+    """What `q` finds among the context entities (technologies, pricing models, ...): each
+    kind that has matches, its first few and how many; the figure browser lists them, so that
+    a name the article gives a technology or a contract model is never a dead end."""
+    found = []
+    for name, kind in KINDS.items():
+        items, total = _entity_page(session, name, OTHER_MATCHES, q)
+        if total:
+            found.append((kind, items, total))
+    return found
 
 
 def entities(session: Session, name: str) -> list[Any]:
@@ -152,8 +180,9 @@ def browse(session: Session, query: MetricQuery) -> dict[str, Any]:
         path="/v1/metrics",
         params=[(name, str(value)) for name, value in filters.items()],
     )
+    titles = source_titles(session)
     chips = [
-        (name, FILTER_LABELS[name], figure_text(value) if isinstance(value, float) else str(value))
+        (name, FILTER_LABELS[name], chip_text(name, value, titles))
         for name, value in filters.items()
     ]
     return {
@@ -162,7 +191,46 @@ def browse(session: Session, query: MetricQuery) -> dict[str, Any]:
         "facets": facets.facets,
         "filters": filters,
         "chips": chips,
+        "source_titles": titles,
+        "others": other_matches(session, query.q) if query.q else [],
     }
+
+
+def source_titles(session: Session) -> dict[str, str]:
+    """Each source's title by its id: facets and chips name a source by its title."""
+    sources, _ = sources_service.list_sources(session, query=SourceQuery(limit=ALL))
+    return {source.id: source.title for source in sources}
+
+
+def value_label(name: str, value: Any, titles: dict[str, str]) -> str:
+    """A facet value in words: `over` for the qualifier gt, `growth rate` for growth_rate, a
+    source by its title, yes/no, none for the bucket of metrics without a value."""
+    if value is True or value is False:
+        return "yes" if value else "no"
+    if value is None:
+        return "none"
+    text = str(value)
+    if name == "category":
+        return words.CATEGORY_LABELS.get(text, text)
+    if name == "qualifier":
+        return QUALIFIER_LABELS.get(text, text)
+    if name == "source":
+        return titles.get(text, text)
+    if name in ("measure", "direction"):
+        return text.replace("_", " ")
+    return text
+
+
+def chip_text(name: str, value: Any, titles: dict[str, str]) -> str:
+    """A filter as its chip says it: a list of values each in words (`over, at least`)."""
+    if isinstance(value, float):
+        return figure_text(value)
+    if name not in FACET_LABELS or name in ("year", "base_year"):
+        return str(value)
+    try:
+        return ", ".join(value_label(name, item, titles) for item in filter_values(str(value)))
+    except ValueError:
+        return str(value)
 
 
 # A change or growth rate is charted by its size; the arrow says which way it goes (a chart may

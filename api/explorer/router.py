@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 STATIC_PATH = "/explore/static"
 router = APIRouter(include_in_schema=False, route_class=DeferredRoute)
-# The most values shown per facet: the commonest first (a page stays small however many
-# subjects a large dataset has).
-FACET_VALUES = 25
+# The most values shown per facet: the commonest first, in a list that scrolls (a page stays
+# small however many subjects a large dataset has).
+FACET_VALUES = 100
 AsOf = Annotated[Timestamp | None, Query(description=AS_OF_DESCRIPTION)]
 
 
@@ -117,6 +117,7 @@ def _templates() -> "Jinja2Templates":
         figure_words=words.figure,
         category_label=words.CATEGORY_LABELS,
         facet_label=pages.FACET_LABELS,
+        value_label=pages.value_label,
         # A facet value as its link's filter writes it: quoted if it holds a comma or is the
         # word null, `null` for the no-value bucket (as the API's own bucket links).
         spell=filters.spell,

@@ -14,11 +14,16 @@ document.addEventListener("DOMContentLoaded", () => {
     const label = target.getAttribute("aria-labelledby");
     const name = label ? document.getElementById(label)?.textContent : "";
     button.setAttribute("aria-label", name ? `Copy ${name}` : "Copy");
+    // What a click did, said to screen readers too (the button's own name stays the same).
+    const status = document.createElement("span");
+    status.className = "visually-hidden";
+    status.setAttribute("role", "status");
     button.addEventListener("click", async () => {
       const text = "value" in target && target.value ? target.value : target.textContent;
       try {
         await navigator.clipboard.writeText(text);
         button.textContent = "Copied";
+        status.textContent = name ? `${name} copied` : "Copied";
       } catch {
         // No clipboard (an insecure origin, a refused permission): select it for the reader.
         const range = document.createRange();
@@ -27,8 +32,16 @@ document.addEventListener("DOMContentLoaded", () => {
         getSelection().addRange(range);
         if (typeof target.select === "function") target.select();
         button.textContent = "Selected: press Ctrl+C";
+        status.textContent = "Selected: press Ctrl+C to copy";
       }
     });
-    target.after(button);
+    target.after(button, status);
+  }
+  // A chart's frame is a stop for the keyboard only where it scrolls (a narrow screen).
+  for (const frame of document.querySelectorAll(".chart-scroll")) {
+    const fits = () => frame.scrollWidth <= frame.clientWidth;
+    const place = () => (fits() ? frame.removeAttribute("tabindex") : frame.setAttribute("tabindex", "0"));
+    place();
+    addEventListener("resize", place);
   }
 });

@@ -1,8 +1,9 @@
 """`GET /v1`: the API's front page for programs, an index of its collections."""
 
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from api.entities.kind import ENTITIES
@@ -76,9 +77,17 @@ INDEX = ApiIndex(
         {"application/json": {"schema": {"$ref": "#/components/schemas/ApiIndex"}}},
     ),
 )
-def get_index(session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]) -> ApiIndex:
-    """Every collection of the API, with its address; the documentation; the explorer."""
+def get_index(
+    request: Request, session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]
+) -> ApiIndex:
+    """Every collection of the API, with its address; the documentation; the explorer. Asked
+    `as_of` a moment, the addresses of the collections and the explorer keep it, as every
+    link of a read at a moment does."""
     # As every read: the dataset version it answers at (at `as_of`, if given) in its
     # `Dataset-Version` header, and any other parameter refused.
     session.connection()
-    return INDEX
+    if query.as_of is None:
+        return INDEX
+    kept = "?" + urlencode({"as_of": request.query_params["as_of"]})
+    collections = [c.model_copy(update={"href": c.href + kept}) for c in INDEX.collections]
+    return INDEX.model_copy(update={"collections": collections, "explorer": "/" + kept})

@@ -136,7 +136,16 @@ def test_v1_answers_an_index_of_the_collections(client: TestClient) -> None:
     assert index.headers["Dataset-Version"] == "1"
     past = client.get("/v1", params={"as_of": "2001-01-01T00:00:00Z"})
     assert past.status_code == 200 and past.headers["Dataset-Version"] == "0"
-    assert past.json() == body
+    # Its addresses keep the moment: each answers at the version the index did.
+    kept = "?as_of=2001-01-01T00%3A00%3A00Z"
+    assert past.json() == {
+        **body,
+        "collections": [{**c, "href": c["href"] + kept} for c in body["collections"]],
+        "explorer": "/" + kept,
+    }
+    for collection in past.json()["collections"]:
+        answer = client.get(collection["href"])
+        assert answer.status_code == 200 and answer.headers["dataset-version"] == "0"
     refused = client.get("/v1?x=1")
     assert refused.status_code == 422
     assert refused.headers["content-type"] == "application/problem+json"

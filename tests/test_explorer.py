@@ -235,22 +235,31 @@ def test_a_page_address_with_refused_parameters_is_explained_to_a_browser(
     the page without it, not the problem+json an API client gets."""
     path = f"/explore/metrics/{FIGURE}"
     page = client.get(
-        "/explore/metrics", params={"year": "soon", "colour": "red"},
+        "/explore/metrics", params={"year": "soon", "colour": "red", "q": "cost"},
         headers={"Accept": BROWSER_ACCEPT},
     )  # fmt: skip
     assert page.status_code == 422
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert "<code>year</code>: has &#39;soon&#39;" in page.text
     assert "<code>colour</code>: Unknown parameter." in page.text
-    assert '<a href="/explore/metrics">Open the page without them</a>' in page.text
+    # The link leaves out what was refused, and only that: the search is kept.
+    assert '<a href="/explore/metrics?q=cost">Open the page without them</a>' in page.text
     # A malformed as_of is not carried into the page's links.
     dated = client.get(path, params={"as_of": "yesterday"}, headers={"Accept": BROWSER_ACCEPT})
     assert dated.status_code == 422 and "yesterday" not in dated.text.split("<main")[1]
-    assert f'<a href="{path}">Open the page without them</a>' in dated.text
+    assert f'<a href="{path}">Open the page without it</a>' in dated.text
     for accept in ["application/json", "application/problem+json", None]:
         answer = client.get(path, params={"as_of": "yesterday"}, headers={"Accept": accept or ""})
         assert answer.status_code == 422, accept
         assert answer.headers["content-type"] == "application/problem+json", accept
+
+
+def test_a_page_past_the_last_says_so_and_links_the_first(client: TestClient) -> None:
+    html = client.get("/explore/metrics", params={"q": "cost", "offset": "400"}).text
+    total = client.get("/v1/metrics", params={"q": "cost"}).json()["total"]
+    assert f"This page is past the last of the {total} figures." in _text(html)
+    assert '<a href="/explore/metrics?q=cost">Go to the first page</a>' in html
+    assert "No figure matches" not in html
 
 
 def test_the_article_marks_every_figure_and_entity_verbatim(client: TestClient) -> None:
@@ -429,9 +438,12 @@ def test_latest_changes_link_no_page_that_is_gone(writable: Writable) -> None:
     assert len(re.findall(r"<li", changes[0])) == 8  # the eight newest changes
     # Newest first: the deletion, then the creation (each links the figure as it stood).
     assert "quality-failure-cost-multiple-copy" in links[0] and links[0] > links[1]
+    assert len(links) == 8 and "<code>" not in changes[0]  # every change is a link
     for href in links:
         page = w.client.get(unescape(href))
         assert page.status_code == 200, href
+        anchor = unescape(href).partition("#")[2]  # an entry on its section's page
+        assert not anchor or f'id="{anchor}"' in page.text, href
     # The deleted figure's entries show it as it stood: its name, under an as_of banner.
     gone = [unescape(href) for href in links if "quality-failure-cost-multiple-copy" in href]
     assert len(gone) == 2  # its creation and its deletion

@@ -130,8 +130,11 @@ def entities(session: Session, name: str) -> list[Any]:
     return _entity_page(session, name, ALL)[0]
 
 
-def home(session: Session, as_of: datetime | None, link: Any) -> dict[str, Any]:
-    """Counts per category, sources, the latest changes and releases."""
+def home(
+    session: Session, as_of: datetime | None, link: Any, section_of: dict[str, str]
+) -> dict[str, Any]:
+    """Counts per category, sources, the latest changes and releases; `section_of` names the
+    section page of each kind of context entity (its entries are anchors there)."""
     counts = metrics_service.facets(
         session, query=FacetQuery(facet="category"), path="/v1/metrics", params=[]
     )
@@ -148,24 +151,35 @@ def home(session: Session, as_of: datetime | None, link: Any) -> dict[str, Any]:
         "total": counts.total,
         "categories": {c.value: c.count for c in counts.facets["category"]},
         "sources": sources,
-        "changes": [(change, _change_link(change, present, link)) for change in reversed(latest)],
+        "changes": [
+            (change, _change_link(change, present, link, section_of)) for change in reversed(latest)
+        ],
         "change_total": change_total,
         "releases": releases,
         "entity_counts": entity_counts,
     }
 
 
-def _change_link(change: RevisionPublic, present: set[str], link: Any) -> str | None:
-    """Where a change of a metric links: its page, or, for a metric deleted since, its page as
-    that change left it (as a delete found it): never a page that answers 404."""
+def _change_link(
+    change: RevisionPublic, present: set[str], link: Any, section_of: dict[str, str]
+) -> str | None:
+    """Where a change links: a metric's page, or, for a metric deleted since, its page as that
+    change left it (as a delete found it): never a page that answers 404; a context entity's
+    entry on its section's page as the change left it; a source's page."""
+    # A version's changes share one timestamp: a microsecond before it is the version before.
+    moment = change.at - timedelta(microseconds=1) if change.action == "delete" else change.at
+    at_change = urlencode({"as_of": words.stamp(moment)})
+    if change.kind == "source":
+        path = f"/explore/sources/{change.record_id}"
+        return f"{path}?{at_change}" if change.action == "delete" else str(link(path))
+    if change.kind in section_of:
+        return f"/explore/{section_of[change.kind]}?{at_change}#{change.record_id}"
     if change.kind != "metric":
         return None
     path = f"/explore/metrics/{change.record_id}"
     if change.record_id in present:
         return str(link(path))
-    # A version's changes share one timestamp: a microsecond before it is the version before.
-    moment = change.at - timedelta(microseconds=1) if change.action == "delete" else change.at
-    return f"{path}?{urlencode({'as_of': words.stamp(moment)})}"
+    return f"{path}?{at_change}"
 
 
 def browse(session: Session, query: MetricQuery) -> dict[str, Any]:

@@ -104,6 +104,9 @@ SECTIONS = (
     ),
 )
 
+# The section page of each kind of context entity (its entries are anchors there).
+SECTION_OF = {section.kind: section.slug for section in SECTIONS if section.kind}
+
 
 @cache
 def _templates() -> "Jinja2Templates":
@@ -149,7 +152,7 @@ def _render(
             "version": pages.version(session),
             "link": linker(as_of),
             "sections": SECTIONS,
-            "section_of": {section.kind: section.slug for section in SECTIONS if section.kind},
+            "section_of": SECTION_OF,
             "path": request.url.path,
             "live": _without(request, "as_of"),  # on the live data
             **context,
@@ -179,7 +182,8 @@ def linker(as_of: str | None) -> Callable[..., str]:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: ReadSessionDep, as_of: AsOf = None) -> HTMLResponse:
     """What the dataset is, counts per category, search, the latest changes and releases."""
-    context = pages.home(session, as_of, linker(request.query_params.get("as_of")))
+    link = linker(request.query_params.get("as_of"))
+    context = pages.home(session, as_of, link, SECTION_OF)
     return _render(request, session, "home.html", "CDMO Metrics explorer", context)
 
 
@@ -352,7 +356,11 @@ def invalid_address(request: Request, errors: list[ProblemError]) -> HTMLRespons
         or quality(accept, "text/html") <= quality(accept, PROBLEM_MEDIA_TYPE)
     ):
         return None
-    context = {"errors": errors, "page": path}
+    # The same address without what was refused: the other parameters kept, as_of too if valid.
+    refused = [error.name for error in errors if error.in_ == "query"]
+    without = request.url.remove_query_params(refused)
+    kept = f"{without.path}?{without.query}" if without.query else without.path
+    context = {"errors": errors, "page": path, "without": kept}
     with read_session(request) as session:  # a malformed as_of is left out: the live data
         return _render(request, session, "invalid.html", "Invalid address", context, 422,
                        dated=False)  # fmt: skip

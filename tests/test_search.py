@@ -253,18 +253,26 @@ def _live_documents_found(engine: Engine, word: str) -> int:
         return int(connection.execute(text(sql), {"w": word if postgres else f'"{word}"'}).one()[0])
 
 
+def _each_found_alone(
+    w: Writable, cases: dict[str, tuple[str, list[str]]], among: str = ""
+) -> None:
+    """Writes a metric of each case's id and name; each of its queries (after `among`, words
+    that keep the search to these metrics) finds that metric and no other."""
+    for metric_id, (name, _queries) in cases.items():
+        body = new_metric(id=metric_id, name=name)
+        assert w.client.post("/v1/metrics", json=body, headers=w.auth()).status_code == 201
+    for metric_id, (_name, queries) in cases.items():
+        for q in queries:
+            found = w.client.get("/v1/metrics", params={"q": among + q}).json()
+            assert [item["id"] for item in found["items"]] == [metric_id], q
+
+
 def test_text_is_searched_in_nfkc_on_both_databases(writable: Writable) -> None:
     """A word is found whichever of its Unicode forms the record or the query holds, on both
     databases alike; down to 0015 the index holds the text as stored, and back up, NFKC (the
     app itself needs the newest schema: it answers again once back up)."""
     w = writable
-    for metric_id, (name, _queries) in NFKC_NAMES.items():
-        body = new_metric(id=metric_id, name=name)
-        assert w.client.post("/v1/metrics", json=body, headers=w.auth()).status_code == 201
-    for metric_id, (_name, queries) in NFKC_NAMES.items():
-        for q in queries:
-            found = w.client.get("/v1/metrics", params={"q": q}).json()
-            assert [item["id"] for item in found["items"]] == [metric_id], q
+    _each_found_alone(w, NFKC_NAMES)
     # A composed é is not an e: no folding of accents on either database.
     assert w.client.get("/v1/metrics", params={"q": "qcafez"}).json()["total"] == 0
     revisions = [_changed_at(w.engine)]
@@ -298,13 +306,7 @@ def test_words_stem_alike_on_both_databases(writable: Writable) -> None:
     PostgreSQL stems as Snowball does (oncology is not oncological there), and back up as FTS5
     does again (the app itself needs the newest schema)."""
     w = writable
-    for metric_id, (name, _queries) in STEM_CASES.items():
-        body = new_metric(id=metric_id, name=name)
-        assert w.client.post("/v1/metrics", json=body, headers=w.auth()).status_code == 201
-    for metric_id, (_name, queries) in STEM_CASES.items():
-        for q in queries:
-            found = w.client.get("/v1/metrics", params={"q": f"zqstem {q}"}).json()
-            assert [item["id"] for item in found["items"]] == [metric_id], q
+    _each_found_alone(w, STEM_CASES, among="zqstem ")
     assert w.client.get("/v1/metrics", params={"q": "zqstem q"}).json()["total"] == 0
     if w.engine.dialect.name != "postgresql":
         return

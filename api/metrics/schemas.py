@@ -2,15 +2,7 @@
 
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api import filters
 from api.filters import LIST_HELP, YEAR_HELP
@@ -34,7 +26,6 @@ from api.schemas import (
     NumberSpelling,
     QueryText,
     Timestamp,
-    figure_text,
     list_checker,
     list_pattern,
     no_nul,
@@ -232,7 +223,7 @@ class MetricFilters(BaseModel):
     value_max: FiniteNumber | None = Field(
         default=None,
         description="Only figures whose range starts at or below this value "
-        "(value_low <= value_max); not less than value_min.",
+        "(value_low <= value_max); under value_min, no range: nothing is found.",
         examples=[50],
     )
     q: QueryText | None = Field(
@@ -244,16 +235,6 @@ class MetricFilters(BaseModel):
     as_of: Timestamp | None = Field(
         default=None, description=AS_OF_DESCRIPTION, examples=["2026-11-26T00:00:00Z"]
     )
-
-    @field_validator("value_max")
-    @classmethod
-    def _not_below_value_min(cls, value: float | None, info: ValidationInfo) -> float | None:
-        """Bounds given the wrong way round select nothing any figure could overlap: refused
-        (naming both), not answered with the figures that happen to span the gap."""
-        low = info.data.get("value_min")
-        if value is not None and low is not None and value < low:
-            raise ValueError(f"is less than value_min ({figure_text(low)}): swap them, or drop one")
-        return value
 
 
 class MetricQuery(MetricFilters, PageQuery):

@@ -260,6 +260,11 @@ def _conditions(
         conditions.append(table.c.value_high >= filters.value_min)
     if filters.value_max is not None:
         conditions.append(table.c.value_low <= filters.value_max)
+    low, high = filters.value_min, filters.value_max
+    if low is not None and high is not None and low > high:
+        # Bounds the wrong way round are no range: none overlaps it (as a year range that
+        # ends before it starts holds no year), not those that happen to span the gap.
+        conditions.append(false())
     return conditions
 
 

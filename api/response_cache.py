@@ -596,9 +596,11 @@ class ResponseCache:
         (An If-Match is left for api.caching to evaluate: a 412 is not kept.)"""
         if_none_match = request["if-none-match"]
         not_modified = False
+        computed = 0  # bytes of the body computed for the cache alone, after a 304
+        beyond = asyncio.Event()  # set once they are more than the cache would keep
 
         async def answer(message: Message) -> None:
-            nonlocal not_modified
+            nonlocal not_modified, computed
             if message["type"] == "http.response.start" and message["status"] == 200:
                 etag = next((v for n, v in message["headers"] if n == b"etag"), None)
                 if etag and matches_if_none_match(if_none_match, etag.decode("latin-1")):
@@ -608,11 +610,24 @@ class ResponseCache:
                     await send({"type": "http.response.body", "body": b""})
                     return
             if not_modified and message["type"] == "http.response.body":
+                computed += len(message.get("body", b""))
+                if computed > min(MAX_ENTRY_BYTES, self.max_bytes):
+                    beyond.set()
                 return  # the body the client has: computed for the cache alone
             await send(message)
 
+        async def receive_while_kept() -> Message:
+            # Once the 304 is sent the server calls the response done, and a streamed body
+            # (an export) would be stopped as if its client had left: it goes on while the
+            # cache may keep it, and stops once it cannot.
+            message = await receive()
+            if message["type"] == "http.disconnect" and not_modified:
+                await beyond.wait()
+            return message
+
         plain = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n != b"if-none-match"]}
-        await self.app(plain, receive, self._recording(answer, key, revision, plain))
+        recording = self._recording(answer, key, revision, plain)
+        await self.app(plain, receive_while_kept, recording)
         scope.setdefault("state", {})["route"] = route_template(plain)
 
     async def _replay(self, entry: _Entry, request: Headers, path: str, send: Send) -> None:

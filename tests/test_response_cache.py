@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from api import response_cache
+from api import exports, response_cache
 from api.config import Settings
 from api.db import writer
 from api.main import create_app
@@ -248,6 +248,28 @@ def test_a_revalidation_the_cache_does_not_keep_is_answered_304(
                 assert again.headers["cache-control"] == first.headers["cache-control"]
             other = client.get(path, headers={"Accept": "*/*", "If-None-Match": '"other"'})
             assert other.status_code == 200 and other.content == first.content, path
+
+
+def test_a_streamed_export_revalidated_on_a_miss_is_kept(
+    seeded_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export streamed in many chunks, first asked with a tag that matches: the client has
+    its 304 at once, and the export is computed on to its end for the cache (the server calls
+    the response done after the 304, which a streamed body would otherwise take for its
+    client leaving), so the next revalidation is a hit."""
+    monkeypatch.setattr(exports, "CHUNK_ROWS", 5)  # 42 metrics: nine chunks
+    with TestClient(create_app(engine=seeded_engine)) as client:
+        cache = cache_of(client)
+        first = client.get("/v1/metrics.csv")
+        assert first.status_code == 200 and len(first.text.splitlines()) == 43
+        revalidate = {"Accept": "text/csv;q=0.7", "If-None-Match": first.headers["etag"]}
+        misses, hits = cache.misses, cache.hits
+        for _ in range(3):
+            again = client.get("/v1/metrics.csv", headers=revalidate)
+            assert again.status_code == 304 and again.content == b""
+        assert (cache.misses, cache.hits) == (misses + 1, hits + 2)
+        whole = client.get("/v1/metrics.csv", headers={"Accept": "text/csv;q=0.7"})
+        assert whole.content == first.content and cache.hits == hits + 3
 
 
 def test_an_answer_that_may_still_change_tells_caches_to_ask_again(client: TestClient) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path, get_name
 
@@ -97,14 +98,12 @@ def _json(schema: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
 
 
-def collection_responses(
-    item_schema: str, plural: str, *errors: int, description: str | None = None
-) -> Responses:
-    """200 (a JSON page, its next page linked in `Link`), 304 and the errors of a collection
-    operation (a collection of records, of their revisions, of the releases)."""
+def collection_responses(item_schema: str, description: str, *errors: int) -> Responses:
+    """200 (a JSON page of `item_schema`, described so, its next page linked in `Link`), 304
+    and the errors of a collection operation (records, their revisions, the releases)."""
     return {
         200: {
-            "description": description or f"A page of {plural}.",
+            "description": description,
             "content": _json(f"Page_{item_schema}_"),
             "headers": {**SUCCESS_HEADERS, "Link": header("Link")},
         },
@@ -171,11 +170,27 @@ def _misencoded(query: bytes) -> list[ProblemError]:
     return errors
 
 
+async def percent_encoded_parameters(request: Request) -> None:
+    """The explorer's check of `_misencoded`: its pages take a repeated parameter (the last
+    counts, as a browser's form may send one twice), but not one it would misread; a browser
+    is shown which (api.explorer.router.invalid_address). `async` for the reason below."""
+    query: bytes = request.scope["query_string"]
+    if (b"%" in query or not query.isascii()) and (errors := _misencoded(query)):
+        raise RequestValidationError(
+            [
+                {"type": "value_error", "loc": ("query", e.name), "msg": e.detail, "input": None}
+                for e in errors
+            ]
+        )
+
+
 async def single_valued_parameters(request: Request) -> None:
     """Every parameter takes one value; `?limit=1&limit=2` is ambiguous, so it is refused. A
     name or value that is not UTF-8 percent-encoded is refused too (`_misencoded`).
 
-    `async` only so that it runs on the event loop, not in a thread of its own."""
+    `async` only so that it runs on the event loop, not in a thread of its own. (Behind
+    httptools a target with raw bytes outside ASCII is refused before the app, by
+    api.http_protocol; other servers pass them on.)"""
     query: bytes = request.scope["query_string"]
     if (b"%" in query or not query.isascii()) and (errors := _misencoded(query)):
         raise InvalidInput.many(errors)

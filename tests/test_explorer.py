@@ -254,6 +254,17 @@ def test_a_page_address_with_refused_parameters_is_explained_to_a_browser(
         assert answer.headers["content-type"] == "application/problem+json", accept
 
 
+def test_a_page_address_not_utf8_percent_encoded_is_explained(client: TestClient) -> None:
+    """`q=%ZZ` is not searched for as `%ZZ` (whose exports would then ask the API for it):
+    a browser is shown which parameter and why, with the page without it."""
+    page = client.get("/explore/metrics?q=%ZZ&category=market", headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 422
+    assert "<code>q</code>: A `%` that begins no escape: percent-encode it as %25." in page.text
+    assert '<a href="/explore/metrics?category=market">Open the page without it</a>' in page.text
+    latin1 = client.get("/explore/metrics?geography=%E9")
+    assert latin1.status_code == 422
+
+
 def test_a_page_past_the_last_says_so_and_links_the_first(client: TestClient) -> None:
     html = client.get("/explore/metrics", params={"q": "cost", "offset": "400"}).text
     total = client.get("/v1/metrics", params={"q": "cost"}).json()["total"]
@@ -362,6 +373,8 @@ def test_facet_values_and_chips_are_in_words(client: TestClient) -> None:
     facets = _text(client.get("/explore/metrics").text)
     for shown in ("exactly", "about", "growth rate", SOURCE_TITLE):
         assert shown in facets, shown
+    projected = _text(client.get("/explore/metrics", params={"forecast": "true"}).text)
+    assert "Projection: yes ✕" in projected
     assert re.search(
         r'href="/explore/metrics\?qualifier=gt">over</a>', client.get("/explore/metrics").text
     )

@@ -71,7 +71,7 @@ def _register(kind: Kind) -> None:
         operation_id=f"list{plural}",
         summary=f"List {kind.plural}",
         response_model=collection_schema,
-        responses=collection_responses(kind.public.__name__, kind.plural),
+        responses=collection_responses(kind.public.__name__, f"A page of {kind.plural}."),
         tags=[kind.tag],
     )
     add_exports(

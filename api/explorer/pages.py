@@ -52,6 +52,8 @@ FACET_LABELS = {
     "subject": "Subject",
     "source": "Source",
 }
+# Facets of yes or no (a chip holds the filter's text, `true`; a facet value, True).
+BOOLEAN_FACETS = ("forecast", "horizon_passed")
 # The qualifiers in words, as a facet lists them.
 QUALIFIER_LABELS = {
     "eq": "exactly",
@@ -219,8 +221,8 @@ def source_titles(session: Session) -> dict[str, str]:
 def value_label(name: str, value: Any, titles: dict[str, str]) -> str:
     """A facet value in words: `over` for the qualifier gt, `growth rate` for growth_rate, a
     source by its title, yes/no, none for the bucket of metrics without a value."""
-    if value is True or value is False:
-        return "yes" if value else "no"
+    if value is True or value is False or (name in BOOLEAN_FACETS and value in ("true", "false")):
+        return "yes" if value in (True, "true") else "no"
     if value is None:
         return "none"
     text = str(value)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import field_validator
 from sqlmodel import Session
@@ -27,7 +27,7 @@ from api.metrics.schemas import SORTABLE_FIELDS, MetricQuery
 from api.negotiation import quality
 from api.pagination import PAGE_PARAMETERS
 from api.records.reads import ReadSessionDep, read_session
-from api.routing import DeferredRoute
+from api.routing import DeferredRoute, percent_encoded_parameters
 from api.schemas import AS_OF_DESCRIPTION, Timestamp, figure_text
 from api.vocabulary import Category
 
@@ -36,7 +36,11 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).parent
 STATIC_PATH = "/explore/static"
-router = APIRouter(include_in_schema=False, route_class=DeferredRoute)
+router = APIRouter(
+    include_in_schema=False,
+    route_class=DeferredRoute,
+    dependencies=[Depends(percent_encoded_parameters)],
+)
 # The most values shown per facet: the commonest first, in a list that scrolls (a page stays
 # small however many subjects a large dataset has).
 FACET_VALUES = 100

@@ -18,7 +18,7 @@ router = v1_router(tags=["history"])
 
 
 def _page_responses(schema: str, what: str, *errors: int) -> Any:
-    return collection_responses(schema, "", *errors, description=what)
+    return collection_responses(schema, what, *errors)
 
 
 @router.get(

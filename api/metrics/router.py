@@ -21,7 +21,7 @@ from api.vocabulary import Category
 router = v1_router(tags=["metrics"])
 
 MetricParams = Annotated[MetricQuery, Query()]
-COLLECTION_RESPONSES = collection_responses("MetricPublic", "metrics")
+COLLECTION_RESPONSES = collection_responses("MetricPublic", "A page of metrics.")
 MetricId = Annotated[
     str, Path(description="The metric's id.", examples=["car-t-dose-manufacturing-cost"])
 ]

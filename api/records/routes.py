@@ -561,9 +561,7 @@ def _register(kind: Kind) -> None:
         summary=f"List the revisions of a {label}",
         response_model=Page[RevisionPublic],
         tags=["history"],
-        responses=collection_responses(
-            "RevisionPublic", "revisions", 404, description="A page of revisions, newest first."
-        ),
+        responses=collection_responses("RevisionPublic", "A page of revisions, newest first.", 404),
     )
 
 

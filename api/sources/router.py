@@ -28,7 +28,7 @@ SourceId = Annotated[
     operation_id="listSources",
     summary="List sources",
     response_model=Page[SourcePublic],
-    responses=collection_responses("SourcePublic", "sources"),
+    responses=collection_responses("SourcePublic", "A page of sources."),
 )
 def list_sources(
     request: Request,

@@ -19,9 +19,9 @@ The language of `q` (QUERY_HELP says it to clients):
 The two databases index and read alike: documents are split into words at every character
 that is not a letter or digit (FTS5's unicode61; on PostgreSQL a regular expression does it
 before the parser), stemmed by the same Porter stemmer (FTS5's `porter`; PostgreSQL's Snowball
-`porter` in the `cdmo_search` configuration, its stems rewritten where Porter's own C code, which
-FTS5 runs, departs from it: migration 0024), words under three bytes left as they are, with no
-stop words on either, so `the` is a word.
+`porter` in the `cdmo_search` configuration, the words it would stem otherwise than Porter's own
+C code, which FTS5 runs, rewritten first: migration 0024), words under three bytes left as they
+are, with no stop words on either, so `the` is a word.
 
 Each kind has two indexes, which migrations create (they are not models): `<table>_fts` holds
 one document per row of its history table (every version of every record), keyed by the
@@ -372,19 +372,43 @@ def _fts5(query: Query) -> str:
     return found
 
 
+# The words whose stems Porter's C code (FTS5's) and Snowball (PostgreSQL's) make otherwise,
+# and what a query's word is rewritten into before PostgreSQL stems it: the word Snowball
+# stems as the C code stems the first (oncology into `oncolog`, assembly into `assemble`,
+# trekking into `trek`). Documents are rewritten alike (migration 0024's REWRITES).
+_C_STEMMER_READS = (
+    (
+        re.compile(r"^([a-z]*[aeiouy][b-df-hj-np-tv-xz][a-z]*log)(?:y|i|ies|is|ied|yed|ying)$"),
+        r"\1",
+    ),
+    (
+        re.compile(r"^([a-z]*[aeiouy][b-df-hj-np-tv-xz][a-z]*bl)(?:y|i|ies|is|ied|yed|ying)$"),
+        r"\1e",
+    ),
+    (re.compile(r"^([a-z]*[aeiouy][a-z]*([chjkqvwx]))\2(?:ed|ing)$"), r"\1"),
+)
+
+
+def as_c_stemmer_reads(word: str) -> str:
+    """`word`, lower-cased, rewritten where Snowball would stem it otherwise than FTS5."""
+    word = word.lower()
+    for pattern, replacement in _C_STEMMER_READS:
+        word = pattern.sub(replacement, word)
+    return word
+
+
 def _tsquery(query: Query) -> tuple[str, dict[str, str]]:
     """A PostgreSQL tsquery expression and its parameters. Words under three bytes are not
     stemmed, as in FTS5 (and in documents, see migration 0024's `cdmo_search_vector`): they
-    go through the `simple` configuration. Others are stemmed as documents are, Snowball's
-    stem rewritten as FTS5's C stemmer leaves it (`cdmo_porter_query`: oncology is `oncolog`)."""
+    go through the `simple` configuration. Others are stemmed as documents are, rewritten
+    first where Snowball would stem them otherwise than FTS5 (`as_c_stemmer_reads`)."""
     params: dict[str, str] = {}
 
     def word(w: str, prefix: bool) -> str:
         name = f"q{len(params)}"
-        params[name] = f"'{w}'" + (":*" if prefix else "")
-        if len(w.encode()) < 3:
-            return f"to_tsquery('simple', :{name})"
-        return f"cdmo_porter_query(to_tsquery('cdmo_search', :{name}))"
+        short = len(w.encode()) < 3
+        params[name] = f"'{w if short else as_c_stemmer_reads(w)}'" + (":*" if prefix else "")
+        return f"to_tsquery('{'simple' if short else 'cdmo_search'}', :{name})"
 
     def term(t: Term) -> str:
         last = len(t.words) - 1

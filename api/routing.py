@@ -153,6 +153,8 @@ def _misencoded(query: bytes) -> list[ProblemError]:
     parsers do, `%ZZ` would be searched for as itself and a Latin-1 `%E9` as U+FFFD: a query
     that finds nothing, when it was never the client's query."""
     errors: list[ProblemError] = []
+    if b"%" not in query and query.isascii():
+        return errors  # nothing decodes: the query of nearly every request
     for pair in query.split(b"&"):
         name, _, value = pair.partition(b"=")
         for part in (name, value):
@@ -174,8 +176,7 @@ async def percent_encoded_parameters(request: Request) -> None:
     """The explorer's check of `_misencoded`: its pages take a repeated parameter (the last
     counts, as a browser's form may send one twice), but not one it would misread; a browser
     is shown which (api.explorer.router.invalid_address). `async` for the reason below."""
-    query: bytes = request.scope["query_string"]
-    if (b"%" in query or not query.isascii()) and (errors := _misencoded(query)):
+    if errors := _misencoded(request.scope["query_string"]):
         raise RequestValidationError(
             [
                 {"type": "value_error", "loc": ("query", e.name), "msg": e.detail, "input": None}
@@ -191,8 +192,7 @@ async def single_valued_parameters(request: Request) -> None:
     `async` only so that it runs on the event loop, not in a thread of its own. (Behind
     httptools a target with raw bytes outside ASCII is refused before the app, by
     api.http_protocol; other servers pass them on.)"""
-    query: bytes = request.scope["query_string"]
-    if (b"%" in query or not query.isascii()) and (errors := _misencoded(query)):
+    if errors := _misencoded(request.scope["query_string"]):
         raise InvalidInput.many(errors)
     seen: set[str] = set()
     for name, _value in request.query_params.multi_items():

@@ -17,16 +17,12 @@ from api.routing import collection_responses, v1_router
 router = v1_router(tags=["history"])
 
 
-def _page_responses(schema: str, what: str, *errors: int) -> Any:
-    return collection_responses(schema, what, *errors)
-
-
 @router.get(
     "/changes",
     operation_id="listChanges",
     summary="List changes across the dataset",
     response_model=Page[RevisionPublic],
-    responses=_page_responses("RevisionPublic", "A page of revisions, oldest first."),
+    responses=collection_responses("RevisionPublic", "A page of revisions, oldest first."),
 )
 def list_changes(
     request: Request,
@@ -74,7 +70,7 @@ add_exports(
     operation_id="listReleases",
     summary="List releases",
     response_model=Page[ReleasePublic],
-    responses=_page_responses("ReleasePublic", "A page of releases, newest first."),
+    responses=collection_responses("ReleasePublic", "A page of releases, newest first."),
 )
 def list_releases(
     request: Request,

@@ -45,18 +45,12 @@ def healthz() -> Health:
 def readyz(request: Request) -> Readiness | JSONResponse:
     """Ready when the database (and the read replica, if any) answers and stands at the
     newest migration."""
-    head = migrate.head_revision()
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    state = request.app.state
-    databases = {"database": state.engine}
-    if state.read_engine is not state.engine:
-        databases["read replica"] = state.read_engine
-    for name, engine in databases.items():
+    for name, engine in migrate.databases(request.app.state).items():
         try:
-            current = migrate.current_revision(engine)
+            detail = migrate.mismatch(engine, name)
         except SQLAlchemyError:
             return problem_response(request, 503, f"The {name} is unreachable.", headers=retry)
-        if current != head:
-            detail = f"The {name} is at migration {current!r}; this code needs {head!r}."
+        if detail is not None:
             return problem_response(request, 503, detail, headers=retry)
-    return Readiness(revision=head)
+    return Readiness(revision=migrate.head_revision())

@@ -5,7 +5,7 @@ import (about 0.15 s) out of start-up brings the first answer sooner.
 """
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, inspect, text
 
@@ -122,3 +122,20 @@ def current_revision(engine: Engine) -> str | None:
         if not inspect(connection).has_table(VERSION_TABLE):
             return None
         return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+
+def databases(state: Any) -> dict[str, Engine]:
+    """The databases an app (its `state`) serves from, by the name its problems give them."""
+    found = {"database": state.engine}
+    if state.read_engine is not state.engine:
+        found["read replica"] = state.read_engine
+    return found
+
+
+def mismatch(engine: Engine, name: str = "database") -> str | None:
+    """Why the database behind `engine` cannot serve this code (its migration is not this
+    code's newest), or None when it can. Raises SQLAlchemyError when it is unreachable."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return None
+    return f"The {name} is at migration {current!r}; this code needs {head!r}."

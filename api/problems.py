@@ -3,7 +3,9 @@
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -12,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from api import migrate
 from api.errors import (
     MAX_PROBLEM_ERRORS,
     NOT_UTF8,
@@ -160,6 +163,30 @@ async def _integrity(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # Served from a database that is not at this code's migration (never migrated, or by an
+    # older or newer release), reads fail on what is missing: the reason is told, not a 500.
+    mismatch = await anyio.to_thread.run_sync(_mismatch, request.app.state)
+    if mismatch is None:
+        return await _unexpected(request, exc)
+    logger.error("%s Run `cdmo-metrics migrate`.", mismatch)
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return problem_response(request, 503, mismatch, headers=retry)
+
+
+def _mismatch(state: Any) -> str | None:
+    """The first of the app's databases not at this code's migration, said as /readyz says it;
+    None when all are (or one cannot be asked: the error stands as it is)."""
+    for name, engine in migrate.databases(state).items():
+        try:
+            mismatch = migrate.mismatch(engine, name)
+        except Exception:  # the error being answered is the one to report
+            return None
+        if mismatch is not None:
+            return mismatch
+    return None
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(request, 500, "An unexpected error occurred.")
@@ -173,5 +200,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(IntegrityError, _integrity)
-    app.add_exception_handler(DBAPIError, _unexpected)
+    # The driver's own errors too: the API's hooks run statements on its cursors (api.records.asof).
+    drivers = {
+        engine.dialect.loaded_dbapi.Error for engine in migrate.databases(app.state).values()
+    }
+    for error in (DBAPIError, *drivers):
+        app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unexpected)

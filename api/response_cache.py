@@ -258,9 +258,13 @@ class RevisionProbe:
         connection = await psycopg.AsyncConnection.connect(
             url.render_as_string(hide_password=False), autocommit=True, connect_timeout=5
         )
-        # Times in the one text form `_fence` parses, whatever the server's defaults.
-        await connection.execute("SET datestyle = 'ISO'; SET timezone = 'UTC'")
-        await connection.execute(f"PREPARE {FENCE} AS {REVISION_SQL}")
+        try:
+            # Times in the one text form `_fence` parses, whatever the server's defaults.
+            await connection.execute("SET datestyle = 'ISO'; SET timezone = 'UTC'")
+            await connection.execute(f"PREPARE {FENCE} AS {REVISION_SQL}")
+        except BaseException:  # a database not migrated has no row to prepare a read of
+            await connection.close()
+            raise
         connection.pgconn.nonblocking = 1
         return connection
 

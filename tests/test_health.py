@@ -30,6 +30,26 @@ def test_readyz_is_503_until_the_database_is_migrated(empty_engine: Engine) -> N
         assert unmigrated.get("/readyz").status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/v1/metrics", "/v1/metrics/any-id", "/v1/sources", "/"])
+def test_reads_say_the_database_is_not_migrated_rather_than_fail(
+    empty_engine: Engine, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`serve` on a database never migrated: each read is a 503 saying so, as /readyz does
+    (not a 500 and a traceback), until the database is migrated."""
+    with TestClient(create_app(engine=empty_engine)) as unmigrated:
+        response = unmigrated.get(path)
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "5"
+        assert response.json()["detail"] == (
+            f"The database is at migration None; this code needs {migrate.head_revision()!r}."
+        )
+        assert not [record for record in caplog.records if record.exc_info]
+        assert "Run `cdmo-metrics migrate`." in caplog.text
+        migrate.upgrade(empty_engine)
+        assert unmigrated.get(path).status_code == (404 if path.endswith("any-id") else 200)
+
+
 SERVICE_DOCUMENTS = ["/healthz", "/readyz", "/openapi.json"]
 
 

@@ -5,7 +5,7 @@ text answered as problem details instead."""
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
-from api.errors import PROBLEM_MEDIA_TYPE, Problem
+from api.errors import PROBLEM_MEDIA_TYPE, Problem, instance_of
 
 # Starlette's own refusals of a Range header: 400 (malformed, its reason as the text) and 416
 # (past the end of the file, with `Content-Range: bytes */size` and no text).
@@ -59,7 +59,9 @@ async def _send_refusal(scope: Scope, start: Message, text: bytes, send: Send) -
         reason = text.decode(errors="replace").strip().rstrip(".") or "malformed"
         detail = f"The Range header cannot be served: {reason}."
     body = (
-        Problem(title=_RANGE_REFUSALS[status], status=status, detail=detail, instance=scope["path"])
+        Problem(
+            title=_RANGE_REFUSALS[status], status=status, detail=detail, instance=instance_of(scope)
+        )
         .model_dump_json(by_alias=True, exclude_none=True)
         .encode()
     )

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import instance_of
+
 GZIP_MINIMUM_SIZE = 1024
 CACHE_CONTROL = "public, max-age=60"
 # An answer that may still change (a change-feed page, a read `as_of` a moment not yet past:
@@ -89,8 +91,8 @@ def precondition(if_match: str | None, if_none_match: str | None, etag: str | No
     return 200
 
 
-def precondition_failed(path: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """The headers and problem body of the 412 a GET of `path` gets for its If-Match."""
+def precondition_failed(instance: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and problem body of the 412 a GET (its `instance`) gets for its If-Match."""
     body = json.dumps(
         {
             "type": "about:blank",
@@ -98,7 +100,7 @@ def precondition_failed(path: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
             "status": 412,
             "detail": "If-Match names none of the current ETags of this resource: it has "
             "changed since, or never had that tag. GET it without If-Match for the current one.",
-            "instance": path,
+            "instance": instance,
         },
         separators=(",", ":"),
     ).encode()
@@ -139,8 +141,8 @@ def _decorate(headers: MutableHeaders, state: dict[str, object]) -> None:
     _merge_vary(headers, VARY)
 
 
-def _failed(path: str) -> list[Message]:
-    headers, body = precondition_failed(path)
+def _failed(instance: str) -> list[Message]:
+    headers, body = precondition_failed(instance)
     return [
         {"type": "http.response.start", "status": 412, "headers": headers},
         {"type": "http.response.body", "body": body, "more_body": False},
@@ -164,7 +166,7 @@ class _Exchange:
 
     def __init__(self, scope: Scope, send: Send) -> None:
         request = Headers(scope=scope)
-        self.path: str = scope["path"]
+        self.instance = instance_of(scope)
         self.if_match = request.get("if-match")
         self.if_none_match = request.get("if-none-match")
         self.gzip_ok = _accepts_gzip(request.get("accept-encoding"))
@@ -205,7 +207,7 @@ class _Exchange:
         status = precondition(self.if_match, self.if_none_match, headers["etag"])
         if status != 200:
             self.mode = "done"
-            for message in _failed(self.path) if status == 412 else _not_modified(headers):
+            for message in _failed(self.instance) if status == 412 else _not_modified(headers):
                 await self.send(message)
             return
         if self.compressor is None:
@@ -241,7 +243,7 @@ class _Exchange:
             _decorate(headers, self.state)
             status = precondition(self.if_match, self.if_none_match, headers["etag"])
             if status == 412:
-                return _failed(self.path)
+                return _failed(self.instance)
             if status == 304:
                 return _not_modified(headers)
         if compress:
@@ -278,7 +280,7 @@ def _no_store(scope: Scope, send: Send) -> Send:
         if message["type"] == "http.response.start":
             if message["status"] == 200 and precondition(if_match, None, None) == 412:
                 failed = True
-                for reply in _failed(scope["path"]):
+                for reply in _failed(instance_of(scope)):
                     await send(reply)
                 return
             MutableHeaders(raw=message["headers"])["Cache-Control"] = "no-store"

@@ -3,6 +3,7 @@ them into responses, is api.problems: services and commands need no web framewor
 
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +15,13 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 MAX_PROBLEM_ERRORS = 50
 # A write's body that is not UTF-8 text (RFC 8259 8.1), as its 422 says it.
 NOT_UTF8 = "not valid JSON: the body is not UTF-8 text"
+
+
+def instance_of(scope: Any) -> str:
+    """A problem's `instance`: the request's path as it was sent, a URI reference (RFC 9457),
+    percent-encoding kept (`/v1/metrics/a%20b`, not the decoded `a b`, nor U+FFFD for %FF)."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    return quote_from_bytes(raw, safe="/%:@!$&'()*+,;=-._~")
 
 
 class ProblemError(BaseModel):

@@ -33,6 +33,8 @@ LIST_HELP = (
     'a value containing a comma or a quote, or the word null itself, goes in double quotes ("" '
     "for a quote inside)."
 )
+# Of a field every metric has, from a fixed set of words: no null, nothing to quote.
+CHOICES_HELP = "A comma-separated list means any of the values."
 
 
 def values(raw: str) -> list[str | None]:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import title_of
+from api.errors import instance_of, title_of
 
 # Methods the API answers somewhere; anything else is one value in metrics and logs.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -178,7 +178,7 @@ async def send_problem(
             "title": title_of(status),
             "status": status,
             "detail": detail,
-            "instance": scope["path"],
+            "instance": instance_of(scope),
         },
         separators=(",", ":"),
     ).encode()

@@ -16,11 +16,11 @@ router = APIRouter(tags=["service"], route_class=DeferredRoute, dependencies=SER
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok"]
 
 
 class Readiness(BaseModel):
-    status: Literal["ready"] = "ready"
+    status: Literal["ready"]
     revision: str
 
 
@@ -32,7 +32,7 @@ class Readiness(BaseModel):
 )
 def healthz() -> Health:
     """Answers as long as the process serves requests; never touches the database."""
-    return Health()
+    return Health(status="ok")
 
 
 @router.get(
@@ -53,4 +53,4 @@ def readyz(request: Request) -> Readiness | JSONResponse:
             return problem_response(request, 503, f"The {name} is unreachable.", headers=retry)
         if detail is not None:
             return problem_response(request, 503, detail, headers=retry)
-    return Readiness(revision=migrate.head_revision())
+    return Readiness(status="ready", revision=migrate.head_revision())

@@ -39,7 +39,7 @@ from api.problems import install_error_handlers
 from api.records import asof, reads
 from api.records.routes import router as records_router
 from api.response_cache import ResponseCache, RevisionProbe
-from api.routing import HEADERS, SERVICE_CHECKS
+from api.routing import CONDITIONAL_PARAMETERS, HEADERS, SERVICE_CHECKS, header
 from api.schemas import EXAMPLES
 from api.sources.router import router as sources_router
 
@@ -57,6 +57,28 @@ for a 304) and `Cache-Control: public, max-age=60` (`no-cache` for an answer tha
 change: a change-feed page, `as_of` a moment not yet past). Errors are RFC 9457
 `application/problem+json`.
 """
+# The operations' tags, in the order the documentation lists them, each said in a line.
+TAGS = [
+    {"name": "index", "description": "Where everything is: the collections and their links."},
+    {"name": "metrics", "description": "The figures, each with the exact span of its source "
+     "sentence: pages, filters, search, facets and exports."},
+    {"name": "sources", "description": "The articles the figures come from, with their "
+     "verbatim text."},
+    {"name": "technologies", "description": "Technology innovations and the metrics that "
+     "quantify them."},
+    {"name": "pricing", "description": "Pricing models of CDMO contracts."},
+    {"name": "regulatory", "description": "Regulatory changes and their effects."},
+    {"name": "bottlenecks", "description": "Industry bottlenecks, ranked."},
+    {"name": "faq", "description": "Questions the article answers."},
+    {"name": "citations", "description": "Any item cited in a CSL style, BibTeX, RIS or "
+     "CSL-JSON, with its quote."},
+    {"name": "dataset", "description": "The whole dataset as one download."},
+    {"name": "history", "description": "Every change as a revision, the change feed and the "
+     "releases; any read at a past moment with `as_of`."},
+    {"name": "writes", "description": "Creates, updates and deletes, with an API key (bearer "
+     "token), If-Match and Idempotency-Key."},
+    {"name": "service", "description": "Liveness and readiness probes."},
+]  # fmt: skip
 DOCS_ASSETS_PATH = "/docs-assets"
 # Swagger UI 5 and ReDoc, as packaged by fastapi-offline.
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
@@ -282,20 +304,49 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             license_info=app.license_info,
             servers=[{"url": "/", "description": "The server this document is served from."}],
         )
+        document["tags"] = TAGS
         document["components"]["headers"] = HEADERS
         _add_problem_schemas(document["components"]["schemas"])
         # Relative, as OpenAPI 3.1 allows (FastAPI's model wants an absolute URL).
         document["info"]["license"]["url"] = "/v1/sources"
         _add_examples(document)
-        for operations in document["paths"].values():
-            for operation in operations.values():
+        for path, operations in document["paths"].items():
+            for method, operation in operations.items():
                 operation.setdefault("security", [])
                 for status, response in operation["responses"].items():
                     content = response.get("content", {})
                     if int(status) >= 400 and PROBLEM_MEDIA_TYPE in content:
                         response["content"] = {PROBLEM_MEDIA_TYPE: content[PROBLEM_MEDIA_TYPE]}
+                _declare_http(path, method, operation)
         app.openapi_schema = document
     return app.openapi_schema
+
+
+def _declare_http(path: str, method: str, operation: dict[str, Any]) -> None:
+    """What HTTP carries around an operation, as a generated client needs it declared: a query
+    parameter is a string or absent, never null; a read takes If-None-Match and If-Match; and
+    the headers sent with every status (the request id; Dataset-Version on an item's 404, as a
+    read at a version found nothing there; the scheme a 401 wants; the probes' no-store)."""
+    for parameter in operation.get("parameters", []):
+        schema = parameter["schema"]
+        branches = [branch for branch in schema.get("anyOf", []) if branch != {"type": "null"}]
+        if parameter["in"] == "query" and len(branches) == 1:
+            del schema["anyOf"]
+            schema.update(branches[0])
+    if "304" in operation["responses"]:
+        operation.setdefault("parameters", []).extend(CONDITIONAL_PARAMETERS)
+    for status, response in operation["responses"].items():
+        headers = response.setdefault("headers", {})
+        headers["X-Request-ID"] = header("X-Request-ID")
+        if status == "404" and method == "get" and "{" in path:
+            headers["Dataset-Version"] = header("Dataset-Version")
+        elif status == "401":
+            headers["WWW-Authenticate"] = header("WWW-Authenticate")
+        if path in ("/healthz", "/readyz"):
+            headers["Cache-Control"] = {
+                "description": "`no-store`: the answer describes this instant.",
+                "schema": {"type": "string", "enum": ["no-store"]},
+            }
 
 
 def _add_problem_schemas(schemas: dict[str, Any]) -> None:

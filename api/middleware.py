@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PROBLEM_MEDIA_TYPE, Problem
+from api.errors import PROBLEM_MEDIA_TYPE, Problem, instance_of
 from api.guards import method_label
 
 
@@ -47,12 +47,12 @@ class CrossOrigin(CORSMiddleware):
             if "origin" in headers and "access-control-request-method" in headers:
                 response = self.preflight_response(request_headers=headers)
                 if response.status_code == 400:
-                    response = self._refused(scope["path"], headers, response)
+                    response = self._refused(instance_of(scope), headers, response)
                 await response(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
-    def _refused(self, path: str, asked: Headers, plain: Response) -> Response:
+    def _refused(self, instance: str, asked: Headers, plain: Response) -> Response:
         # Starlette's text is "Disallowed CORS " and the refused parts ("origin", "method",
         # "headers", "private-network"), comma separated.
         text = bytes(plain.body).decode()
@@ -74,7 +74,7 @@ class CrossOrigin(CORSMiddleware):
             title="Bad Request",
             status=400,
             detail=f"The cross-origin (CORS) preflight is refused: {refused}. {allowed}",
-            instance=path,
+            instance=instance,
         )
         body = problem.model_dump_json(by_alias=True, exclude_none=True).encode()
         kept = {
@@ -138,7 +138,7 @@ class BodyLimit:
                 "title": "Content Too Large",
                 "status": 413,
                 "detail": f"Request bodies are limited to {self.max_bytes} bytes.",
-                "instance": scope["path"],
+                "instance": instance_of(scope),
             },
             separators=(",", ":"),
         ).encode()

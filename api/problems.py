@@ -9,7 +9,7 @@ import anyio
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -24,6 +24,7 @@ from api.errors import (
     ProblemError,
     TooManyRequests,
     describe,
+    instance_of,
     title_of,
 )
 from api.guards import route_table
@@ -49,7 +50,7 @@ def problem_response(
         title=title_of(status),
         status=status,
         detail=detail,
-        instance=request.url.path,
+        instance=instance_of(request.scope),
         errors=errors[:MAX_PROBLEM_ERRORS] if errors else errors,
         more_errors=more if more > 0 else None,
     )
@@ -133,11 +134,19 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 # Deadlocks and serialisation failures: the database is there, the write met another one.
 WRITE_CONFLICT_SQLSTATES = {"40001", "40P01", "55P03"}
+# What a statement meets in a database not at this code's migration: no such table, column or
+# function (PostgreSQL's codes; SQLite says it in words).
+SCHEMA_SQLSTATES = {"42P01", "42703", "42883"}
+SCHEMA_MESSAGES = ("no such table", "no such column", "no such function")
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if sqlstate in WRITE_CONFLICT_SQLSTATES or "database is locked" in str(exc):
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database error, the driver's own or SQLAlchemy's: 503 when the database is busy with
+    other writes, is not at this code's migration or cannot be reached; else a 500."""
+    error = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(error, "sqlstate", None)
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if sqlstate in WRITE_CONFLICT_SQLSTATES or "database is locked" in str(error):
         logger.warning("write conflict after retries: %s", sqlstate or "locked")
         return problem_response(
             request,
@@ -145,12 +154,21 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
             "The write kept meeting concurrent writes; try again shortly.",
             headers={"Retry-After": "1"},
         )
+    if sqlstate in SCHEMA_SQLSTATES or str(error).startswith(SCHEMA_MESSAGES):
+        # Served from a database never migrated, or migrated by an older or newer release:
+        # the reason is told, as /readyz tells it, not a 500.
+        mismatch = await anyio.to_thread.run_sync(_mismatch, request.app.state)
+        if mismatch is not None:
+            logger.error("%s Run `cdmo-metrics migrate`.", mismatch)
+            return problem_response(request, 503, mismatch, headers=retry)
+    # PEP 249's OperationalError, the driver's own or SQLAlchemy's: the database went away.
+    if not any(kind.__name__ == "OperationalError" for kind in type(exc).__mro__) and not (
+        isinstance(exc, PoolTimeoutError)
+    ):
+        return await _unexpected(request, exc)
     logger.warning("database unavailable: %s", exc.__class__.__name__)
     return problem_response(
-        request,
-        503,
-        "The database is unreachable; try again shortly.",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        request, 503, "The database is unreachable; try again shortly.", headers=retry
     )
 
 
@@ -161,17 +179,6 @@ async def _integrity(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(
         request, 409, "The change conflicts with the data as it stands; nothing was written."
     )
-
-
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    # Served from a database that is not at this code's migration (never migrated, or by an
-    # older or newer release), reads fail on what is missing: the reason is told, not a 500.
-    mismatch = await anyio.to_thread.run_sync(_mismatch, request.app.state)
-    if mismatch is None:
-        return await _unexpected(request, exc)
-    logger.error("%s Run `cdmo-metrics migrate`.", mismatch)
-    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return problem_response(request, 503, mismatch, headers=retry)
 
 
 def _mismatch(state: Any) -> str | None:
@@ -197,8 +204,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(DomainError, _domain_error)
-    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
-    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(IntegrityError, _integrity)
     # The driver's own errors too: the API's hooks run statements on its cursors (api.records.asof).
     drivers = {

@@ -30,6 +30,7 @@ from api.caching import (
     precondition,
     precondition_failed,
 )
+from api.errors import instance_of
 from api.metrics import service as metrics_service
 from api.middleware import finished, request_id_of, route_template
 
@@ -513,7 +514,7 @@ class ResponseCache:
                 else entry.status
             )
             if status == 412:
-                headers, body = precondition_failed(scope["path"])
+                headers, body = precondition_failed(instance_of(scope))
             elif status == 304:
                 headers, body = entry.edge_304, b""
             else:
@@ -568,7 +569,7 @@ class ResponseCache:
         if entry is not None:
             self.hits += 1
             scope.setdefault("state", {})["route"] = entry.route  # for the request metrics
-            await self._replay(entry, request, scope["path"], send)
+            await self._replay(entry, request, scope, send)
             return
         self.misses += 1
         done = self.inflight.setdefault((key, revision), asyncio.Event())
@@ -634,10 +635,10 @@ class ResponseCache:
         await self.app(plain, receive_while_kept, recording)
         scope.setdefault("state", {})["route"] = route_template(plain)
 
-    async def _replay(self, entry: _Entry, request: Headers, path: str, send: Send) -> None:
+    async def _replay(self, entry: _Entry, request: Headers, scope: Scope, send: Send) -> None:
         status = precondition(request.get("if-match"), request.get("if-none-match"), entry.etag)
         if status == 412:
-            headers, body = precondition_failed(path)
+            headers, body = precondition_failed(instance_of(scope))
             await send({"type": "http.response.start", "status": 412, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return

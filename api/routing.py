@@ -50,7 +50,8 @@ HEADERS: dict[str, dict[str, Any]] = {
     "Link": {
         "description": 'RFC 8288 link to the next page, `<url>; rel="next"`; absent on the last.',
         "schema": {"type": "string"},
-        "example": '</v1/metrics?limit=50&offset=50>; rel="next"',
+        "example": "</v1/metrics?limit=50&after=WyJpZCIsImFzaWEtcGFjaWZpYy1jZG1vLWNhcGFjaXR5"
+        'LWNhZ3IiXQ>; rel="next"',
     },
     "Content-Disposition": {
         "description": "A download, and the file name to save it under.",
@@ -73,7 +74,39 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "integer", "minimum": 0},
         "example": 5,
     },
+    "X-Request-ID": {
+        "description": "This request's id, as it appears in the server's log: the request's own "
+        "X-Request-ID if it sent one (1-128 characters from letters, digits and `-_.:`), else "
+        "one made for it. Quote it when reporting a problem.",
+        "schema": {"type": "string"},
+        "example": "5e8e03b493d40d5b8aa37f63c2f798e1",
+    },
+    "WWW-Authenticate": {
+        "description": "The authentication scheme a write needs: an API key as a bearer token.",
+        "schema": {"type": "string"},
+        "example": 'Bearer realm="cdmo-metrics"',
+    },
 }
+
+# The request headers of a conditional GET, which every read takes.
+CONDITIONAL_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "If-None-Match",
+        "in": "header",
+        "required": False,
+        "description": "Tags (`ETag`) of representations the client holds: 304 Not Modified "
+        "when one is current, with no body.",
+        "schema": {"type": "string", "examples": ['"r1c284587901c3d053fefd91b55e2f9"']},
+    },
+    {
+        "name": "If-Match",
+        "in": "header",
+        "required": False,
+        "description": "Answer only while the representation is at one of these tags (or `*`): "
+        "412 Precondition Failed otherwise.",
+        "schema": {"type": "string", "examples": ['"r1c284587901c3d053fefd91b55e2f9"']},
+    },
+]
 SUCCESS_HEADERS = {name: header(name) for name in ("ETag", "Cache-Control", "Dataset-Version")}
 # Every /v1 read can answer these (412: an If-Match naming no current tag).
 _ERRORS = (406, 412, 414, 422, 500, 503)

@@ -234,6 +234,23 @@ def test_unknown_route_is_404_problem(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
+    ("sent", "instance"),
+    [
+        ("/v1/metrics/a%20b", "/v1/metrics/a%20b"),
+        ("/v1/metrics/%FF", "/v1/metrics/%FF"),
+        ("/v1/metrics/%C3%A9t%C3%A9", "/v1/metrics/%C3%A9t%C3%A9"),
+    ],
+)
+def test_a_problem_names_its_instance_as_the_path_was_sent(
+    client: TestClient, sent: str, instance: str
+) -> None:
+    """`instance` is a URI reference (RFC 9457): the path percent-encoded as it came, not
+    decoded (a space, or U+FFFD for a byte that is not UTF-8)."""
+    body = problem(client.get(sent))
+    assert (body["status"], body["instance"]) == (404, instance)
+
+
+@pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
         ("PUT", "/v1/metrics", "GET, POST"),

@@ -151,6 +151,7 @@ def test_schemas_are_api_shapes_not_tables(client: TestClient) -> None:
         "limit", "offset", "as_of", "category", "unit", "measure", "qualifier",
         "direction", "geography", "subject", "source", "year", "base_year", "forecast",
         "horizon_passed", "value_min", "value_max", "q", "sort", "after", "count",
+        "If-None-Match", "If-Match",
     ]  # fmt: skip
 
 
@@ -197,9 +198,12 @@ def test_headers_servers_and_security_are_declared(client: TestClient) -> None:
     assert export["responses"]["200"]["headers"]["Content-Disposition"] == {
         "$ref": "#/components/headers/Content-Disposition"
     }
-    assert [p["name"] for p in export["parameters"]][-1] == "bom"
+    assert [p["name"] for p in export["parameters"] if p["in"] == "query"][-1] == "bom"
     unavailable = document["paths"]["/v1/metrics"]["get"]["responses"]["503"]
-    assert unavailable["headers"] == {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
+    assert unavailable["headers"] == {
+        "Retry-After": {"$ref": "#/components/headers/Retry-After"},
+        "X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+    }
     for path, operation in operations(document):
         if "tags" in operation and "writes" in operation["tags"]:
             assert operation["security"] == [{"HTTPBearer": []}], path
@@ -234,6 +238,65 @@ def test_every_read_declares_each_header_it_answers(client: TestClient) -> None:
         assert OWN_HEADERS & set(answer.headers) <= declared, path
         checked += 1
     assert checked >= 60
+
+
+# Headers an answer of any status may carry, by the statuses that carry them.
+HEADERS_BY_STATUS = {
+    "x-request-id": None,  # every status
+    "dataset-version": {"200", "404"},
+    "www-authenticate": {"401"},
+    "retry-after": {"429", "503"},
+}
+
+
+def test_every_answer_declares_the_headers_it_sends(client: TestClient) -> None:
+    """A typed client sees a header only where it is declared: the request id of every answer,
+    the version of a read that found nothing, the scheme a 401 asks for."""
+    document = client.get("/openapi.json").json()
+    asked = [
+        ("get", "/v1/metrics/{metric_id}", "/v1/metrics/no-such-metric", {}),
+        ("get", "/v1/technologies/{item_id}", "/v1/technologies/none", {}),
+        ("get", "/v1/metrics", "/v1/metrics?limit=0", {}),
+        ("get", "/v1/metrics", "/v1/metrics", {"Accept": "text/html"}),
+        ("post", "/v1/metrics", "/v1/metrics", {}),
+        ("post", "/v1/metrics", "/v1/metrics", {"Authorization": "Bearer not-a-key"}),
+        ("get", "/healthz", "/healthz", {}),
+        ("get", "/readyz", "/readyz", {}),
+    ]
+    for method, template, url, headers in asked:
+        answer = client.request(method, url, headers=headers, json={} if method == "post" else None)
+        response = document["paths"][template][method]["responses"][str(answer.status_code)]
+        declared = {name.lower() for name in response.get("headers", {})}
+        sent = {name for name in HEADERS_BY_STATUS if name in answer.headers}
+        assert "x-request-id" in sent and sent <= declared, (url, answer.status_code, sent)
+    assert "x-request-id" in {
+        name.lower() for name in document["paths"]["/healthz"]["get"]["responses"]["200"]["headers"]
+    }
+
+
+def test_query_parameters_are_never_null_and_reads_take_preconditions(client: TestClient) -> None:
+    """A query string cannot carry a null: a generator told a parameter may be null lets a caller
+    pass one, and leaves the filter out (every metric) where `null` would have found some.
+    Every read takes If-None-Match and If-Match, so that a generated call can send them."""
+    document = client.get("/openapi.json").json()
+    for path, operation in operations(document):
+        parameters = {p["name"]: p for p in operation.get("parameters", [])}
+        for parameter in parameters.values():
+            if parameter["in"] == "query":
+                assert "null" not in json.dumps(parameter["schema"].get("anyOf", [])), path
+                assert parameter["schema"].get("type") != "null", path
+        if "304" in operation["responses"]:
+            for name in ("If-None-Match", "If-Match"):
+                assert parameters[name]["in"] == "header", path
+    geography = next(
+        p for p in document["paths"]["/v1/metrics"]["get"]["parameters"] if p["name"] == "geography"
+    )
+    assert geography["schema"]["type"] == "string"
+    assert "`null` selects" in geography["description"]
+    category = next(
+        p for p in document["paths"]["/v1/metrics"]["get"]["parameters"] if p["name"] == "category"
+    )
+    assert "null" not in category["description"]
 
 
 def test_patch_bodies_are_typed_per_kind(client: TestClient) -> None:
@@ -280,7 +343,10 @@ def test_exports_document_the_429_they_answer(seeded_engine: Engine) -> None:
                 "content": {
                     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
                 },
-                "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
+                "headers": {
+                    "Retry-After": {"$ref": "#/components/headers/Retry-After"},
+                    "X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+                },
             }
         assert {"/v1/metrics.csv", "/v1/mna.ndjson", "/v1/changes.csv"} <= set(limited)
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api import filters
-from api.filters import LIST_HELP, YEAR_HELP
+from api.filters import CHOICES_HELP, LIST_HELP, YEAR_HELP
 from api.pagination import AFTER_DESCRIPTION, COUNT_DESCRIPTION, Count, Cursor, PageQuery
 from api.records.fields import (
     EvidenceIn,
@@ -163,17 +163,17 @@ class MetricFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     category: CategoryList | None = Field(
-        default=None, description="Only these categories. " + LIST_HELP, examples=["market,mna"]
+        default=None, description="Only these categories. " + CHOICES_HELP, examples=["market,mna"]
     )
     unit: UnitList | None = Field(
-        default=None, description="Only these units. " + LIST_HELP, examples=["USD"]
+        default=None, description="Only these units. " + CHOICES_HELP, examples=["USD"]
     )
     measure: MeasureList | None = Field(
-        default=None, description="Only these kinds of measure. " + LIST_HELP, examples=["share"]
+        default=None, description="Only these kinds of measure. " + CHOICES_HELP, examples=["share"]
     )
     qualifier: QualifierList | None = Field(
         default=None,
-        description="Only figures bounded this way (gt for over 60%). " + LIST_HELP,
+        description="Only figures bounded this way (gt for over 60%). " + CHOICES_HELP,
         examples=["gt,gte"],
     )
     direction: DirectionList | None = Field(

@@ -1,6 +1,5 @@
 """Finding the numbers a quote writes, to check that a metric's figure is in its evidence."""
 
-import math
 import re
 from collections.abc import Iterable
 
@@ -64,9 +63,6 @@ def _sign(match: re.Match[str]) -> str | None:
     return _CURRENCY
 
 
-_REL_TOL = 1e-9
-
-
 def _value(digits: str, scale: str | None) -> float:
     """The number as written, scaled when a scale word applies ("$150 billion" is 1.5e11,
     never 150)."""
@@ -95,7 +91,10 @@ def numbers_in(text: str) -> set[float]:
 
 
 def _near(value: float, numbers: Iterable[float]) -> bool:
-    return any(value == n or math.isclose(value, n, rel_tol=_REL_TOL) for n in numbers)
+    """`value` is one of the numbers, exactly: each is parsed as written (correctly rounded, as
+    a JSON number is), so no tolerance is needed, and one would let in figures the quote does
+    not write (150000000150 for "$150 billion")."""
+    return any(value == n for n in numbers)
 
 
 def signs_of(quote: str, value: float) -> set[str]:

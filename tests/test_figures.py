@@ -117,9 +117,13 @@ def test_scaled_values_are_exact(text: str, scaled: float) -> None:
         ("25-30%", (-30,), [-30.0]),
         ("1,200 patients", (1200,), []),
         ("1,200 patients", (1, 200), [1.0, 200.0]),
-        # Relative tolerance of 1e-9.
-        ("a CAGR of 11.2%", (11.2 * (1 + 1e-12),), []),
+        # Exactly the number written: no tolerance lets in a figure the quote does not state.
+        ("a CAGR of 11.2%", (11.2 * (1 + 1e-12),), [11.2 * (1 + 1e-12)]),
         ("a CAGR of 11.2%", (11.2001,), [11.2001]),
+        ("a $150 billion market", (150_000_000_150,), [150_000_000_150.0]),
+        ("a $150 billion market", (150e9,), []),
+        ("cut by 0.1%", (0.10000000001,), [0.10000000001]),
+        ("$2.01 billion", (2_010_000_000,), []),
         # The values missing, in the order given; none given, none missing.
         ("between 10 and 20", (30, 10, 40, 20), [30.0, 40.0]),
         ("between 10 and 20", (), []),

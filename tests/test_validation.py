@@ -131,6 +131,10 @@ def test_a_patch_whose_figure_leaves_its_quote_is_refused(writable: Writable) ->
         ("/v1/metrics/personalized-cancer-medicine-market-size-2028",
          {"value": 150, "value_low": 150, "value_high": 150},
          {"name": "value", "detail": "150 is not written in the quote"}),
+        # Near the figure written is not the figure written.
+        ("/v1/metrics/personalized-cancer-medicine-market-size-2028",
+         {"value": 150000000150, "value_low": 150000000150, "value_high": 150000000150},
+         {"name": "value", "detail": "150000000150 is not written in the quote"}),
         # "47% of oncology pipeline assets": a share, not dollars.
         ("/v1/metrics/oncology-pipeline-personalized-share",
          {"unit": "USD", "measure": "level"},

@@ -61,6 +61,14 @@ def _database() -> Iterator["Engine"]:
         engine.dispose()
 
 
+def _refusals(engine: "Engine") -> tuple[type[Exception], ...]:
+    """What the database raises when it refuses a load or goes away: SQLAlchemy's errors, and
+    the driver's own (a load writes through the driver's cursor: api.records.store)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError, engine.dialect.loaded_dbapi.Error)
+
+
 def _migrate(_args: argparse.Namespace) -> int:
     from api import migrate
 
@@ -85,6 +93,9 @@ def _seed(_args: argparse.Namespace) -> int:
                     report = load_datasets(session, datasets)
         except DatasetError as exc:
             print(f"seed refused, nothing was written:\n{exc}", file=sys.stderr)
+            return 1
+        except _refusals(engine) as exc:  # the database refused or went away: no traceback
+            print(f"seed failed, nothing was written: {_reason(exc)}", file=sys.stderr)
             return 1
         _tidy(engine, report)
     _print_report(report)
@@ -176,8 +187,6 @@ class _DryRun(Exception):
 
 
 def _import(args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from api.dataset import DatasetError, dataset_files, read_files
     from api.db import writer
     from api.records.loading import IMPORT_ACTOR, STEPS, collector_paused, load_datasets
@@ -217,7 +226,7 @@ def _import(args: argparse.Namespace) -> int:
                 print(file=sys.stderr)
             print(f"import refused, nothing was written:\n{exc}", file=sys.stderr)
             return 1
-        except SQLAlchemyError as exc:  # the database refused or went away: no traceback
+        except _refusals(engine) as exc:  # the database refused or went away: no traceback
             if progress:
                 print(file=sys.stderr)
             reason = _reason(exc)

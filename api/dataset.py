@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 from pydantic import Field, ValidationError
 
+from api import strict_json
 from api.entities.schemas import (
     BottleneckIn,
     EntityIn,
@@ -28,6 +28,35 @@ from api.sources.schemas import SourceIn
 # YAML file (about 1 s per 1,000 metrics); machine-made bulk files can be JSON (DATASET_SUFFIXES).
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DATASET_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class _StrictLoader(SAFE_LOADER):  # type: ignore[misc,valid-type]
+    """The safe loader, noting each key a mapping names twice (PyYAML keeps the last)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.repeated: list[tuple[str, str]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: set[object] = set()
+        for key, _value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    place = f"line {key.start_mark.line + 1}"
+                    self.repeated.append(
+                        (place, f"{key.value!r} appears more than once in one mapping")
+                    )
+                seen.add(key.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(content: str) -> tuple[Any, list[tuple[str, str]]]:
+    """The document, and the keys its mappings repeat, by line."""
+    loader = _StrictLoader(content)
+    try:
+        return loader.get_single_data(), loader.repeated
+    finally:
+        loader.dispose()
 
 
 class DatasetIn(Strict):
@@ -86,12 +115,14 @@ def read_dataset(path: Path, sources_dir: Path) -> Dataset:
     try:
         content = path.read_text(encoding="utf-8")
         if path.suffix == ".json":
-            raw = orjson.loads(content)
+            raw, ambiguous = strict_json.read(content)
         else:
-            raw = yaml.load(content, Loader=SAFE_LOADER)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, orjson.JSONDecodeError) as exc:
+            raw, ambiguous = _read_yaml(content)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
         kind = "JSON" if path.suffix == ".json" else "YAML"
         raise DatasetError([f"{path}: cannot be read as UTF-8 {kind}: {exc}"]) from None
+    if ambiguous:  # as the API refuses them in a body: the same validation
+        raise DatasetError([f"{path}: {place}: {what}" for place, what in ambiguous])
     try:
         data = DatasetIn.model_validate(raw)
     except ValidationError as exc:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from api import migrate
+from api import migrate, strict_json
 from api.errors import (
     MAX_PROBLEM_ERRORS,
     NOT_UTF8,
@@ -99,6 +99,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 400 and unreadable is not None:  # malformed JSON, as a 422 says it
         error = ProblemError(in_="body", name="body", detail=unreadable)
         return problem_response(request, 422, "Invalid input: body 'body'.", [error])
+    if exc.status_code == 400 and type(exc.__cause__) is ValueError:  # an integer too long
+        try:
+            _document, ambiguous = strict_json.read(await request.body())
+        except (ValueError, RecursionError):
+            ambiguous = []
+        if ambiguous:
+            errors = [ProblemError(in_="body", name=name, detail=what) for name, what in ambiguous]
+            return problem_response(request, 422, "Invalid input: body 'body'.", errors)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No resource at {request.url.path}."

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, MetaData, select
+from sqlalchemy import Engine, MetaData, select, text
 
 from api.dataset import DatasetError
 from tests.conftest import SEED_DIR, seed
@@ -310,6 +310,39 @@ def test_a_bad_file_is_refused_naming_the_record_and_changes_nothing(
     assert f"{SOURCE_ID}.yaml: metrics[car-t-dose-manufacturing-cost].evidence" in message
     assert "quote is not source_text[" in message
     assert _dump(migrated_engine) == before
+
+
+def test_a_load_may_reorder_the_bottlenecks(migrated_engine: Engine, seed_copy: Path) -> None:
+    """Ranks are unique at every moment, yet a file may swap two, rotate three, or give a new
+    bottleneck the rank of one it removes: the load holds them in one transaction."""
+    seed(migrated_engine)
+
+    def ranks() -> dict[str, int]:
+        with migrated_engine.connect() as connection:
+            return dict(connection.execute(text("SELECT id, rank FROM bottleneck")).all())
+
+    original = ranks()
+
+    def rotate(data: dict) -> None:  # type: ignore[type-arg]
+        first, second, third = data["bottlenecks"][:3]
+        first["rank"], second["rank"], third["rank"] = second["rank"], third["rank"], first["rank"]
+
+    _edit(seed_copy, rotate)
+    assert str(seed(migrated_engine, seed_copy)["bottlenecks"]).startswith("+0 ~3 -0")
+    rotated = ranks()
+    assert rotated["viral-vector-capacity"] == original["cold-chain-logistics"]
+    assert rotated["cold-chain-logistics"] == original["til-processing-platforms"]
+    assert rotated["til-processing-platforms"] == original["viral-vector-capacity"]
+
+    def replace(data: dict) -> None:  # type: ignore[type-arg]
+        removed = data["bottlenecks"].pop(0)
+        data["bottlenecks"].append({**removed, "id": "viral-vector-capacity-renamed"})
+
+    _edit(seed_copy, replace)
+    assert str(seed(migrated_engine, seed_copy)["bottlenecks"]).startswith("+1 ~0 -1")
+    replaced = ranks()
+    assert "viral-vector-capacity" not in replaced
+    assert replaced["viral-vector-capacity-renamed"] == rotated["viral-vector-capacity"]
 
 
 @pytest.mark.parametrize(

@@ -130,6 +130,29 @@ def test_a_source_text_outside_the_folder_of_texts_is_refused(
         assert connection.exec_driver_sql("SELECT count(*) FROM source").scalar_one() == 0
 
 
+def test_a_file_naming_a_key_twice_is_refused_as_the_api_refuses_a_body(
+    migrated_engine: Engine, tmp_path: Path
+) -> None:
+    """JSON and YAML readers keep the last of a repeated key; the API refuses a body that
+    repeats one, and so does an import, naming where."""
+    (path,) = synthetic.write(tmp_path, metrics=1, sources=1)
+    text = path.read_text(encoding="utf-8")
+    repeated = text.replace('"value": ', '"value": 31, "value": ', 1)
+    path.write_text(repeated, encoding="utf-8")
+    refused = _import(migrated_engine, str(path))
+    assert refused.returncode == 1, refused.stdout
+    assert f"{path}: metrics[0].value: appears more than once in one object" in refused.stderr
+    as_yaml = path.with_suffix(".yaml")
+    path.unlink()
+    as_yaml.write_text("source:\n  id: a\n  id: b\nmetrics: []\n", encoding="utf-8")
+    refused = _import(migrated_engine, str(as_yaml))
+    assert refused.returncode == 1, refused.stdout
+    assert f"{as_yaml}: line 3: 'id' appears more than once in one mapping" in refused.stderr
+    assert "nothing was written" in refused.stderr and "Traceback" not in refused.stderr
+    with migrated_engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM source").scalar_one() == 0
+
+
 def test_a_path_that_is_not_there_is_refused(migrated_engine: Engine, tmp_path: Path) -> None:
     refused = _import(migrated_engine, str(tmp_path / "missing.json"))
     assert refused.returncode == 1 and "no dataset file" in refused.stderr

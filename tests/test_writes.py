@@ -346,9 +346,15 @@ def test_a_write_answers_the_headers_its_operation_declares(writable: Writable) 
     deleted_declared = set(
         operations["/v1/metrics/{metric_id}"]["delete"]["responses"]["204"]["headers"]
     )
-    assert created_declared == {"ETag", "Location", "Idempotent-Replayed", "Dataset-Version"}
-    assert updated_declared == {"ETag", "Dataset-Version"}
-    assert deleted_declared == {"Dataset-Version"}
+    every = {"X-Request-ID"}
+    assert created_declared == every | {
+        "ETag",
+        "Location",
+        "Idempotent-Replayed",
+        "Dataset-Version",
+    }
+    assert updated_declared == every | {"ETag", "Dataset-Version"}
+    assert deleted_declared == every | {"Dataset-Version"}
     headers = {**w.auth(), "Idempotency-Key": "declared-1"}
     created = w.client.post("/v1/metrics", json=new_metric(), headers=headers)
     replayed = w.client.post("/v1/metrics", json=new_metric(), headers=headers)
@@ -847,6 +853,31 @@ def test_a_body_naming_a_member_twice_is_refused_not_guessed(
         for name in named
     ]
     assert w.client.get(METRIC_PATH).content == before
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"value": 1' + b"0" * 5000 + b"}", "holds an integer of 5,001 digits, too long to read"),
+        (b'{"value": 1e-400}', "holds 1e-400, too small to be told from 0"),
+        (b'{"value": -2.5E-999}', "holds -2.5E-999, too small to be told from 0"),
+    ],
+)
+def test_a_number_that_cannot_be_read_as_written_is_refused(
+    writable: Writable, body: bytes, detail: str
+) -> None:
+    """Python's reader would read 1e-400 as 0, and a 5,000-digit integer not at all (a 400
+    saying the body did not parse): a 422 says which number."""
+    w = writable
+    before = w.client.get(METRIC_PATH).content
+    headers = {**w.auth(), "Content-Type": "application/json", "If-Match": w.etag(METRIC_PATH)}
+    refused = w.client.patch(METRIC_PATH, content=body, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"] == [{"in": "body", "name": "body", "detail": detail}]
+    assert w.client.get(METRIC_PATH).content == before
+    assert w.client.patch(METRIC_PATH, content=b'{"value": 0.0e-400}', headers=headers).json()[
+        "errors"
+    ] != [{"in": "body", "name": "body", "detail": "holds 0.0e-400, too small to be told from 0"}]
 
 
 def test_a_body_in_a_content_coding_is_415_and_writes_nothing(writable: Writable) -> None:

@@ -268,7 +268,13 @@ def _write(
     report.release_id = release_id
     versions.released(session)
     # Creates and updates in dependency order, then removals in reverse: an entity lets go of a
-    # metric before the metric goes.
+    # metric before the metric goes. What is removed first gives up its unique values (a
+    # bottleneck's rank) for a record created in its place to take.
+    for name, kind in KINDS.items():
+        for column in store.unique_integers(kind.table):
+            removed = [c.record_id for c in changes[name] if c.new is None]
+            if removed:
+                store.park(session, kind.table, column, removed)
     for name, kind in KINDS.items():
         writes = [c for c in changes[name] if c.new is not None]
         store.apply(session, kind, writes, actor=actor, release_id=release_id)

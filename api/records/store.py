@@ -17,6 +17,8 @@ import orjson
 from sqlalchemy import (
     ARRAY,
     JSON,
+    Column,
+    Integer,
     String,
     Table,
     any_,
@@ -227,6 +229,20 @@ def _changed_fields(old: dict[str, Any] | None, new: dict[str, Any] | None) -> l
     return sorted(changed + [key for key in old if key not in new and old[key] is not None])
 
 
+def unique_integers(table: Table) -> list[Column[Any]]:
+    """The table's unique integer columns (a bottleneck's rank), which a load may trade."""
+    return [c for c in table.columns if c.unique and isinstance(c.type, Integer)]
+
+
+def park(session: Session, table: Table, column: Column[Any], ids: Sequence[str]) -> None:
+    """Move the records `ids` to values of `column` above every one in use, where none
+    collides: a load's updates may then trade the values among them in any order, and its
+    creates take those of records it removes."""
+    top = session.execute(select(func.max(column))).scalar() or 0
+    for offset, record_id in enumerate(ids, start=1):
+        session.execute(update(table).where(table.c.id == record_id).values({column: top + offset}))
+
+
 def _changed_columns(kind: Kind, fields: Sequence[str]) -> tuple[str, ...]:
     """The live table's columns that hold `fields` (a child list has rows of its own, and may
     be kept in columns of the row too)."""
@@ -285,8 +301,17 @@ def apply(
 
     rows = {c.record_id: _row(kind, c.new) | {"version": new_versions[c.record_id]}
             for c in created + updated if c.new is not None}  # fmt: skip
-    if created:
-        bulk_insert(session, table, [rows[c.record_id] for c in created])
+    # Deletes first and inserts last, with the rows that trade unique values (bottlenecks' ranks)
+    # parked on free ones in between: a load that swaps two ranks holds the constraints at
+    # every statement (validation has checked the state it ends in).
+    for group in chunks([c for c in deleted]):
+        ids = [c.record_id for c in group]
+        condition = among(session, table.c.id, ids)
+        if single and group[0].old is not None:
+            condition = (table.c.id == ids[0]) & (table.c.version == group[0].old.version)
+        result = session.execute(delete(table).where(condition))
+        if single and result.rowcount != 1:  # type: ignore[attr-defined]
+            raise PreconditionFailed(f"The {kind.label} {ids[0]!r} changed meanwhile.")
     if updated and single:  # compare-and-set on the version the writer read
         (change,) = updated
         assert change.old is not None
@@ -306,16 +331,14 @@ def apply(
             names = _changed_columns(kind, changed[change.record_id])
             batch = batches.setdefault(names, [])
             batch.append({"id": row["id"], "version": row["version"]} | {n: row[n] for n in names})
+        for column in unique_integers(table):
+            moving = [c.record_id for c in updated if column.name in changed[c.record_id]]
+            if len(moving) > 1:  # one alone moves to a value that is free (validated)
+                park(session, table, column, moving)
         for batch in batches.values():
             bulk_update(session, table, batch)
-    for group in chunks([c for c in deleted]):
-        ids = [c.record_id for c in group]
-        condition = among(session, table.c.id, ids)
-        if single and group[0].old is not None:
-            condition = (table.c.id == ids[0]) & (table.c.version == group[0].old.version)
-        result = session.execute(delete(table).where(condition))
-        if single and result.rowcount != 1:  # type: ignore[attr-defined]
-            raise PreconditionFailed(f"The {kind.label} {ids[0]!r} changed meanwhile.")
+    if created:
+        bulk_insert(session, table, [rows[c.record_id] for c in created])
 
     _write_children(session, kind, changes, version.number)
     closing = [c.record_id for c in updated + deleted]

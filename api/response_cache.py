@@ -576,9 +576,9 @@ class ResponseCache:
         try:
             if "if-none-match" not in request:
                 # An If-Match is evaluated by api.caching: a 412 is not kept, a 200 is.
-                await self.app(scope, receive, self._recording(send, key, revision, scope))
+                await self.app(scope, receive, self._recording(send, key, revision, scope, done))
             else:
-                await self._revalidate_miss(scope, receive, send, key, revision, request)
+                await self._revalidate_miss(scope, receive, send, key, revision, request, done)
         finally:
             done.set()
             if self.inflight.get((key, revision)) is done:
@@ -592,6 +592,7 @@ class ResponseCache:
         key: tuple[Any, ...],
         revision: object,
         request: Headers,
+        done: asyncio.Event,
     ) -> None:
         """A revalidation nothing is cached for: the whole response is computed, so that it can
         be kept (clients that only ever revalidate then hit), and the client is answered as
@@ -631,7 +632,7 @@ class ResponseCache:
             return message
 
         plain = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n != b"if-none-match"]}
-        recording = self._recording(answer, key, revision, plain)
+        recording = self._recording(answer, key, revision, plain, done)
         await self.app(plain, receive_while_kept, recording)
         scope.setdefault("state", {})["route"] = route_template(plain)
 
@@ -652,7 +653,12 @@ class ResponseCache:
         )
         await send({"type": "http.response.body", "body": entry.body})
 
-    def _recording(self, send: Send, key: tuple[Any, ...], revision: object, scope: Scope) -> Send:
+    def _recording(
+        self, send: Send, key: tuple[Any, ...], revision: object, scope: Scope, done: asyncio.Event
+    ) -> Send:
+        """`send`, keeping the response it sends; the requests waiting for it (`done`) go on
+        once its first body part is computed: kept by then if it is whole (a page), else a
+        stream (an export) sent at its client's pace, which no other client waits for."""
         start: dict[str, Any] = {}
         chunks: list[bytes] = []
         size = 0
@@ -673,6 +679,8 @@ class ResponseCache:
                 if not message.get("more_body", False) and size <= largest and not unsettled:
                     route = route_template(scope)
                     self._keep(key, revision, start, b"".join(chunks), route)
+            if message["type"] == "http.response.body":
+                done.set()
             await send(message)
 
         return recording_send

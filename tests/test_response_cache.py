@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -473,3 +474,42 @@ def test_reading_the_wal_index_keeps_sqlites_locks_on_it(tmp_path: Path) -> None
         assert locked()
     own.close()
     engine.dispose()
+
+
+def test_a_client_that_does_not_read_a_stream_holds_up_no_other() -> None:
+    """Requests for what another is computing wait for it (one computation, then a hit); a
+    stream (an export) is sent at its client's pace, so the others go on once its first part
+    is computed, rather than wait for a client that may never read (EXPORT_SEND_TIMEOUT)."""
+
+    class Probe:
+        async def revision(self, exact: bool = False) -> object:
+            return (1, "fixed")
+
+    async def export(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/csv"), (b"etag", b'"x1"')]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for part in (b"a,b\n", b"1,2\n"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    cache = ResponseCache(export, probe=Probe())  # type: ignore[arg-type]
+    scope = {"type": "http", "method": "GET", "path": "/v1/metrics.csv", "query_string": b"",
+             "headers": [(b"accept", b"*/*")]}  # fmt: skip
+
+    async def never_read(message: Any) -> None:
+        if message["type"] == "http.response.body":
+            await asyncio.Event().wait()  # the socket is full: this send never returns
+
+    async def exchange() -> list[bytes]:
+        received: list[bytes] = []
+
+        async def read(message: Any) -> None:
+            received.append(message.get("body", b""))
+
+        stalled = asyncio.ensure_future(cache(dict(scope), None, never_read))
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(cache(dict(scope), None, read), timeout=5)
+        stalled.cancel()
+        return received
+
+    assert b"".join(asyncio.run(exchange())) == b"a,b\n1,2\n"

@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -275,6 +275,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=log_config(settings.log_level),
         access_log=False,  # the API writes its own JSON line per request (api.middleware)
         proxy_headers=True,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
         # uvloop's event loop and httptools' parser (uvicorn[standard]): 3-4x the requests/s
         # of asyncio and h11 on this service (docs/benchmarks.md); an unparsable request is
         # answered with problem details (api.http_protocol).
@@ -283,6 +284,21 @@ def _serve(args: argparse.Namespace) -> int:
         ws="none",  # no WebSocket routes: the protocol is not even imported
     )
     return 0
+
+
+def _within(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, as the setting it stands for."""
+
+    def number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not from {low} to {high}")
+        return value
+
+    return number
 
 
 def parser() -> argparse.ArgumentParser:
@@ -333,10 +349,11 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("openapi", help="print the OpenAPI document (as committed in openapi.json)")
     serve = commands.add_parser("serve", help="serve the API with uvicorn")
     serve.add_argument("--host", help="interface to bind (default: HOST)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
+    serve.add_argument("--port", type=_within(1, 65535), help="port to listen on (default: PORT)")
     serve.add_argument(
-        "--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 1)"
-    )
+        "--workers", type=_within(1, 64),
+        help="worker processes, 1 to 64 (default: WEB_CONCURRENCY, else 1)",
+    )  # fmt: skip
     return parser
 
 
@@ -357,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str] | None) -> int:
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from api.config import get_settings
 
@@ -365,9 +383,13 @@ def _run(argv: list[str] | None) -> int:
         get_settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            f"{'_'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg']}"
+            for e in exc.errors()
         )
         print(f"cdmo-metrics: invalid settings: {problems}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a variable that could not even be read as its type
+        print(f"cdmo-metrics: invalid settings: {exc}", file=sys.stderr)
         return 2
     handlers = {
         "migrate": _migrate,

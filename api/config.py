@@ -1,11 +1,13 @@
 """Settings, read once from environment variables (and an optional `.env` file)."""
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from api import PROJECT_ROOT
@@ -25,7 +27,7 @@ class Settings(BaseSettings):
         description="A streaming read replica of DATABASE_URL (PostgreSQL): reads are served "
         "from it, writes go to DATABASE_URL.",
     )
-    host: str = Field(default="127.0.0.1", description="Interface `serve` binds to.")
+    host: str = Field(default="127.0.0.1", min_length=1, description="Interface `serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
     web_concurrency: int = Field(
         default=1, ge=1, le=64, description="Worker processes `serve` starts (--workers)."
@@ -33,9 +35,10 @@ class Settings(BaseSettings):
     seed_dir: Path = Field(
         default=PROJECT_ROOT / "seed", description="Folder holding sources/ and data/."
     )
-    cors_origins: list[str] = Field(
+    cors_origins: Annotated[list[str], NoDecode] = Field(
         default=["*"],
-        description='Origins allowed to read the API from a browser (JSON list; ["*"] is any).',
+        description="Origins allowed to read the API from a browser, as a JSON list or "
+        "separated by commas (scheme://host[:port], no path); * is any.",
     )
     db_statement_timeout_ms: int = Field(
         default=5000, ge=100, description="PostgreSQL statement timeout; a slower query is 503."
@@ -84,6 +87,7 @@ class Settings(BaseSettings):
     export_send_timeout: float = Field(
         default=30.0,
         gt=0,
+        allow_inf_nan=False,
         description="Seconds an export waits for a client to take the next chunk before it "
         "drops the connection.",
     )
@@ -104,9 +108,12 @@ class Settings(BaseSettings):
 
     @field_validator("database_read_url")
     @classmethod
-    def _postgres_replica(cls, url: str | None) -> str | None:
+    def _postgres_replica(cls, url: str | None, info: ValidationInfo) -> str | None:
         if not url:
             return None  # DATABASE_READ_URL= (empty) means reads go to DATABASE_URL
+        primary = info.data.get("database_url")
+        if primary and make_url(primary).get_backend_name() != "postgresql":
+            raise ValueError("a standby of a PostgreSQL DATABASE_URL; with SQLite, leave it unset")
         try:
             backend = make_url(url).get_backend_name()
         except Exception as exc:
@@ -133,8 +140,54 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=5, ge=1, description="PostgreSQL connections kept open.")
     db_max_overflow: int = Field(default=5, ge=0, description="Extra connections under load.")
     db_pool_timeout: float = Field(
-        default=5.0, gt=0, description="Seconds a request waits for a connection before a 503."
+        default=5.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds a request waits for a connection before a 503.",
     )
+    request_head_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a request's line and headers (408 after).",
+    )
+    shutdown_timeout: int = Field(
+        default=8,
+        ge=1,
+        le=3600,
+        description="Seconds `serve` waits, once told to stop, for responses under way (a slow "
+        "export) before it cuts them; below a container's stop timeout (Docker: 10 s).",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, given: object) -> object:
+        if not isinstance(given, str):
+            return given
+        text = given.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError("not a JSON list of origins") from None
+        return [origin.strip() for origin in text.split(",") if origin.strip()]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_as_browsers_send_them(cls, origins: list[str]) -> list[str]:
+        if not origins:
+            raise ValueError("no origin: use * for any, or name at least one")
+        for origin in origins:
+            parts = urlsplit(origin)
+            if origin != "*" and (
+                parts.scheme not in ("http", "https") or not parts.netloc
+                or f"{parts.scheme}://{parts.netloc}" != origin
+            ):  # fmt: skip
+                raise ValueError(
+                    f"{origin!r} is not an origin as a browser sends it: scheme://host[:port], "
+                    "no path and no trailing slash (or *)"
+                )
+        return origins
 
 
 @lru_cache

@@ -6,8 +6,10 @@ import csv
 import io
 import json
 import logging
+import select
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -477,6 +479,61 @@ def test_a_target_too_long_for_the_parser_is_414_not_400(server_url: str, target
     status, _headers, body = _raw_exchange(server_url, shorter)
     assert status == "HTTP/1.1 414 Request-URI Too Long"
     assert json.loads(body)["detail"].startswith("Query strings are limited to ")
+
+
+def _answer_of(connection: socket.socket) -> tuple[str, bytes]:
+    answer = b""
+    while chunk := connection.recv(65536):
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.decode("latin-1").split("\r\n")[0], body
+
+
+def test_a_request_head_that_is_slow_or_endless_is_answered_and_closed(
+    seeded_engine: Engine,
+) -> None:
+    """A client that sends nothing, or its headers a byte at a time, or headers without end,
+    holds a connection and memory that others need: a 408 after REQUEST_HEAD_TIMEOUT, a 431
+    past 128 KiB, and the connection closed. A body, however large, is not part of the head."""
+    with serving(seeded_engine, REQUEST_HEAD_TIMEOUT="1") as (_server, url):
+        host, port = url.removeprefix("http://").split(":")
+        address = (host, int(port))
+        with socket.create_connection(address, timeout=10) as silent:
+            started = time.monotonic()
+            status, body = _answer_of(silent)
+        assert status == "HTTP/1.1 408 Request Timeout"
+        assert json.loads(body)["detail"] == (
+            "The request's line and headers did not arrive within 1 s."
+        )
+        assert 0.9 < time.monotonic() - started < 5
+        with socket.create_connection(address, timeout=10) as trickling:
+            trickling.sendall(b"GET /v1/faq HTTP/1.1\r\nHost: x\r\n\r\n")  # answered
+            first = b""
+            while b"\r\n\r\n" not in first or len(first.partition(b"\r\n\r\n")[2]) < int(
+                first.lower().partition(b"content-length: ")[2].split(b"\r\n")[0] or -1
+            ):
+                first += trickling.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200 OK")
+            trickled = 0
+            # A byte each 0.1 s, which does not put the timeout off, until the server answers.
+            while not select.select([trickling], [], [], 0.1)[0] and trickled < 100:
+                trickling.sendall(
+                    b"GET /v1/faq HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa"[
+                        trickled : trickled + 1
+                    ]
+                    or b"a"
+                )
+                trickled += 1
+            status, _body = _answer_of(trickling)
+        assert trickled < 40
+        assert status == "HTTP/1.1 408 Request Timeout"
+        with socket.create_connection(address, timeout=10) as endless:
+            endless.sendall(b"GET /v1 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 140_000)
+            status, body = _answer_of(endless)
+        assert status == "HTTP/1.1 431 Request Header Fields Too Large"
+        assert "longer than the 131,071 bytes" in json.loads(body)["detail"]
+        large = httpx.post(f"{url}/v1/metrics", content=b"x" * 900_000, timeout=10)
+        assert large.status_code == 401  # no key: the head was read whole, and answered
 
 
 # --- If-Match: * under concurrency --------------------------------------------------------

@@ -57,6 +57,16 @@ def test_one_json_log_line_per_request_naming_the_key_never_the_token(
         ({"DATABASE_URL": "mysql://db/x"}, "DATABASE_URL: Value error, use sqlite:///"),
         ({"PORT": "99999"}, "PORT: Input should be less than or equal to 65535"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL: Input should be"),
+        ({"CORS_ORIGINS": "https://a.example/"}, "CORS_ORIGINS: Value error, 'https://a.example/'"),
+        ({"CORS_ORIGINS": '["https://a.example'}, "CORS_ORIGINS: Value error, not a JSON list"),
+        ({"CORS_ORIGINS": ""}, "CORS_ORIGINS: Value error, no origin"),
+        ({"HOST": ""}, "HOST: String should have at least 1 character"),
+        ({"EXPORT_SEND_TIMEOUT": "inf"}, "EXPORT_SEND_TIMEOUT: Input should be a finite number"),
+        (
+            {"DATABASE_URL": "sqlite:////tmp/x.db", "DATABASE_READ_URL": "postgresql://h/d"},
+            "DATABASE_READ_URL: Value error, a standby of a PostgreSQL DATABASE_URL",
+        ),
+        ({"SHUTDOWN_TIMEOUT": "0"}, "SHUTDOWN_TIMEOUT: Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_settings_fail_fast_with_one_line(env: dict[str, str], expected: str) -> None:
@@ -69,6 +79,36 @@ def test_bad_settings_fail_fast_with_one_line(env: dict[str, str], expected: str
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and expected in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--port", "73817"], "argument --port: 73817 is not from 1 to 65535"),
+        (["--port", "0"], "argument --port: 0 is not from 1 to 65535"),
+        (["--workers", "0"], "argument --workers: 0 is not from 1 to 64"),
+        (["--workers", "1000"], "argument --workers: 1000 is not from 1 to 64"),
+    ],
+)
+def test_serve_options_are_held_to_their_settings_bounds(option: list[str], expected: str) -> None:
+    """As PORT and WEB_CONCURRENCY are: a port over 65,535 bound another (73817 is 8281), and
+    0 fell back to the default without a word."""
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "serve", *option],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and expected in result.stderr
+
+
+def test_cors_origins_may_be_a_plain_list() -> None:
+    from api.config import Settings
+
+    origins = "https://a.example, http://b.example:8080"
+    assert Settings(cors_origins=origins).cors_origins == [
+        "https://a.example",
+        "http://b.example:8080",
+    ]
+    assert Settings(cors_origins='["*"]').cors_origins == ["*"]
 
 
 def test_serve_runs_several_workers(seeded_engine: Engine, tmp_path: Path) -> None:

@@ -70,12 +70,33 @@ def _refusals(engine: "Engine") -> tuple[type[Exception], ...]:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
+    from alembic.util import CommandError
+
     from api import migrate
 
     with _database() as engine:
-        migrate.upgrade(engine)
-        print(f"migrated to {migrate.current_revision(engine)}")
+        try:
+            migrate.upgrade(engine)
+            print(f"migrated to {migrate.current_revision(engine)}")
+        except CommandError as exc:  # a revision this code does not know: a newer release's
+            print(f"migrate failed, nothing was changed: {exc}", file=sys.stderr)
+            return 1
+        except _refusals(engine) as exc:  # unreachable, or refused: no traceback
+            print(f"migrate failed, nothing was changed: {_reason(exc)}", file=sys.stderr)
+            return 1
     return 0
+
+
+def _not_migrated(engine: "Engine", command: str) -> bool:
+    """Say so when the database is not at this code's migration: a load into another schema
+    would fail (an older one) or write what the newer code does not expect."""
+    from api import migrate
+
+    mismatch = migrate.mismatch(engine)
+    if mismatch is not None:
+        print(f"{command} refused, nothing was written: {mismatch} Run `cdmo-metrics migrate` "
+              "first (with this release's code).", file=sys.stderr)  # fmt: skip
+    return mismatch is not None
 
 
 def _seed(_args: argparse.Namespace) -> int:
@@ -87,6 +108,8 @@ def _seed(_args: argparse.Namespace) -> int:
     settings = get_settings()
     with _database() as engine:
         try:
+            if _not_migrated(engine, "seed"):
+                return 1
             with collector_paused():
                 datasets = read_datasets(settings.seed_dir / "data", settings.seed_dir / "sources")
                 with _loading(writer(engine)) as session:
@@ -202,6 +225,8 @@ def _import(args: argparse.Namespace) -> int:
     progress = _progress()
     with _database() as engine:
         try:
+            if _not_migrated(engine, "import"):
+                return 1
             with collector_paused():
                 datasets = read_files(files, lambda path: sources or path.parent)
                 if progress:

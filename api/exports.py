@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import itertools
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from starlette.types import Message, Send
 from api.cells import FORMULA_STARTS
 from api.errors import TooManyRequests
 from api.schemas import figure_text
+
+logger = logging.getLogger("api.exports")
 
 
 class Format(StrEnum):
@@ -253,6 +256,10 @@ class _ExportResponse(StreamingResponse):
     async def __call__(self, scope: Any, receive: Any, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except SlowReader as reader:
+            # An outcome a client chooses, not a fault of the server: one line, no traceback.
+            # The response stays unfinished, so the server closes the connection.
+            logger.warning("export to %s given up: %s", scope.get("path"), reader)
         finally:
             self.release()
 

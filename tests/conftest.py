@@ -214,10 +214,10 @@ def wait_ready(url: str, seconds: float = 60) -> None:
 
 @contextmanager
 def serving(
-    engine: Engine, *args: str, **env: str
+    engine: Engine, *args: str, log_to: Path | None = None, **env: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A real `cdmo-metrics serve` process (extra `args`, extra environment) over `engine`'s
-    database, ready; stopped afterwards."""
+    database, ready; stopped afterwards. `log_to`: a file for what it writes (its log)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -225,8 +225,12 @@ def serving(
         "LOG_LEVEL": "warning",
         **env,
     }
+    log = open(log_to, "wb") if log_to else None  # noqa: SIM115 - closed below
     server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), *args], env=environment
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), *args],
+        env=environment,
+        stdout=log,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -235,6 +239,8 @@ def serving(
     finally:
         server.terminate()
         server.wait(timeout=20)
+        if log:
+            log.close()
 
 
 @pytest.fixture(scope="session")

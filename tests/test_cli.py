@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from api import cli
+from tests.conftest import free_port
 from tests.test_dataset import SOURCE_ID
 
 
@@ -83,3 +85,28 @@ def test_keys_on_a_database_not_migrated_say_so(tmp_path: Path) -> None:
     assert listed.returncode == 1
     assert listed.stderr.startswith("keys list failed: no such table: api_key")
     assert "cdmo-metrics migrate" in listed.stderr and "Traceback" not in listed.stderr
+
+
+def test_seed_and_migrate_refuse_a_database_they_cannot_load_in_one_line(tmp_path: Path) -> None:
+    """The image's start (`migrate && seed && serve`) says what is wrong, never a traceback:
+    seed into a database not migrated (or migrated by a newer release), migrate a database
+    at a revision this code does not know, either against a server that is not there."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+    seeded = run("seed", env=env)
+    assert seeded.returncode == 1 and "Traceback" not in seeded.stderr
+    assert seeded.stderr.startswith(
+        "seed refused, nothing was written: The database is at migration None; this code needs"
+    )
+    assert run("migrate", env=env).returncode == 0
+    with sqlite3.connect(tmp_path / "new.db") as database:
+        database.execute("UPDATE alembic_version SET version_num = '9999'")
+    migrated = run("migrate", env=env)
+    assert migrated.returncode == 1 and "Traceback" not in migrated.stderr
+    assert migrated.stderr.startswith("migrate failed, nothing was changed: Can't locate revision")
+    seeded = run("seed", env=env)
+    assert seeded.returncode == 1 and "at migration '9999'" in seeded.stderr
+    nowhere = {"DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none"}
+    for command in ("migrate", "seed"):
+        failed = run(command, env=nowhere)
+        assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+        assert failed.stderr.count("\n") == 1 and "connection failed" in failed.stderr

@@ -125,7 +125,10 @@ def test_exports_per_client_are_capped_and_a_client_that_stops_reading_is_droppe
     load_many(migrated_engine, tmp_path / "synthetic")
     cap = Settings().exports_per_client
     with (
-        serving(migrated_engine, EXPORT_SEND_TIMEOUT="3") as (_server, url),
+        serving(migrated_engine, EXPORT_SEND_TIMEOUT="3", log_to=tmp_path / "log") as (
+            _server,
+            url,
+        ),
         stalled_exports(url, cap, "/v1/metrics.ndjson") as clients,
     ):
         assert all(status_of(client) == b"HTTP/1.1 200" for client in clients)
@@ -146,6 +149,10 @@ def test_exports_per_client_are_capped_and_a_client_that_stops_reading_is_droppe
         assert whole.status_code == 200
         assert len(whole.text.splitlines()) == METRICS + 42
         assert all(size < len(whole.content) for size in cut), (cut, len(whole.content))
+    # Each is a line of the log, a client's doing: not an error with a traceback.
+    log = (tmp_path / "log").read_text()
+    assert log.count("export to /v1/metrics.ndjson given up: no chunk taken in 3.0 s") == cap
+    assert "Traceback" not in log
 
 
 def test_an_export_answers_at_one_version_while_writes_land(

@@ -156,6 +156,9 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+# On every answer: a browser takes each body as the type it is sent as (a CSV or a JSON error
+# is never run as a script or a page, whatever it holds).
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -193,6 +196,7 @@ class RequestLog:
                     "headers": [
                         *message.get("headers", []),
                         (b"x-request-id", request_id.encode()),
+                        NOSNIFF,
                     ],
                 }
             await send(message)

@@ -32,7 +32,7 @@ from api.caching import (
 )
 from api.errors import instance_of
 from api.metrics import service as metrics_service
-from api.middleware import finished, request_id_of, route_template
+from api.middleware import NOSNIFF, finished, request_id_of, route_template
 
 logger = logging.getLogger(__name__)
 
@@ -523,7 +523,13 @@ class ResponseCache:
             logger.exception("the cache's edge failed on %s; answered the whole way", scope["path"])
             return False
         self.hits += 1
-        await send({"type": "http.response.start", "status": status, "headers": [*headers, tagged]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, tagged, NOSNIFF],
+            }
+        )
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         finished(scope, status, started, request_id, entry.route)
         return True

@@ -545,3 +545,22 @@ def test_a_figure_page_links_the_entries_it_quantifies(client: TestClient) -> No
         "technology: Automated closed-system bioreactors</a>"
     ) in html
     assert 'id="closed-system-automation"' in client.get("/explore/technologies").text
+
+
+def test_pages_run_only_their_own_code_and_are_never_framed(client: TestClient) -> None:
+    """The explorer's pages hold no inline script or style and load nothing from another
+    origin, so a policy says as much: an injected script would not run, and no other site may
+    frame a page (clickjacking). Every answer of the service, JSON and CSV included, forbids
+    sniffing its type."""
+    for path in ("/", "/explore/metrics?q=cell", "/explore/nowhere", "/explore/metrics?limit=x"):
+        page = client.get(path, headers={"Accept": "text/html"})
+        assert page.headers["content-type"].startswith("text/html"), path
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy, path
+        assert "'unsafe-inline'" not in policy
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert "<script>" not in page.text and " style=" not in page.text
+    for path in ("/v1/metrics", "/v1/metrics.csv", "/v1/nowhere", "/healthz"):
+        for _ in range(2):  # computed, then (where it is kept) from the cache's edge
+            assert client.get(path).headers["x-content-type-options"] == "nosniff", path

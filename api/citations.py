@@ -285,8 +285,9 @@ def ris(source: SourcePublic, evidence: Evidence | None = None) -> str:
         ("AU", _author(source)),
         ("TI", source.title),
         ("PB", source.publisher),
-        ("PY", str(day.year)),
-        ("DA", f"{day:%Y/%m/%d}/"),
+        # Four-digit years, as RIS writes them (strftime's %Y drops a small year's zeros).
+        ("PY", f"{day.year:04d}"),
+        ("DA", f"{day.year:04d}/{day.month:02d}/{day.day:02d}/"),
     ]
     if source.url:
         lines.append(("UR", source.url))

@@ -146,6 +146,7 @@ WRITE_CONFLICT_SQLSTATES = {"40001", "40P01", "55P03"}
 # function (PostgreSQL's codes; SQLite says it in words).
 SCHEMA_SQLSTATES = {"42P01", "42703", "42883"}
 SCHEMA_MESSAGES = ("no such table", "no such column", "no such function")
+QUERY_CANCELED = "57014"
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -169,6 +170,15 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         if mismatch is not None:
             logger.error("%s Run `cdmo-metrics migrate`.", mismatch)
             return problem_response(request, 503, mismatch, headers=retry)
+    if sqlstate == QUERY_CANCELED:  # DB_STATEMENT_TIMEOUT_MS: slow, or waiting for a lock
+        logger.warning("statement timeout")
+        return problem_response(
+            request,
+            503,
+            "The database did not answer within its statement timeout (a slow read, or one "
+            "waiting for a write's lock); try again shortly.",
+            headers=retry,
+        )
     # PEP 249's OperationalError, the driver's own or SQLAlchemy's: the database went away.
     if not any(kind.__name__ == "OperationalError" for kind in type(exc).__mro__) and not (
         isinstance(exc, PoolTimeoutError)
@@ -192,13 +202,13 @@ async def _integrity(request: Request, exc: Exception) -> JSONResponse:
 def _mismatch(state: Any) -> str | None:
     """The first of the app's databases not at this code's migration, said as /readyz says it;
     None when all are (or one cannot be asked: the error stands as it is)."""
-    for name, engine in migrate.databases(state).items():
-        try:
+    try:
+        for name, engine in migrate.databases(state).items():
             mismatch = migrate.mismatch(engine, name)
-        except Exception:  # the error being answered is the one to report
-            return None
-        if mismatch is not None:
-            return mismatch
+            if mismatch is not None:
+                return mismatch
+    except Exception:  # the error being answered is the one to report
+        return None
     return None
 
 
@@ -215,9 +225,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(IntegrityError, _integrity)
     # The driver's own errors too: the API's hooks run statements on its cursors (api.records.asof).
-    drivers = {
-        engine.dialect.loaded_dbapi.Error for engine in migrate.databases(app.state).values()
-    }
+    engines = migrate.databases(app.state).values() if hasattr(app.state, "engine") else ()
+    drivers = {engine.dialect.loaded_dbapi.Error for engine in engines}
     for error in (DBAPIError, *drivers):
         app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -165,6 +165,20 @@ def test_a_ris_record_keeps_each_field_on_its_tag_line(writable: Writable) -> No
         assert "PB  - Corey Chem\r\n" in text and "AU  - Editorial Team\r\n" in text
 
 
+def test_a_ris_date_has_four_digit_years(writable: Writable) -> None:
+    """RIS writes YYYY/MM/DD/: a year before 1000 keeps its zeros (strftime dropped them on
+    this platform: "1/01/01/")."""
+    w = writable
+    patched = w.client.patch(
+        SOURCE,
+        json={"published_on": "0999-03-04"},
+        headers={**w.auth("root"), "If-Match": w.etag(SOURCE)},
+    )
+    assert patched.status_code == 200, patched.text
+    text = w.client.get(f"{SOURCE}/citation.ris").text
+    assert "PY  - 0999\r\nDA  - 0999/03/04/\r\n" in text
+
+
 def test_bibtex_escapes_latex_and_round_trips_through_a_parser(writable: Writable) -> None:
     w = writable
     # (^ too is escaped, as \textasciicircum{}; pylatexenc reads that back as U+02C6.)

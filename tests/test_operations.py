@@ -195,6 +195,9 @@ def test_a_slow_query_is_cut_and_answered_503(backend: str, databases: object) -
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"].startswith(
+        "The database did not answer within its statement timeout"
+    )  # reachable: not "unreachable"
     assert time.monotonic() - started < 2
     engine.dispose()
 

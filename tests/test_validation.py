@@ -38,6 +38,7 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("a control character in a name", {"name": "Cost\x1b[2J per dose"}),
     ("a list separator in a subject", {"subjects": ["CAR-T;TIL"]}),
     ("white space around a subject", {"subjects": [" CAR-T"]}),
+    ("white space around a geography", {"geography": " global "}),
     ("an unknown field", {"colour": "red"}),
     ("several problems at once",
      {"measure": "share", "unit": "USD", "subjects": ["a", "a"], "baseline_id": "nope"}),

@@ -56,8 +56,22 @@ Text = Annotated[
 Name = Annotated[
     str, StringConstraints(min_length=1, max_length=200), NoControl, NO_CONTROL_PATTERN
 ]
+
+
+def _trimmed(value: str) -> str:
+    """A label is filtered and tallied as it is written: ` global ` would be a facet value
+    of its own, which `geography=global` does not find."""
+    if value != value.strip():
+        raise ValueError("must not begin or end with white space")
+    return value
+
+
 Label = Annotated[
-    str, StringConstraints(min_length=1, max_length=100), NoControl, NO_CONTROL_PATTERN
+    str,
+    StringConstraints(min_length=1, max_length=100),
+    NoControl,
+    AfterValidator(_trimmed),
+    NO_CONTROL_PATTERN,
 ]
 Title = Annotated[
     str, StringConstraints(min_length=1, max_length=500), NoControl, NO_CONTROL_PATTERN
@@ -103,9 +117,7 @@ def list_entry(value: str) -> str:
     filter `subject=CAR-T` would not find ` CAR-T`)."""
     if ";" in value:
         raise ValueError("must not contain ';', which separates a list's entries in CSV exports")
-    if value != value.strip():
-        raise ValueError("must not begin or end with white space")
-    return value
+    return _trimmed(value)
 
 
 # An entry of a list of labels or names: the same, no `;`, no white space around it (the

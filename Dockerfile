@@ -29,6 +29,9 @@ COPY seed ./seed
 RUN python -m compileall -q api migrations \
     && mkdir -p /app/data && chown 10001:10001 /app/data
 USER 10001:10001
+# The SQLite database: mount a volume here (docker run -v cdmo-data:/app/data ...), or writes
+# made through the API go with the container.
+VOLUME ["/app/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/healthz', timeout=2)"]

@@ -79,6 +79,10 @@ def test_compose_runs_two_api_instances_behind_a_proxy_on_one_postgres() -> None
             "postgresql+psycopg://cdmo:cdmo@postgres:5432/"
         )
     assert "--to api1:8000 --to api2:8000" in services["proxy"]["command"]
+    # Each client counts as itself behind the proxy (exports, failed authentications).
+    assert services["api1"]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+    assert "ports" not in services["api1"]  # only the proxy reaches the instances
+    assert _instruction("VOLUME") == '["/app/data"]'  # the SQLite database outlives a container
     assert "--uid 10001 --gid 10001" in DOCKERFILE and "HEALTHCHECK" in DOCKERFILE
     assert _instruction("USER") == "10001:10001"  # numeric, so Kubernetes can check non-root
     assert DOCKERFILE.count("FROM ") == 2  # build stage, then a final stage without build tools

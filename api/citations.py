@@ -304,35 +304,45 @@ def csl_json(source: SourcePublic, evidence: Evidence | None = None) -> str:
     return json.dumps([csl_item(source, evidence)], ensure_ascii=False, indent=2) + "\n"
 
 
-CSL_SCHEMA = {
-    "type": "array",
-    "description": "CSL-JSON items (https://citeproc-js.readthedocs.io/en/latest/csl-json/).",
-    "items": {
+# CSL-JSON's shapes, declared once in the document's components (a generator makes one class
+# of each, not one per operation).
+CSL_COMPONENTS: dict[str, Any] = {
+    "CslItem": {
         "type": "object",
+        "description": "A CSL-JSON item (https://citeproc-js.readthedocs.io/en/latest/csl-json/).",
         "required": ["id", "type", "title", "author", "publisher", "issued"],
         "properties": {
             "id": {"type": "string"},
             "type": {"type": "string"},
             "title": {"type": "string"},
-            "author": {
-                "type": "array",
-                "items": {"type": "object", "properties": {"literal": {"type": "string"}}},
-            },
+            "author": {"type": "array", "items": {"$ref": "#/components/schemas/CslName"}},
             "publisher": {"type": "string"},
-            "issued": {
-                "type": "object",
-                "properties": {
-                    "date-parts": {
-                        "type": "array",
-                        "items": {"type": "array", "items": {"type": "integer"}},
-                    }
-                },
-            },
+            "issued": {"$ref": "#/components/schemas/CslDate"},
             "container-title": {"type": "string", "description": "A web page's site."},
             "URL": {"type": "string"},
             "note": {"type": "string", "description": "The quoted evidence, for a record."},
         },
     },
+    "CslName": {
+        "type": "object",
+        "description": "A CSL name; an organisation or a byline as one `literal`.",
+        "properties": {"literal": {"type": "string"}},
+    },
+    "CslDate": {
+        "type": "object",
+        "description": "A CSL date: `date-parts`, [[year, month, day]].",
+        "properties": {
+            "date-parts": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "integer"}},
+            }
+        },
+    },
+}
+CSL_SCHEMA = {
+    "type": "array",
+    "description": "CSL-JSON items (https://citeproc-js.readthedocs.io/en/latest/csl-json/).",
+    "items": {"$ref": "#/components/schemas/CslItem"},
 }
 
 

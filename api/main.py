@@ -21,6 +21,7 @@ from api.assets import Assets
 from api.auth.deps import FailureThrottle
 from api.bulk import router as bulk_router
 from api.caching import HttpCaching
+from api.citations import CSL_COMPONENTS
 from api.citations import router as citations_router
 from api.config import Settings, get_settings
 from api.db import make_engine
@@ -307,6 +308,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         document["tags"] = TAGS
         document["components"]["headers"] = HEADERS
         _add_problem_schemas(document["components"]["schemas"])
+        document["components"]["schemas"].update(CSL_COMPONENTS)
         # Relative, as OpenAPI 3.1 allows (FastAPI's model wants an absolute URL).
         document["info"]["license"]["url"] = "/v1/sources"
         _add_examples(document)

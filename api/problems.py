@@ -184,7 +184,10 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         isinstance(exc, PoolTimeoutError)
     ):
         return await _unexpected(request, exc)
-    logger.warning("database unavailable: %s", exc.__class__.__name__)
+    # What the driver said (a refused connection, a read-only file, a database dropped), its
+    # first line: which of these it was is the operator's first question.
+    said = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    logger.warning("database unavailable: %s: %s", type(error).__name__, said)
     return problem_response(
         request, 503, "The database is unreachable; try again shortly.", headers=retry
     )

@@ -55,13 +55,18 @@ def _past_deadline() -> int:
     return 0
 
 
+# How long an SQLite statement waits for another connection's write lock (a long load) before
+# "database is locked": a write is then answered 503 with Retry-After.
+BUSY_TIMEOUT_MS = 10_000
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # SQLite ignores foreign keys unless each connection asks for them; WAL lets readers go on
     # while one writer commits; FULL sync makes an acknowledged write survive a power cut.
     dbapi_connection.isolation_level = None  # transactions are begun by _begin_sqlite below
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "memory":
         cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")

@@ -8,6 +8,7 @@ import json
 import logging
 import select
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -591,3 +592,33 @@ def test_if_match_star_after_a_concurrent_delete_is_404(
     revisions = httpx.get(f"{path}/revisions", params={"limit": 100}).json()
     assert revisions["total"] == 1 + len(patched) + 1  # created, each 200 PATCH, the delete
     assert httpx.get(path).status_code == 404
+
+
+def test_a_write_that_waits_out_another_writer_is_503_not_500(
+    backend: str, writable: Writable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: a write that waits longer than the busy timeout for the write lock another
+    process holds (a long import) meets "database is locked" when it begins, where the driver
+    raised it past SQLAlchemy: a 500 with a traceback. It is the 503 to retry after."""
+    if backend != "sqlite":
+        pytest.skip("the write lock of a file")
+    from api import db
+
+    w = writable
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 200)
+    w.engine.dispose()  # connections made from here wait 200 ms
+    path = "/v1/metrics/viral-vector-lead-time"
+    before = w.client.get(path).json()
+    holder = sqlite3.connect(str(w.engine.url.database), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        answer = w.client.patch(
+            path, json={"name": "Renamed"}, headers={**w.auth(), "If-Match": "*"}
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "1"
+    assert answer.json()["detail"] == "The write kept meeting concurrent writes; try again shortly."
+    assert w.client.get(path).json() == before

@@ -2,7 +2,8 @@
 
 import base64
 import binascii
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from enum import StrEnum
+from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 import orjson
@@ -130,7 +131,18 @@ AFTER_DESCRIPTION = (
     "Keyset paging: the page after the item this token names. Take it from `next`, which "
     "carries it; deep pages are then as fast as the first. Offset, if given too, counts from there."
 )
-Count = Literal["exact", "none"]
+
+
+# An enum, not a Literal: one component of the document, so that a generated client has one
+# type for it on every collection (a Literal was written out in each).
+class Count(StrEnum):
+    """Whether a page counts its matches: `exact` gives `total`; `none` leaves it null, and
+    the count is not run."""
+
+    exact = "exact"
+    none = "none"
+
+
 COUNT_DESCRIPTION = (
     "`exact` (default): `total` counts every match; `none`: `total` is null, and the count "
     "query is not run (as PostgREST's `Prefer: count`)."

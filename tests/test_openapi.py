@@ -376,3 +376,23 @@ def test_if_match_is_a_required_header_of_every_patch_and_delete(client: TestCli
             True, "string"
         ), (path, method)  # fmt: skip
         assert headers["if-none-match"]["required"] is False, (path, method)
+
+
+def test_a_revision_names_its_kind_and_action_from_fixed_sets(client: TestClient) -> None:
+    """A generated client gets enums, not free strings, for what a revision is of and did."""
+    from typing import get_args
+
+    from api.history.schemas import RecordKind
+    from api.records.registry import KINDS
+
+    assert list(get_args(RecordKind)) == list(KINDS)
+    revision = client.get("/openapi.json").json()["components"]["schemas"]["RevisionPublic"]
+    assert revision["properties"]["kind"]["enum"] == list(KINDS)
+    assert revision["properties"]["action"]["enum"] == ["create", "update", "delete"]
+    counts = [
+        parameter["schema"]
+        for _path, operation in operations(client.get("/openapi.json").json())
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "count"
+    ]
+    assert counts and all(c["$ref"] == "#/components/schemas/Count" for c in counts)

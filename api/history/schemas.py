@@ -1,26 +1,33 @@
 """API shapes of the history: revisions of records, and releases of data loads."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from api.pagination import AFTER_DESCRIPTION, COUNT_DESCRIPTION, Count, Cursor, PageQuery
 from api.schemas import OUTSIDE_UTC, Timestamp, figure
 
+# The kinds of record, as api.records.registry names them (a test holds the two together).
+RecordKind = Literal[
+    "source", "metric", "technology", "pricing_model", "regulatory_change", "bottleneck", "faq"
+]
+
 
 class RevisionPublic(BaseModel):
     """One change of one record: who, when, the full record after it, and which fields changed."""
 
     id: int = Field(description="Position in the history of the whole dataset.")
-    kind: str = Field(examples=["metric"])
+    kind: RecordKind = Field(examples=["metric"])
     record_id: str = Field(examples=["viral-vector-lead-time"])
     version: int = Field(description="The record's version after the change.")
     dataset_version: int = Field(
         description="The dataset version (one committed transaction) it belongs to; every "
         "revision of one version shares its `at`."
     )
-    action: str = Field(description="create, update or delete (a tombstone).")
+    action: Literal["create", "update", "delete"] = Field(
+        description="create, update or delete (a tombstone)."
+    )
     actor: str = Field(description="The API key's name, `seed` or `import`.")
     at: datetime
     changes: list[str] = Field(description="Fields that differ from the previous revision.")
@@ -81,4 +88,4 @@ class ChangesQuery(PageQuery):
         examples=["2026-11-26T00:00:00Z"],
     )
     after: Cursor | None = Field(default=None, description=AFTER_DESCRIPTION)
-    count: Count = Field(default="exact", description=COUNT_DESCRIPTION, examples=["none"])
+    count: Count = Field(default=Count.exact, description=COUNT_DESCRIPTION, examples=["none"])

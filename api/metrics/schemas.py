@@ -248,7 +248,7 @@ class MetricQuery(MetricFilters, PageQuery):
     )
 
     after: Cursor | None = Field(default=None, description=AFTER_DESCRIPTION)
-    count: Count = Field(default="exact", description=COUNT_DESCRIPTION, examples=["none"])
+    count: Count = Field(default=Count.exact, description=COUNT_DESCRIPTION, examples=["none"])
 
     def sort_keys(self) -> list[tuple[str, bool]]:
         """(field, descending) pairs in order; a repeated field counts once, first wins."""

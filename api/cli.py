@@ -37,10 +37,8 @@ def _loading(engine: "Engine") -> Iterator["Session"]:
 
     with Session(engine) as session, session.begin():
         connection = session.connection()
-        migrate.serialise(connection)
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
-        else:
+        migrate.serialise(connection)  # PostgreSQL: and no statement timeout
+        if connection.dialect.name == "sqlite":
             connection.exec_driver_sql(f"PRAGMA cache_size = -{LOAD_CACHE_KIB}")
         yield session
 

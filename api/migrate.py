@@ -45,8 +45,12 @@ ADVISORY_LOCK_KEY = 0x63646D6F  # "cdmo"
 
 
 def serialise(connection: Connection) -> None:
-    """Inside a transaction on PostgreSQL, wait for any other instance's migration or seed."""
+    """Inside a transaction on PostgreSQL, wait for any other instance's migration or seed,
+    however long it takes, and lift the statement timeout for this transaction (a migration
+    or a load may run longer than a request may): waiting under DB_STATEMENT_TIMEOUT_MS, an
+    instance starting beside another that migrated a new database for over 5 s failed."""
     if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
 
 

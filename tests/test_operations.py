@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from api import migrate
 from api.main import create_app
 from tests.conftest import serving
 from tests.helpers import make_keys
@@ -128,7 +129,13 @@ def test_instances_starting_together_migrate_and_seed_once(empty_engine: Engine)
     }
     command = f"{sys.executable} -m api.cli migrate && {sys.executable} -m api.cli seed"
     starts = [
-        subprocess.Popen(["sh", "-c", command], env=env, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            ["sh", "-c", command],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for _ in range(3)
     ]
     outputs = [start.communicate(timeout=240)[0] for start in starts]
@@ -138,6 +145,39 @@ def test_instances_starting_together_migrate_and_seed_once(empty_engine: Engine)
         assert client.get("/v1/releases").json()["total"] == 1
         assert client.get("/v1/metrics").json()["total"] == 42
         assert client.get("/readyz").status_code == 200
+
+
+def test_an_instance_waits_out_another_instances_migration(
+    backend: str, migrated_engine: Engine
+) -> None:
+    """PostgreSQL: an instance starting beside one that holds the migration lock waits for it
+    however long it takes; it waited under the statement timeout (5 s by default) and failed
+    when a new database's migration or seed took longer."""
+    if backend != "postgresql":
+        pytest.skip("the advisory lock is PostgreSQL's")
+    from sqlalchemy import text
+
+    holder = migrated_engine.connect()
+    held = holder.begin()
+    holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": migrate.ADVISORY_LOCK_KEY})
+    env = {
+        **os.environ,
+        "DATABASE_URL": migrated_engine.url.render_as_string(hide_password=False),
+        "DB_STATEMENT_TIMEOUT_MS": "200",
+    }
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "migrate"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(3)  # many times the statement timeout
+        assert waiting.poll() is None, waiting.communicate()[0]
+    finally:
+        held.rollback()
+        holder.close()
+    output = waiting.communicate(timeout=120)[0]
+    assert waiting.returncode == 0, output
+    assert output.strip().endswith(f"migrated to {migrate.head_revision()}")
 
 
 def test_prometheus_metrics(client: TestClient) -> None:

@@ -41,8 +41,7 @@ def read(content: bytes | str) -> tuple[Any, list[tuple[str, str]]]:
 
     def real(text: str) -> float:
         value = float(text)
-        mantissa = text.lower().partition("e")[0]
-        if value == 0 and mantissa.strip("-+0.") != "":
+        if value == 0 and text.lower().partition("e")[0].strip("-+0.") != "":
             numbers.append(("body", f"holds {text}, too small to be told from 0"))
         return value
 

@@ -118,5 +118,7 @@ def test_readiness_needs_the_replica_too(primary_and_replica: tuple[Engine, Engi
 
 def test_a_read_url_must_be_postgresql() -> None:
     with pytest.raises(ValueError, match="PostgreSQL standby"):
-        Settings(database_read_url="sqlite:///replica.db")
+        Settings(database_url="postgresql+psycopg://db/x", database_read_url="sqlite:///replica.db")
+    with pytest.raises(ValueError, match="a standby of a PostgreSQL DATABASE_URL"):
+        Settings(database_url="sqlite:///x.db", database_read_url="postgresql://db/x")
     assert Settings(database_read_url="").database_read_url is None

@@ -430,6 +430,12 @@ class RevisionProbe:
         self._connection = None
 
 
+# How long a request waits for the same response that another is computing before it computes
+# its own: longer than a page or a small export takes, far shorter than a client that does not
+# read an export would hold the others (EXPORT_SEND_TIMEOUT, 30 s).
+SINGLE_FLIGHT_WAIT = 1.0
+
+
 class ResponseCache:
     """Serve repeated GETs of /v1 from memory while the dataset revision stands still."""
 
@@ -450,7 +456,8 @@ class ResponseCache:
         self.hits = 0
         self.misses = 0
         # Single flight: while one request computes a response, the same requests wait for it
-        # instead of computing it again (16 cold exports at once would each take 16 times longer).
+        # instead of computing it again (16 cold exports at once would each take 16 times longer),
+        # for at most SINGLE_FLIGHT_WAIT: then each computes its own.
         self.inflight: dict[tuple[Any, ...], asyncio.Event] = {}
 
     async def answer_at_edge(self, scope: Scope, send: Send) -> bool:
@@ -569,7 +576,10 @@ class ResponseCache:
             if entry is not None:
                 self.store.entries.move_to_end(key)
         if entry is None and (key, revision) in self.inflight:
-            await self.inflight[(key, revision)].wait()
+            # Bounded: a response sent at its client's pace (an export to a client that reads
+            # slowly, or not at all) would otherwise hold every request for it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.inflight[(key, revision)].wait(), SINGLE_FLIGHT_WAIT)
             with self.lock:
                 entry = self.store.entries.get(key) if self.store.revision == revision else None
         if entry is not None:
@@ -663,8 +673,7 @@ class ResponseCache:
         self, send: Send, key: tuple[Any, ...], revision: object, scope: Scope, done: asyncio.Event
     ) -> Send:
         """`send`, keeping the response it sends; the requests waiting for it (`done`) go on
-        once its first body part is computed: kept by then if it is whole (a page), else a
-        stream (an export) sent at its client's pace, which no other client waits for."""
+        once it is kept, before it is sent."""
         start: dict[str, Any] = {}
         chunks: list[bytes] = []
         size = 0
@@ -685,8 +694,7 @@ class ResponseCache:
                 if not message.get("more_body", False) and size <= largest and not unsettled:
                     route = route_template(scope)
                     self._keep(key, revision, start, b"".join(chunks), route)
-            if message["type"] == "http.response.body":
-                done.set()
+                    done.set()
             await send(message)
 
         return recording_send

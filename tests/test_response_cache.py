@@ -477,15 +477,19 @@ def test_reading_the_wal_index_keeps_sqlites_locks_on_it(tmp_path: Path) -> None
 
 
 def test_a_client_that_does_not_read_a_stream_holds_up_no_other() -> None:
-    """Requests for what another is computing wait for it (one computation, then a hit); a
-    stream (an export) is sent at its client's pace, so the others go on once its first part
-    is computed, rather than wait for a client that may never read (EXPORT_SEND_TIMEOUT)."""
+    """Requests for what another is computing wait for it (one computation, then a hit), but
+    at most SINGLE_FLIGHT_WAIT: an export is sent at its client's pace, and they waited for a
+    client that may never read (until EXPORT_SEND_TIMEOUT)."""
 
     class Probe:
         async def revision(self, exact: bool = False) -> object:
             return (1, "fixed")
 
+    computed = []
+
     async def export(scope: Any, receive: Any, send: Any) -> None:
+        computed.append(scope["path"])
+        await asyncio.sleep(0.05)  # reading the rows
         headers = [(b"content-type", b"text/csv"), (b"etag", b'"x1"')]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         for part in (b"a,b\n", b"1,2\n"):
@@ -507,9 +511,30 @@ def test_a_client_that_does_not_read_a_stream_holds_up_no_other() -> None:
             received.append(message.get("body", b""))
 
         stalled = asyncio.ensure_future(cache(dict(scope), None, never_read))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
+        started = time.monotonic()
         await asyncio.wait_for(cache(dict(scope), None, read), timeout=5)
+        waited = time.monotonic() - started
         stalled.cancel()
-        return received
+        return received, waited
 
-    assert b"".join(asyncio.run(exchange())) == b"a,b\n1,2\n"
+    received, waited = asyncio.run(exchange())
+    assert b"".join(received) == b"a,b\n1,2\n" and len(computed) == 2
+    assert response_cache.SINGLE_FLIGHT_WAIT <= waited < 3
+
+    async def together() -> list[list[bytes]]:
+        answers: list[list[bytes]] = [[] for _ in range(8)]
+
+        def reader(into: list[bytes]) -> Any:
+            async def read(message: Any) -> None:
+                into.append(message.get("body", b""))
+
+            return read
+
+        scoped = {**scope, "path": "/v1/metrics.ndjson"}
+        await asyncio.gather(*(cache(dict(scoped), None, reader(a)) for a in answers))
+        return answers
+
+    computed.clear()
+    assert all(b"".join(a) == b"a,b\n1,2\n" for a in asyncio.run(together()))
+    assert computed == ["/v1/metrics.ndjson"]  # one computation; seven waited, then hit

@@ -151,6 +151,13 @@ class Settings(BaseSettings):
         le=3600,
         description="Seconds a client has to send a request's line and headers (408 after).",
     )
+    request_body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has, once its headers are in, to send the request's body "
+        "whole (408 after, or the connection closed if the answer was already sent).",
+    )
     shutdown_timeout: int = Field(
         default=8,
         ge=1,

@@ -2,7 +2,8 @@
 parse (an unknown method such as `BREW`, raw bytes outside ASCII in the target, a malformed
 header) with problem details (RFC 9457) like every other error of the API, instead of uvicorn's
 plain-text "Invalid HTTP request received.". It also bounds a request's head (request line and
-headers), which uvicorn does not: in time, and in size."""
+headers), which uvicorn does not, in time and in size, and its body in time (the body's size is
+bounded by api.middleware.BodyLimit)."""
 
 import asyncio
 from typing import Any
@@ -63,10 +64,13 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
     head_pending = False  # between a message's first byte (or the connection's) and its headers
     head_since = 0.0  # the loop's time when the head began
     head_bytes = 0
+    body_pending = False  # between a message's headers and its end (a bodiless one: no time)
+    body_since = 0.0
     # The loop whose connections a sweep checks once a second (a timer per request would cost
-    # a cache hit a tenth of its time), and the seconds a head may take.
+    # a cache hit a tenth of its time), and the seconds a head, and then a body, may take.
     swept: asyncio.AbstractEventLoop | None = None
     head_seconds = 10.0
+    body_seconds = 30.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -75,7 +79,9 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
             from api.config import get_settings
 
             ProblemHttpToolsProtocol.swept = self.loop
-            ProblemHttpToolsProtocol.head_seconds = get_settings().request_head_timeout
+            settings = get_settings()
+            ProblemHttpToolsProtocol.head_seconds = settings.request_head_timeout
+            ProblemHttpToolsProtocol.body_seconds = settings.request_body_timeout
             _sweep(self.loop, self.connections)
 
     def data_received(self, data: bytes) -> None:
@@ -96,7 +102,14 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.head_pending = False
+        # Until the message's end, which the parser reports at once for a message without a
+        # body (in the same read).
+        self.body_pending, self.body_since = True, self.loop.time()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.body_pending = False
+        super().on_message_complete()
 
     def head_too_slow(self) -> None:
         """Its head has taken longer than REQUEST_HEAD_TIMEOUT: answered 408 and closed (once
@@ -112,6 +125,27 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
             )
             slow = Problem(title="Request Timeout", status=408, detail=detail)
             self._answer(408, slow.model_dump_json(by_alias=True, exclude_none=True).encode())
+
+    def body_too_slow(self) -> None:
+        """Its body has taken longer than REQUEST_BODY_TIMEOUT since its headers: answered 408
+        and closed if the app has not answered yet (the app, waiting for the body, is told the
+        client left), closed if it has (a 401 sent before the body was read: uvicorn would
+        read and drop the rest for as long as it came), and closed after the answer under way
+        otherwise."""
+        self.body_pending = False
+        cycle = self.cycle
+        if self.transport.is_closing():
+            return
+        if cycle is None or cycle.response_complete:
+            self.transport.close()
+        elif not cycle.response_started:
+            cycle.disconnected = True
+            cycle.message_event.set()
+            detail = f"The request's body did not arrive whole within {self.body_seconds:g} s."
+            slow = Problem(title="Request Timeout", status=408, detail=detail)
+            self._answer(408, slow.model_dump_json(by_alias=True, exclude_none=True).encode())
+        else:
+            cycle.keep_alive = False
 
     def send_400_response(self, msg: str) -> None:
         # As uvicorn writes it (its default headers: date, server), with another body; the
@@ -138,9 +172,16 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
 
 
 def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
-    """Once a second, for as long as the loop runs: answer each connection whose head is late."""
-    late = loop.time() - ProblemHttpToolsProtocol.head_seconds
+    """Once a second, for as long as the loop runs: answer each connection whose head or body
+    is late."""
+    now = loop.time()
+    head_late = now - ProblemHttpToolsProtocol.head_seconds
+    body_late = now - ProblemHttpToolsProtocol.body_seconds
     for connection in list(connections):
-        if getattr(connection, "head_pending", False) and connection.head_since < late:
+        if not isinstance(connection, ProblemHttpToolsProtocol):
+            continue
+        if connection.head_pending and connection.head_since < head_late:
             connection.head_too_slow()
+        elif connection.body_pending and connection.body_since < body_late:
+            connection.body_too_slow()
     loop.call_later(1.0, _sweep, loop, connections)

@@ -537,6 +537,56 @@ def test_a_request_head_that_is_slow_or_endless_is_answered_and_closed(
         assert large.status_code == 401  # no key: the head was read whole, and answered
 
 
+def _trickle_body(address: tuple[str, int], headers: str) -> tuple[int, bytes]:
+    """POST a body of 1,000 bytes a byte each 0.1 s until the server closes the connection:
+    (bytes sent, all it answered)."""
+    with socket.create_connection(address, timeout=10) as connection:
+        connection.sendall(
+            f"POST /v1/metrics HTTP/1.1\r\nHost: x\r\n{headers}Content-Type: application/json"
+            "\r\nContent-Length: 1000\r\n\r\n".encode()
+        )
+        answer, sent = b"", 0
+        while sent < 100:
+            if select.select([connection], [], [], 0.1)[0]:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            else:
+                connection.sendall(b" ")
+                sent += 1
+        return sent, answer
+
+
+def test_a_request_body_that_is_slow_is_answered_and_closed(
+    fresh_seeded_engine: Engine,
+) -> None:
+    """A client that sends its headers whole and its body a byte at a time held a connection
+    for as long as it went on, answered or not: after REQUEST_BODY_TIMEOUT, a 408 if the API
+    is still waiting for the body, the connection closed if it already answered."""
+    keys = make_keys(fresh_seeded_engine)
+    with serving(fresh_seeded_engine, REQUEST_BODY_TIMEOUT="1") as (_server, url):
+        host, port = url.removeprefix("http://").split(":")
+        address = (host, int(port))
+        sent, answer = _trickle_body(address, f"Authorization: Bearer {keys['alice']}\r\n")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert json.loads(body)["detail"] == ("The request's body did not arrive whole within 1 s.")
+        assert 5 < sent < 40  # 1 to 2 s (the sweep's second), at ten bytes a second
+        sent, answer = _trickle_body(address, "")  # no key: answered before the body is read
+        assert answer.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
+        assert 5 < sent < 40
+        assert httpx.get(f"{url}/v1/metrics/viral-vector-lead-time").status_code == 200
+        assert (
+            httpx.post(
+                f"{url}/v1/metrics",
+                json=new_metric(),
+                headers={"Authorization": f"Bearer {keys['alice']}"},
+            ).status_code
+            == 201
+        )
+
+
 # --- If-Match: * under concurrency --------------------------------------------------------
 
 RACERS = 16

@@ -1,5 +1,7 @@
 """Interactive documentation that works without internet access."""
 
+import base64
+import hashlib
 import re
 import shutil
 import subprocess
@@ -9,6 +11,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# A page's DOM once its scripts have run (up to 15 s of its own time), offline.
+HEADLESS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=15000",
+    "--dump-dom",
+)
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])
@@ -25,27 +40,35 @@ def test_docs_pages_load_only_assets_the_app_serves(client: TestClient, path: st
     assert "cdn" not in page.text.lower() and "fonts.googleapis" not in page.text
 
 
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_docs_pages_run_only_their_own_scripts(client: TestClient, path: str) -> None:
+    """A Content-Security-Policy as the explorer's: scripts from the app, and the page's own
+    inline one by its hash (Swagger UI's start), nothing from another origin, no framing."""
+    page = client.get(path)
+    policy = dict(
+        directive.partition(" ")[::2]
+        for directive in page.headers["content-security-policy"].split("; ")
+    )
+    inline = re.findall(r"<script>(.*?)</script>", page.text, flags=re.DOTALL)
+    assert len(inline) == (1 if path == "/docs" else 0)
+    hashes = {
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in inline
+    }
+    assert set(policy["script-src"].split()) == {"'self'", *hashes}
+    assert policy["default-src"] == "'none'"
+    assert policy["connect-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert page.headers["x-frame-options"] == "DENY"
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
 def test_swagger_ui_renders_the_operations_in_headless_chromium(
     server_url: str, tmp_path: Path
 ) -> None:
     assert CHROMIUM is not None
     result = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=15000",
-            "--dump-dom",
-            f"{server_url}/docs",
-        ],
+        [CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}", f"{server_url}/docs"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -57,3 +80,19 @@ def test_swagger_ui_renders_the_operations_in_headless_chromium(
     for path in ("/v1/metrics", "/v1/metrics/{metric_id}", "/v1/sources/{source_id}/citation"):
         assert f'data-path="{path}"' in dom, path
     assert "List metrics" in dom
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
+def test_redoc_renders_the_operations_in_headless_chromium(server_url: str, tmp_path: Path) -> None:
+    """ReDoc under its page's policy (its styles set from script, its search in a worker)."""
+    assert CHROMIUM is not None
+    result = subprocess.run(
+        [CHROMIUM, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}", f"{server_url}/redoc"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    dom = result.stdout
+    assert "CDMO Metrics API" in dom, result.stderr[-2000:]
+    assert "List metrics" in dom
+    assert "/v1/sources/{source_id}/citation" in dom

@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api import migrate
 from api.errors import problem_responses
-from api.problems import RETRY_AFTER_SECONDS, problem_response
+from api.problems import RETRY_AFTER_SECONDS, damaged, problem_response
 from api.routing import SERVICE_CHECKS, DeferredRoute
 
 router = APIRouter(tags=["service"], route_class=DeferredRoute, dependencies=SERVICE_CHECKS)
@@ -49,7 +49,9 @@ def readyz(request: Request) -> Readiness | JSONResponse:
     for name, engine in migrate.databases(request.app.state).items():
         try:
             detail = migrate.mismatch(engine, name)
-        except SQLAlchemyError:
+        except SQLAlchemyError as error:
+            if damaged(error):
+                return problem_response(request, 503, f"The {name}'s storage is damaged.")
             return problem_response(request, 503, f"The {name} is unreachable.", headers=retry)
         if detail is not None:
             return problem_response(request, 503, detail, headers=retry)

@@ -147,6 +147,27 @@ WRITE_CONFLICT_SQLSTATES = {"40001", "40P01", "55P03"}
 SCHEMA_SQLSTATES = {"42P01", "42703", "42883"}
 SCHEMA_MESSAGES = ("no such table", "no such column", "no such function")
 QUERY_CANCELED = "57014"
+# Storage the database cannot read: SQLite's "file is not a database" and "database disk image
+# is malformed", PostgreSQL's data_corrupted and index_corrupted.
+DAMAGED_SQLITE = {"SQLITE_NOTADB", "SQLITE_CORRUPT"}
+DAMAGED_SQLSTATES = {"XX001", "XX002"}
+
+
+def damaged(exc: BaseException) -> bool:
+    """Whether `exc` (the driver's error, or SQLAlchemy's around it) says the database's
+    storage is damaged: no retry will help; its operator must restore it."""
+    error = getattr(exc, "orig", None) or exc
+    return (
+        getattr(error, "sqlite_errorname", None) in DAMAGED_SQLITE
+        or getattr(error, "sqlstate", None) in DAMAGED_SQLSTATES
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    """What the driver said, its first line: which failure it was is the operator's first
+    question (a refused connection, a read-only file, a database dropped, a damaged file)."""
+    said = str(error).strip()
+    return said.splitlines()[0] if said else ""
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -170,6 +191,14 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         if mismatch is not None:
             logger.error("%s Run `cdmo-metrics migrate`.", mismatch)
             return problem_response(request, 503, mismatch, headers=retry)
+    if damaged(error):
+        logger.error("database damaged: %s: %s", type(error).__name__, _first_line(error))
+        return problem_response(
+            request,
+            503,
+            "The database cannot be read: its storage is damaged, and must be restored by "
+            "its operator.",
+        )
     if sqlstate == QUERY_CANCELED:  # DB_STATEMENT_TIMEOUT_MS: slow, or waiting for a lock
         logger.warning("statement timeout")
         return problem_response(
@@ -184,10 +213,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         isinstance(exc, PoolTimeoutError)
     ):
         return await _unexpected(request, exc)
-    # What the driver said (a refused connection, a read-only file, a database dropped), its
-    # first line: which of these it was is the operator's first question.
-    said = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    logger.warning("database unavailable: %s: %s", type(error).__name__, said)
+    logger.warning("database unavailable: %s: %s", type(error).__name__, _first_line(error))
     return problem_response(
         request, 503, "The database is unreachable; try again shortly.", headers=retry
     )

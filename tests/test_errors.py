@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -365,6 +366,26 @@ def test_unreachable_database_is_503_with_retry_after() -> None:
         assert unreachable.get("/healthz").status_code == 200
         ready = unreachable.get("/readyz")
         assert ready.status_code == 503 and problem(ready)["status"] == 503
+
+
+def test_a_damaged_sqlite_file_is_503_saying_so(tmp_path: Path) -> None:
+    """A file that is not (or no longer) an SQLite database: no retry will help, and the
+    answer says why, without a traceback in the log; /readyz says it too."""
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(b"not a database " * 1000)
+    engine = make_engine(f"sqlite:///{damaged}")
+    with TestClient(create_app(engine=engine), raise_server_exceptions=False) as client:
+        for path in ("/v1/metrics", "/v1/metrics/viral-vector-lead-time"):
+            response = client.get(path)
+            assert response.status_code == 503
+            assert problem(response)["detail"] == (
+                "The database cannot be read: its storage is damaged, and must be restored by "
+                "its operator."
+            )
+            assert "retry-after" not in response.headers
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert problem(ready)["detail"] == "The database's storage is damaged."
 
 
 def test_refused_ranges_of_static_assets_are_problems(client: TestClient) -> None:

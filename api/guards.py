@@ -63,9 +63,11 @@ class RouteTable:
         return min(found, key=lambda route: route.params) if found else None
 
     def allow(self, path: str) -> str:
-        """The `Allow` value of `path`: its methods, HEAD implied by GET (RFC 9110 §9.3.2)."""
+        """The `Allow` value of `path`: its methods, HEAD wherever GET is (RFC 9110 §9.3.2:
+        HEAD is served wherever GET is, and Allow lists what is served, §10.2.1)."""
         route = self.match(path)
-        return ", ".join(sorted(route.methods - {"HEAD"})) if route else ""
+        methods = route.methods | ({"HEAD"} if "GET" in route.methods else set()) if route else ()
+        return ", ".join(sorted(methods))
 
 
 def _flatten(routes: Any) -> Any:

@@ -254,11 +254,11 @@ def test_a_problem_names_its_instance_as_the_path_was_sent(
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("PUT", "/v1/metrics", "GET, POST"),
-        ("DELETE", "/v1/metrics", "GET, POST"),
-        ("PUT", "/v1/metrics/car-t-dose-manufacturing-cost", "DELETE, GET, PATCH"),
-        ("POST", "/v1/metrics/facets", "GET"),  # concrete path, not /v1/metrics/{metric_id}
-        ("PATCH", "/v1/changes", "GET"),
+        ("PUT", "/v1/metrics", "GET, HEAD, POST"),
+        ("DELETE", "/v1/metrics", "GET, HEAD, POST"),
+        ("PUT", "/v1/metrics/car-t-dose-manufacturing-cost", "DELETE, GET, HEAD, PATCH"),
+        ("POST", "/v1/metrics/facets", "GET, HEAD"),  # concrete path, not /v1/metrics/{metric_id}
+        ("PATCH", "/v1/changes", "GET, HEAD"),
     ],
 )
 def test_wrong_method_is_405_problem_listing_every_allowed_method(

@@ -381,15 +381,15 @@ def test_a_trailing_slash_redirects_relative_whatever_the_host(shared: Writable)
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("POST", "/metrics", "GET"),
-        ("DELETE", "/openapi.json", "GET"),
-        ("PUT", "/docs", "GET"),
-        ("POST", "/redoc", "GET"),
-        ("POST", "/healthz", "GET"),
-        ("DELETE", "/v1/metrics/facets", "GET"),
-        ("PATCH", "/v1/metrics/facets", "GET"),
-        ("OPTIONS", "/v1/metrics", "GET, POST"),
-        ("POST", "/docs-assets/swagger-ui.css", "GET"),
+        ("POST", "/metrics", "GET, HEAD"),
+        ("DELETE", "/openapi.json", "GET, HEAD"),
+        ("PUT", "/docs", "GET, HEAD"),
+        ("POST", "/redoc", "GET, HEAD"),
+        ("POST", "/healthz", "GET, HEAD"),
+        ("DELETE", "/v1/metrics/facets", "GET, HEAD"),
+        ("PATCH", "/v1/metrics/facets", "GET, HEAD"),
+        ("OPTIONS", "/v1/metrics", "GET, HEAD, POST"),
+        ("POST", "/docs-assets/swagger-ui.css", "GET, HEAD"),
     ],
 )
 def test_every_405_names_the_allowed_methods(

@@ -35,6 +35,12 @@ LIST_HELP = (
 )
 # Of a field every metric has, from a fixed set of words: no null, nothing to quote.
 CHOICES_HELP = "A comma-separated list means any of the values."
+# Of a text field every metric has (its source): no null.
+PRESENT_LIST_HELP = (
+    "A comma-separated list means any of the values; every metric has one, so `null` is "
+    "refused; a value containing a comma or a quote, or the word null itself, goes in double "
+    'quotes ("" for a quote inside).'
+)
 
 
 def values(raw: str) -> list[str | None]:
@@ -117,6 +123,13 @@ def choices(allowed: Sequence[str], *, nullable: bool) -> Callable[[str], str]:
 
 def text_list(raw: str) -> str:
     values(raw)
+    return raw
+
+
+def present_list(raw: str) -> str:
+    """A list of the values of a field every metric has: no `null`."""
+    if None in values(raw):
+        raise ValueError("has null, but every metric has a value here")
     return raw
 
 

@@ -209,6 +209,7 @@ def test_quoted_values_hold_commas_and_the_word_null(client: TestClient) -> None
         ({"category": "market,,mna"}, "has an empty value"),
         ({"category": "market,colour"}, "has 'colour'"),
         ({"category": "null"}, "has null"),
+        ({"source": "coreychem-future-of-cdmos-2026,null"}, "has null"),  # every metric has one
         ({"year": ".."}, "without either end"),
         ({"year": "20x5"}, "a year is a number"),
         ({"subject": '"open'}, "never closed"),

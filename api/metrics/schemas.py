@@ -76,6 +76,13 @@ TextList = Annotated[
     AfterValidator(filters.text_list),
     Field(json_schema_extra={"pattern": filters.TEXT_LIST_PATTERN}),
 ]
+PresentTextList = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=500),
+    AfterValidator(no_nul),
+    AfterValidator(filters.present_list),
+    Field(json_schema_extra={"pattern": filters.TEXT_LIST_PATTERN}),
+]
 YearList = Annotated[
     str,
     StringConstraints(min_length=1, max_length=500),
@@ -192,9 +199,9 @@ class MetricFilters(BaseModel):
         "case-insensitive); null: metrics without subjects. " + LIST_HELP,
         examples=["CAR-T,cell therapy"],
     )
-    source: TextList | None = Field(
+    source: PresentTextList | None = Field(
         default=None,
-        description="Only metrics from these source ids. " + LIST_HELP,
+        description="Only metrics from these source ids. " + filters.PRESENT_LIST_HELP,
         examples=["coreychem-future-of-cdmos-2026"],
     )
     year: YearList | None = Field(

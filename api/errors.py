@@ -82,17 +82,15 @@ class InvalidInput(DomainError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self, location: str, name: str, detail: str) -> None:
-        super().__init__(
-            f"Invalid {location} parameter {name!r}: {detail}",
-            [ProblemError(in_=location, name=name, detail=detail)],
-        )
+        error = ProblemError(in_=location, name=name, detail=detail)
+        super().__init__(invalid([error]), [error])
 
     @classmethod
     def many(cls, errors: list[ProblemError], omitted: int = 0) -> "InvalidInput":
         """One 422 naming several bad fields (and counting `omitted` more)."""
         first = errors[0]
         exc = cls(first.in_, first.name, first.detail)
-        exc.detail, exc.errors = f"Invalid input: {named(errors, omitted)}.", errors
+        exc.detail, exc.errors = invalid(errors, omitted), errors
         exc.omitted = omitted
         return exc
 
@@ -129,12 +127,16 @@ class Unavailable(DomainError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
-def named(errors: list[ProblemError], omitted: int = 0) -> str:
-    """The distinct places of `errors`, in order, for a problem's detail (the first
-    MAX_PROBLEM_ERRORS, then how many more)."""
+def invalid(errors: list[ProblemError], omitted: int = 0) -> str:
+    """A 422's detail: the one error, place and reason; or the distinct places of `errors`, in
+    order (the first MAX_PROBLEM_ERRORS, then how many more), each described in `errors`."""
+    if len(errors) == 1 and not omitted:
+        (error,) = errors
+        reason = error.detail if error.detail.endswith(".") else f"{error.detail}."
+        return f"Invalid input: {error.in_} {error.name!r}: {reason}"
     names = list(dict.fromkeys(f"{e.in_} {e.name!r}" for e in errors[:MAX_PROBLEM_ERRORS]))
     rest = max(0, len(errors) - MAX_PROBLEM_ERRORS) + omitted
-    return ", ".join(names) + (f" and {rest} more" if rest > 0 else "")
+    return "Invalid input: " + ", ".join(names) + (f" and {rest} more." if rest > 0 else ".")
 
 
 def describe(error: Any) -> ProblemError:

@@ -25,6 +25,7 @@ from api.errors import (
     TooManyRequests,
     describe,
     instance_of,
+    invalid,
     title_of,
 )
 from api.guards import route_table
@@ -66,16 +67,13 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     found = exc.errors()
     errors = [describe(error) for error in found[:MAX_PROBLEM_ERRORS]]
-    names = ", ".join(sorted({f"{e.in_} {e.name!r}" for e in errors}))
     rest = len(found) - len(errors)  # counted, not described
-    if rest:
-        names += f" and {rest} more"
     from api.explorer.router import invalid_address  # imported by the app already
 
     page = invalid_address(request, errors)  # a browser's explorer page: its own answer
     if page is not None:
         return page
-    return problem_response(request, 422, f"Invalid input: {names}.", errors, omitted=rest)
+    return problem_response(request, 422, invalid(errors, rest), errors, omitted=rest)
 
 
 # Why FastAPI could not read a body as JSON, where `json.loads` raised other than a decode
@@ -98,7 +96,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     unreadable = _UNREADABLE_BODY.get(type(exc.__cause__))
     if exc.status_code == 400 and unreadable is not None:  # malformed JSON, as a 422 says it
         error = ProblemError(in_="body", name="body", detail=unreadable)
-        return problem_response(request, 422, "Invalid input: body 'body'.", [error])
+        return problem_response(request, 422, invalid([error]), [error])
     if exc.status_code == 400 and type(exc.__cause__) is ValueError:  # an integer too long
         try:
             _document, ambiguous = strict_json.read(await request.body())
@@ -106,7 +104,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             ambiguous = []
         if ambiguous:
             errors = [ProblemError(in_="body", name=name, detail=what) for name, what in ambiguous]
-            return problem_response(request, 422, "Invalid input: body 'body'.", errors)
+            return problem_response(request, 422, invalid(errors), errors)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No resource at {request.url.path}."

@@ -475,7 +475,9 @@ def test_a_body_that_is_not_json_is_415_and_malformed_json_names_the_body(
         )
         assert unreadable.status_code == 422
         assert unreadable.headers["content-type"] == "application/problem+json"
-        assert unreadable.json()["detail"] == "Invalid input: body 'body'."
+        assert (
+            unreadable.json()["detail"] == f"Invalid input: body 'body': not valid JSON: {reason}."
+        )
         assert unreadable.json()["errors"] == [
             {"in": "body", "name": "body", "detail": f"not valid JSON: {reason}"}
         ]

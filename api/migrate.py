@@ -23,11 +23,11 @@ EXPRESSION_INDEXES = {"ix_metric_subject_folded", "ix_metric_subject_count_folde
 
 
 def include_name(name: str | None, kind: str, _parents: dict[str, str | None]) -> bool:
-    """Autogenerate filter: the search indexes (and FTS5's shadow tables) and the indexes on
-    expressions are built by hand in migrations, not declared as a model."""
+    """Autogenerate filter: the search indexes (and FTS5's shadow tables), their words and the
+    indexes on expressions are built by hand in migrations, not declared as a model."""
     if kind == "index":
         return name not in EXPRESSION_INDEXES
-    return not (kind == "table" and name is not None and "_fts" in name)
+    return not (kind == "table" and name is not None and ("_fts" in name or name == "search_word"))
 
 
 def alembic_config() -> "Config":

@@ -9,7 +9,10 @@ The language of `q` (QUERY_HELP says it to clients):
 - `-word` (or `-"a phrase"`) leaves out records that have it;
 - `OR` (upper case) between two terms finds either: `cell OR gene therapy` is
   (cell or gene) and therapy;
-- `prefix*` finds words beginning with the prefix (stemmed as a word is);
+- `prefix*` finds words beginning with the prefix: the stems that begin with the prefix's stem
+  (`outsourc*`: outsourcing, outsourced), and the words of the documents that begin with it,
+  each stemmed as a query's word is (`personaliz*`: personalized, whose stem, `person`, is
+  shorter than the prefix; so also the other words stemmed `person`, as `personalized` finds);
 - a word is a run of letters and digits; anything else separates words, so `CAR-T` is the
   phrase "car t"; a query with no word to find (only exclusions or punctuation) finds nothing;
 - text, searched and searched for, is compared in Unicode's NFKC form (api.normal_form): `x2`
@@ -31,10 +34,14 @@ without joining the history. Writers call the kind's `indexer` in the transactio
 records; readers join `matches`, the records found at the version the session reads (the live
 one, or its as_of), and may `count` live matches from the index alone. A live search ranks by
 the statistics of the live documents (FTS5's bm25 weighs a word by how many documents hold it).
+
+Both indexes hold stems, not words; `search_word` holds each distinct word of each kind's
+documents as written (NFKC, lower case; migration 0025), added by the same writers, so that a
+prefix can be completed into the words that begin with it (`complete`).
 """
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -282,12 +289,52 @@ def _computed(session: Session, kind: str) -> dict[str, str]:
         return {}
 
 
+# The words of documents, kept for completing prefixes (migration 0025 has the same reading).
+LONGEST_WORD = 64  # bytes: longer words are not stemmed, and a prefix finds them in the index
+_WORDS_PER_STATEMENT = 5000
+_REMEMBER = {
+    "postgresql": "INSERT INTO search_word (kind, word) VALUES (:kind, :word)"
+    " ON CONFLICT DO NOTHING",
+    "sqlite": "INSERT OR IGNORE INTO search_word (kind, word) VALUES (:kind, :word)",
+}
+
+
+def words(texts: Iterable[str | None]) -> set[str]:
+    """The distinct words of `texts`, read as a query's are (NFKC, lower case), up to
+    LONGEST_WORD bytes."""
+    found: set[str] = set()
+    for written in texts:
+        if written:
+            found.update(_WORD.findall(normal_form.query_text(written)))
+    return {word for word in found if len(word.encode()) <= LONGEST_WORD}
+
+
+def _remember_words(session: Session, kind: str, changes: Sequence["Change"]) -> None:
+    """Add the words of the records written to `search_word`: those their texts did not
+    hold before the change (those were added when it was written), if it does not hold them
+    already. A change of figures alone adds none, and runs no statement."""
+    texts: set[str | None] = set()
+    before: set[str | None] = set()
+    for change in changes:
+        if change.new is not None:
+            texts.update(_texts(kind, change.new))
+            if change.old is not None:
+                before.update(_texts(kind, change.old.data))
+    statement = text(_REMEMBER[session.get_bind().dialect.name])
+    # In one order, whichever transaction inserts them.
+    new = sorted(words(texts - before) - words(before))
+    for start in range(0, len(new), _WORDS_PER_STATEMENT):
+        group = new[start : start + _WORDS_PER_STATEMENT]
+        session.execute(statement, [{"kind": kind, "word": word} for word in group])
+
+
 def indexer(kind: str) -> Callable[[Session, int, Sequence["Change"]], None]:
     """The `after_write` of `kind`: index the rows written at `version` in this transaction,
-    and keep the live index to the records as they now are."""
+    keep the live index to the records as they now are, and remember their words."""
 
     def index_new(session: Session, version: int, changes: Sequence["Change"]) -> None:
         dialect = session.get_bind().dialect.name
+        _remember_words(session, kind, changes)
         if _copy_documents(session, kind, version, changes, _computed(session, kind)):
             return
         if any(change.new is not None for change in changes):
@@ -319,6 +366,8 @@ class Term:
 
     words: list[str]
     prefix: bool = False
+    # The documents' words that begin with the last word, when it is a prefix (`complete`).
+    completions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -362,9 +411,34 @@ def parse(q: str) -> Query:
     return query
 
 
+# A prefix is completed into at most this many words, the shortest first: those whose stems may
+# be shorter than the prefix (a stemmer takes at most about ten letters off a word: the words
+# longer than that are found by the stems beginning with the prefix's anyway).
+COMPLETIONS = 64
+
+
+def complete(session: Session, kind: str, query: Query) -> None:
+    """Fill each prefix term's `completions`: the words of `kind`'s documents that begin with
+    it (but are not it), the shortest first."""
+    found = text(
+        "SELECT word FROM search_word WHERE kind = :kind AND word > :prefix AND word < :past"
+        " ORDER BY length(word), word LIMIT :most"
+    )
+    for term in [t for clause in query.clauses for t in clause] + query.excluded:
+        if term.prefix:
+            prefix = term.words[-1]
+            params = {"kind": kind, "prefix": prefix, "past": prefix + "\U0010ffff"}
+            term.completions = list(session.scalars(found, {**params, "most": COMPLETIONS}))
+
+
 def _fts5(query: Query) -> str:
     def term(t: Term) -> str:
-        return '"' + " ".join(t.words) + '"' + ("*" if t.prefix else "")
+        found = '"' + " ".join(t.words) + '"' + ("*" if t.prefix else "")
+        if not t.completions:
+            return found
+        start = " ".join(t.words[:-1])
+        completed = ['"' + f"{start} {word}".strip() + '"' for word in t.completions]
+        return "(" + " OR ".join([found, *completed]) + ")"
 
     found = " AND ".join("(" + " OR ".join(map(term, clause)) + ")" for clause in query.clauses)
     if query.excluded:
@@ -410,12 +484,20 @@ def _tsquery(query: Query) -> tuple[str, dict[str, str]]:
         params[name] = f"'{w if short else as_c_stemmer_reads(w)}'" + (":*" if prefix else "")
         return f"to_tsquery('{'simple' if short else 'cdmo_search'}', :{name})"
 
+    def last_word(t: Term) -> str:
+        """The term's last word, or (a prefix completed) it and its completions."""
+        found = word(t.words[-1], t.prefix)
+        if not t.completions:
+            return found
+        return "(" + " || ".join([found, *(word(w, False) for w in t.completions)]) + ")"
+
     def term(t: Term) -> str:
-        last = len(t.words) - 1
-        found = word(t.words[0], t.prefix and last == 0)
-        for position, w in enumerate(t.words[1:], start=1):
-            found = f"tsquery_phrase({found}, {word(w, t.prefix and position == last)})"
-        return found
+        if len(t.words) == 1:
+            return last_word(t)
+        found = word(t.words[0], False)
+        for w in t.words[1:-1]:
+            found = f"tsquery_phrase({found}, {word(w, False)})"
+        return f"tsquery_phrase({found}, {last_word(t)})"
 
     found = " && ".join("(" + " || ".join(map(term, clause)) + ")" for clause in query.clauses)
     if query.excluded:
@@ -488,9 +570,11 @@ _LIVE_RANKED = {
 }
 
 
-def _compiled(query: Query, dialect: str) -> tuple[str, dict[str, object]]:
-    """(the tsquery expression or "", the parameters) of `query` for `dialect`."""
-    if dialect == "postgresql":
+def _compiled(session: Session, kind: str, query: Query) -> tuple[str, dict[str, object]]:
+    """(the tsquery expression or "", the parameters) of `query`, its prefixes completed, for
+    the session's database."""
+    complete(session, kind, query)
+    if session.get_bind().dialect.name == "postgresql":
         tsquery, words = _tsquery(query)
         return tsquery, dict(words)
     return "", {"q": _fts5(query)}
@@ -504,7 +588,7 @@ def matches(session: Session, kind: str, q: str) -> Subquery | None:
     if not query.clauses:
         return None
     version = asof.read_version(session)
-    tsquery, params = _compiled(query, dialect)
+    tsquery, params = _compiled(session, kind, query)
     weights = ", ".join(str(_BM25[min(i, 3)]) for i in range(len(DOCUMENTS[kind])))
     if version is None:
         sql = _LIVE_MATCHES[dialect].format(kind=kind, weights=weights, tsquery=tsquery)
@@ -526,7 +610,7 @@ def ranked(session: Session, kind: str, q: str, *, rows: int, offset: int) -> Su
     if asof.read_version(session) is not None or not query.clauses:
         return None
     dialect = session.get_bind().dialect.name
-    tsquery, params = _compiled(query, dialect)
+    tsquery, params = _compiled(session, kind, query)
     weights = ", ".join(str(_BM25[min(i, 3)]) for i in range(len(DOCUMENTS[kind])))
     sql = _LIVE_RANKED[dialect].format(kind=kind, weights=weights, tsquery=tsquery)
     statement = text(sql).bindparams(**params, rows=rows, offset=offset)
@@ -542,6 +626,6 @@ def count(session: Session, kind: str, q: str) -> int | None:
     if not query.clauses:
         return 0
     dialect = session.get_bind().dialect.name
-    tsquery, params = _compiled(query, dialect)
+    tsquery, params = _compiled(session, kind, query)
     sql = _LIVE_COUNT[dialect].format(kind=kind, tsquery=tsquery)
     return int(session.execute(text(sql).bindparams(**params)).scalar_one())

@@ -57,6 +57,7 @@ TABLES = {
     "release",
     "revision",
     "dataset_version",
+    "search_word",
 }
 HISTORY = {
     f"{name}_history"
@@ -64,7 +65,7 @@ HISTORY = {
     if not name.endswith("_fts")
     and name not in ("alembic_version", "dataset_state", "api_key", "idempotent_response",
                      "rate_window", "release", "revision", "metric_facet_count",
-                     "metric_subject_count", "dataset_version")
+                     "metric_subject_count", "dataset_version", "search_word")
 }  # fmt: skip
 TABLES |= HISTORY
 
@@ -141,6 +142,22 @@ def test_models_and_migrations_do_not_drift(migrated_engine: Engine) -> None:
             connection, opts={"compare_type": True, "include_name": include_name}
         )
         assert compare_metadata(context, metadata) == []
+
+
+def test_0025_remembers_the_words_writers_would_have(empty_engine: Engine) -> None:
+    """The words of a database loaded before 0025 are read from its history, as writers read
+    them: the same words, so that `personaliz*` finds personalized (stemmed `person`)."""
+    words = "SELECT kind, word FROM search_word ORDER BY kind, word"
+    migrate.upgrade(empty_engine)
+    seed(empty_engine)
+    with empty_engine.connect() as connection:
+        written = connection.execute(text(words)).all()
+    assert ("metric", "personalized") in written and len(written) > 2000
+    migrate.downgrade(empty_engine, "0024")
+    assert "search_word" not in tables(empty_engine)
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        assert connection.execute(text(words)).all() == written
 
 
 def test_the_search_indexes_go_down_to_0005_and_back(empty_engine: Engine) -> None:
@@ -371,8 +388,11 @@ def test_0023_gives_a_database_loaded_before_the_statistics_of_its_expression_in
         "SELECT DISTINCT tablename FROM pg_stats"
         " WHERE tablename IN ('ix_metric_subject_folded', 'ix_metric_subject_count_folded')"
     )
-    migrate.upgrade(empty_engine, "0022")
-    seed(empty_engine)  # loaded in process: no VACUUM (ANALYZE) after it
+    # Loaded in process (no VACUUM (ANALYZE) after it) by this code, at its own revision, then
+    # taken down to 0022: the migrations in between leave the statistics as they are.
+    migrate.upgrade(empty_engine)
+    seed(empty_engine)
+    migrate.downgrade(empty_engine, "0022")
     with empty_engine.connect() as connection:
         assert connection.execute(text(analyzed)).scalars().all() == []
     migrate.upgrade(empty_engine)

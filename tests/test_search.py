@@ -55,6 +55,14 @@ TABLE = [
     ("oncological", (8, 1, 0, 0, 0, 1, 1)),
     ("oncology*", (8, 1, 0, 0, 0, 1, 1)),
     ("technological", (1, 0, 0, 1, 0, 1, 1)),
+    # A prefix finds the words that begin with it, though their stems are shorter than it
+    # (personalized is stemmed `person`, automated `autom`): each found nothing before.
+    ("personaliz*", (15, 1, 3, 1, 0, 5, 1)),
+    ("automat*", (4, 1, 0, 0, 1, 3, 1)),
+    ("decentraliz*", (4, 1, 0, 0, 0, 1, 1)),
+    ("harmoniz*", (1, 0, 0, 1, 0, 1, 1)),
+    ('"for personaliz"*', (6, 0, 0, 0, 0, 3, 1)),  # the last word of a phrase
+    ("cell -personaliz*", (17, 3, 1, 1, 1, 0, 0)),  # and of an exclusion
 ]
 
 
@@ -124,6 +132,23 @@ def test_parse(q: str, fts5: str | None, clauses: int) -> None:
     assert len(query.clauses) == clauses
     if fts5 is not None:
         assert search._fts5(query) == fts5
+
+
+def test_a_prefix_finds_the_words_written_since(writable: Writable) -> None:
+    """Words a write brings are completions of a prefix from its transaction on: a word whose
+    stem is shorter than the prefix (zqhyperautomated: `zqhyperautom`) is found by it."""
+    w = writable
+    assert w.client.get("/v1/metrics", params={"q": "zqhyperautomat*"}).json()["total"] == 0
+    body = new_metric(description="A zqhyperautomated line.")
+    assert w.client.post("/v1/metrics", json=body, headers=w.auth()).status_code == 201
+    found = w.client.get("/v1/metrics", params={"q": "zqhyperautomat*"}).json()
+    assert [item["id"] for item in found["items"]] == [body["id"]]
+    assert w.client.get("/v1/faq", params={"q": "zqhyperautomat*"}).json()["total"] == 0
+    query = search.parse("zqhyperautomat*")
+    with Session(w.engine) as session:
+        search.complete(session, "metric", query)
+    assert query.clauses[0][0].completions == ["zqhyperautomated"]
+    assert search._fts5(query) == '(("zqhyperautomat"* OR "zqhyperautomated"))'
 
 
 def test_live_search_follows_writes_and_reads_at_a_version_keep_the_past(

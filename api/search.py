@@ -110,11 +110,32 @@ def _weight(position: int) -> str:
     return _WEIGHTS[min(position, len(_WEIGHTS) - 1)]
 
 
+# PostgreSQL: `||` numbers a vector's words on from the last of the one before it, so the
+# first word of a column followed the last of the one before, and a phrase was found across
+# them ("therapy cell": a name's last word, the subjects' first), which FTS5, whose columns
+# are apart, never finds. A word no query can hold (queries' words are letters and digits) is
+# put between each two columns, then taken out: its position stays a gap (migration 0026).
+GAP = " gap"
+# The tsvector ' gap':1, its colon written chr(58): SQLAlchemy's text() reads `:1` as a
+# parameter.
+_GAP_VECTOR = f"CAST('''{GAP}''' || chr(58) || '1' AS tsvector)"
+
+
+def _document(vectors: Sequence[str]) -> str:
+    """PostgreSQL: one document of the weighted `vectors` of its columns (SQL expressions),
+    most weighted first, a position apart."""
+    if len(vectors) == 1:
+        return vectors[0]
+    return f"ts_delete({f' || {_GAP_VECTOR} || '.join(vectors)}, '{GAP}')"
+
+
 def _vector(columns: Sequence[str]) -> str:
     """PostgreSQL: the weighted document of `columns` (SQL expressions), most weighted first."""
-    return " || ".join(
-        f"setweight(cdmo_search_vector({column}), '{_weight(position)}')"
-        for position, column in enumerate(columns)
+    return _document(
+        [
+            f"setweight(cdmo_search_vector({column}), '{_weight(position)}')"
+            for position, column in enumerate(columns)
+        ]
     )
 
 
@@ -230,8 +251,8 @@ def ahead(engine: Engine, kind: str, records: Sequence[dict[str, Any]]) -> dict[
                 f"v{p}.v" if p in shared else f"cdmo_search_vector(coalesce(h.c{p}, ''))"
                 for p in range(len(names))
             ]
-            document = " || ".join(
-                f"setweight({vector}, '{_weight(p)}')" for p, vector in enumerate(vectors)
+            document = _document(
+                [f"setweight({vector}, '{_weight(p)}')" for p, vector in enumerate(vectors)]
             )
             cursor.execute(
                 f"SELECT h.id, CAST({document} AS TEXT) FROM stage_{kind}_document h{joins}"

@@ -63,6 +63,13 @@ TABLE = [
     ("harmoniz*", (1, 0, 0, 1, 0, 1, 1)),
     ('"for personaliz"*', (6, 0, 0, 0, 0, 3, 1)),  # the last word of a phrase
     ("cell -personaliz*", (17, 3, 1, 1, 1, 0, 0)),  # and of an exclusion
+    # A phrase is not found across two columns of a document (on PostgreSQL it was: a name's
+    # last word, then the subjects' first; a bottleneck's name, then its summary; a source's
+    # title, then its publisher).
+    ('"therapy cell"', (0, 0, 0, 0, 0, 0, 0)),
+    ('"timing cell"', (0, 0, 0, 0, 0, 0, 0)),
+    ('"capacity too"', (0, 0, 0, 0, 0, 0, 0)),
+    ('"manufacturing coreychem"', (0, 0, 0, 0, 0, 0, 0)),
 ]
 
 

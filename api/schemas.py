@@ -159,9 +159,11 @@ def no_nul(value: str) -> str:
     return value
 
 
+# Long enough for a whole sentence of a source pasted in (the longest quote: 441 characters).
+QUERY_TEXT_LONGEST = 500
 QueryText = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=200),
+    StringConstraints(min_length=1, max_length=QUERY_TEXT_LONGEST),
     AfterValidator(no_nul),
     Field(json_schema_extra={"pattern": "^[^\\u0000]*$"}),
 ]

@@ -402,6 +402,24 @@ def test_bad_filters_are_a_problem_not_a_page(client: TestClient) -> None:
     assert answer.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (150000000000.0, "150,000,000,000"),
+        (45000, "45,000"),
+        (2026, "2026"),
+        (0.5, "0.5"),
+        (None, "—"),
+        ([], "—"),
+        (True, "yes"),
+        (["cell therapy", "CAR-T"], "cell therapy, CAR-T"),
+        ({"quote": "a" * 100, "start": 0, "end": 100}, "a" * 79 + "…"),
+    ],
+)
+def test_the_history_shows_a_field_s_value_as_a_reader_reads_it(value: object, shown: str) -> None:
+    assert words.field_value(value) == shown
+
+
 def test_bottlenecks_are_listed_in_rank_order(client: TestClient) -> None:
     ranks = re.findall(r'<span class="rank">#(\d+)</span>', client.get("/explore/bottlenecks").text)
     assert ranks == ["1", "2", "3", "4"]
@@ -422,6 +440,11 @@ def test_as_of_shows_the_data_then_and_says_so(writable: Writable) -> None:
     assert renamed.status_code == 200
     now = _text(w.client.get(FIGURE_PAGE).text)
     assert "Renamed dose cost" in now and "2 revisions, newest first" in now
+    # What the patch changed, before and after, as a reader names it.
+    assert (
+        "<li>Name: <del>CAR-T dose manufacturing cost via a CDMO</del> → "
+        "<ins>Renamed dose cost</ins></li>" in w.client.get(FIGURE_PAGE).text
+    )
     html = w.client.get(FIGURE_PAGE).text
     links = re.findall(r'href="(/explore/metrics/[^"?]+\?as_of=[^"]+)">view as of', html)
     assert len(links) == 2
@@ -564,3 +587,17 @@ def test_pages_run_only_their_own_code_and_are_never_framed(client: TestClient) 
     for path in ("/v1/metrics", "/v1/metrics.csv", "/v1/nowhere", "/healthz"):
         for _ in range(2):  # computed, then (where it is kept) from the cache's edge
             assert client.get(path).headers["x-content-type-options"] == "nosniff", path
+
+
+def test_a_figure_s_details_and_chart_say_what_it_is(client: TestClient) -> None:
+    """The details keep the source's bound ("over $150 billion") and a point figure's one
+    value; the chart's description names only what it draws."""
+    over = _text(client.get("/explore/metrics/personalized-cancer-medicine-market-size-2028").text)
+    assert "Value 150,000,000,000" in over
+    assert "Bound over (as the source bounds it)" in over
+    assert "Projection yes" in over
+    ranged = client.get(FIGURE_PAGE).text
+    assert "<dt>Range</dt><dd>45,000 – 65,000</dd>" in ranged and "<dt>Bound</dt>" not in ranged
+    desc = re.search(r"<desc[^>]*>(.*?)</desc>", ranged, flags=re.DOTALL)
+    assert desc is not None
+    assert desc.group(1).endswith(", drawn beside its baseline in USD.")

@@ -313,11 +313,20 @@ def context_chart(
         bars,
         metric.unit,
         f"{metric.name} in context",
-        f"{metric.name}: {words.in_words(metric)}, drawn beside "
-        + (f"its baseline and {len(rows) - 1} other figure(s)" if len(rows) > 1 else "no other")
-        + f" in {metric.unit}.",
+        f"{metric.name}: {words.in_words(metric)}, {_beside(rows)} in {metric.unit}.",
     )
     return chart, rows
+
+
+def _beside(rows: list[tuple[MetricPublic, str]]) -> str:
+    """What a figure's chart draws it beside, in words: "drawn beside its baseline and 2
+    other figures", "drawn beside 1 other figure", "drawn alone"."""
+    roles = [role for _metric, role in rows[1:]]
+    others = len(roles) - roles.count("baseline")
+    said = ["its baseline"] if "baseline" in roles else []
+    if others:
+        said.append(f"{others} other figure{'' if others == 1 else 's'}")
+    return "drawn beside " + " and ".join(said) if said else "drawn alone"
 
 
 def unit_charts(metrics: list[MetricPublic], link: Any, title: str) -> list[dict[str, Any]]:
@@ -380,10 +389,32 @@ def figure(session: Session, metric_id: str, as_of: datetime | None, link: Any) 
             "BibTeX": citations.bibtex(source, metric.evidence),
             "CSL-JSON": citations.csl_json(source, metric.evidence),
         },
-        "revisions": revisions,
+        "revisions": list(zip(revisions, what_changed(revisions), strict=True)),
         "revision_total": revision_total,
         "context": _entities_of(session, metric.id),
     }
+
+
+def what_changed(revisions: list[RevisionPublic]) -> list[list[tuple[str, str, str]]]:
+    """For each revision (newest first), each field it changed: (its label, the value before,
+    the value after); the value before is a dash for a create or where the revision before
+    is not on the page."""
+    rows = []
+    for position, revision in enumerate(revisions):
+        before = revisions[position + 1].data if position + 1 < len(revisions) else None
+        after = revision.data or {}
+        rows.append(
+            [
+                (
+                    words.FIELD_LABELS.get(field, field.replace("_", " ").capitalize()),
+                    words.field_value((before or {}).get(field)),
+                    words.field_value(after.get(field)),
+                )
+                for field in revision.changes
+                if revision.action == "update"
+            ]
+        )
+    return rows
 
 
 def _entities_of(session: Session, metric_id: str) -> list[tuple[Kind, EntityPublic]]:

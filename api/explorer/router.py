@@ -28,7 +28,7 @@ from api.negotiation import quality
 from api.pagination import PAGE_PARAMETERS
 from api.records.reads import ReadSessionDep, read_session
 from api.routing import DeferredRoute, percent_encoded_parameters
-from api.schemas import AS_OF_DESCRIPTION, Timestamp, figure_text
+from api.schemas import AS_OF_DESCRIPTION, QUERY_TEXT_LONGEST, Timestamp, figure_text
 from api.vocabulary import Category
 
 if TYPE_CHECKING:
@@ -130,6 +130,8 @@ def _templates() -> "Jinja2Templates":
         spell=filters.spell,
         static=STATIC_PATH,
         chart_defs=charts.DEFS,
+        qualifier_words=words.QUALIFIER_WORDS,
+        query_longest=QUERY_TEXT_LONGEST,  # the search box takes no more than `q` may hold
     )
     return templates
 

@@ -32,6 +32,48 @@ CATEGORY_LABELS = {
 }
 
 
+# The fields of a metric as a reader names them (the revision history's changes).
+FIELD_LABELS = {
+    "category": "Category",
+    "name": "Name",
+    "description": "Description",
+    "value": "Value",
+    "value_low": "Low value",
+    "value_high": "High value",
+    "qualifier": "Qualifier",
+    "unit": "Unit",
+    "measure": "Measure",
+    "direction": "Direction",
+    "year": "Year",
+    "forecast": "Projection",
+    "base_year": "Base year",
+    "geography": "Geography",
+    "subjects": "Subjects",
+    "cited_as": "Cited as",
+    "baseline_id": "Baseline",
+    "source_id": "Source",
+    "evidence": "Source sentence",
+}
+_LONGEST_SHOWN = 80
+
+
+def field_value(value: object) -> str:
+    """A stored field's value as the history shows it: numbers exact with separators, lists
+    joined, a sentence by its words (cut at 80 characters), nothing as a dash."""
+    if value is None or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return number(value) if isinstance(value, float) or abs(value) >= 10_000 else str(value)
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        value = value.get("quote", "")
+    text = str(value)
+    return text if len(text) <= _LONGEST_SHOWN else text[: _LONGEST_SHOWN - 1] + "…"
+
+
 def number(value: float) -> str:
     """A figure with thousands separators, exactly as stored (no rounding)."""
     exact = Decimal(repr(float(value)))

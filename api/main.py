@@ -268,18 +268,24 @@ INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
 def _with_policy(page: HTMLResponse) -> HTMLResponse:
+    """The documentation `page` in English (FastAPI's pages name no language, which a screen
+    reader needs), under its policy."""
+    html = bytes(page.body).decode().replace("<html>", '<html lang="en">', 1)
     scripts = ["'self'"] + [
         "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
-        for script in INLINE_SCRIPT.findall(bytes(page.body).decode())
+        for script in INLINE_SCRIPT.findall(html)
     ]
-    page.headers["Content-Security-Policy"] = (
+    policy = (
         f"default-src 'none'; script-src {' '.join(scripts)}; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
         "worker-src 'self' blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
-    page.headers["Referrer-Policy"] = "same-origin"
-    page.headers["X-Frame-Options"] = "DENY"
-    return page
+    headers = {
+        "Content-Security-Policy": policy,
+        "Referrer-Policy": "same-origin",
+        "X-Frame-Options": "DENY",
+    }
+    return HTMLResponse(html, headers=headers)
 
 
 def _add_docs(app: FastAPI) -> None:

@@ -60,6 +60,7 @@ def test_docs_pages_run_only_their_own_scripts(client: TestClient, path: str) ->
     assert policy["connect-src"] == "'self'"
     assert policy["frame-ancestors"] == "'none'"
     assert page.headers["x-frame-options"] == "DENY"
+    assert '<html lang="en">' in page.text  # a screen reader's language
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")

@@ -601,3 +601,20 @@ def test_a_figure_s_details_and_chart_say_what_it_is(client: TestClient) -> None
     desc = re.search(r"<desc[^>]*>(.*?)</desc>", ranged, flags=re.DOTALL)
     assert desc is not None
     assert desc.group(1).endswith(", drawn beside its baseline in USD.")
+
+
+def test_a_deleted_figure_s_page_says_so_and_links_its_last_version(writable: Writable) -> None:
+    w = writable
+    path = f"/v1/metrics/{FIGURE}"
+    gone = w.client.delete(path, headers={**w.auth(), "If-Match": w.etag(path)})
+    assert gone.status_code == 204
+    page = w.client.get(FIGURE_PAGE)
+    assert page.status_code == 404
+    assert "It was deleted on" in page.text and "by alice" in page.text
+    last = re.search(r'href="([^"]+)">See its last version', page.text)
+    assert last is not None
+    before = w.client.get(unescape(last.group(1)))
+    assert before.status_code == 200
+    assert "CAR-T dose manufacturing cost via a CDMO" in _text(before.text)
+    never = w.client.get("/explore/metrics/never-was")
+    assert never.status_code == 404 and "It was deleted" not in never.text

@@ -417,6 +417,22 @@ def what_changed(revisions: list[RevisionPublic]) -> list[list[tuple[str, str, s
     return rows
 
 
+def deleted(
+    session: Session, kind: str, record_id: str, as_of: datetime | None
+) -> tuple[RevisionPublic, RevisionPublic] | None:
+    """(the deletion, the revision before it) when the record was deleted by `as_of` (or
+    now); None when it never was, or was not yet, deleted."""
+    try:
+        revisions, _total = history_service.record_revisions(
+            session, kind=kind, label=kind, record_id=record_id, limit=2, offset=0, as_of=as_of
+        )
+    except NotFound:
+        return None
+    if len(revisions) < 2 or revisions[0].action != "delete":
+        return None
+    return revisions[0], revisions[1]
+
+
 def _entities_of(session: Session, metric_id: str) -> list[tuple[Kind, EntityPublic]]:
     """The context entities this figure quantifies."""
     return [

@@ -285,7 +285,8 @@ def figure(
     try:
         context = pages.figure(session, metric_id, as_of, linker(request.query_params.get("as_of")))
     except NotFound as error:
-        return _not_found(request, session, str(error))
+        gone = pages.deleted(session, "metric", metric_id, as_of)
+        return _not_found(request, session, str(error), gone)
     title = f"{context['metric'].name}: {words.in_words(context['metric'])}"
     return _render(request, session, "metric.html", title, context)
 
@@ -332,8 +333,11 @@ for _section in SECTIONS:
     _section_route(_section)
 
 
-def _not_found(request: Request, session: Session, detail: str) -> HTMLResponse:
-    return _render(request, session, "not_found.html", "Not found", {"detail": detail}, 404)
+def _not_found(request: Request, session: Session, detail: str, gone: Any = None) -> HTMLResponse:
+    """The page of an address that shows nothing; `gone`: the deletion of the record it
+    showed (pages.deleted), told with a link to its last version."""
+    context = {"detail": detail, "gone": gone}
+    return _render(request, session, "not_found.html", "Not found", context, 404)
 
 
 class _PagePath(PathConvertor):

@@ -618,3 +618,12 @@ def test_a_deleted_figure_s_page_says_so_and_links_its_last_version(writable: Wr
     assert "CAR-T dose manufacturing cost via a CDMO" in _text(before.text)
     never = w.client.get("/explore/metrics/never-was")
     assert never.status_code == 404 and "It was deleted" not in never.text
+
+
+def test_a_moment_before_any_figure_says_so(client: TestClient) -> None:
+    page = client.get("/explore/metrics", params={"as_of": "1999-01-01T00:00:00Z"})
+    assert page.status_code == 200
+    text = _text(page.text)
+    assert "The dataset held no figure at this moment." in text
+    assert "Clear every filter" not in text
+    assert '<a href="/explore/metrics">View the current data</a>' in page.text

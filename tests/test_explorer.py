@@ -517,6 +517,11 @@ def test_figures_in_words_say_the_qualifier_direction_and_period(client: TestCli
         "up 11.2% a year, 2023–2028 (projected)"
     )
     assert said("ultra-personalized-annual-cost-reduction") == "down 8–10% a year"
+    # Projected for a year now past: said so wherever the figure is said (the tables and the
+    # figure's notice said "expired projection" beside "(projected)").
+    assert said("distributed-cell-therapy-capacity-share-2025") == (
+        "about 35%, 2025 (an expired projection)"
+    )
     assert said(FIGURE) == "$45,000–$65,000, 2026"
 
 

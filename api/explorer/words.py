@@ -142,12 +142,15 @@ def when(metric: MetricPublic) -> str:
 
 
 def in_words(metric: MetricPublic) -> str:
-    """The figure and its period: "$45,000–$65,000, 2026"; projections say so."""
+    """The figure and its period: "$45,000–$65,000, 2026"; projections say so, and one
+    whose year has passed says it expired ("about 35%, 2025 (an expired projection)")."""
     text = figure(metric)
     period = when(metric)
     if period:
         text += f", {period}"
-    if metric.forecast:
+    if metric.horizon_passed:
+        text += " (an expired projection)"
+    elif metric.forecast:
         text += " (projected)"
     return text
 

@@ -93,11 +93,14 @@ def _author(source: SourcePublic) -> str:
     return source.author or source.publisher
 
 
-def csl_item(source: SourcePublic, evidence: Evidence | None = None) -> dict[str, Any]:
-    """The source as one CSL-JSON item; with `evidence`, the quote in `note`."""
+def csl_item(
+    source: SourcePublic, evidence: Evidence | None = None, key: str | None = None
+) -> dict[str, Any]:
+    """The source as one CSL-JSON item, its id `key` (the source's own by default); with
+    `evidence`, the quote in `note`."""
     day = source.published_on
     item: dict[str, Any] = {
-        "id": source.id,
+        "id": key or source.id,
         "type": CSL_TYPES[source.kind],
         "title": source.title,
         "author": [{"literal": _author(source)}],
@@ -196,17 +199,22 @@ def _spaced_dates(text: str) -> str:
 _RENDERING = threading.Lock()
 
 
-def styled(style: CitationStyle, source: SourcePublic, evidence: Evidence | None = None) -> str:
+def styled(
+    style: CitationStyle,
+    source: SourcePublic,
+    evidence: Evidence | None = None,
+    key: str | None = None,
+) -> str:
     """The reference in `style`; with `evidence`, the quote and its in-text citation first."""
     from citeproc import Citation, CitationItem, CitationStylesBibliography, formatter
     from citeproc.source.json import CiteProcJSON
 
-    item = _as_read_by(style, csl_item(source))
+    item = _as_read_by(style, csl_item(source, key=key))
     with _RENDERING:
         bibliography = CitationStylesBibliography(
             _style(style), CiteProcJSON([item]), formatter.plain
         )
-        citation = Citation([CitationItem(source.id)])
+        citation = Citation([CitationItem(key or source.id)])
         bibliography.register(citation)
         in_text = str(bibliography.cite(citation, lambda _item: None))
         reference = str(bibliography.bibliography()[0])
@@ -245,8 +253,9 @@ def latex(text: str) -> str:
     return _LATEX_PATTERN.sub(lambda match: _LATEX[match.group()], text)
 
 
-def bibtex(source: SourcePublic, evidence: Evidence | None = None) -> str:
-    """A BibTeX @misc entry (biblatex `date` included); the quote goes in `note`."""
+def bibtex(source: SourcePublic, evidence: Evidence | None = None, key: str | None = None) -> str:
+    """A BibTeX @misc entry keyed `key` (the source's id by default; biblatex `date`
+    included); the quote goes in `note`."""
     day = source.published_on
     fields = [
         # Double braces: a corporate author, not a family name and given names.
@@ -266,7 +275,7 @@ def bibtex(source: SourcePublic, evidence: Evidence | None = None) -> str:
     if evidence is not None:
         fields.append(("note", f"Quoted: ``{latex(evidence.quote)}''"))
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
-    return f"@misc{{{source.id},\n{body}\n}}\n"
+    return f"@misc{{{key or source.id},\n{body}\n}}\n"
 
 
 # A line break in a field (text fields allow \n; U+2028 and U+2029 are breaks to many
@@ -275,13 +284,13 @@ def bibtex(source: SourcePublic, evidence: Evidence | None = None) -> str:
 _RIS_BREAK = re.compile(r"[^\S\n\u2028\u2029]*[\n\u2028\u2029]\s*")
 
 
-def ris(source: SourcePublic, evidence: Evidence | None = None) -> str:
+def ris(source: SourcePublic, evidence: Evidence | None = None, key: str | None = None) -> str:
     """An RIS record (tags, two spaces, a hyphen, a space; CRLF line ends), each field on its
-    tag's line."""
+    tag's line; its ID `key` (the source's id by default)."""
     day = source.published_on
     lines = [
         ("TY", RIS_TYPES[source.kind]),
-        ("ID", source.id),
+        ("ID", key or source.id),
         ("AU", _author(source)),
         ("TI", source.title),
         ("PB", source.publisher),
@@ -299,9 +308,9 @@ def ris(source: SourcePublic, evidence: Evidence | None = None) -> str:
     )
 
 
-def csl_json(source: SourcePublic, evidence: Evidence | None = None) -> str:
+def csl_json(source: SourcePublic, evidence: Evidence | None = None, key: str | None = None) -> str:
     """A CSL-JSON array with one item."""
-    return json.dumps([csl_item(source, evidence)], ensure_ascii=False, indent=2) + "\n"
+    return json.dumps([csl_item(source, evidence, key)], ensure_ascii=False, indent=2) + "\n"
 
 
 # CSL-JSON's shapes, declared once in the document's components (a generator makes one class
@@ -346,12 +355,23 @@ CSL_SCHEMA = {
 }
 
 
-def _cited(session: Session, kind: Kind, record_id: str) -> tuple[SourcePublic, Evidence | None]:
-    """The source to cite for a record, and the record's evidence quote (none for a source)."""
+def record_key(source_id: str, kind: str, record_id: str) -> str:
+    """The key (BibTeX), ID (RIS) and CSL id of a record's citation: its source's id and the
+    record's, so that two figures of one source cited side by side (one .bib file, one
+    reference manager) are two entries, not one key twice."""
+    return f"{source_id}:{kind}:{record_id}"
+
+
+def _cited(
+    session: Session, kind: Kind, record_id: str
+) -> tuple[SourcePublic, Evidence | None, str | None]:
+    """The source to cite for a record, the record's evidence quote and its citation's key
+    (neither for a source, cited by its own id)."""
     item: Any = kind.get(session, record_id)
     if isinstance(item, SourcePublic):
-        return item, None
-    return sources_service.get_source(session, source_id=item.source_id), item.evidence
+        return item, None, None
+    source = sources_service.get_source(session, source_id=item.source_id)
+    return source, item.evidence, record_key(source.id, kind.name, record_id)
 
 
 def _answer(body: str, media_type: str, filename: str | None = None) -> Response:
@@ -419,26 +439,26 @@ def _register(kind: Kind) -> None:
     ) -> Response:
         if query.style in MOVED_STYLES:
             return _moved(request, MOVED_STYLES[query.style])
-        source, evidence = _cited(session, kind, item_id)
-        return _answer(styled(query.style, source, evidence), TEXT)
+        source, evidence, key = _cited(session, kind, item_id)
+        return _answer(styled(query.style, source, evidence, key), TEXT)
 
     def as_bibtex(
         item_id: item_id_type, session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]
     ) -> Response:
-        source, evidence = _cited(session, kind, item_id)
-        return _answer(bibtex(source, evidence), BIBTEX, f"{item_id}.bib")
+        source, evidence, key = _cited(session, kind, item_id)
+        return _answer(bibtex(source, evidence, key), BIBTEX, f"{item_id}.bib")
 
     def as_ris(
         item_id: item_id_type, session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]
     ) -> Response:
-        source, evidence = _cited(session, kind, item_id)
-        return _answer(ris(source, evidence), RIS, f"{item_id}.ris")
+        source, evidence, key = _cited(session, kind, item_id)
+        return _answer(ris(source, evidence, key), RIS, f"{item_id}.ris")
 
     def as_csl_json(
         item_id: item_id_type, session: ReadSessionDep, query: Annotated[AsOfQuery, Query()]
     ) -> Response:
-        source, evidence = _cited(session, kind, item_id)
-        return _answer(csl_json(source, evidence), CSL_JSON)
+        source, evidence, key = _cited(session, kind, item_id)
+        return _answer(csl_json(source, evidence, key), CSL_JSON)
 
     text: dict[str, Any] = {"type": "string"}
     operations: list[tuple[str, Callable[..., Response], str, str, str, dict[str, Any]]] = [

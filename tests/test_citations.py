@@ -100,7 +100,7 @@ def test_ris(client: TestClient) -> None:
     )
     assert response.text == (
         "TY  - ELEC\r\n"
-        "ID  - coreychem-future-of-cdmos-2026\r\n"
+        "ID  - coreychem-future-of-cdmos-2026:metric:car-t-dose-manufacturing-cost\r\n"
         "AU  - CoreyChem Editorial Team\r\n"
         f"TI  - {TITLE}\r\n"
         "PB  - CoreyChem\r\n"
@@ -109,6 +109,28 @@ def test_ris(client: TestClient) -> None:
         f"N1  - Quoted: {QUOTE}\r\n"
         "ER  -\r\n"
     )
+
+
+def test_two_figures_of_one_source_are_two_entries(client: TestClient) -> None:
+    """Cited side by side (one .bib file, one reference manager), two records of one source
+    are two entries: each keyed by its source's id and its own; a source by its own id."""
+    other = "/v1/metrics/viral-vector-lead-time"
+    keys = {
+        path: (
+            client.get(f"{path}/citation.bib").text.split(",", 1)[0],
+            client.get(f"{path}/citation.ris").text.split("\r\n")[1],
+            json.loads(client.get(f"{path}/citation.json").text)[0]["id"],
+        )
+        for path in (METRIC, other, SOURCE, "/v1/faq/scaling-bottlenecks")
+    }
+    key = "coreychem-future-of-cdmos-2026:metric:car-t-dose-manufacturing-cost"
+    assert keys[METRIC] == (f"@misc{{{key}", f"ID  - {key}", key)
+    assert keys[other][2] == "coreychem-future-of-cdmos-2026:metric:viral-vector-lead-time"
+    assert keys[SOURCE][2] == "coreychem-future-of-cdmos-2026"
+    assert keys["/v1/faq/scaling-bottlenecks"][2] == (
+        "coreychem-future-of-cdmos-2026:faq:scaling-bottlenecks"
+    )
+    assert client.get(f"{other}/citation").status_code == 200  # styled with the same key
 
 
 def test_csl_json(client: TestClient) -> None:

@@ -173,7 +173,7 @@ def test_the_figure_page_states_the_range_its_sentence_chart_and_citations(
     assert (
         "Monoclonal antibody batch cost per patient equivalent its baseline $15,000, 2026" in text
     )
-    assert "@misc{coreychem-future-of-cdmos-2026," in html
+    assert "@misc{coreychem-future-of-cdmos-2026:metric:car-t-dose-manufacturing-cost," in html
     assert "CoreyChem Editorial Team. (2026, June 1)." in text
     assert "1 revision, newest first" in text
     assert "view as of this version" in text

@@ -365,6 +365,7 @@ def figure(session: Session, metric_id: str, as_of: datetime | None, link: Any) 
         metric.evidence.start, metric.evidence.end, '<mark id="evidence">', "</mark>"
     )
     chart, rows = context_chart(session, metric, link)
+    key = citations.record_key(source.id, "metric", metric.id)
     revisions, revision_total = history_service.record_revisions(
         session,
         kind="metric",
@@ -381,13 +382,13 @@ def figure(session: Session, metric_id: str, as_of: datetime | None, link: Any) 
         "chart": chart,
         "rows": rows,
         "citations": {
-            "APA": citations.styled(citations.CitationStyle.apa, source, metric.evidence),
+            "APA": citations.styled(citations.CitationStyle.apa, source, metric.evidence, key),
             "Vancouver": citations.styled(
-                citations.CitationStyle.vancouver, source, metric.evidence
+                citations.CitationStyle.vancouver, source, metric.evidence, key
             ),
-            "RIS": citations.ris(source, metric.evidence),
-            "BibTeX": citations.bibtex(source, metric.evidence),
-            "CSL-JSON": citations.csl_json(source, metric.evidence),
+            "RIS": citations.ris(source, metric.evidence, key),
+            "BibTeX": citations.bibtex(source, metric.evidence, key),
+            "CSL-JSON": citations.csl_json(source, metric.evidence, key),
         },
         "revisions": list(zip(revisions, what_changed(revisions), strict=True)),
         "revision_total": revision_total,

@@ -440,6 +440,9 @@ def test_as_of_shows_the_data_then_and_says_so(writable: Writable) -> None:
     assert renamed.status_code == 200
     now = _text(w.client.get(FIGURE_PAGE).text)
     assert "Renamed dose cost" in now and "2 revisions, newest first" in now
+    assert "update metric car-t-dose-manufacturing-cost (name) by alice" in _text(
+        w.client.get("/").text
+    )
     # What the patch changed, before and after, as a reader names it.
     assert (
         "<li>Name: <del>CAR-T dose manufacturing cost via a CDMO</del> → "
@@ -468,7 +471,7 @@ def test_latest_changes_link_no_page_that_is_gone(writable: Writable) -> None:
     deleted = w.client.delete(path, headers={**w.auth(), "If-Match": w.etag(path)})
     assert deleted.status_code == 204
     html = w.client.get("/").text
-    changes = re.search(r'<ol class="changes".*?</ol>', html, re.S)
+    changes = re.search(r'<ul class="changes".*?</ul>', html, re.S)
     assert changes is not None
     links = re.findall(r'href="([^"]+)"', changes[0])
     assert len(re.findall(r"<li", changes[0])) == 8  # the eight newest changes

@@ -635,3 +635,19 @@ def test_a_moment_before_any_figure_says_so(client: TestClient) -> None:
     assert "The dataset held no figure at this moment." in text
     assert "Clear every filter" not in text
     assert '<a href="/explore/metrics">View the current data</a>' in page.text
+
+
+def test_facet_values_combine(client: TestClient) -> None:
+    """A facet with a value chosen offers its other values as additions (any of them matches,
+    as the API's lists do), and each chosen one as a removal of itself alone."""
+    one = client.get("/explore/metrics", params={"category": "market"}).text
+    assert 'href="/explore/metrics?category=market%2Cmna"' in one
+    two = client.get("/explore/metrics", params={"category": "market,mna"})
+    assert two.status_code == 200
+    removals = re.findall(r'<li class="selected"><a href="([^"]+)"', two.text)
+    assert sorted(unescape(href) for href in removals) == [
+        "/explore/metrics?category=market",
+        "/explore/metrics?category=mna",
+    ]
+    api_total = client.get("/v1/metrics", params={"category": "market,mna"}).json()["total"]
+    assert f"{api_total} figures matching" in _text(two.text)

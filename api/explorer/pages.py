@@ -17,7 +17,7 @@ from api.entities.schemas import EntityPublic, EntityQuery
 from api.errors import NotFound
 from api.explorer import article, charts, words
 from api.explorer.charts import Bar
-from api.filters import fold_case
+from api.filters import fold_case, spell
 from api.filters import values as filter_values
 from api.history import service as history_service
 from api.history.schemas import RevisionPublic
@@ -210,6 +210,17 @@ def browse(session: Session, query: MetricQuery) -> dict[str, Any]:
         "source_titles": titles,
         "others": other_matches(session, query.q) if query.q else [],
     }
+
+
+def facet_toggle(current: object, value: object) -> tuple[bool, str | None]:
+    """Whether a facet's `value` is among its filter's (`current`, as the query holds it), and
+    the filter with `value` toggled: added to the values chosen (any of them matches), or taken
+    out (None when no value is left)."""
+    chosen = [spell(v) for v in filter_values(str(current))] if current is not None else []
+    raw = spell(value)
+    if raw.lower() in (c.lower() for c in chosen):
+        return True, ",".join(c for c in chosen if c.lower() != raw.lower()) or None
+    return False, ",".join([*chosen, raw])
 
 
 def source_titles(session: Session) -> dict[str, str]:

@@ -247,6 +247,7 @@ def browse(
         sort_link=lambda field: here({"sort": field}),
         sortable=SORTABLE_FIELDS,
         filterable=pages.FILTERABLE,
+        facet_toggle=pages.facet_toggle,
         facet_limit=FACET_VALUES,
         exports=_exports(request),
     )
